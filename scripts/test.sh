@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# The test command: installs what it needs, then runs the suite twice.
+#   1. unit tests, plain (no monkey patching);
+#   2. everything (unit + integration against the bundled broker) under
+#      gevent.monkey.patch_all(), which the Kafka parts require.
+# Extra arguments are passed to both pytest runs.
+# Set GKBROAD_TEST_BOOTSTRAP_SERVERS=host:port to use your own Kafka instead of
+# the bundled Tansu broker.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+"$ROOT/scripts/bootstrap.sh"
+PY="$ROOT/.venv/bin/python"
+start=$(date +%s)
+echo "== run 1/2: unit tests, no monkey patching"
+"$PY" -m pytest tests/unit "$@"
+echo "== run 2/2: unit + integration tests under gevent.monkey.patch_all()"
+GKBROAD_GEVENT_PATCH=1 "$PY" -m pytest tests "$@"
+echo "== scripts/test.sh finished in $(( $(date +%s) - start ))s"
