@@ -1,0 +1,34 @@
+"""Acknowledging messages: grouping them by acknowledger and calling each once.
+
+Messages that share an acknowledger (same handler object and ref) are
+acknowledged in one ``handler.ack(ref, successful, failed)`` call, in the order
+they were handled. An acknowledger that raises is logged; it cannot stop the
+stage that called it.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Iterable
+
+from .message import Message
+
+__all__ = ["ack_messages"]
+
+logger = logging.getLogger(__name__)
+
+
+def ack_messages(successful: Iterable[Message], failed: Iterable[Message]) -> None:
+    groups: dict[tuple, tuple[list[Message], list[Message]]] = {}
+    for index, messages in enumerate((successful, failed)):
+        for message in messages:
+            handler, ref, _ = message.acknowledger
+            groups.setdefault((handler, ref), ([], []))[index].append(message)
+    for (handler, ref), (ok, bad) in groups.items():
+        try:
+            handler.ack(ref, ok, bad)
+        except Exception:
+            logger.exception(
+                "acknowledger %r raised while acknowledging %d successful and %d failed messages (ref %r)",
+                handler, len(ok), len(bad), ref,
+            )

@@ -1,0 +1,53 @@
+"""The producer protocol: what a class must do to feed a pipeline.
+
+Modelled on Broadway.Producer, in blocking greenlet style. The pipeline calls,
+in order:
+
+1. ``cls.prepare_for_start(options, pipeline_options)`` once, when the
+   pipeline is constructed. It validates the producer's own `options` (raise
+   ConfigError on bad ones), and returns ``(services, pipeline_options)``:
+   objects with ``start()`` and ``stop(timeout)`` that the pipeline starts
+   before the producers and stops after every message was acknowledged, and
+   the pipeline options, possibly rewritten (the producer's own options live
+   in ``pipeline_options["producer"]["module"][1]``; that is how state such as
+   a shared service reaches ``__init__``).
+2. ``cls(options, index=i, count=n)`` for each of the `concurrency` producer
+   greenlets.
+3. ``receive(demand)`` repeatedly: return a list of at most `demand` messages.
+   It may block the calling greenlet to wait for data, but should come back
+   within about a second (or at once after ``prepare_for_draining``), and
+   should wait rather than spin when it has nothing.
+4. ``prepare_for_draining()`` once, when the pipeline stops: from then on
+   ``receive`` is not called again; messages already returned are processed
+   and acknowledged.
+
+Each message carries an Acknowledger whose handler's ``ack(ref, successful,
+failed)`` is called once per message, after processing.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .message import Message
+
+__all__ = ["BaseProducer"]
+
+
+class BaseProducer:
+    """Convenience base class with the optional parts of the protocol."""
+
+    @classmethod
+    def prepare_for_start(cls, options: dict, pipeline_options: dict) -> tuple[list[Any], dict]:
+        return [], pipeline_options
+
+    def __init__(self, options: dict, *, index: int, count: int):
+        self.options = options
+        self.index = index
+        self.count = count
+
+    def receive(self, demand: int) -> list[Message]:
+        raise NotImplementedError(f"{type(self).__name__} must implement receive(demand)")
+
+    def prepare_for_draining(self) -> None:
+        """Called once when the pipeline stops; wake up a blocked receive here."""

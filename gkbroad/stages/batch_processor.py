@@ -1,0 +1,27 @@
+"""The batch processor stage: handle_batch for each batch, then ack its messages."""
+
+from __future__ import annotations
+
+from gevent.queue import Queue
+
+from ..callbacks import Callbacks
+from ._base import STOP, Stage
+
+
+class BatchProcessorStage(Stage):
+    def __init__(self, name: str, batcher: str, inbox: Queue, callbacks: Callbacks):
+        self.name = name
+        self.batcher = batcher
+        self.inbox = inbox
+        self.callbacks = callbacks
+
+    def run(self) -> None:
+        while True:
+            item = self.inbox.get()
+            if item is STOP:
+                return
+            messages, info = item
+            handled = self.callbacks.handle_batch(self.batcher, messages, info)
+            successful = [m for m in handled if not m.is_failed]
+            failed = [m for m in handled if m.is_failed]
+            self.callbacks.finish(successful, failed)

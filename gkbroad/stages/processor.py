@@ -1,0 +1,104 @@
+"""The processor stage: handle_message for each message, then ack or hand to a batcher.
+
+With a partition_by function every processor greenlet has its own queue and a
+message always goes to the queue its key picks, so one key is handled by one
+greenlet, in order. Without one, all processors share one queue and whichever
+is free takes the next messages.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from typing import Callable
+
+from gevent.queue import Queue
+
+from ..callbacks import Callbacks
+from ..flow import Credits
+from ..message import Message
+from ._base import STOP, Stage
+
+logger = logging.getLogger(__name__)
+
+
+class Router:
+    """Picks the processor queue of each message."""
+
+    def __init__(self, concurrency: int, partition_by: Callable[[Message], int] | None):
+        self.partition_by = partition_by
+        self.queues = [Queue() for _ in range(concurrency if partition_by else 1)]
+
+    def queue_for(self, index: int) -> Queue:
+        return self.queues[index if self.partition_by else 0]
+
+    def dispatch(self, message: Message) -> None:
+        if self.partition_by is None:
+            self.queues[0].put(message)
+            return
+        try:
+            index = self.partition_by(message) % len(self.queues)
+        except Exception as exc:
+            logger.exception("partition_by raised; the message fails without being handled")
+            message.failed(exc)
+            index = 0
+        self.queues[index].put(message)
+
+    def stop_all(self, processors: int) -> None:
+        """One STOP per processor, behind every message already queued."""
+        for index in range(processors):
+            self.queue_for(index).put(STOP)
+
+
+class ProcessorStage(Stage):
+    def __init__(self, name: str, processor: str, inbox: Queue, shared_inbox: int, max_demand: int,
+                 callbacks: Callbacks, credits: Credits, batchers: dict[str, Queue]):
+        self.name = name
+        self.processor = processor
+        self.inbox = inbox
+        self.sharing = shared_inbox
+        self.max_demand = max_demand
+        self.callbacks = callbacks
+        self.credits = credits
+        self.batchers = batchers
+
+    def run(self) -> None:
+        stopping = False
+        while not stopping:
+            chunk, stopping = self._next_chunk()
+            if chunk:
+                self._process(chunk)
+                self.credits.give(len(chunk))
+
+    def _next_chunk(self) -> tuple[list[Message], bool]:
+        """The next messages to handle, taken fairly when the inbox is shared."""
+        first = self.inbox.get()
+        if first is STOP:
+            return [], True
+        chunk = [first]
+        most = min(self.max_demand, max(1, math.ceil(len(self.inbox) / self.sharing)) if self.sharing > 1
+                   else self.max_demand)
+        while len(chunk) < most and not self.inbox.empty():
+            item = self.inbox.peek_nowait()
+            if item is STOP:
+                break
+            chunk.append(self.inbox.get_nowait())
+        return chunk, False
+
+    def _process(self, chunk: list[Message]) -> None:
+        successful, failed = [], []
+        for message in self.callbacks.prepare_messages(chunk):
+            if not message.is_failed:
+                message = self.callbacks.handle_message(self.processor, message)
+            if message.is_failed:
+                failed.append(message)
+            elif message.batcher in self.batchers:
+                self.batchers[message.batcher].put(message)
+            elif not self.batchers and message.batcher == "default":
+                successful.append(message)
+            else:
+                failed.append(message.failed(
+                    f"handle_message put the message in batcher {message.batcher!r}, which does not exist; "
+                    f"configured batchers: {', '.join(sorted(self.batchers)) or 'none'}"
+                ))
+        self.callbacks.finish(successful, failed)

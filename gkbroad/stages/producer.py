@@ -1,0 +1,65 @@
+"""The producer stage: asks a producer for as many messages as there are free credits.
+
+One greenlet per producer instance. Demand is the number of free credits (see
+gkbroad.flow.Credits), capped by the rate limit, so a slow pipeline makes the
+producer wait instead of buffering. What it receives goes to the router, which
+picks the processor queue.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from gevent.event import Event
+
+from ..flow import Credits, RateLimiter
+from ._base import Stage
+
+logger = logging.getLogger(__name__)
+
+RECEIVE_ERROR_BACKOFF = 1.0
+
+
+class ProducerStage(Stage):
+    def __init__(self, name: str, producer, credits: Credits, router, rate_limiter: RateLimiter | None,
+                 draining: Event):
+        self.name = name
+        self.producer = producer
+        self.credits = credits
+        self.router = router
+        self.rate_limiter = rate_limiter
+        self.draining = draining
+
+    def run(self) -> None:
+        while not self.draining.is_set():
+            demand = self._demand()
+            if not demand:
+                continue
+            messages = self._receive(demand)
+            unused = demand - len(messages)
+            if unused > 0:
+                self.credits.give(unused)
+                if self.rate_limiter:
+                    self.rate_limiter.give_back(unused)
+            elif unused < 0:
+                logger.warning("%s: receive(%d) returned %d messages; the extra ones are processed anyway",
+                               self.name, demand, len(messages))
+                self.credits.give(unused)
+            for message in messages:
+                self.router.dispatch(message)
+
+    def _demand(self) -> int:
+        demand = self.credits.take(self.credits.total, self.draining)
+        if demand and self.rate_limiter:
+            allowed = self.rate_limiter.take(demand, self.draining)
+            self.credits.give(demand - allowed)
+            demand = allowed
+        return demand
+
+    def _receive(self, demand: int) -> list:
+        try:
+            return list(self.producer.receive(demand))
+        except Exception:
+            logger.exception("%s: receive(%d) raised; retrying in %.1fs", self.name, demand, RECEIVE_ERROR_BACKOFF)
+            self.draining.wait(RECEIVE_ERROR_BACKOFF)
+            return []
