@@ -1,0 +1,134 @@
+"""Value tests of OffsetTracker: what becomes committable after which acks."""
+
+import random
+import time
+
+from gkbroad.kafka.offset_tracker import OffsetTracker
+
+TP = ("orders", 0)
+OTHER = ("orders", 1)
+
+
+def acks(tp, *offsets):
+    return [(tp, offset) for offset in offsets]
+
+
+def test_in_order_acks_advance_to_the_last_acked_offset():
+    tracker = OffsetTracker()
+    tracker.delivered(TP, [0, 1, 2])
+    assert tracker.done(acks(TP, 0)) == {TP: 0}
+    assert tracker.done(acks(TP, 1, 2)) == {TP: 2}
+    assert tracker.pending(TP) == 0
+
+
+def test_out_of_order_acks_are_held_until_contiguous():
+    tracker = OffsetTracker()
+    tracker.delivered(TP, [10, 11, 12, 13])
+    assert tracker.done(acks(TP, 12, 13)) == {}
+    assert tracker.pending(TP) == 2
+    assert tracker.done(acks(TP, 11)) == {}
+    assert tracker.done(acks(TP, 10)) == {TP: 13}
+    assert tracker.pending(TP) == 0
+
+
+def test_gaps_between_delivered_offsets_do_not_block():
+    # Compacted topics and transaction markers leave holes in the offsets.
+    tracker = OffsetTracker()
+    tracker.delivered(TP, [3, 7, 8, 20])
+    assert tracker.done(acks(TP, 3)) == {TP: 3}
+    assert tracker.done(acks(TP, 8)) == {}
+    assert tracker.done(acks(TP, 7)) == {TP: 8}
+    assert tracker.done(acks(TP, 20)) == {TP: 20}
+
+
+def test_an_undelivered_offset_inside_a_gap_is_unknown_and_ignored():
+    tracker = OffsetTracker()
+    tracker.delivered(TP, [3, 7])
+    assert tracker.done(acks(TP, 5)) == {}
+    assert tracker.pending(TP) == 2
+
+
+def test_duplicate_acks_and_duplicate_deliveries_are_ignored():
+    tracker = OffsetTracker()
+    tracker.delivered(TP, [0, 1])
+    tracker.delivered(TP, [1])  # already delivered
+    assert tracker.pending(TP) == 2
+    assert tracker.done(acks(TP, 1, 1)) == {}
+    assert tracker.pending(TP) == 1
+    assert tracker.done(acks(TP, 0, 0, 1)) == {TP: 1}
+    assert tracker.done(acks(TP, 0, 1)) == {}
+
+
+def test_acks_of_unknown_partitions_and_offsets_are_ignored():
+    tracker = OffsetTracker()
+    tracker.delivered(TP, [5])
+    assert tracker.done(acks(OTHER, 5) + acks(TP, 4, 6)) == {}
+    assert tracker.pending(TP) == 1
+    assert tracker.pending(OTHER) == 0
+
+
+def test_partitions_are_independent_and_only_advanced_ones_are_returned():
+    tracker = OffsetTracker()
+    tracker.delivered(TP, [0, 1])
+    tracker.delivered(OTHER, [0, 1])
+    assert tracker.done(acks(TP, 0, 1) + acks(OTHER, 1)) == {TP: 1}
+    assert tracker.done(acks(OTHER, 0)) == {OTHER: 1}
+
+
+def test_forget_drops_history_and_later_acks():
+    tracker = OffsetTracker()
+    tracker.delivered(TP, [0, 1, 2])
+    tracker.done(acks(TP, 1))
+    tracker.forget(TP)
+    assert tracker.pending(TP) == 0
+    assert tracker.done(acks(TP, 0, 1, 2)) == {}
+    tracker.forget(TP)  # forgetting twice is harmless
+
+
+def test_reassignment_after_forget_starts_fresh_even_at_lower_offsets():
+    # Another member may have committed less than we processed: the partition
+    # comes back starting below the offsets we had delivered before.
+    tracker = OffsetTracker()
+    tracker.delivered(TP, [100, 101])
+    tracker.forget(TP)
+    tracker.delivered(TP, [90, 91])
+    assert tracker.pending(TP) == 2
+    assert tracker.done(acks(TP, 100)) == {}
+    assert tracker.done(acks(TP, 90, 91)) == {TP: 91}
+
+
+def test_deliveries_after_acks_continue_from_the_frontier():
+    tracker = OffsetTracker()
+    tracker.delivered(TP, [0, 1])
+    assert tracker.done(acks(TP, 0, 1)) == {TP: 1}
+    tracker.delivered(TP, [2, 3])
+    assert tracker.done(acks(TP, 3)) == {}
+    assert tracker.done(acks(TP, 2)) == {TP: 3}
+
+
+def test_large_volume_shuffled_acks_end_at_the_last_offset_quickly():
+    tracker = OffsetTracker()
+    rng = random.Random(7)
+    offsets = [o for o in range(0, 300_000) if o % 7]  # gaps everywhere
+    batches = [offsets[i:i + 500] for i in range(0, len(offsets), 500)]
+    start = time.perf_counter()
+    for batch in batches:
+        tracker.delivered(TP, batch)
+    shuffled = list(offsets)
+    # Keep acks roughly local, as with many processors: shuffle in windows.
+    window = 5_000
+    for i in range(0, len(shuffled), window):
+        part = shuffled[i:i + window]
+        rng.shuffle(part)
+        shuffled[i:i + window] = part
+    committed = -1
+    for i in range(0, len(shuffled), 250):
+        advanced = tracker.done(acks(TP, *shuffled[i:i + 250]))
+        if TP in advanced:
+            assert advanced[TP] > committed
+            committed = advanced[TP]
+    elapsed = time.perf_counter() - start
+    assert committed == offsets[-1]
+    assert tracker.pending(TP) == 0
+    # Generous bound: only catches accidental quadratic behaviour.
+    assert elapsed < 10
