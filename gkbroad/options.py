@@ -119,6 +119,8 @@ class NamedStages(fields.Field):
 class ProducerModule(fields.Field):
     """`ProducerClass`, `"pkg.module:ProducerClass"`, or `(either, {options})`."""
 
+    doc_type = "class, dotted path, or (class, options) pair"
+
     default_error_messages = {
         "invalid": "must be a producer class, a dotted path to one, or a (class, options dict) pair",
         "options": "the second item of the pair must be a dict of producer options",
@@ -303,13 +305,21 @@ def _describe(errors: Any, node: Any, data: Any, path: str):
             yield from _describe(sub, node, data, path)
             continue
         child_path = f"{path}.{key}" if path else str(key)
-        child_data = data.get(key, _MISSING) if isinstance(data, dict) else _MISSING
+        child_data = _lookup(data, key)
         child_node = _child(node, key)
         if isinstance(node, Schema) and child_node is None:
             known = ", ".join(sorted(node.fields))
             yield _line(child_path, f"unknown option (known options: {known})", child_data)
         else:
             yield from _describe(sub, child_node, child_data, child_path)
+
+
+def _lookup(data: Any, key: Any) -> Any:
+    if isinstance(data, dict):
+        return data.get(key, _MISSING)
+    if isinstance(data, (list, tuple)) and isinstance(key, int) and 0 <= key < len(data):
+        return data[key]
+    return _MISSING
 
 
 def _child(node: Any, key: Any) -> Any:

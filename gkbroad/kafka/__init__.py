@@ -1,0 +1,12 @@
+"""Kafka for gkbroad: the producer stage and the consumer group it drives.
+
+Import this only after ``gevent.monkey.patch_all()``: kafka-python picks its
+network selector when it is first imported, and gkbroad refuses to start a
+consumer group when the order was wrong.
+"""
+
+from .consumer_group import ConsumerGroup
+from .offset_tracker import OffsetTracker
+from .producer import Producer
+
+__all__ = ["ConsumerGroup", "OffsetTracker", "Producer"]

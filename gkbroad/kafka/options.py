@@ -1,0 +1,205 @@
+"""Option schemas of the Kafka producer stage (`producer.module` options).
+
+Same names and meaning as the reference producer where it has them; the README's
+Kafka option tables are generated from these classes.
+"""
+
+from __future__ import annotations
+
+from kafka.consumer.group import KafkaConsumer
+from marshmallow import RAISE, Schema, ValidationError, fields, pre_load, validate as mm_validate, validates_schema
+
+from ..options import NonEmptyString, NonNegativeInt, PositiveInt, import_object, one_of, option
+
+__all__ = ["FetchStrategyOptions", "KafkaProducerOptions", "TopicOptions", "CLIENT_SETTINGS_MANAGED"]
+
+ASSIGNORS = ("cooperative-sticky", "range", "roundrobin", "sticky")
+
+# KafkaConsumer settings that gkbroad sets itself, and the option to use instead.
+CLIENT_SETTINGS_MANAGED = {
+    "group_id": "group_name",
+    "group_instance_id": "instance_id",
+    "enable_auto_commit": None,
+    "auto_commit_interval_ms": None,
+    "auto_offset_reset": "topics[].offset_reset_policy",
+    "partition_assignment_strategy": "partition_assignment_strategy",
+    "session_timeout_ms": "session_timeout_ms",
+    "heartbeat_interval_ms": "heartbeat_interval_ms",
+    "max_poll_records": None,
+    "fetch_max_wait_ms": "fetch_strategy.max_wait_ms",
+    "fetch_min_bytes": "fetch_strategy.min_bytes",
+    "fetch_max_bytes": "fetch_strategy.max_bytes",
+    "isolation_level": "topics[].isolation_level",
+    "consumer_timeout_ms": None,
+    "default_offset_commit_callback": None,
+    "selector": None,
+    "kafka_client": None,
+}
+
+
+class ClientSettings(fields.Field):
+    """kafka-python KafkaConsumer connection settings, passed through after checking the names."""
+
+    doc_type = "mapping"
+
+    default_error_messages = {"invalid": "must be a mapping of kafka-python consumer settings"}
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if not isinstance(value, dict):
+            raise self.make_error("invalid")
+        errors = {}
+        for key in value:
+            if key in CLIENT_SETTINGS_MANAGED:
+                instead = CLIENT_SETTINGS_MANAGED[key]
+                errors[key] = [f"is set by gkbroad; {'use the ' + repr(instead) + ' option' if instead else 'leave it out'}"]
+            elif key not in KafkaConsumer.DEFAULT_CONFIG:
+                errors[key] = ["is not a kafka-python KafkaConsumer setting"]
+        if "bootstrap_servers" not in value:
+            errors["bootstrap_servers"] = ["missing required option"]
+        if errors:
+            raise ValidationError(errors)
+        return dict(value)
+
+
+class ConsumerGroupClass(fields.Field):
+    doc_type = "ConsumerGroup subclass or dotted path"
+    default_error_messages = {
+        "invalid": "must be a subclass of gkbroad.kafka.ConsumerGroup (or a dotted path to one)",
+        "client": "must carry its kafka-python settings in a `client` class attribute (a dict with bootstrap_servers)",
+    }
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        from .consumer_group import ConsumerGroup
+
+        if isinstance(value, str):
+            try:
+                value = import_object(value)
+            except (ImportError, AttributeError) as exc:
+                raise ValidationError(f"cannot import {value!r} ({exc})") from exc
+        if not (isinstance(value, type) and issubclass(value, ConsumerGroup)):
+            raise self.make_error("invalid")
+        if not isinstance(value.client, dict) or "bootstrap_servers" not in value.client:
+            raise self.make_error("client")
+        return value
+
+
+class TopicOptions(Schema):
+    class Meta:
+        unknown = RAISE
+
+    name = NonEmptyString(required=True, **option("The topic to consume."))
+    offset_reset_policy = one_of(
+        ("earliest", "latest"),
+        "Where to start in a partition the group has no committed offset for.",
+        load_default="latest",
+    )
+    fetch_max_bytes = PositiveInt(
+        load_default=None, allow_none=True,
+        **option("Most bytes fetched per partition per request (kafka-python max_partition_fetch_bytes)."),
+    )
+    max_buffer_records = PositiveInt(
+        load_default=1000,
+        **option("Records buffered per partition before its fetching pauses (resumes once pulled below half)."),
+    )
+    isolation_level = one_of(
+        ("read_uncommitted", "read_committed"),
+        "read_committed hides records of aborted and open transactions.",
+        load_default="read_uncommitted",
+    )
+
+
+class FetchStrategyOptions(Schema):
+    class Meta:
+        unknown = RAISE
+
+    max_wait_ms = NonNegativeInt(load_default=None, allow_none=True,
+                                 **option("How long the broker may hold a fetch waiting for min_bytes."))
+    min_bytes = PositiveInt(load_default=None, allow_none=True,
+                            **option("The least data the broker should gather before answering a fetch."))
+    max_bytes = PositiveInt(load_default=None, allow_none=True,
+                            **option("Most bytes one fetch response may carry, all partitions together."))
+
+
+class KafkaProducerOptions(Schema):
+    class Meta:
+        unknown = RAISE
+
+    client = ClientSettings(
+        load_default=None, allow_none=True,
+        **option(
+            "kafka-python connection settings: `bootstrap_servers` (required) and any of security_protocol, "
+            "sasl_*, ssl_*, client_id, request_timeout_ms, ... Exactly one of `client` or `consumer_group`."
+        ),
+    )
+    consumer_group = ConsumerGroupClass(
+        load_default=None, allow_none=True,
+        **option(
+            "A gkbroad.kafka.ConsumerGroup subclass carrying `client` as a class attribute, for its "
+            "lifecycle callbacks. Exactly one of `client` or `consumer_group`."
+        ),
+    )
+    group_name = NonEmptyString(required=True, **option("The Kafka consumer group id."))
+    topics = fields.List(
+        fields.Nested(TopicOptions), required=True,
+        validate=mm_validate.Length(min=1, error="must list at least one topic"),
+        **option("The topics to consume, each a mapping of the topic options below (`name` required)."),
+    )
+    default_topic_config = fields.Nested(
+        TopicOptions, exclude=("name",), load_default=None, allow_none=True,
+        **option("Topic options applied to every topic that does not set them itself."),
+    )
+    receive_interval = NonNegativeInt(
+        load_default=1000,
+        **option("Milliseconds a producer waits after a round that found no records (it wakes early when "
+                 "records arrive)."),
+    )
+    message_format = one_of(
+        ("record", "value"), "Shape of each message: see Message formats.", load_default="record",
+    )
+    fetch_strategy = fields.Nested(
+        FetchStrategyOptions, load_default=None, allow_none=True, **option("Fetch tuning; see below."),
+    )
+    committers_count = PositiveInt(load_default=1, **option("Greenlets that send offset commits."))
+    instance_id = NonEmptyString(
+        load_default=None, allow_none=True,
+        **option("Static membership id (group_instance_id): a restart within the session timeout keeps the "
+                 "partitions. Needs a real Kafka to take full effect."),
+    )
+    rebalance_timeout_ms = PositiveInt(
+        load_default=None, allow_none=True,
+        **option("How long the coordinator waits for members to rejoin during a rebalance."),
+    )
+    session_timeout_ms = PositiveInt(
+        load_default=None, allow_none=True,
+        **option("Member is dropped when no heartbeat arrived for this long (kafka-python default 10000)."),
+    )
+    heartbeat_interval_ms = PositiveInt(
+        load_default=None, allow_none=True, **option("Time between heartbeats (kafka-python default 3000)."),
+    )
+    drain_timeout = NonNegativeInt(
+        load_default=30000,
+        **option("On revocation, how long in-flight messages of the revoked partitions may take to be "
+                 "acknowledged before the partitions are given up anyway."),
+    )
+    partition_assignment_strategy = one_of(
+        ASSIGNORS,
+        "cooperative-sticky moves only the partitions that change owner; the others are eager (stop-the-world).",
+        load_default="cooperative-sticky",
+    )
+
+    @pre_load
+    def _merge_topic_defaults(self, data, **kwargs):
+        defaults, topics = data.get("default_topic_config"), data.get("topics")
+        if isinstance(defaults, dict) and isinstance(topics, list):
+            data = {**data, "topics": [{**defaults, **t} if isinstance(t, dict) else t for t in topics]}
+        return data
+
+    @validates_schema
+    def _one_connection(self, data, **kwargs):
+        has_client, has_group = data.get("client") is not None, data.get("consumer_group") is not None
+        if not has_client and not has_group:
+            raise ValidationError("one of client or consumer_group is required in the Kafka producer options")
+        if has_client and has_group:
+            raise ValidationError(
+                "client and consumer_group are mutually exclusive in the Kafka producer options; set only one of them"
+            )

@@ -1,0 +1,114 @@
+"""The Kafka producer stage: pulls records from one shared ConsumerGroup on demand.
+
+prepare_for_start validates the options, builds the ConsumerGroup (the one
+membership of this process) and hands it to the pipeline as a service, and sets
+the pipeline's partition_by so every record of a partition is handled by one
+processor greenlet and one batch processor, in offset order.
+
+Each producer greenlet owns the assigned partitions whose stable hash modulo
+the producer count equals its index. A round pulls from its partitions in a
+fresh random order until the demand is met, so none starves; after an empty
+round it waits up to receive_interval (waking early when records arrive).
+Acknowledgements go back to the group, which commits contiguous offsets.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from typing import Any
+
+from gevent.event import Event
+
+from ..errors import ConfigError
+from ..message import Message
+from ..options import validate
+from ..producer import BaseProducer
+from .consumer_group import ConsumerGroup
+from .formats import build_message
+from .options import KafkaProducerOptions
+from .routing import owns, partition_by_partition
+
+__all__ = ["Producer"]
+
+logger = logging.getLogger(__name__)
+
+OPTIONS_PATH = "producer.module"
+
+# Options the ConsumerGroup takes as they are.
+GROUP_PASSTHROUGH = (
+    "default_topic_config",
+    "fetch_strategy",
+    "committers_count",
+    "instance_id",
+    "rebalance_timeout_ms",
+    "session_timeout_ms",
+    "heartbeat_interval_ms",
+    "drain_timeout",
+    "partition_assignment_strategy",
+)
+
+
+class Producer(BaseProducer):
+    """Consume Kafka topics through one consumer-group membership. Options: see the README."""
+
+    @classmethod
+    def prepare_for_start(cls, options: dict, pipeline_options: dict) -> tuple[list[Any], dict]:
+        opts = validate(KafkaProducerOptions, options, OPTIONS_PATH)
+        _refuse_partition_by(pipeline_options)
+        group_cls = opts["consumer_group"] or ConsumerGroup
+        group = group_cls(
+            opts["group_name"],
+            opts["topics"],
+            client=opts["client"],
+            **{key: opts[key] for key in GROUP_PASSTHROUGH},
+        )
+        pipeline_options["producer"]["module"] = (cls, {**opts, "group": group})
+        pipeline_options["partition_by"] = partition_by_partition
+        return [group], pipeline_options
+
+    def __init__(self, options: dict, *, index: int, count: int):
+        super().__init__(options, index=index, count=count)
+        self.group: ConsumerGroup = options["group"]
+        self.message_format = options["message_format"]
+        self.receive_interval = options["receive_interval"] / 1000.0
+        self.draining = Event()
+
+    def receive(self, demand: int) -> list[Message]:
+        messages = self._pull_round(demand)
+        if not messages and not self.draining.is_set():
+            self.group.wait_for_records(min(self.receive_interval, 1.0))
+        return messages
+
+    def _pull_round(self, demand: int) -> list[Message]:
+        partitions = [tp for tp in self.group.assigned_partitions() if owns(*tp, self.index, self.count)]
+        random.shuffle(partitions)
+        messages: list[Message] = []
+        for topic, partition in partitions:
+            epoch, records = self.group.pull(topic, partition, demand - len(messages))
+            messages.extend(build_message(r, epoch, self, self.index, self.message_format) for r in records)
+            if len(messages) >= demand:
+                break
+        return messages
+
+    def ack(self, ref: Any, successful: list[Message], failed: list[Message]) -> None:
+        """Successful and failed alike advance the offsets: failures were reported to handle_failed."""
+        self.group.ack(m.acknowledger.data for group in (successful, failed) for m in group)
+
+    def prepare_for_draining(self) -> None:
+        self.draining.set()
+
+
+def _refuse_partition_by(pipeline_options: dict) -> None:
+    places = []
+    if pipeline_options.get("partition_by") is not None:
+        places.append("partition_by")
+    for kind in ("processors", "batchers"):
+        for name, stage in (pipeline_options.get(kind) or {}).items():
+            if stage.get("partition_by") is not None:
+                places.append(f"{kind}.{name}.partition_by")
+    if places:
+        raise ConfigError(
+            f"{', '.join(places)}: the Kafka producer sets partition_by itself so that each partition's records "
+            "are handled in order; remove it"
+        )
