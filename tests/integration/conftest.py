@@ -1,0 +1,58 @@
+"""Fixtures of the integration tests: a real Kafka-compatible broker.
+
+The broker is the one in GKBROAD_TEST_BOOTSTRAP_SERVERS if set, else a Tansu
+started for the session on a free loopback port (gkbroad.broker.LocalBroker).
+No broker means failed tests, never skipped ones: a suite that silently skips
+its Kafka tests proves nothing.
+
+kafka-python must run under gevent here, exactly as in production, so these
+tests require GKBROAD_GEVENT_PATCH=1 (tests/conftest.py then patches before
+anything imports kafka); scripts/test.sh sets it.
+"""
+
+import os
+
+import pytest
+
+from gkbroad.broker import BrokerError, LocalBroker
+from gkbroad.errors import ConfigError
+from gkbroad.kafka.gevent_check import check_gevent_patched
+
+from kafka_helpers import Cluster
+
+try:
+    check_gevent_patched()
+    _PATCH_PROBLEM = None
+except ConfigError as exc:
+    _PATCH_PROBLEM = str(exc)
+
+
+@pytest.fixture(autouse=True)
+def _require_gevent_patch():
+    if _PATCH_PROBLEM:
+        pytest.fail("integration tests run only under gevent: set GKBROAD_GEVENT_PATCH=1 "
+                    "(scripts/test.sh does). %s" % _PATCH_PROBLEM, pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def bootstrap_servers():
+    """host:port of the broker the integration tests use."""
+    external = os.environ.get("GKBROAD_TEST_BOOTSTRAP_SERVERS")
+    if external:
+        yield external
+        return
+    try:
+        broker = LocalBroker().start()
+    except BrokerError as exc:
+        pytest.fail("no Kafka broker for the integration tests: %s (or point "
+                    "GKBROAD_TEST_BOOTSTRAP_SERVERS at one)" % exc, pytrace=False)
+    try:
+        yield broker.bootstrap_servers
+    finally:
+        broker.stop()
+
+
+@pytest.fixture
+def cluster(bootstrap_servers):
+    """Topic, group id, produce and offset helpers bound to the test broker."""
+    return Cluster(bootstrap_servers)
