@@ -59,11 +59,16 @@ class Topology:
         limit = stage["rate_limiting"]
         limiter = RateLimiter(limit["allowed_messages"], limit["interval"]) if limit else None
         count = stage["concurrency"]
+        # Each producer greenlet asks for at most its share of the credits: a
+        # producer blocked in receive() with nothing to give holds the credits
+        # it took, and must not starve the producers that have data.
+        share = -(-self.credits.total // count)
         return [
             ProducerStage(
                 name=f"{self.name}.producer.{i}",
                 producer=cls(producer_options, index=i, count=count),
                 credits=self.credits,
+                max_demand=share,
                 router=self.router,
                 rate_limiter=limiter,
                 draining=self.draining,

@@ -22,10 +22,11 @@ RECEIVE_ERROR_BACKOFF = 1.0
 
 class ProducerStage(Stage):
     def __init__(self, name: str, producer, credits: Credits, router, rate_limiter: RateLimiter | None,
-                 draining: Event):
+                 draining: Event, max_demand: int | None = None):
         self.name = name
         self.producer = producer
         self.credits = credits
+        self.max_demand = max_demand or credits.total
         self.router = router
         self.rate_limiter = rate_limiter
         self.draining = draining
@@ -49,7 +50,7 @@ class ProducerStage(Stage):
                 self.router.dispatch(message)
 
     def _demand(self) -> int:
-        demand = self.credits.take(self.credits.total, self.draining)
+        demand = self.credits.take(self.max_demand, self.draining)
         if demand and self.rate_limiter:
             allowed = self.rate_limiter.take(demand, self.draining)
             self.credits.give(demand - allowed)
