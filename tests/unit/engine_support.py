@@ -101,6 +101,7 @@ class Source:
 
     def __init__(self, data: Iterable[Any] = (), ref: Callable[[Any], Any] = lambda data: "ref"):
         self._data = iter(data)
+        self.idle_wait: Callable[[], Any] = lambda: gevent.sleep(0.01)  # what receive() does when empty
         self._ref = ref
         self.acknowledger = CountingAcknowledger()
         self.acknowledger.on_ack = self._check_outstanding
@@ -136,10 +137,9 @@ class SourceProducer(BaseProducer):
 
     With `count` > 1 each greenlet takes from the same Source, so a test that
     needs data owned by one producer uses one Source per index: options
-    {"sources": [Source, ...]}.
+    {"sources": [Source, ...]}. When the Source is empty, receive() waits
+    (Source.idle_wait) rather than spin, as the protocol asks.
     """
-
-    IDLE_WAIT = 0.01
 
     def __init__(self, options, *, index, count):
         super().__init__(options, index=index, count=count)
@@ -148,5 +148,5 @@ class SourceProducer(BaseProducer):
     def receive(self, demand):
         batch = self.source.take(demand)
         if not batch:
-            gevent.sleep(self.IDLE_WAIT)  # wait, don't spin, when there is nothing
+            self.source.idle_wait()
         return batch
