@@ -17,7 +17,7 @@ from typing import Any
 
 import gevent
 from gevent.event import Event
-from gevent.queue import Queue
+from gevent.queue import Full, Queue
 
 from .callbacks import Callbacks
 from .flow import Credits, RateLimiter
@@ -132,7 +132,10 @@ class Topology:
         self.router.stop_all(len(self.processors))
         clean = self._join([s.greenlet for s in self.processors], deadline) and clean
         for stage in self.batcher_stages:
-            stage.inbox.put(STOP)
+            try:
+                stage.inbox.put(STOP, timeout=max(deadline - time.monotonic(), 0.001))
+            except Full:
+                pass  # the batcher is blocked behind a stuck batch processor; _join kills it
         clean = self._join([s.greenlet for s in (*self.batcher_stages, *self.batch_processors)], deadline) and clean
         for service in reversed(self.services):
             _stop_service(service, max(deadline - time.monotonic(), 1.0))
