@@ -21,7 +21,7 @@ from typing import Any, Iterable, Iterator
 from gevent.event import Event
 from gevent.queue import Empty, Queue
 
-from .errors import GkbroadError, PipelineStateError
+from .errors import ConfigError, GkbroadError, PipelineStateError
 from .message import Acknowledger, Message
 from .pipeline import Pipeline
 from .producer import BaseProducer
@@ -97,7 +97,7 @@ class DummyProducer(BaseProducer):
     @classmethod
     def prepare_for_start(cls, options: dict, pipeline_options: dict) -> tuple[list[Any], dict]:
         if options:
-            raise GkbroadError(f"DummyProducer takes no options, got {sorted(options)}")
+            raise ConfigError(f"producer.module: DummyProducer takes no options, got {options!r}")
         channel = TestChannel()
         pipeline_options["producer"]["module"] = (cls, {"channel": channel})
         return [channel], pipeline_options
