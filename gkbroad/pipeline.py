@@ -87,7 +87,13 @@ class Pipeline:
         if self._topology is not None:
             raise PipelineStateError(f"pipeline {self.name!r} was already started; build a new one to run again")
         self._topology = Topology(self, self.options, self.services)
-        self._topology.start()
+        try:
+            self._topology.start()
+        except BaseException:
+            # start() already stopped the services it had started; nothing runs.
+            self._stopping = True
+            self._topology.stopped.set()
+            raise
         logger.info("[%s] started", self.name)
         return self
 
