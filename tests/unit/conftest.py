@@ -38,12 +38,14 @@ def run_testing():
 @pytest.fixture
 def run_source():
     """run_source(PipelineClass, source, **options): started with SourceProducer reading `source`
-    (or, with producer concurrency > 1, `sources=[...]`, one per producer greenlet)."""
+    (or, with producer concurrency > 1, `sources=[...]`, one per producer greenlet), unless
+    `producer` names its own module."""
     started = []
 
     def start(cls, source=None, *, sources=None, producer=None, **options):
-        producer_options = {"sources": sources} if sources is not None else {"source": source}
-        producer = {**(producer or {}), "module": (SourceProducer, producer_options)}
+        producer = dict(producer or {})
+        if "module" not in producer:
+            producer["module"] = (SourceProducer, {"sources": sources} if sources is not None else {"source": source})
         pipeline = cls(producer=producer, **_with_defaults(options))
         pipeline.start()
         started.append(pipeline)
