@@ -44,31 +44,32 @@ def test_stop_acknowledges_every_message_in_flight_exactly_once(run_source, batc
         assert any(call.info.trigger == "flush" for call in pipeline.batches)
 
 
-class Stuck(Recording):
-    """handle_message / handle_batch of the message "stuck" never return."""
+def wait_forever_on_stuck(messages):
+    if any(m.data == "stuck" for m in messages):
+        Event().wait()
 
+
+class StuckInHandleMessage(Recording):
     def on_message(self, message):
-        if message.data == "stuck":
-            Event().wait()
+        wait_forever_on_stuck([message])
         return message
 
+
+class StuckInHandleBatch(Recording):
     def on_batch(self, messages, info):
-        if any(m.data == "stuck" for m in messages):
-            Event().wait()
+        wait_forever_on_stuck(messages)
         return messages
 
 
-@pytest.mark.parametrize("where", ["handle_message", "handle_batch"])
-def test_stop_gives_up_after_shutdown_timeout_when_a_handler_never_returns(run_source, where):
+@pytest.mark.parametrize("handler, batchers", [
+    (StuckInHandleMessage, {}),
+    (StuckInHandleBatch, {"default": {"batch_size": 2, "batch_timeout": 10}}),
+], ids=["handle_message", "handle_batch"])
+def test_stop_gives_up_after_shutdown_timeout_when_a_handler_never_returns(run_source, handler, batchers):
     # "stuck" first, then enough messages to fill every queue behind it
     source = Source(["stuck", *range(500)])
-    options = {"shutdown_timeout": 300, "processors": {"default": {"concurrency": 2, "max_demand": 5}}}
-    if where == "handle_batch":
-        options["batchers"] = {"default": {"batch_size": 2, "batch_timeout": 10}}
-        Handler = type("StuckInBatch", (Stuck,), {"on_message": Recording.on_message})
-    else:
-        Handler = type("StuckInMessage", (Stuck,), {"on_batch": Recording.on_batch})
-    pipeline = run_source(Handler, source, **options)
+    pipeline = run_source(handler, source, batchers=batchers, shutdown_timeout=300,
+                          processors={"default": {"concurrency": 2, "max_demand": 5}})
     wait_until(lambda: source.outstanding > 0 and len(source.produced) > 10, what="messages in flight")
     gevent.sleep(0.1)  # let the queues behind the stuck handler fill up
 
@@ -86,7 +87,7 @@ def test_stop_gives_up_after_shutdown_timeout_when_a_handler_never_returns(run_s
 
 
 def test_stop_with_an_explicit_timeout_overrides_shutdown_timeout(run_source):
-    pipeline = run_source(Stuck, Source(["stuck"]), shutdown_timeout=NEVER)
+    pipeline = run_source(StuckInHandleMessage, Source(["stuck"]), shutdown_timeout=NEVER)
     wait_until(lambda: pipeline.handled, what="the stuck message to be handled")
 
     with gevent.Timeout(10, AssertionError("stop(timeout=0.2) hung")):
