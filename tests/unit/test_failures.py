@@ -77,7 +77,8 @@ def assert_pipeline_keeps_going(pipeline):
 
 
 EXCEPTION_CASES = [
-    pytest.param(misbehaving(message_result=raise_boom("handle_message")), "handle_message", False, id="handle_message"),
+    pytest.param(misbehaving(message_result=raise_boom("handle_message")), "handle_message", False,
+                 id="handle_message"),
     pytest.param(misbehaving(message_result=raise_boom("handle_message")), "handle_message", True,
                  id="handle_message-batched"),
     pytest.param(misbehaving(prepare_result=raise_boom("prepare_messages")), "prepare_messages", False,
@@ -106,7 +107,8 @@ WRONG_RETURN_CASES = [
     pytest.param(misbehaving(message_result=lambda m: m.data), True,
                  "handle_message must return a Message, got str", id="handle_message-data"),
     pytest.param(misbehaving(batch_result=lambda ms: None), True,
-                 "handle_batch must return a list of the 1 messages it was given, got NoneType", id="handle_batch-None"),
+                 "handle_batch must return a list of the 1 messages it was given, got NoneType",
+                 id="handle_batch-None"),
     pytest.param(misbehaving(batch_result=tuple), True,
                  "handle_batch must return a list of the 1 messages it was given, got tuple", id="handle_batch-tuple"),
     pytest.param(misbehaving(batch_result=lambda ms: ms[1:]), True,
@@ -190,7 +192,8 @@ def partition_by_fails_on_boom(message):
 
 
 def test_processor_partition_by_raising_fails_that_message(run_testing):
-    pipeline = run_testing(Recording, processors={"default": {"concurrency": 3, "partition_by": partition_by_fails_on_boom}})
+    pipeline = run_testing(Recording,
+                           processors={"default": {"concurrency": 3, "partition_by": partition_by_fails_on_boom}})
     successful, failed = testing.wait_for_ack(pipeline, testing.test_batch(pipeline, DATA))
 
     assert [m.data for m in failed] == [BOOM]
@@ -208,7 +211,8 @@ class BoomHasItsOwnBatch(Recording):
 
 def test_batcher_partition_by_raising_fails_that_batch(run_testing):
     pipeline = run_testing(BoomHasItsOwnBatch, batchers={
-        "default": {"batch_size": 10, "batch_timeout": 20, "concurrency": 2, "partition_by": partition_by_fails_on_boom},
+        "default": {"batch_size": 10, "batch_timeout": 20, "concurrency": 2,
+                    "partition_by": partition_by_fails_on_boom},
     })
     successful, failed = testing.wait_for_ack(pipeline, testing.test_batch(pipeline, DATA))
 

@@ -96,7 +96,9 @@ def test_a_missing_required_option_is_named(missing):
 
 
 def test_every_problem_is_reported_at_once():
-    options = with_option("processors.default.concurrency", 0, with_option("name", 1, with_option("shutdown_timeout", "x")))
+    options = with_option("shutdown_timeout", "x")
+    options = with_option("name", 1, options)
+    options = with_option("processors.default.concurrency", 0, options)
 
     assert error_for(options).splitlines() == [
         "invalid options:",

@@ -58,7 +58,8 @@ def test_protocol_calls_come_in_order_and_services_stop_after_every_ack(run_sour
         assert ("receive", index) not in events[draining:], "receive() was called after prepare_for_draining()"
     produced = len(source.produced)
     assert events[-1] == ("service.stop", produced, produced), "a service stopped before every message was acked"
-    assert events.count("service.start") == 1 and sum(e[0] == "service.stop" for e in events if isinstance(e, tuple)) == 1
+    assert events.count("service.start") == 1
+    assert sum(isinstance(e, tuple) and e[0] == "service.stop" for e in events) == 1
 
 
 class FlakySource(Source):
