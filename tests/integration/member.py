@@ -1,0 +1,56 @@
+"""One group member in its own process, for the multi-process tests.
+
+    python member.py BOOTSTRAP TOPIC GROUP OUTFILE ASSIGNOR
+
+Runs a pipeline until SIGTERM, appending to OUTFILE one line per event:
+"start P", "stop P REASON" (partition assigned / released) and "handled P OFFSET".
+"""
+
+from gevent import monkey
+
+monkey.patch_all()
+
+import sys  # noqa: E402
+
+import gkbroad  # noqa: E402
+from gkbroad.kafka import ConsumerGroup, Producer  # noqa: E402
+
+
+def main(bootstrap, topic, group, outfile, assignor):
+    out = open(outfile, "a", buffering=1)
+
+    class Member(ConsumerGroup):
+        client = {"bootstrap_servers": bootstrap}
+
+        def handle_consumer_start(self, topic, partition, group_name):
+            out.write(f"start {partition}\n")
+
+        def handle_consumer_stop(self, topic, partition, group_name, reason):
+            out.write(f"stop {partition} {reason}\n")
+
+    class Writer(gkbroad.Pipeline):
+        def handle_message(self, processor, message, context):
+            out.write(f"handled {message.data.partition} {message.data.offset}\n")
+            return message
+
+    pipeline = Writer(
+        name="member",
+        producer={"module": (Producer, {
+            "consumer_group": Member,
+            "group_name": group,
+            "topics": [{"name": topic, "offset_reset_policy": "earliest"}],
+            "receive_interval": 100,
+            "session_timeout_ms": 6000,
+            "heartbeat_interval_ms": 1000,
+            "drain_timeout": 10000,
+            "partition_assignment_strategy": assignor,
+        })},
+        processors={"default": {"concurrency": 8}},
+    )
+    clean = pipeline.run()
+    out.write(f"exit {'clean' if clean else 'timeout'}\n")
+    out.close()
+
+
+if __name__ == "__main__":
+    main(*sys.argv[1:6])
