@@ -85,7 +85,7 @@ def _engine_tables() -> dict[str, type[Schema]]:
 
 TABLES: list[Callable[[], dict[str, type[Schema]]]] = [_engine_tables, _kafka_tables]
 
-_BLOCK = re.compile(r"(<!-- options:(?P<name>[\w-]+) -->\n).*?(\n<!-- /options:(?P=name) -->)", re.S)
+_BLOCK = re.compile(r"(<!-- options:(?P<name>[\w-]+) -->\n)(?:.*?\n)?(<!-- /options:(?P=name) -->)", re.S)
 
 
 def render_readme(text: str) -> str:
@@ -98,6 +98,6 @@ def render_readme(text: str) -> str:
         name = match.group("name")
         if name not in schemas:
             raise KeyError(f"README names an unknown option table {name!r}; known: {', '.join(sorted(schemas))}")
-        return match.group(1) + schema_table(schemas[name]) + match.group(3)
+        return match.group(1) + schema_table(schemas[name]) + "\n" + match.group(3)
 
     return _BLOCK.sub(replace, text)
