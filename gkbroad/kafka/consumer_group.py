@@ -36,6 +36,7 @@ when the coordinator is unknown), and the Fetcher (see fetcher_fix).
 
 import logging
 import random
+import time
 from collections import deque
 
 import gevent
@@ -76,17 +77,23 @@ _TOPIC_DEFAULTS = {"offset_reset_policy": "latest", "fetch_max_bytes": None,
 # drained buffers (resume) and to stop().
 _POLL_TIMEOUT_MS = 100
 _MAX_POLL_RECORDS = 500
-_BACKOFF_FIRST, _BACKOFF_MAX = 0.1, 5.0
+_BACKOFF_FIRST = 0.1
+# Commits usually fail because a rebalance is under way, which is over soon.
+_CONNECT_BACKOFF_MAX, _COMMIT_BACKOFF_MAX = 5.0, 1.0
+# Commit errors that only mean "the group is rebalancing, try again later".
+_REBALANCE_ERRORS = (Errors.RebalanceInProgressError, Errors.CommitFailedError,
+                     Errors.IllegalGenerationError, Errors.UnknownMemberIdError)
 
 
 class _Backoff:
     """Exponential delay with jitter between retries of a failing operation."""
 
-    def __init__(self):
+    def __init__(self, limit):
+        self.limit = limit
         self.failures = 0
 
     def next(self):
-        delay = min(_BACKOFF_MAX, _BACKOFF_FIRST * 2 ** self.failures)
+        delay = min(self.limit, _BACKOFF_FIRST * 2 ** self.failures)
         self.failures += 1
         return delay * random.uniform(0.8, 1.2)
 
@@ -201,6 +208,7 @@ class ConsumerGroup:
         self._consumer = None
         self._greenlets = []
         self._stop_requested = Event()
+        self._closing = False        # stop() began: nothing is pullable any more
         self._committers_stop = Event()
         self._commit_wanted = Event()
         self._new_records = Event()
@@ -277,8 +285,10 @@ class ConsumerGroup:
                             for _ in range(self.committers_count)]
 
     def stop(self, timeout=None):
-        """Release every partition (drain, final commit, ``handle_consumer_stop``
-        with reason "shutdown"), leave the group and end the greenlets.
+        """Stop pulls, keep the membership until every delivered record was
+        acknowledged and committed (at most ``drain_timeout``), then leave the
+        group, calling ``handle_consumer_stop(..., "shutdown")`` per partition,
+        and end the greenlets. Leaving lets the others rebalance at once.
 
         ``timeout`` (seconds, None: no limit) bounds the wait; greenlets still
         running then are killed.
@@ -295,6 +305,8 @@ class ConsumerGroup:
 
     def assigned_partitions(self):
         """``(topic, partition)`` pairs that can be pulled now."""
+        if self._closing:
+            return []
         return [(tp.topic, tp.partition) for tp, state in self._partitions.items()
                 if not state.released]
 
@@ -309,7 +321,7 @@ class ConsumerGroup:
         if state is None:
             return self._epochs.get((topic, partition), 0), []
         records = state.records
-        if state.released or not records:
+        if state.released or self._closing or not records:
             return state.epoch, []
         popleft = records.popleft
         batch = [popleft() for _ in range(min(max_records, len(records)))]
@@ -356,19 +368,21 @@ class ConsumerGroup:
         """A small snapshot for progress reports.
 
         Per partition: ``buffered`` records, ``pending`` acks, ``committed``
-        and ``position`` as Kafka counts them (the next offset to read; None
-        until known), ``highwater`` (end offset last seen by the fetcher),
-        ``lag`` (highwater - committed), ``paused`` and ``epoch``.
+        and ``position`` as Kafka counts them (the next offset to read: once
+        committed, once buffered; None until known), ``highwater`` (end
+        offset last seen by the fetcher), ``lag`` (highwater - committed),
+        ``paused`` and ``epoch``.
         """
         partitions = {}
         for tp, state in self._partitions.items():
             committed = state.committed + 1 if state.committed is not None else None
-            highwater = self._highwater(tp)
+            highwater, fetch_position = self._fetch_state(tp)
             partitions[(tp.topic, tp.partition)] = {
                 "buffered": len(state.records),
                 "pending": self._tracker.pending(tp),
                 "committed": committed,
-                "position": state.last_buffered + 1 if state.last_buffered >= 0 else None,
+                "position": (state.last_buffered + 1 if state.last_buffered >= 0
+                             else fetch_position),
                 "highwater": highwater,
                 "lag": highwater - committed if None not in (highwater, committed) else None,
                 "paused": state.paused,
@@ -377,12 +391,15 @@ class ConsumerGroup:
         return {"group": self.group_name, "assigned": self.assigned_partitions(),
                 "partitions": partitions, "failure": self.failure}
 
-    def _highwater(self, tp):
+    def _fetch_state(self, tp):
+        """(high watermark, fetch position) kafka-python knows for ``tp``,
+        read without I/O; None for what is unknown."""
         consumer = self._consumer
-        try:
-            return consumer.highwater(tp) if consumer is not None else None
-        except Errors.IllegalStateError:
-            return None
+        partition = consumer._subscription.assignment.get(tp) if consumer is not None else None
+        if partition is None:
+            return None, None
+        position = partition.position
+        return partition.highwater, position.offset if position is not None else None
 
     # ------------------------------------------------------------ poll greenlet
 
@@ -390,37 +407,66 @@ class ConsumerGroup:
         consumer = self._connect()
         if consumer is None:
             return
-        backoff = _Backoff()
         try:
+            backoff = _Backoff(_CONNECT_BACKOFF_MAX)
             while not self._stop_requested.is_set():
-                try:
-                    self._apply_flow_control(consumer)
-                    release_exhausted_batch(consumer)
-                    records = consumer.poll(timeout_ms=_POLL_TIMEOUT_MS,
-                                            max_records=self._poll_batch)
-                    backoff.reset()
-                except (Errors.NoOffsetForPartitionError, Errors.OffsetOutOfRangeError,
-                        Errors.LogTruncationError) as exc:
-                    self._reset_positions(consumer, exc)
-                    continue
-                except Exception as exc:
-                    delay = backoff.next()
-                    log.warning("group %s: poll failed (%s: %s); retrying in %.1fs",
-                                self.group_name, type(exc).__name__, exc, delay,
-                                exc_info=not isinstance(exc, Errors.KafkaError))
-                    self._stop_requested.wait(delay)
-                    continue
+                self._apply_flow_control(consumer)
+                records = self._poll(consumer, backoff)
                 if records:
                     self._buffer(records)
                     # Buffered fetch data lets poll() return without any I/O;
                     # yield so producers and heartbeats are never starved.
                     gevent.sleep(0)
+            self._flush(consumer)
         finally:
             self._close_consumer()
 
+    def _poll(self, consumer, backoff):
+        """One poll() round: {tp: records}, empty after (logged) trouble."""
+        try:
+            release_exhausted_batch(consumer)
+            records = consumer.poll(timeout_ms=_POLL_TIMEOUT_MS, max_records=self._poll_batch)
+            backoff.reset()
+            return records
+        except (Errors.NoOffsetForPartitionError, Errors.OffsetOutOfRangeError,
+                Errors.LogTruncationError) as exc:
+            self._reset_positions(consumer, exc)
+        except Exception as exc:
+            delay = backoff.next()
+            log.warning("group %s: poll failed (%s: %s); retrying in %.1fs", self.group_name,
+                        type(exc).__name__, exc, delay,
+                        exc_info=not isinstance(exc, Errors.KafkaError))
+            gevent.sleep(delay)
+        return {}
+
+    def _flush(self, consumer):
+        """Before leaving: stop pulls, then keep polling (so that the
+        membership and any rebalance go on) until every delivered record was
+        acknowledged and committed, for at most drain_timeout."""
+        self._closing = True
+        for state in self._partitions.values():
+            state.records.clear()
+        deadline = time.monotonic() + self.drain_timeout / 1000
+        backoff = _Backoff(_COMMIT_BACKOFF_MAX)
+        while self._unsettled() and time.monotonic() < deadline:
+            try:
+                consumer.pause(*consumer.assignment())
+            except Exception:
+                log.debug("pausing before leaving failed", exc_info=True)
+            self._poll(consumer, backoff)  # nothing is fetched: all paused
+        if self._unsettled():
+            log.warning("group %s: leaving with unsettled partitions after %s ms: %s",
+                        self.group_name, self.drain_timeout, self.stats()["partitions"])
+
+    def _unsettled(self):
+        """True while some delivered record is unacknowledged or some
+        acknowledged offset is not committed yet."""
+        return bool(self._dirty or self._in_flight) or any(
+            self._tracker.pending(tp) for tp in self._partitions)
+
     def _connect(self):
         """Create and subscribe the consumer, retrying while the cluster is unreachable."""
-        backoff = _Backoff()
+        backoff = _Backoff(_CONNECT_BACKOFF_MAX)
         while not self._stop_requested.is_set():
             # Built in two steps to keep a handle on a half-built consumer:
             # __init__ starts kafka-python's I/O thread before bootstrapping.
@@ -541,7 +587,7 @@ class ConsumerGroup:
     # ------------------------------------------------------------- committers
 
     def _commit_loop(self):
-        backoff = _Backoff()
+        backoff = _Backoff(_COMMIT_BACKOFF_MAX)
         while True:
             self._commit_wanted.wait()
             if self._committers_stop.is_set():
@@ -591,6 +637,7 @@ class ConsumerGroup:
                 del self._in_flight[tp]
         if future.failed():
             return False
+        log.debug("group %s: committed %s", self.group_name, _describe(offsets))
         for tp, offset in offsets.items():
             state = self._partitions.get(tp)
             if state is not None and (state.committed is None or offset > state.committed):
@@ -613,9 +660,10 @@ class ConsumerGroup:
         finished.wait()
         if self._commit_done(offsets, future):
             return True
-        log.warning("group %s: commit of %s failed (%s: %s); will retry while the partitions "
-                    "stay assigned", self.group_name, _describe(offsets),
-                    type(future.exception).__name__, future.exception)
+        exc = future.exception
+        log.log(logging.INFO if isinstance(exc, _REBALANCE_ERRORS) else logging.WARNING,
+                "group %s: commit of %s failed (%s: %s); will retry while the partitions stay "
+                "assigned", self.group_name, _describe(offsets), type(exc).__name__, exc)
         for tp, state in states.items():
             # Only for the same assignment: after a reassignment the old
             # offsets must not be committed.
@@ -660,7 +708,8 @@ class ConsumerGroup:
         for state in states:
             state.released = True
             state.records.clear()
-        await self._wait_for_drain([state.tp for state in states])
+        if reason != "shutdown":  # stop() drained already, as long as allowed
+            await self._wait_for_drain([state.tp for state in states])
         await self._final_commit(states)
         consumer = self._consumer
         assignment = consumer.assignment()

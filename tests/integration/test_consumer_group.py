@@ -62,11 +62,14 @@ class Consumer:
         return pulled
 
     def run_until(self, count, timeout, pause=0.0):
+        self.pull_until(lambda: self.count >= count, timeout, pause, "%d records" % count)
+
+    def pull_until(self, condition, timeout, pause=0.0, what="the condition"):
         deadline = time.monotonic() + timeout
-        while self.count < count:
+        while not condition():
             if time.monotonic() > deadline:
-                raise AssertionError("pulled %d of %d records in %ss; stats: %s"
-                                     % (self.count, count, timeout, self.group.stats()))
+                raise AssertionError("no %s after %ss (pulled %d); stats: %s"
+                                     % (what, timeout, self.count, self.group.stats()))
             if not self.pull_round():
                 self.group.wait_for_records(0.2)
             if pause:
@@ -89,3 +92,282 @@ def test_pulls_every_record_in_order_and_commits_end_offsets_on_stop(cluster):
     for partition, values in written.items():
         assert consumer.seen[partition] == list(range(len(values)))
     assert cluster.committed(group_id, topic) == cluster.end_offsets(topic, 3)
+
+
+def test_commits_only_the_contiguous_acknowledged_prefix(cluster):
+    topic = cluster.topic(partitions=1)
+    cluster.produce(topic, 10)
+    group_id = cluster.group_id()
+    group = make_group(cluster, topic, group_id)
+    group.start()
+    try:
+        consumer = Consumer(group, ack=False)
+        consumer.run_until(10, timeout=60)
+        held = {ack[2]: ack for ack in consumer.unacked}
+        group.ack(held[o] for o in (9, 5, 6, 7, 8))
+        gevent.sleep(1)
+        assert cluster.committed(group_id, topic) == {}
+        group.ack(held[o] for o in (2, 0, 1))
+        wait_until(lambda: cluster.committed(group_id, topic) == {0: 3}, 10, "commit of 0..2")
+        group.ack(held[o] for o in (4, 3))
+        wait_until(lambda: cluster.committed(group_id, topic) == {0: 10}, 10, "commit of 0..9")
+        assert group.stats()["partitions"][(topic, 0)]["committed"] == 10
+    finally:
+        group.stop(timeout=30)
+
+
+def test_bounded_buffers_pause_and_resume_without_losing_or_sticking(cluster):
+    topic = cluster.topic(partitions=2)
+    cluster.produce(topic, 2000)
+    group_id = cluster.group_id()
+    group = make_group(cluster, topic, group_id, topic_config={"max_buffer_records": 40})
+    group.start()
+    peaks, paused_seen = [0], set()
+
+    def watch():
+        while True:
+            for tp, info in group.stats()["partitions"].items():
+                peaks[0] = max(peaks[0], info["buffered"])
+                if info["paused"]:
+                    paused_seen.add(tp)
+            gevent.sleep(0.005)
+
+    watcher = gevent.spawn(watch)
+    try:
+        consumer = Consumer(group, batch=7)
+        consumer.run_until(2000, timeout=90, pause=0.01)
+    finally:
+        watcher.kill()
+        group.stop(timeout=30)
+    assert peaks[0] <= 40
+    assert paused_seen == {(topic, 0), (topic, 1)}
+    assert sorted(consumer.seen) == [0, 1]
+    for offsets in consumer.seen.values():
+        assert offsets == list(range(len(offsets)))
+    assert cluster.committed(group_id, topic) == cluster.end_offsets(topic, 2)
+
+
+class Recorder(ConsumerGroup):
+    """Records lifecycle callbacks with a timestamp."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.events = []
+
+    def handle_consumer_start(self, topic, partition, group_name):
+        self.events.append(("start", partition, group_name, time.monotonic()))
+
+    def handle_consumer_stop(self, topic, partition, group_name, reason):
+        self.events.append((reason, partition, group_name, time.monotonic()))
+
+    def reasons(self):
+        return [(kind, partition) for kind, partition, _, _ in self.events]
+
+
+def test_a_consumer_slower_than_max_poll_interval_keeps_the_membership(cluster):
+    topic = cluster.topic(partitions=2)
+    cluster.produce(topic, 40)
+    group_id = cluster.group_id()
+    group = make_group(cluster, topic, group_id, cls=Recorder, rebalance_timeout_ms=2000)
+    group.start()
+    try:
+        consumer = Consumer(group, batch=1)
+        consumer.run_until(1, timeout=60)
+        gevent.sleep(5)  # the "handler" takes 2.5 times max_poll_interval_ms
+        consumer.run_until(40, timeout=30)
+        assert group.reasons() == [("start", 0), ("start", 1)]
+        assert all(info["epoch"] == 1 for info in group.stats()["partitions"].values())
+    finally:
+        group.stop(timeout=30)
+    assert sorted(group.reasons()) == [("shutdown", 0), ("shutdown", 1), ("start", 0), ("start", 1)]
+    assert cluster.committed(group_id, topic) == cluster.end_offsets(topic, 2)
+
+
+@pytest.mark.parametrize("assignor", ["cooperative-sticky", "range"])
+def test_two_members_split_partitions_and_a_revocation_drains_first(cluster, assignor):
+    topic = cluster.topic(partitions=4)
+    cluster.produce(topic, 400, partitions=4)
+    group_id = cluster.group_id()
+    options = {"cls": Recorder, "partition_assignment_strategy": assignor, "drain_timeout": 20000}
+    first = make_group(cluster, topic, group_id, **options)
+    first.start()
+    second = make_group(cluster, topic, group_id, **options)
+    try:
+        held = Consumer(first, batch=10, ack=False)
+        # first owns all four partitions and has records of each in flight
+        held.pull_until(lambda: len([p for p in held.seen.values() if p]) == 4, 60,
+                        what="records of every partition")
+        second.start()
+        gevent.sleep(4)  # long enough for the second member to join if nothing waited
+        assert second.assigned_partitions() == []
+        released_at = time.monotonic()
+        first.ack(held.unacked)
+        wait_until(lambda: len(second.assigned_partitions()) == 2
+                   and len(first.assigned_partitions()) == 2, 30, "a 2/2 split")
+        owned_first = set(first.assigned_partitions())
+        owned_second = set(second.assigned_partitions())
+        assert owned_first | owned_second == {(topic, p) for p in range(4)}
+        moved = {p for _, p in owned_second}
+        revoked = {(p, at) for kind, p, _, at in first.events if kind == "revoked"}
+        started = {(p, at) for kind, p, _, at in second.events if kind == "start"}
+        assert {p for p, _ in revoked} >= moved
+        if assignor == "cooperative-sticky":
+            assert {p for p, _ in revoked} == moved  # only the moved ones were revoked
+        assert all(at >= released_at for _, at in revoked)
+        assert all(start > max(at for _, at in revoked) for _, start in started)
+        # The new owner starts where the drained member committed: nothing twice.
+        committed = cluster.committed(group_id, topic)
+        for p in moved:
+            assert committed.get(p, 0) == len(held.seen.get(p, []))
+        rest = [Consumer(first), Consumer(second)]
+        deadline = time.monotonic() + 60
+        while held.count + sum(c.count for c in rest) < 400:
+            assert time.monotonic() < deadline, "records missing: %s" % first.stats()
+            if not sum(c.pull_round() for c in rest):
+                gevent.sleep(0.05)
+    finally:
+        gevent.joinall([gevent.spawn(first.stop, 30), gevent.spawn(second.stop, 30)])
+    seen = {}
+    for c in [held] + rest:
+        for p, offsets in c.seen.items():
+            seen.setdefault(p, []).extend(offsets)
+    assert {p: sorted(offsets) for p, offsets in seen.items()} == {p: list(range(100))
+                                                                   for p in range(4)}
+    assert cluster.committed(group_id, topic) == cluster.end_offsets(topic, 4)
+    assert ("start", 0) in first.reasons() and all(
+        kind in ("start", "revoked", "shutdown") for kind, _ in first.reasons() + second.reasons())
+
+
+def test_lost_membership_reports_lost_and_ignores_acks_of_the_old_epoch(cluster):
+    topic = cluster.topic(partitions=1)
+    cluster.produce(topic, 20)
+    group_id = cluster.group_id()
+    group = make_group(cluster, topic, group_id, cls=Recorder)
+    group.start()
+    try:
+        stale = Consumer(group, ack=False)
+        stale.run_until(20, timeout=60)
+        # What kafka-python itself does when the member exceeded max_poll_interval_ms.
+        group._consumer._coordinator.maybe_leave_group(reason="test: membership lost")
+        wait_until(lambda: group.stats()["partitions"].get((topic, 0), {}).get("epoch") == 2,
+                   30, "the partition to come back")
+        assert group.reasons() == [("start", 0), ("lost", 0), ("start", 0)]
+        group.ack(stale.unacked)  # epoch 1: from before the loss
+        gevent.sleep(1)
+        assert cluster.committed(group_id, topic) == {}
+        assert group.stats()["partitions"][(topic, 0)]["pending"] == 0
+        fresh = Consumer(group)
+        fresh.run_until(20, timeout=30)  # nothing was committed: all of it again
+        assert fresh.seen[0] == list(range(20))
+    finally:
+        group.stop(timeout=30)
+    assert cluster.committed(group_id, topic) == {0: 20}
+
+
+def test_each_topic_starts_where_its_offset_reset_policy_says(cluster):
+    early, late = cluster.topic(partitions=1), cluster.topic(partitions=1)
+    cluster.produce(early, 5)
+    for _ in range(3):
+        # One record per batch: the bundled Tansu answers ListOffsets(latest)
+        # with the last batch's base offset + 1.
+        cluster.produce(late, 1)
+    group = ConsumerGroup(
+        cluster.group_id(),
+        [{"name": early, "offset_reset_policy": "earliest"},
+         {"name": late, "offset_reset_policy": "latest"}],
+        client={"bootstrap_servers": cluster.bootstrap_servers}, **SESSION)
+    group.start()
+    try:
+        consumer = Consumer(group)
+        consumer.run_until(5, timeout=60)
+        wait_until(lambda: group.stats()["partitions"].get((late, 0), {}).get("position") == 3,
+                   10, "the late topic to be positioned at its end")
+        cluster.produce(late, 2)
+        consumer.run_until(7, timeout=30)
+        by_topic = {}
+        for topic, partition in [(early, 0), (late, 0)]:
+            by_topic[topic] = group.stats()["partitions"][(topic, partition)]["position"]
+    finally:
+        group.stop(timeout=30)
+    assert consumer.count == 7
+    assert by_topic == {early: 5, late: 5}
+
+
+def test_static_membership_joins_and_consumes(cluster):
+    topic = cluster.topic(partitions=1)
+    cluster.produce(topic, 10)
+    group_id = cluster.group_id()
+    group = make_group(cluster, topic, group_id, instance_id="member-a")
+    group.start()
+    try:
+        Consumer(group).run_until(10, timeout=60)
+    finally:
+        group.stop(timeout=30)
+    assert cluster.committed(group_id, topic) == {0: 10}
+
+
+def test_kafka_python_pause_resume_bug_is_still_there_and_the_fix_unsticks_it(cluster):
+    def resumed_partition_catches_up(fix):
+        topic = cluster.topic(partitions=2)
+        cluster.produce(topic, 200, partitions=2)
+        consumer = KafkaConsumer(bootstrap_servers=cluster.bootstrap_servers,
+                                 max_poll_records=10, auto_offset_reset="earliest")
+        tps = [TopicPartition(topic, 0), TopicPartition(topic, 1)]
+        consumer.assign(tps)
+        counts, paused = {0: 0, 1: 0}, None
+        try:
+            deadline = time.monotonic() + 5
+            while time.monotonic() < deadline and min(counts.values()) < 100:
+                if fix:
+                    release_exhausted_batch(consumer)
+                for tp, records in consumer.poll(timeout_ms=100).items():
+                    counts[tp.partition] += len(records)
+                    if paused is None:  # its batch was only partly returned
+                        paused = tp
+                        consumer.pause(tp)
+                other = 1 - paused.partition if paused else None
+                if paused and consumer.paused() and counts[other] == 100:
+                    consumer.resume(paused)
+        finally:
+            consumer.close()
+        return min(counts.values()) == 100
+
+    # When this starts failing, kafka-python fixed the bug: drop fetcher_fix.
+    assert not resumed_partition_catches_up(fix=False)
+    assert resumed_partition_catches_up(fix=True)
+
+
+@pytest.mark.parametrize("program, expected", [
+    ("from gkbroad.kafka.consumer_group import ConsumerGroup", "has not been applied"),
+    ("import kafka\nfrom gevent import monkey\nmonkey.patch_all()\n"
+     "from gkbroad.kafka.consumer_group import ConsumerGroup", "kafka was imported before"),
+])
+def test_missing_or_late_monkey_patching_is_refused_with_the_fix(program, expected):
+    program += ("\ntry:\n"
+                "    ConsumerGroup('g', [{'name': 't'}], client={'bootstrap_servers': 'x:1'})\n"
+                "except Exception as exc:\n"
+                "    print(type(exc).__name__, exc)\n")
+    env = {key: value for key, value in os.environ.items() if key != "GKBROAD_GEVENT_PATCH"}
+    result = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True,
+                            env=env, timeout=60)
+    assert result.stdout.startswith("ConfigError"), result.stdout + result.stderr
+    assert expected in result.stdout
+    assert "monkey.patch_all()" in result.stdout
+
+
+@pytest.mark.parametrize("options, complaint", [
+    ({"partition_assignment_strategy": "sticky-ish"}, "partition_assignment_strategy"),
+    ({"client": {"bootstrap_servers": "x:1", "group_id": "other"}}, "group_name"),
+    ({"client": {"bootstrap_servers": "x:1", "no_such_setting": 1}}, "no_such_setting"),
+    ({"client": {}}, "bootstrap_servers"),
+    ({"committers_count": 0}, "committers_count"),
+    ({"fetch_strategy": {"max_wait": 5}}, "fetch_strategy"),
+    ({"topics": [{"name": "a", "isolation_level": "read_committed"}, {"name": "b"}]},
+     "isolation_level"),
+])
+def test_bad_configuration_fails_at_construction(options, complaint):
+    from gkbroad.errors import ConfigError
+
+    arguments = {"client": {"bootstrap_servers": "x:1"}, "topics": [{"name": "t"}], **options}
+    with pytest.raises(ConfigError, match=complaint):
+        ConsumerGroup("g", arguments.pop("topics"), **arguments)
