@@ -13,11 +13,14 @@ in order:
    a shared service reaches ``__init__``).
 2. ``cls(options, index=i, count=n)`` for each of the `concurrency` producer
    greenlets.
-3. ``receive(demand)`` repeatedly: return a list of at most `demand` messages.
-   It may block the calling greenlet to wait for data, but should come back
-   within about a second (or at once after ``prepare_for_draining``), and
-   should wait rather than spin when it has nothing.
-4. ``prepare_for_draining()`` once, when the pipeline stops: from then on
+3. ``receive(demand)`` repeatedly: return a list of at most `demand` messages,
+   those that are ready now. The demand is reserved for it while it runs, so
+   it should not wait long for data.
+4. ``idle()`` after a ``receive`` that returned nothing, with no demand
+   reserved: block until messages may be ready, or about a second (return at
+   once after ``prepare_for_draining``). A producer without a useful idle()
+   must wait in receive instead, or the stage spins.
+5. ``prepare_for_draining()`` once, when the pipeline stops: from then on
    ``receive`` is not called again; messages already returned are processed
    and acknowledged.
 
@@ -49,5 +52,8 @@ class BaseProducer:
     def receive(self, demand: int) -> list[Message]:
         raise NotImplementedError(f"{type(self).__name__} must implement receive(demand)")
 
+    def idle(self) -> None:
+        """Wait for messages to become ready after an empty receive (see the protocol above)."""
+
     def prepare_for_draining(self) -> None:
-        """Called once when the pipeline stops; wake up a blocked receive here."""
+        """Called once when the pipeline stops; wake up a blocked receive or idle here."""

@@ -108,13 +108,16 @@ class DummyProducer(BaseProducer):
 
     def receive(self, demand: int) -> list[Message]:
         queue = self.channel.queue
-        try:
-            messages = [queue.get(timeout=self.POLL_INTERVAL)]
-        except Empty:
-            return []
+        messages = []
         while len(messages) < demand and not queue.empty():
             messages.append(queue.get_nowait())
         return messages
+
+    def idle(self) -> None:
+        try:
+            self.channel.queue.peek(timeout=self.POLL_INTERVAL)
+        except Empty:
+            pass
 
     def prepare_for_draining(self) -> None:
         self.channel.draining.set()

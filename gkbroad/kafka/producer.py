@@ -7,8 +7,9 @@ processor greenlet and one batch processor, in offset order.
 
 Each producer greenlet owns the assigned partitions whose stable hash modulo
 the producer count equals its index. A round pulls from its partitions in a
-fresh random order until the demand is met, so none starves; after an empty
-round it waits up to receive_interval (waking early when records arrive).
+fresh random order, an equal share of the demand from each, so none starves;
+after an empty round it waits up to receive_interval (waking early when
+records arrive).
 Acknowledgements go back to the group, which commits contiguous offsets.
 """
 
@@ -75,21 +76,30 @@ class Producer(BaseProducer):
         self.draining = Event()
 
     def receive(self, demand: int) -> list[Message]:
-        messages = self._pull_round(demand)
-        if not messages and not self.draining.is_set():
-            self.group.wait_for_records(min(self.receive_interval, 1.0))
-        return messages
+        """Pull up to `demand` records, spread over the partitions that have some.
 
-    def _pull_round(self, demand: int) -> list[Message]:
+        Each pass offers every partition an equal share of what is left of the
+        demand, so one busy partition cannot take all of it while the
+        processors of the others sit idle; passes repeat while they find records.
+        """
         partitions = [tp for tp in self.group.assigned_partitions() if owns(*tp, self.index, self.count)]
         random.shuffle(partitions)
         messages: list[Message] = []
-        for topic, partition in partitions:
-            epoch, records = self.group.pull(topic, partition, demand - len(messages))
-            messages.extend(build_message(r, epoch, self, self.index, self.message_format) for r in records)
-            if len(messages) >= demand:
-                break
+        while partitions and len(messages) < demand:
+            share = -(-(demand - len(messages)) // len(partitions))
+            refilled = []
+            for topic, partition in partitions:
+                epoch, records = self.group.pull(topic, partition, min(share, demand - len(messages)))
+                messages.extend(build_message(r, epoch, self, self.index, self.message_format) for r in records)
+                if len(records) == share:
+                    refilled.append((topic, partition))
+            partitions = refilled
         return messages
+
+    def idle(self) -> None:
+        """After an empty round: wait up to receive_interval, waking early when records arrive."""
+        if not self.draining.is_set():
+            self.group.wait_for_records(min(self.receive_interval, 1.0))
 
     def ack(self, ref: Any, successful: list[Message], failed: list[Message]) -> None:
         """Successful and failed alike advance the offsets: failures were reported to handle_failed."""

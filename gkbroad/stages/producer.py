@@ -2,7 +2,9 @@
 
 One greenlet per producer instance. Demand is the number of free credits (see
 gkbroad.flow.Credits), capped by the rate limit, so a slow pipeline makes the
-producer wait instead of buffering. What it receives goes to the router, which
+producer wait instead of buffering. After an empty receive the credits are
+handed back before the producer's idle() waits for data, so an idle producer
+never holds demand that a busy one could use. What it receives goes to the router, which
 picks the processor queue.
 """
 
@@ -48,6 +50,8 @@ class ProducerStage(Stage):
                 self.credits.give(unused)
             for message in messages:
                 self.router.dispatch(message)
+            if not messages and not self.draining.is_set():
+                self._idle()
 
     def _demand(self) -> int:
         demand = self.credits.take(self.max_demand, self.draining)
@@ -56,6 +60,16 @@ class ProducerStage(Stage):
             self.credits.give(demand - allowed)
             demand = allowed
         return demand
+
+    def _idle(self) -> None:
+        idle = getattr(self.producer, "idle", None)
+        if idle is None:
+            return
+        try:
+            idle()
+        except Exception:
+            logger.exception("%s: idle() raised; retrying in %.1fs", self.name, RECEIVE_ERROR_BACKOFF)
+            self.draining.wait(RECEIVE_ERROR_BACKOFF)
 
     def _receive(self, demand: int) -> list:
         try:
