@@ -5,6 +5,7 @@ stages do, and read the outcome back from Kafka with independent clients.
 """
 
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -14,8 +15,11 @@ import pytest
 from kafka import KafkaConsumer
 from kafka.structs import TopicPartition
 
+from gkbroad.broker import LocalBroker
 from gkbroad.kafka.consumer_group import ConsumerGroup
 from gkbroad.kafka.fetcher_fix import release_exhausted_batch
+
+from kafka_helpers import Cluster, create_topic
 
 SESSION = {"session_timeout_ms": 6000, "heartbeat_interval_ms": 1000}
 
@@ -24,6 +28,12 @@ def make_group(cluster, topic, group_id, cls=ConsumerGroup, topic_config=None, *
     config = {"name": topic, "offset_reset_policy": "earliest", **(topic_config or {})}
     return cls(group_id, [config], client={"bootstrap_servers": cluster.bootstrap_servers},
                **{**SESSION, **options})
+
+
+def _free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 def wait_until(condition, timeout, what):
@@ -371,3 +381,29 @@ def test_bad_configuration_fails_at_construction(options, complaint):
     arguments = {"client": {"bootstrap_servers": "x:1"}, "topics": [{"name": "t"}], **options}
     with pytest.raises(ConfigError, match=complaint):
         ConsumerGroup("g", arguments.pop("topics"), **arguments)
+
+
+def test_waits_for_an_unreachable_broker_and_survives_losing_it(caplog):
+    # A broker of its own: this test starts it late and kills it.
+    broker = LocalBroker(port=_free_port())
+    cluster = Cluster("127.0.0.1:%d" % broker.port)
+    group = ConsumerGroup(
+        cluster.group_id(), [{"name": "orders", "offset_reset_policy": "earliest"}],
+        client={"bootstrap_servers": cluster.bootstrap_servers, "bootstrap_timeout_ms": 1000,
+                "request_timeout_ms": 5000, "reconnect_backoff_max_ms": 1000}, **SESSION)
+    group.start()
+    try:
+        gevent.sleep(2)
+        assert "cannot connect" in caplog.text
+        broker.start()
+        create_topic(cluster.bootstrap_servers, "orders", 1)
+        cluster.produce("orders", 10)
+        Consumer(group).run_until(10, timeout=60)
+        broker.stop()
+        gevent.sleep(3)
+        assert all(not greenlet.dead for greenlet in group._greenlets)
+        assert group.stats()["assigned"] == [("orders", 0)]
+    finally:
+        broker.stop()
+        group.stop(timeout=60)
+    assert all(greenlet.dead for greenlet in group._greenlets)
