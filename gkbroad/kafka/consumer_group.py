@@ -367,11 +367,12 @@ class ConsumerGroup:
     def stats(self):
         """A small snapshot for progress reports.
 
-        Per partition: ``buffered`` records, ``pending`` acks, ``committed``
-        and ``position`` as Kafka counts them (the next offset to read: once
-        committed, once buffered; None until known), ``highwater`` (end
-        offset last seen by the fetcher), ``lag`` (highwater - committed),
-        ``paused`` and ``epoch``.
+        Per partition: ``buffered`` records; ``pending`` acks; ``committed``,
+        the offset Kafka stores for the group (last processed + 1; None until
+        the first commit of this assignment); ``position``, the next offset to
+        be buffered; ``highwater``, the end offset the fetcher last saw;
+        ``lag`` (highwater - committed); ``paused``; ``epoch``. None marks
+        what is not known yet.
         """
         partitions = {}
         for tp, state in self._partitions.items():
@@ -508,7 +509,11 @@ class ConsumerGroup:
         if consumer is not None:
             try:
                 consumer.close(autocommit=False)
-                log.info("group %s: left the group", self.group_name)
+                if self._settings["group_instance_id"] is None:
+                    log.info("group %s: left the group", self.group_name)
+                else:  # kafka-python sends no LeaveGroup for static members
+                    log.info("group %s: closed; as a static member it keeps its partitions "
+                             "until the session times out", self.group_name)
             except Exception:
                 log.exception("group %s: closing the consumer failed", self.group_name)
             self._consumer = None
@@ -614,7 +619,8 @@ class ConsumerGroup:
                 self._dirty.discard(tp)
             elif tp not in self._in_flight:
                 self._dirty.discard(tp)
-                if state.committed is None or state.acked > state.committed:
+                if state.acked is not None and (state.committed is None
+                                                or state.acked > state.committed):
                     offsets[tp] = state.acked
         return offsets
 
@@ -680,6 +686,7 @@ class ConsumerGroup:
             limit = self.topics[tp.topic]["max_buffer_records"]
             self._partitions[tp] = _Partition(tp, epoch, limit)
             self._tracker.forget(tp)
+            self._dirty.discard(tp)
             log.info("group %s: assigned %s:%d (epoch %d)", self.group_name, tp.topic,
                      tp.partition, epoch)
             self._notify_start(tp)
