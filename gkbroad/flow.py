@@ -7,6 +7,7 @@ pipeline's `cancel` event is set, so a stopping pipeline never waits on them.
 from __future__ import annotations
 
 import time
+from collections import deque
 
 import gevent
 from gevent.event import Event
@@ -21,13 +22,17 @@ class Credits:
     back what they did not use; processors give credits back once a message
     left them (acknowledged, or handed to a batcher). So the processors never
     hold more than `total` messages, however fast the producers could go.
+
+    Waiting producers are served first come, first served: freed credits are
+    handed to the longest waiter rather than left for whichever greenlet runs
+    next, or a producer that never waits (it always has data) would take every
+    credit and starve the others.
     """
 
     def __init__(self, total: int):
         self.total = total
         self.available = total
-        self._freed = Event()
-        self._freed.set()
+        self._waiters: deque[_Waiter] = deque()
 
     @property
     def in_use(self) -> int:
@@ -35,19 +40,37 @@ class Credits:
 
     def take(self, most: int, cancel: Event) -> int:
         """Wait until at least one credit is free, then take up to `most`; 0 if cancelled."""
-        while self.available <= 0:
-            self._freed.clear()
-            gevent.wait([self._freed, cancel], count=1)
-            if cancel.is_set():
-                return 0
-        taken = min(most, self.available)
-        self.available -= taken
-        return taken
+        if self.available > 0 and not self._waiters:
+            taken = min(most, self.available)
+            self.available -= taken
+            return taken
+        waiter = _Waiter(most)
+        self._waiters.append(waiter)
+        gevent.wait([waiter.ready, cancel], count=1)
+        if cancel.is_set():
+            if waiter.ready.is_set():
+                self.give(waiter.granted)
+            else:
+                self._waiters.remove(waiter)
+            return 0
+        return waiter.granted
 
     def give(self, count: int) -> None:
         self.available += count
-        if self.available > 0:
-            self._freed.set()
+        while self._waiters and self.available > 0:
+            waiter = self._waiters.popleft()
+            waiter.granted = min(waiter.most, self.available)
+            self.available -= waiter.granted
+            waiter.ready.set()
+
+
+class _Waiter:
+    __slots__ = ("most", "granted", "ready")
+
+    def __init__(self, most: int):
+        self.most = most
+        self.granted = 0
+        self.ready = Event()
 
 
 class RateLimiter:
