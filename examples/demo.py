@@ -22,9 +22,8 @@ import time  # noqa: E402
 import uuid  # noqa: E402
 
 import gevent  # noqa: E402
-from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer  # noqa: E402
+from kafka import KafkaAdminClient, KafkaProducer  # noqa: E402
 from kafka.admin import NewTopic  # noqa: E402
-from kafka.structs import TopicPartition  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
@@ -34,29 +33,26 @@ from gkbroad.kafka import Producer  # noqa: E402
 
 
 def produce_sample(servers, topic, partitions, count):
+    """Create the topic and produce the orders; returns {partition: end offset}."""
     admin = KafkaAdminClient(bootstrap_servers=servers, client_id="gkbroad-demo")
     try:
         admin.create_topics([NewTopic(topic, num_partitions=partitions, replication_factor=1)])
     finally:
         admin.close()
     producer = KafkaProducer(bootstrap_servers=servers, linger_ms=10)
-    for key, value in sample_orders(count):
-        producer.send(topic, key=key, value=value)
+    sent = [producer.send(topic, key=key, value=value) for key, value in sample_orders(count)]
     producer.flush()
     producer.close()
-
-
-def end_offsets(servers, topic, partitions):
-    consumer = KafkaConsumer(bootstrap_servers=servers)
-    try:
-        tps = [TopicPartition(topic, p) for p in range(partitions)]
-        return {tp.partition: offset for tp, offset in consumer.end_offsets(tps).items()}
-    finally:
-        consumer.close()
+    ends = dict.fromkeys(range(partitions), 0)
+    for future in sent:
+        meta = future.get(timeout=30)
+        ends[meta.partition] = max(ends[meta.partition], meta.offset + 1)
+    return ends
 
 
 def committed_offsets(admin, group, topic):
-    offsets = admin.list_consumer_group_offsets(group)
+    """What Kafka stores for the group: the next offset to read, per partition."""
+    offsets = admin.list_group_offsets(group).get(group, {})
     return {tp.partition: meta.offset for tp, meta in offsets.items() if tp.topic == topic and meta.offset >= 0}
 
 
@@ -64,8 +60,7 @@ def run(servers, args):
     topic = f"demo-orders-{uuid.uuid4().hex[:6]}"
     group = f"{topic}-group"
     print(f"== producing {args.orders} sample orders to {topic} ({args.partitions} partitions)")
-    produce_sample(servers, topic, args.partitions, args.orders)
-    ends = end_offsets(servers, topic, args.partitions)
+    ends = produce_sample(servers, topic, args.partitions, args.orders)
     counters = new_counters()
     pipeline = OrdersPipeline(
         name="demo-orders",
@@ -76,6 +71,7 @@ def run(servers, args):
                 "topics": [{"name": topic, "offset_reset_policy": "earliest"}],
                 "receive_interval": 200,
                 "session_timeout_ms": 6000,
+                "heartbeat_interval_ms": 1000,
             }),
             "concurrency": 2,
         },
