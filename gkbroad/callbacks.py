@@ -30,17 +30,7 @@ class Callbacks:
         """Run prepare_messages on a processor's chunk; on error every message of it fails."""
         if not self.has_prepare:
             return messages
-        try:
-            prepared = self.pipeline.prepare_messages(messages, self.context)
-        except Exception as exc:
-            logger.exception("[%s] prepare_messages raised; failing %d messages", self.name, len(messages))
-            return [m.failed(exc) for m in messages]
-        problem = _not_messages(prepared, len(messages))
-        if problem:
-            reason = f"prepare_messages must return a list of the {len(messages)} messages it was given, {problem}"
-            logger.error("[%s] %s", self.name, reason)
-            return [m.failed(reason) for m in messages]
-        return prepared
+        return self._on_list("prepare_messages", messages, messages, self.context)
 
     def handle_message(self, processor: str, message: Message) -> Message:
         try:
@@ -55,14 +45,18 @@ class Callbacks:
         return result
 
     def handle_batch(self, batcher: str, messages: list[Message], info: BatchInfo) -> list[Message]:
+        return self._on_list("handle_batch", messages, batcher, messages, info, self.context)
+
+    def _on_list(self, callback: str, messages: list[Message], *args: Any) -> list[Message]:
+        """Call a callback that takes and returns a list of messages; any failure fails them all."""
         try:
-            result = self.pipeline.handle_batch(batcher, messages, info, self.context)
+            result = getattr(self.pipeline, callback)(*args)
         except Exception as exc:
-            logger.exception("[%s] handle_batch raised; all %d messages of the batch fail", self.name, len(messages))
+            logger.exception("[%s] %s raised; all %d of its messages fail", self.name, callback, len(messages))
             return [m.failed(exc) for m in messages]
         problem = _not_messages(result, len(messages))
         if problem:
-            reason = f"handle_batch must return a list of the {len(messages)} messages it was given, {problem}"
+            reason = f"{callback} must return a list of the {len(messages)} messages it was given, {problem}"
             logger.error("[%s] %s", self.name, reason)
             return [m.failed(reason) for m in messages]
         return result

@@ -127,7 +127,7 @@ class Topology:
         deadline = time.monotonic() + timeout
         self.draining.set()
         for stage in self.producers:
-            _prepare_for_draining(stage)
+            stage.prepare_for_draining()
         clean = self._join([s.greenlet for s in self.producers], deadline)
         self.router.stop_all(len(self.processors))
         clean = self._join([s.greenlet for s in self.processors], deadline) and clean
@@ -153,16 +153,6 @@ class Topology:
             )
             gevent.killall(late, timeout=1.0)
         return not late
-
-
-def _prepare_for_draining(stage: ProducerStage) -> None:
-    prepare = getattr(stage.producer, "prepare_for_draining", None)
-    if prepare is None:
-        return
-    try:
-        prepare()
-    except Exception:
-        logger.exception("%s: prepare_for_draining raised", stage.name)
 
 
 def _stop_service(service: Any, timeout: float) -> None:

@@ -61,15 +61,24 @@ class ProducerStage(Stage):
             demand = allowed
         return demand
 
+    def prepare_for_draining(self) -> None:
+        self._call_optional("prepare_for_draining")
+
     def _idle(self) -> None:
-        idle = getattr(self.producer, "idle", None)
-        if idle is None:
-            return
-        try:
-            idle()
-        except Exception:
-            logger.exception("%s: idle() raised; retrying in %.1fs", self.name, RECEIVE_ERROR_BACKOFF)
+        if not self._call_optional("idle"):
             self.draining.wait(RECEIVE_ERROR_BACKOFF)
+
+    def _call_optional(self, method: str) -> bool:
+        """Call a producer method the protocol makes optional; False if it raised (logged)."""
+        function = getattr(self.producer, method, None)
+        if function is None:
+            return True
+        try:
+            function()
+        except Exception:
+            logger.exception("%s: %s raised", self.name, method)
+            return False
+        return True
 
     def _receive(self, demand: int) -> list:
         try:
