@@ -44,7 +44,7 @@ class Topology:
                 name=f"{self.name}.processor.{i}",
                 processor="default",
                 inbox=self.router.queue_for(i),
-                shared_inbox=1 if processor["partition_by"] else processor["concurrency"],
+                sharers=1 if processor["partition_by"] else processor["concurrency"],
                 max_demand=processor["max_demand"],
                 callbacks=self.callbacks,
                 credits=self.credits,

@@ -4,11 +4,10 @@ Each stage runs as one or more greenlets that talk through bounded gevent
 queues; `gkbroad.topology` wires them together and stops them in order.
 """
 
+from ._base import STOP
 from .batch_processor import BatchProcessorStage
 from .batcher import BatcherStage
 from .processor import ProcessorStage, Router
 from .producer import ProducerStage
 
 __all__ = ["BatchProcessorStage", "BatcherStage", "ProcessorStage", "ProducerStage", "Router", "STOP"]
-
-from ._base import STOP  # noqa: E402

@@ -9,7 +9,6 @@ is free takes the next messages.
 from __future__ import annotations
 
 import logging
-import math
 from typing import Callable
 
 from gevent.queue import Queue
@@ -51,12 +50,12 @@ class Router:
 
 
 class ProcessorStage(Stage):
-    def __init__(self, name: str, processor: str, inbox: Queue, shared_inbox: int, max_demand: int,
+    def __init__(self, name: str, processor: str, inbox: Queue, sharers: int, max_demand: int,
                  callbacks: Callbacks, credits: Credits, batchers: dict[str, Queue]):
         self.name = name
         self.processor = processor
         self.inbox = inbox
-        self.sharing = shared_inbox
+        self.sharers = sharers
         self.max_demand = max_demand
         self.callbacks = callbacks
         self.credits = credits
@@ -76,8 +75,7 @@ class ProcessorStage(Stage):
         if first is STOP:
             return [], True
         chunk = [first]
-        most = min(self.max_demand, max(1, math.ceil(len(self.inbox) / self.sharing)) if self.sharing > 1
-                   else self.max_demand)
+        most = min(self.max_demand, 1 + len(self.inbox) // self.sharers)
         while len(chunk) < most and not self.inbox.empty():
             item = self.inbox.peek_nowait()
             if item is STOP:
