@@ -92,6 +92,9 @@ def run(servers, args):
             now = time.monotonic()
             rate = (done - last_done) / (now - last_time)
             last_done, last_time = done, now
+            if not done:
+                print("  waiting for the group to assign partitions...", flush=True)
+                continue
             lag = " ".join(f"p{p}:{ends[p] - committed.get(p, 0)}" for p in sorted(ends))
             print(f"  handled {counters['handled']:>6}  failed {counters['failed']:>4}  "
                   f"{rate:>7.0f} rec/s  lag {lag}", flush=True)
