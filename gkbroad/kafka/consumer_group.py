@@ -44,39 +44,26 @@ import kafka.errors as Errors
 from gevent.event import Event
 from kafka import KafkaConsumer
 from kafka.consumer.subscription_state import AsyncConsumerRebalanceListener
-from kafka.coordinator.assignors.cooperative_sticky import CooperativeStickyAssignor
-from kafka.coordinator.assignors.range import RangePartitionAssignor
-from kafka.coordinator.assignors.roundrobin import RoundRobinPartitionAssignor
-from kafka.coordinator.assignors.sticky.sticky_assignor import StickyPartitionAssignor
 from kafka.future import Future
 from kafka.structs import OffsetAndMetadata
 
-from gkbroad.errors import ConfigError
 from gkbroad.kafka.fetcher_fix import release_exhausted_batch
 from gkbroad.kafka.gevent_check import check_gevent_patched
 from gkbroad.kafka.offset_tracker import OffsetTracker
-from gkbroad.kafka.options import CLIENT_SETTINGS_MANAGED
+from gkbroad.kafka.settings import ASSIGNORS, kafka_settings, poll_batch
 
 __all__ = ["ConsumerGroup", "ASSIGNORS"]
 
 log = logging.getLogger(__name__)
 
-ASSIGNORS = {
-    "cooperative-sticky": CooperativeStickyAssignor,
-    "sticky": StickyPartitionAssignor,
-    "range": RangePartitionAssignor,
-    "roundrobin": RoundRobinPartitionAssignor,
-}
-
-_FETCH_STRATEGY = {"max_wait_ms": "fetch_max_wait_ms", "min_bytes": "fetch_min_bytes",
-                   "max_bytes": "fetch_max_bytes"}
-_TOPIC_DEFAULTS = {"offset_reset_policy": "latest", "fetch_max_bytes": None,
-                   "max_buffer_records": 1000, "isolation_level": "read_uncommitted"}
+# KafkaProducerOptions the constructor takes by name, besides group_name and topics.
+_GROUP_OPTIONS = ("client", "fetch_strategy", "committers_count", "instance_id",
+                  "rebalance_timeout_ms", "session_timeout_ms", "heartbeat_interval_ms",
+                  "drain_timeout", "partition_assignment_strategy")
 
 # One poll waits at most this long, so the poll greenlet reacts quickly to
 # drained buffers (resume) and to stop().
 _POLL_TIMEOUT_MS = 100
-_MAX_POLL_RECORDS = 500
 _BACKOFF_FIRST = 0.1
 # Commits usually fail because a rebalance is under way, which is over soon.
 _CONNECT_BACKOFF_MAX, _COMMIT_BACKOFF_MAX = 5.0, 1.0
@@ -156,49 +143,52 @@ class _RebalanceListener(AsyncConsumerRebalanceListener):
 class ConsumerGroup:
     """One consumer-group membership: buffers, pull/ack/commit, rebalances.
 
+    The Producer builds it (``from_options``) from options that
+    gkbroad.kafka.options.KafkaProducerOptions validated and completed with
+    defaults, and the group takes them as they are, without checking them
+    again: whoever builds one directly (tests) must validate first, e.g.
+    ``ConsumerGroup.from_options(validate(KafkaProducerOptions, {...}))``.
+
     Subclass it to carry kafka-python connection settings in the ``client``
-    class attribute and to define ``handle_consumer_start`` /
-    ``handle_consumer_stop``. Those callbacks run on kafka-python's I/O loop
-    while the group rebalances, so keep them short; their exceptions are
-    logged and otherwise ignored.
+    class attribute (used when the ``client`` argument is None) and to define
+    ``handle_consumer_start`` / ``handle_consumer_stop``. Those callbacks run
+    on kafka-python's I/O loop while the group rebalances, so keep them
+    short; their exceptions are logged and otherwise ignored.
 
     ``topics`` are validated topic configs (dicts with ``name``,
     ``offset_reset_policy``, ``fetch_max_bytes``, ``max_buffer_records``,
-    ``isolation_level``). kafka-python fetches with one isolation level and
-    one per-partition byte limit per consumer: all topics must share the
-    isolation level, and the largest ``fetch_max_bytes`` applies to all.
-    ``rebalance_timeout_ms`` sets kafka-python's ``max_poll_interval_ms``
-    (which it sends as the rebalance timeout; ``client`` may set it too);
-    keep ``drain_timeout`` below it.
+    ``isolation_level``); they share one isolation level, and the largest
+    ``fetch_max_bytes`` applies to all (kafka-python has one of each per
+    consumer). ``rebalance_timeout_ms`` sets kafka-python's
+    ``max_poll_interval_ms`` (which it sends as the rebalance timeout;
+    ``client`` may set it too); keep ``drain_timeout`` below it.
     Times are in milliseconds except the ``timeout`` arguments, in seconds.
     """
 
     client = None
 
-    def __init__(self, group_name, topics, *, client=None, default_topic_config=None,
-                 fetch_strategy=None, committers_count=1, instance_id=None,
-                 rebalance_timeout_ms=None, session_timeout_ms=None, heartbeat_interval_ms=None,
-                 drain_timeout=30000, partition_assignment_strategy="cooperative-sticky"):
+    @classmethod
+    def from_options(cls, options):
+        """Build the group from validated KafkaProducerOptions (see the class
+        docstring); options the group does not use are ignored."""
+        return cls(options["group_name"], options["topics"],
+                   **{key: options[key] for key in _GROUP_OPTIONS})
+
+    def __init__(self, group_name, topics, *, client, fetch_strategy, committers_count,
+                 instance_id, rebalance_timeout_ms, session_timeout_ms, heartbeat_interval_ms,
+                 drain_timeout, partition_assignment_strategy):
         check_gevent_patched()
-        if not topics:
-            raise ConfigError("topics: expected a non-empty list of topic configs, got %r"
-                              % (topics,))
-        if not isinstance(committers_count, int) or committers_count < 1:
-            raise ConfigError("committers_count: expected an integer >= 1, got %r"
-                              % (committers_count,))
         self.group_name = group_name
-        self.topics = {topic["name"]: dict(_TOPIC_DEFAULTS, **topic) for topic in topics}
-        self.default_topic_config = default_topic_config
+        self.topics = {topic["name"]: topic for topic in topics}
         self.drain_timeout = drain_timeout
         self.committers_count = committers_count
-        limits = [config["max_buffer_records"] for config in self.topics.values()]
-        # A poll never returns more than this, and a partition is paused while
-        # its buffer could not take that many more: buffers never overflow.
-        self._poll_batch = max(1, min(_MAX_POLL_RECORDS, min(limits) // 4))
-        self._settings = self._kafka_settings(
-            self.client if client is None else client, fetch_strategy, instance_id,
-            rebalance_timeout_ms, session_timeout_ms, heartbeat_interval_ms,
-            partition_assignment_strategy)
+        self._poll_batch = poll_batch(topics)
+        self._settings = kafka_settings(
+            group_name, topics, self.client if client is None else client,
+            fetch_strategy=fetch_strategy, instance_id=instance_id,
+            rebalance_timeout_ms=rebalance_timeout_ms, session_timeout_ms=session_timeout_ms,
+            heartbeat_interval_ms=heartbeat_interval_ms,
+            partition_assignment_strategy=partition_assignment_strategy)
         self._tracker = OffsetTracker()
         self._partitions = {}        # TopicPartition -> _Partition, assigned here now
         self._epochs = {}            # TopicPartition -> last epoch, kept across releases
@@ -213,56 +203,6 @@ class ConsumerGroup:
         self._commit_wanted = Event()
         self._new_records = Event()
         self.failure = None          # a configuration error kafka-python refused
-
-    # ----------------------------------------------------------- configuration
-
-    def _kafka_settings(self, client, fetch_strategy, instance_id, rebalance_timeout_ms,
-                        session_timeout_ms, heartbeat_interval_ms, assignment_strategy):
-        if not isinstance(client, dict) or not client.get("bootstrap_servers"):
-            raise ConfigError("client: expected a dict of kafka-python settings with "
-                              "bootstrap_servers, got %r" % (client,))
-        for key in client:
-            if key not in KafkaConsumer.DEFAULT_CONFIG:
-                raise ConfigError("client: %r is not a kafka-python KafkaConsumer setting" % key)
-            if key in CLIENT_SETTINGS_MANAGED:
-                instead = CLIENT_SETTINGS_MANAGED[key]
-                raise ConfigError("client: %r is set by gkbroad%s; remove it from client"
-                                  % (key, "; use the %s option instead" % instead if instead
-                                     else ""))
-        if assignment_strategy not in ASSIGNORS:
-            raise ConfigError("partition_assignment_strategy: expected one of %s, got %r"
-                              % (", ".join(sorted(ASSIGNORS)), assignment_strategy))
-        isolation = {config["isolation_level"] for config in self.topics.values()}
-        if len(isolation) > 1:
-            raise ConfigError("topics[].isolation_level: kafka-python reads all topics of a "
-                              "consumer with one isolation level; expected the same value for "
-                              "every topic, got %s" % sorted(isolation))
-        settings = dict(client)
-        settings.update(
-            group_id=self.group_name,
-            group_instance_id=instance_id,
-            enable_auto_commit=False,
-            auto_offset_reset="none",
-            partition_assignment_strategy=[ASSIGNORS[assignment_strategy]],
-            isolation_level=isolation.pop(),
-            max_poll_records=self._poll_batch,
-        )
-        fetch_bytes = [config["fetch_max_bytes"] for config in self.topics.values()
-                       if config["fetch_max_bytes"] is not None]
-        if fetch_bytes:
-            settings["max_partition_fetch_bytes"] = max(fetch_bytes)
-        for option, value in (fetch_strategy or {}).items():
-            if option not in _FETCH_STRATEGY:
-                raise ConfigError("fetch_strategy: unknown key %r; expected some of %s"
-                                  % (option, ", ".join(sorted(_FETCH_STRATEGY))))
-            if value is not None:
-                settings[_FETCH_STRATEGY[option]] = value
-        for key, value in (("max_poll_interval_ms", rebalance_timeout_ms),
-                           ("session_timeout_ms", session_timeout_ms),
-                           ("heartbeat_interval_ms", heartbeat_interval_ms)):
-            if value is not None:
-                settings[key] = value
-        return settings
 
     # --------------------------------------------------------------- callbacks
 

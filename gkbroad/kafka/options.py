@@ -10,10 +10,9 @@ from kafka.consumer.group import KafkaConsumer
 from marshmallow import RAISE, Schema, ValidationError, fields, pre_load, validate as mm_validate, validates_schema
 
 from ..options import NonEmptyString, NonNegativeInt, PositiveInt, import_object, one_of, option
+from .settings import ASSIGNORS
 
 __all__ = ["FetchStrategyOptions", "KafkaProducerOptions", "TopicOptions", "CLIENT_SETTINGS_MANAGED"]
-
-ASSIGNORS = ("cooperative-sticky", "range", "roundrobin", "sticky")
 
 # KafkaConsumer settings that gkbroad sets itself, and the option to use instead.
 CLIENT_SETTINGS_MANAGED = {
@@ -37,6 +36,22 @@ CLIENT_SETTINGS_MANAGED = {
 }
 
 
+def _client_setting_errors(settings: dict) -> dict:
+    """{setting: [problem]} for a dict of kafka-python KafkaConsumer settings."""
+    errors = {}
+    for key in settings:
+        if key in CLIENT_SETTINGS_MANAGED:
+            instead = CLIENT_SETTINGS_MANAGED[key]
+            errors[key] = [f"is set by gkbroad; {'use the ' + repr(instead) + ' option' if instead else 'leave it out'}"]
+        elif key not in KafkaConsumer.DEFAULT_CONFIG:
+            errors[key] = ["is not a kafka-python KafkaConsumer setting"]
+    if "bootstrap_servers" not in settings:
+        errors["bootstrap_servers"] = ["missing required option"]
+    elif not settings["bootstrap_servers"]:
+        errors["bootstrap_servers"] = ["must name at least one host:port"]
+    return errors
+
+
 class ClientSettings(fields.Field):
     """kafka-python KafkaConsumer connection settings, passed through after checking the names."""
 
@@ -47,15 +62,7 @@ class ClientSettings(fields.Field):
     def _deserialize(self, value, attr, data, **kwargs):
         if not isinstance(value, dict):
             raise self.make_error("invalid")
-        errors = {}
-        for key in value:
-            if key in CLIENT_SETTINGS_MANAGED:
-                instead = CLIENT_SETTINGS_MANAGED[key]
-                errors[key] = [f"is set by gkbroad; {'use the ' + repr(instead) + ' option' if instead else 'leave it out'}"]
-            elif key not in KafkaConsumer.DEFAULT_CONFIG:
-                errors[key] = ["is not a kafka-python KafkaConsumer setting"]
-        if "bootstrap_servers" not in value:
-            errors["bootstrap_servers"] = ["missing required option"]
+        errors = _client_setting_errors(value)
         if errors:
             raise ValidationError(errors)
         return dict(value)
@@ -80,6 +87,9 @@ class ConsumerGroupClass(fields.Field):
             raise self.make_error("invalid")
         if not isinstance(value.client, dict) or "bootstrap_servers" not in value.client:
             raise self.make_error("client")
+        errors = _client_setting_errors(value.client)
+        if errors:
+            raise ValidationError({"client": errors})
         return value
 
 
@@ -182,7 +192,7 @@ class KafkaProducerOptions(Schema):
                  "acknowledged before the partitions are given up anyway."),
     )
     partition_assignment_strategy = one_of(
-        ASSIGNORS,
+        tuple(sorted(ASSIGNORS)),
         "cooperative-sticky moves only the partitions that change owner; the others are eager (stop-the-world).",
         load_default="cooperative-sticky",
     )
@@ -202,4 +212,15 @@ class KafkaProducerOptions(Schema):
         if has_client and has_group:
             raise ValidationError(
                 "client and consumer_group are mutually exclusive in the Kafka producer options; set only one of them"
+            )
+
+    @validates_schema
+    def _one_isolation_level(self, data, **kwargs):
+        levels = {topic["isolation_level"] for topic in data["topics"]}
+        if len(levels) > 1:
+            chosen = ", ".join(f"{topic['name']}={topic['isolation_level']}" for topic in data["topics"])
+            raise ValidationError(
+                "must all have the same isolation_level (kafka-python reads all topics of a consumer with "
+                f"one); they have {chosen}",
+                field_name="topics",
             )

@@ -36,19 +36,6 @@ logger = logging.getLogger(__name__)
 
 OPTIONS_PATH = "producer.module"
 
-# Options the ConsumerGroup takes as they are.
-GROUP_PASSTHROUGH = (
-    "default_topic_config",
-    "fetch_strategy",
-    "committers_count",
-    "instance_id",
-    "rebalance_timeout_ms",
-    "session_timeout_ms",
-    "heartbeat_interval_ms",
-    "drain_timeout",
-    "partition_assignment_strategy",
-)
-
 
 class Producer(BaseProducer):
     """Consume Kafka topics through one consumer-group membership. Options: see the README."""
@@ -57,13 +44,7 @@ class Producer(BaseProducer):
     def prepare_for_start(cls, options: dict, pipeline_options: dict) -> tuple[list[Any], dict]:
         opts = validate(KafkaProducerOptions, options, OPTIONS_PATH)
         _refuse_partition_by(pipeline_options)
-        group_cls = opts["consumer_group"] or ConsumerGroup
-        group = group_cls(
-            opts["group_name"],
-            opts["topics"],
-            client=opts["client"],
-            **{key: opts[key] for key in GROUP_PASSTHROUGH},
-        )
+        group = (opts["consumer_group"] or ConsumerGroup).from_options(opts)
         pipeline_options["producer"]["module"] = (cls, {**opts, "group": group})
         pipeline_options["partition_by"] = partition_by_partition
         return [group], pipeline_options

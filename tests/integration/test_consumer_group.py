@@ -18,16 +18,24 @@ from kafka.structs import TopicPartition
 from gkbroad.broker import LocalBroker
 from gkbroad.kafka.consumer_group import ConsumerGroup
 from gkbroad.kafka.fetcher_fix import release_exhausted_batch
+from gkbroad.kafka.options import KafkaProducerOptions
+from gkbroad.options import validate
 
 from kafka_helpers import Cluster, create_topic
 
 SESSION = {"session_timeout_ms": 6000, "heartbeat_interval_ms": 1000}
 
 
+def build_group(cls=ConsumerGroup, **options):
+    """A group built as the Producer builds it: from options the schema validated."""
+    return cls.from_options(validate(KafkaProducerOptions, options, "producer.module"))
+
+
 def make_group(cluster, topic, group_id, cls=ConsumerGroup, topic_config=None, **options):
     config = {"name": topic, "offset_reset_policy": "earliest", **(topic_config or {})}
-    return cls(group_id, [config], client={"bootstrap_servers": cluster.bootstrap_servers},
-               **{**SESSION, **options})
+    return build_group(cls, group_name=group_id, topics=[config],
+                       client={"bootstrap_servers": cluster.bootstrap_servers},
+                       **{**SESSION, **options})
 
 
 def _free_port():
@@ -281,10 +289,10 @@ def test_each_topic_starts_where_its_offset_reset_policy_says(cluster):
         # One record per batch: the bundled Tansu answers ListOffsets(latest)
         # with the last batch's base offset + 1.
         cluster.produce(late, 1)
-    group = ConsumerGroup(
-        cluster.group_id(),
-        [{"name": early, "offset_reset_policy": "earliest"},
-         {"name": late, "offset_reset_policy": "latest"}],
+    group = build_group(
+        group_name=cluster.group_id(),
+        topics=[{"name": early, "offset_reset_policy": "earliest"},
+                {"name": late, "offset_reset_policy": "latest"}],
         client={"bootstrap_servers": cluster.bootstrap_servers}, **SESSION)
     group.start()
     try:
@@ -353,8 +361,12 @@ def test_kafka_python_pause_resume_bug_is_still_there_and_the_fix_unsticks_it(cl
      "from gkbroad.kafka.consumer_group import ConsumerGroup", "kafka was imported before"),
 ])
 def test_missing_or_late_monkey_patching_is_refused_with_the_fix(program, expected):
-    program += ("\ntry:\n"
-                "    ConsumerGroup('g', [{'name': 't'}], client={'bootstrap_servers': 'x:1'})\n"
+    program += ("\nfrom gkbroad.kafka.options import KafkaProducerOptions\n"
+                "from gkbroad.options import validate\n"
+                "options = validate(KafkaProducerOptions, {'group_name': 'g', 'topics': [{'name': 't'}],\n"
+                "                                          'client': {'bootstrap_servers': 'x:1'}})\n"
+                "try:\n"
+                "    ConsumerGroup.from_options(options)\n"
                 "except Exception as exc:\n"
                 "    print(type(exc).__name__, exc)\n")
     env = {key: value for key, value in os.environ.items() if key != "GKBROAD_GEVENT_PATCH"}
@@ -365,30 +377,12 @@ def test_missing_or_late_monkey_patching_is_refused_with_the_fix(program, expect
     assert "monkey.patch_all()" in result.stdout
 
 
-@pytest.mark.parametrize("options, complaint", [
-    ({"partition_assignment_strategy": "sticky-ish"}, "partition_assignment_strategy"),
-    ({"client": {"bootstrap_servers": "x:1", "group_id": "other"}}, "group_name"),
-    ({"client": {"bootstrap_servers": "x:1", "no_such_setting": 1}}, "no_such_setting"),
-    ({"client": {}}, "bootstrap_servers"),
-    ({"committers_count": 0}, "committers_count"),
-    ({"fetch_strategy": {"max_wait": 5}}, "fetch_strategy"),
-    ({"topics": [{"name": "a", "isolation_level": "read_committed"}, {"name": "b"}]},
-     "isolation_level"),
-])
-def test_bad_configuration_fails_at_construction(options, complaint):
-    from gkbroad.errors import ConfigError
-
-    arguments = {"client": {"bootstrap_servers": "x:1"}, "topics": [{"name": "t"}], **options}
-    with pytest.raises(ConfigError, match=complaint):
-        ConsumerGroup("g", arguments.pop("topics"), **arguments)
-
-
 def test_waits_for_an_unreachable_broker_and_survives_losing_it(caplog):
     # A broker of its own: this test starts it late and kills it.
     broker = LocalBroker(port=_free_port())
     cluster = Cluster("127.0.0.1:%d" % broker.port)
-    group = ConsumerGroup(
-        cluster.group_id(), [{"name": "orders", "offset_reset_policy": "earliest"}],
+    group = build_group(
+        group_name=cluster.group_id(), topics=[{"name": "orders", "offset_reset_policy": "earliest"}],
         client={"bootstrap_servers": cluster.bootstrap_servers, "bootstrap_timeout_ms": 1000,
                 "request_timeout_ms": 5000, "reconnect_backoff_max_ms": 1000}, **SESSION)
     group.start()
