@@ -172,6 +172,10 @@ class KafkaProducerOptions(Schema):
     committers_count = PositiveInt(load_default=1, **option("Greenlets that send offset commits."))
     instance_id = NonEmptyString(
         load_default=None, allow_none=True,
+        validate=mm_validate.Regexp(
+            r"^(?!\.{1,2}$)[A-Za-z0-9._-]{1,249}$",
+            error="must be 1-249 characters of ASCII letters, digits, '.', '_' and '-' (not '.' or '..')",
+        ),
         **option("Static membership id (group_instance_id): a restart within the session timeout keeps the "
                  "partitions. Needs a real Kafka to take full effect."),
     )
@@ -223,4 +227,36 @@ class KafkaProducerOptions(Schema):
                 "must all have the same isolation_level (kafka-python reads all topics of a consumer with "
                 f"one); they have {chosen}",
                 field_name="topics",
+            )
+
+    @validates_schema
+    def _timeouts_fit_together(self, data, **kwargs):
+        """Combinations kafka-python only refuses when the consumer is built, inside the
+        poll greenlet after start(): refused here instead, when the pipeline is built."""
+        client = data["client"] or getattr(data["consumer_group"], "client", None) or {}
+        defaults = KafkaConsumer.DEFAULT_CONFIG
+
+        def setting(value, key):
+            return defaults[key] if value is None else value
+
+        session = setting(data["session_timeout_ms"], "session_timeout_ms")
+        heartbeat = setting(data["heartbeat_interval_ms"], "heartbeat_interval_ms")
+        if heartbeat >= session:
+            raise ValidationError(f"must be lower than session_timeout_ms ({session})",
+                                  field_name="heartbeat_interval_ms")
+        fetch_wait = setting((data["fetch_strategy"] or {}).get("max_wait_ms"), "fetch_max_wait_ms")
+        request = client.get("request_timeout_ms", defaults["request_timeout_ms"])
+        idle = client.get("connections_max_idle_ms", defaults["connections_max_idle_ms"])
+        if not fetch_wait < request < idle:
+            raise ValidationError(
+                f"kafka-python needs fetch_strategy.max_wait_ms ({fetch_wait}) < client.request_timeout_ms "
+                f"({request}) < client.connections_max_idle_ms ({idle})",
+                field_name="fetch_strategy",
+            )
+        rebalance = data["rebalance_timeout_ms"] or client.get("max_poll_interval_ms", defaults["max_poll_interval_ms"])
+        if data["drain_timeout"] >= rebalance:
+            raise ValidationError(
+                f"must be lower than the rebalance timeout ({rebalance} ms, from rebalance_timeout_ms or "
+                "client.max_poll_interval_ms): a drain that outlasts it costs the member its place in the group",
+                field_name="drain_timeout",
             )

@@ -186,7 +186,8 @@ def test_a_consumer_slower_than_max_poll_interval_keeps_the_membership(cluster):
     topic = cluster.topic(partitions=2)
     cluster.produce(topic, 40)
     group_id = cluster.group_id()
-    group = make_group(cluster, topic, group_id, cls=Recorder, rebalance_timeout_ms=2000)
+    group = make_group(cluster, topic, group_id, cls=Recorder, rebalance_timeout_ms=2000,
+                       drain_timeout=1500)
     group.start()
     try:
         consumer = Consumer(group, batch=1)

@@ -165,7 +165,7 @@ def test_slow_handler_keeps_the_membership(bootstrap_servers):
 
     seen = Recording(slow_first=9.0)
     pipeline = kafka_pipeline(bootstrap_servers, unique_name("slow-group"), [topic], context=seen,
-                              consumer_group=Watched)
+                              consumer_group=Watched, drain_timeout=5000)
     pipeline.start()
     try:
         wait_until(lambda: seen.handled_count == 20, 60, "all 20 records despite a 9 s handler")

@@ -49,6 +49,18 @@ BAD = [
      "producer.module.topics: must all have the same isolation_level (kafka-python reads all topics of a "
      "consumer with one); they have a=read_committed, b=read_uncommitted, got [{'name': 'a', "
      "'isolation_level': 'read_committed'}, {'name': 'b'}]"),
+    ({"heartbeat_interval_ms": 7000, "session_timeout_ms": 6000},
+     "producer.module.heartbeat_interval_ms: must be lower than session_timeout_ms (6000), got 7000"),
+    ({"fetch_strategy": {"max_wait_ms": 40000}},
+     "producer.module.fetch_strategy: kafka-python needs fetch_strategy.max_wait_ms (40000) < "
+     "client.request_timeout_ms (30000) < client.connections_max_idle_ms (540000), got {'max_wait_ms': 40000}"),
+    ({"client": {"bootstrap_servers": "x:1", "max_poll_interval_ms": 6000}},
+     "producer.module.drain_timeout: must be lower than the rebalance timeout (6000 ms, from "
+     "rebalance_timeout_ms or client.max_poll_interval_ms): a drain that outlasts it costs the member its "
+     "place in the group"),
+    ({"instance_id": "web 1"},
+     "producer.module.instance_id: must be 1-249 characters of ASCII letters, digits, '.', '_' and '-' "
+     "(not '.' or '..'), got 'web 1'"),
 ]
 
 
