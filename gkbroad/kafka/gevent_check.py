@@ -22,8 +22,7 @@ from gkbroad.errors import ConfigError
 __all__ = ["check_gevent_patched"]
 
 _FIX = ("call `from gevent import monkey; monkey.patch_all()` as the very first lines of "
-        "the program's entry point, before anything imports gkbroad or kafka "
-        "(the `gkbroad` command does this for you)")
+        "the program's entry point, before anything imports gkbroad or kafka")
 
 _PATCHED_MODULES = ("socket", "select", "selectors", "threading", "time")
 
