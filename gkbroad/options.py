@@ -24,6 +24,7 @@ __all__ = [
     "RateLimitingOptions",
     "validate",
     "import_object",
+    "import_or_error",
     "PositiveInt",
     "NonNegativeInt",
     "Callable",
@@ -71,7 +72,7 @@ class Callable(fields.Field):
 
     def _deserialize(self, value, attr, data, **kwargs):
         if isinstance(value, str):
-            value = _import_or_error(value, self)
+            value = import_or_error(value)
         if not callable(value):
             raise self.make_error("invalid")
         return value
@@ -136,7 +137,7 @@ class ProducerModule(fields.Field):
             if not isinstance(options, dict):
                 raise self.make_error("options")
         if isinstance(value, str):
-            value = _import_or_error(value, self)
+            value = import_or_error(value)
         if not isinstance(value, type):
             raise self.make_error("invalid")
         if not callable(getattr(value, "receive", None)):
@@ -157,7 +158,8 @@ def import_object(path: str) -> Any:
     return obj
 
 
-def _import_or_error(path: str, field: fields.Field) -> Any:
+def import_or_error(path: str) -> Any:
+    """import_object for a field: an import failure becomes a ValidationError naming the path."""
     try:
         return import_object(path)
     except (ImportError, AttributeError) as exc:

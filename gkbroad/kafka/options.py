@@ -9,7 +9,7 @@ from __future__ import annotations
 from kafka.consumer.group import KafkaConsumer
 from marshmallow import RAISE, Schema, ValidationError, fields, pre_load, validate as mm_validate, validates_schema
 
-from ..options import NonEmptyString, NonNegativeInt, PositiveInt, import_object, one_of, option
+from ..options import NonEmptyString, NonNegativeInt, PositiveInt, import_or_error, one_of, option
 from .settings import ASSIGNORS
 
 __all__ = ["FetchStrategyOptions", "KafkaProducerOptions", "TopicOptions", "CLIENT_SETTINGS_MANAGED"]
@@ -79,10 +79,7 @@ class ConsumerGroupClass(fields.Field):
         from .consumer_group import ConsumerGroup
 
         if isinstance(value, str):
-            try:
-                value = import_object(value)
-            except (ImportError, AttributeError) as exc:
-                raise ValidationError(f"cannot import {value!r} ({exc})") from exc
+            value = import_or_error(value)
         if not (isinstance(value, type) and issubclass(value, ConsumerGroup)):
             raise self.make_error("invalid")
         if not isinstance(value.client, dict) or "bootstrap_servers" not in value.client:
