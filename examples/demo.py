@@ -65,14 +65,17 @@ def run(servers, args):
     pipeline = OrdersPipeline(
         name="demo-orders",
         producer={
-            "module": (Producer, {
-                "client": {"bootstrap_servers": servers},
-                "group_name": group,
-                "topics": [{"name": topic, "offset_reset_policy": "earliest"}],
-                "receive_interval": 200,
-                "session_timeout_ms": 6000,
-                "heartbeat_interval_ms": 1000,
-            }),
+            "module": (
+                Producer,
+                {
+                    "client": {"bootstrap_servers": servers},
+                    "group_name": group,
+                    "topics": [{"name": topic, "offset_reset_policy": "earliest"}],
+                    "receive_interval": 200,
+                    "session_timeout_ms": 6000,
+                    "heartbeat_interval_ms": 1000,
+                },
+            ),
             "concurrency": 2,
         },
         processors={"default": {"concurrency": args.processors, "max_demand": 20}},
@@ -96,8 +99,10 @@ def run(servers, args):
                 print("  waiting for the group to assign partitions...", flush=True)
                 continue
             lag = " ".join(f"p{p}:{ends[p] - committed.get(p, 0)}" for p in sorted(ends))
-            print(f"  handled {counters['handled']:>6}  failed {counters['failed']:>4}  "
-                  f"{rate:>7.0f} rec/s  lag {lag}", flush=True)
+            print(
+                f"  handled {counters['handled']:>6}  failed {counters['failed']:>4}  {rate:>7.0f} rec/s  lag {lag}",
+                flush=True,
+            )
             if done >= args.orders and all(committed.get(p, 0) == ends[p] for p in ends):
                 break
     finally:
@@ -105,8 +110,11 @@ def run(servers, args):
         committed = committed_offsets(admin, group, topic)
         admin.close()
     elapsed = time.monotonic() - started
-    ok = (clean and counters["handled"] + counters["failed"] == args.orders
-          and all(committed.get(p, 0) == ends[p] for p in ends))
+    ok = (
+        clean
+        and counters["handled"] + counters["failed"] == args.orders
+        and all(committed.get(p, 0) == ends[p] for p in ends)
+    )
     print("== summary")
     print(f"  orders produced      {args.orders}")
     print(f"  handled              {counters['handled']} ({counters['batches']} batches written)")

@@ -9,7 +9,7 @@ stage that called it.
 from __future__ import annotations
 
 import logging
-from typing import Iterable
+from collections.abc import Iterable
 
 from .message import Message
 
@@ -30,5 +30,8 @@ def ack_messages(successful: Iterable[Message], failed: Iterable[Message]) -> No
         except Exception:
             logger.exception(
                 "acknowledger %r raised while acknowledging %d successful and %d failed messages (ref %r)",
-                handler, len(ok), len(bad), ref,
+                handler,
+                len(ok),
+                len(bad),
+                ref,
             )

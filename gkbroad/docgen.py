@@ -9,7 +9,8 @@ README and the schemas disagree.
 from __future__ import annotations
 
 import re
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from marshmallow import Schema, fields, missing
 from marshmallow.validate import OneOf

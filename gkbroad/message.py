@@ -9,8 +9,9 @@ return the result: ``return message.put_batcher("sql").put_batch_key(key)``.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
-from typing import Any, Callable, Hashable, NamedTuple
+from typing import Any, NamedTuple
 
 from .errors import GkbroadError
 
@@ -50,30 +51,30 @@ class Message:
     def is_failed(self) -> bool:
         return self.status == "failed"
 
-    def failed(self, reason: Any) -> "Message":
+    def failed(self, reason: Any) -> Message:
         """Mark the message failed: it skips batchers, goes to handle_failed, and is
         acknowledged as failed. `reason` is kept in `failure_reason`."""
         self.status = "failed"
         self.failure_reason = reason
         return self
 
-    def update_data(self, fn: Callable[[Any], Any]) -> "Message":
+    def update_data(self, fn: Callable[[Any], Any]) -> Message:
         self.data = fn(self.data)
         return self
 
-    def put_data(self, data: Any) -> "Message":
+    def put_data(self, data: Any) -> Message:
         self.data = data
         return self
 
-    def put_batcher(self, name: str) -> "Message":
+    def put_batcher(self, name: str) -> Message:
         self.batcher = name
         return self
 
-    def put_batch_key(self, key: Hashable) -> "Message":
+    def put_batch_key(self, key: Hashable) -> Message:
         self.batch_key = key
         return self
 
-    def put_batch_mode(self, mode: str) -> "Message":
+    def put_batch_mode(self, mode: str) -> Message:
         """`"bulk"` (default) waits for a full batch or the timeout; `"flush"` sends the
         batch this message joins at once."""
         if mode not in BATCH_MODES:

@@ -12,7 +12,8 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from marshmallow import RAISE, Schema, ValidationError, fields, validate as mm_validate
+from marshmallow import RAISE, Schema, ValidationError, fields
+from marshmallow import validate as mm_validate
 
 from .errors import ConfigError
 
@@ -171,7 +172,8 @@ class RateLimitingOptions(Schema):
         unknown = RAISE
 
     allowed_messages = PositiveInt(
-        required=True, **option("How many messages the producers may emit per interval, all producer greenlets together.")
+        required=True,
+        **option("How many messages the producers may emit per interval, all producer greenlets together."),
     )
     interval = PositiveInt(required=True, **option("The length of the interval, in milliseconds."))
 

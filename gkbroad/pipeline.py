@@ -83,7 +83,7 @@ class Pipeline:
         """Messages currently held by the processors (bounded by concurrency x max_demand)."""
         return self._topology.in_flight if self._topology else 0
 
-    def start(self) -> "Pipeline":
+    def start(self) -> Pipeline:
         if self._topology is not None:
             raise PipelineStateError(f"pipeline {self.name!r} was already started; build a new one to run again")
         self._topology = Topology(self, self.options, self.services)

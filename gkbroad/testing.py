@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-from typing import Any, Iterable, Iterator
+from collections.abc import Iterable, Iterator
+from typing import Any
 
 from gevent.event import Event
 from gevent.queue import Empty, Queue
@@ -114,10 +115,8 @@ class DummyProducer(BaseProducer):
         return messages
 
     def idle(self) -> None:
-        try:
+        with contextlib.suppress(Empty):
             self.channel.queue.peek(timeout=self.POLL_INTERVAL)
-        except Empty:
-            pass
 
     def prepare_for_draining(self) -> None:
         self.channel.draining.set()
@@ -137,8 +136,9 @@ def _push(pipeline: Pipeline, data: Iterable[Any], metadata: dict | None, batch_
     ref = next(_refs)
     ack = channel.acknowledger
     messages = [
-        Message(data=item, acknowledger=Acknowledger(ack, ref, None), metadata=dict(metadata or {}))
-        .put_batch_mode(batch_mode)
+        Message(data=item, acknowledger=Acknowledger(ack, ref, None), metadata=dict(metadata or {})).put_batch_mode(
+            batch_mode
+        )
         for item in data
     ]
     ack.expect(ref, len(messages))

@@ -11,6 +11,7 @@ so their final commits cover everything.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from typing import Any
@@ -85,16 +86,18 @@ class Topology:
                 outboxes = [Queue(maxsize=1) for _ in range(count)]
             else:
                 outboxes = [Queue(maxsize=count)] * count
-            stages.append(BatcherStage(
-                name=f"{self.name}.batcher.{name}",
-                batcher=name,
-                inbox=inboxes[name],
-                batch_size=opts["batch_size"],
-                batch_timeout_ms=opts["batch_timeout"],
-                outboxes=outboxes,
-                partition_by=opts["partition_by"],
-                on_routing_error=self._fail_batch,
-            ))
+            stages.append(
+                BatcherStage(
+                    name=f"{self.name}.batcher.{name}",
+                    batcher=name,
+                    inbox=inboxes[name],
+                    batch_size=opts["batch_size"],
+                    batch_timeout_ms=opts["batch_timeout"],
+                    outboxes=outboxes,
+                    partition_by=opts["partition_by"],
+                    on_routing_error=self._fail_batch,
+                )
+            )
             batch_processors.extend(
                 BatchProcessorStage(f"{self.name}.batch_processor.{name}.{i}", name, outboxes[i], self.callbacks)
                 for i in range(count)
@@ -132,10 +135,9 @@ class Topology:
         self.router.stop_all(len(self.processors))
         clean = self._join([s.greenlet for s in self.processors], deadline) and clean
         for stage in self.batcher_stages:
-            try:
+            # A batcher blocked behind a stuck batch processor cannot take it; _join kills it.
+            with contextlib.suppress(Full):
                 stage.inbox.put(STOP, timeout=max(deadline - time.monotonic(), 0.001))
-            except Full:
-                pass  # the batcher is blocked behind a stuck batch processor; _join kills it
         clean = self._join([s.greenlet for s in (*self.batcher_stages, *self.batch_processors)], deadline) and clean
         for service in reversed(self.services):
             _stop_service(service, max(deadline - time.monotonic(), 1.0))
@@ -149,7 +151,10 @@ class Topology:
         if late:
             logger.error(
                 "[%s] shutdown timeout: killing %d stage(s) still busy (%s); their messages are not acknowledged "
-                "and will be delivered again", self.name, len(late), ", ".join(g.name for g in late),
+                "and will be delivered again",
+                self.name,
+                len(late),
+                ", ".join(g.name for g in late),
             )
             gevent.killall(late, timeout=1.0)
         return not late

@@ -28,8 +28,12 @@ __all__ = ["Committing"]
 log = logging.getLogger(__name__)
 
 # Commit errors that only mean "the group is rebalancing, try again later".
-_REBALANCE_ERRORS = (Errors.RebalanceInProgressError, Errors.CommitFailedError,
-                     Errors.IllegalGenerationError, Errors.UnknownMemberIdError)
+_REBALANCE_ERRORS = (
+    Errors.RebalanceInProgressError,
+    Errors.CommitFailedError,
+    Errors.IllegalGenerationError,
+    Errors.UnknownMemberIdError,
+)
 
 
 class Committing:
@@ -65,8 +69,7 @@ class Committing:
                 self._dirty.discard(tp)
             elif tp not in self._in_flight:
                 self._dirty.discard(tp)
-                if state.acked is not None and (state.committed is None
-                                                or state.acked > state.committed):
+                if state.acked is not None and (state.committed is None or state.acked > state.committed):
                     offsets[tp] = state.acked
         return offsets
 
@@ -76,8 +79,7 @@ class Committing:
         consumer = self._consumer
         timeout_ms = consumer.config["request_timeout_ms"]
         to_send = {tp: OffsetAndMetadata(offset + 1, "", -1) for tp, offset in offsets.items()}
-        future = consumer._manager.call_soon(
-            consumer._coordinator._commit_offsets_sync_async, to_send, timeout_ms)
+        future = consumer._manager.call_soon(consumer._coordinator._commit_offsets_sync_async, to_send, timeout_ms)
         for tp in offsets:
             self._in_flight[tp] = future
         return future
@@ -113,9 +115,14 @@ class Committing:
         if self._commit_done(offsets, future):
             return True
         exc = future.exception
-        log.log(logging.INFO if isinstance(exc, _REBALANCE_ERRORS) else logging.WARNING,
-                "group %s: commit of %s failed (%s: %s); will retry while the partitions stay "
-                "assigned", self.group_name, describe(offsets), type(exc).__name__, exc)
+        log.log(
+            logging.INFO if isinstance(exc, _REBALANCE_ERRORS) else logging.WARNING,
+            "group %s: commit of %s failed (%s: %s); will retry while the partitions stay assigned",
+            self.group_name,
+            describe(offsets),
+            type(exc).__name__,
+            exc,
+        )
         for tp, state in states.items():
             # Only for the same assignment: after a reassignment the old
             # offsets must not be committed.

@@ -29,9 +29,17 @@ __all__ = ["ConsumerGroup", "ASSIGNORS"]
 log = logging.getLogger(__name__)
 
 # KafkaProducerOptions the constructor takes by name, besides group_name and topics.
-_GROUP_OPTIONS = ("client", "fetch_strategy", "committers_count", "instance_id",
-                  "rebalance_timeout_ms", "session_timeout_ms", "heartbeat_interval_ms",
-                  "drain_timeout", "partition_assignment_strategy")
+_GROUP_OPTIONS = (
+    "client",
+    "fetch_strategy",
+    "committers_count",
+    "instance_id",
+    "rebalance_timeout_ms",
+    "session_timeout_ms",
+    "heartbeat_interval_ms",
+    "drain_timeout",
+    "partition_assignment_strategy",
+)
 
 
 class ConsumerGroup(Polling, Committing, Rebalancing):
@@ -65,12 +73,23 @@ class ConsumerGroup(Polling, Committing, Rebalancing):
     def from_options(cls, options):
         """Build the group from validated KafkaProducerOptions (see the class
         docstring); options the group does not use are ignored."""
-        return cls(options["group_name"], options["topics"],
-                   **{key: options[key] for key in _GROUP_OPTIONS})
+        return cls(options["group_name"], options["topics"], **{key: options[key] for key in _GROUP_OPTIONS})
 
-    def __init__(self, group_name, topics, *, client, fetch_strategy, committers_count,
-                 instance_id, rebalance_timeout_ms, session_timeout_ms, heartbeat_interval_ms,
-                 drain_timeout, partition_assignment_strategy):
+    def __init__(
+        self,
+        group_name,
+        topics,
+        *,
+        client,
+        fetch_strategy,
+        committers_count,
+        instance_id,
+        rebalance_timeout_ms,
+        session_timeout_ms,
+        heartbeat_interval_ms,
+        drain_timeout,
+        partition_assignment_strategy,
+    ):
         check_gevent_patched()
         self.group_name = group_name
         self.topics = {topic["name"]: topic for topic in topics}
@@ -78,27 +97,32 @@ class ConsumerGroup(Polling, Committing, Rebalancing):
         self.committers_count = committers_count
         self._poll_batch = poll_batch(topics)
         self._settings = kafka_settings(
-            group_name, topics, self.client if client is None else client,
-            fetch_strategy=fetch_strategy, instance_id=instance_id,
-            rebalance_timeout_ms=rebalance_timeout_ms, session_timeout_ms=session_timeout_ms,
+            group_name,
+            topics,
+            self.client if client is None else client,
+            fetch_strategy=fetch_strategy,
+            instance_id=instance_id,
+            rebalance_timeout_ms=rebalance_timeout_ms,
+            session_timeout_ms=session_timeout_ms,
             heartbeat_interval_ms=heartbeat_interval_ms,
-            partition_assignment_strategy=partition_assignment_strategy)
+            partition_assignment_strategy=partition_assignment_strategy,
+        )
         # Shared with the mixins: the poll greenlet (Polling), the committers
         # (Committing) and the rebalance listener (Rebalancing).
         self._tracker = OffsetTracker()
-        self._partitions = {}        # TopicPartition -> PartitionState, assigned here now
-        self._epochs = {}            # TopicPartition -> last epoch, kept across releases
-        self._dirty = set()          # partitions with acked offsets to commit
-        self._in_flight = {}         # TopicPartition -> kafka Future of its commit
-        self._drain = None           # (partitions, kafka Future) while a release waits
+        self._partitions = {}  # TopicPartition -> PartitionState, assigned here now
+        self._epochs = {}  # TopicPartition -> last epoch, kept across releases
+        self._dirty = set()  # partitions with acked offsets to commit
+        self._in_flight = {}  # TopicPartition -> kafka Future of its commit
+        self._drain = None  # (partitions, kafka Future) while a release waits
         self._consumer = None
         self._greenlets = []
         self._stop_requested = Event()
-        self._closing = False        # stop() began: nothing is pullable any more
+        self._closing = False  # stop() began: nothing is pullable any more
         self._committers_stop = Event()
         self._commit_wanted = Event()
         self._new_records = Event()
-        self.failure = None          # a configuration error kafka-python refused
+        self.failure = None  # a configuration error kafka-python refused
 
     # --------------------------------------------------------------- callbacks
 
@@ -117,8 +141,7 @@ class ConsumerGroup(Polling, Committing, Rebalancing):
         if self._greenlets:
             return
         self._greenlets = [gevent.spawn(self._poll_loop)]
-        self._greenlets += [gevent.spawn(self._commit_loop)
-                            for _ in range(self.committers_count)]
+        self._greenlets += [gevent.spawn(self._commit_loop) for _ in range(self.committers_count)]
 
     def stop(self, timeout=None):
         """Stop pulls, keep the membership until every delivered record was
@@ -133,8 +156,9 @@ class ConsumerGroup(Polling, Committing, Rebalancing):
         done = gevent.joinall(self._greenlets, timeout=timeout)
         alive = [g for g in self._greenlets if g not in done]
         if alive:
-            log.warning("group %s: stop() timed out after %ss; killing %d greenlet(s)",
-                        self.group_name, timeout, len(alive))
+            log.warning(
+                "group %s: stop() timed out after %ss; killing %d greenlet(s)", self.group_name, timeout, len(alive)
+            )
             gevent.killall(alive)
 
     # --------------------------------------------------------- producer side
@@ -143,8 +167,7 @@ class ConsumerGroup(Polling, Committing, Rebalancing):
         """``(topic, partition)`` pairs that can be pulled now."""
         if self._closing:
             return []
-        return [(tp.topic, tp.partition) for tp, state in self._partitions.items()
-                if not state.released]
+        return [(tp.topic, tp.partition) for tp, state in self._partitions.items() if not state.released]
 
     def pull(self, topic, partition, max_records):
         """Take up to ``max_records`` buffered records of the partition.
@@ -186,8 +209,13 @@ class ConsumerGroup(Polling, Committing, Rebalancing):
         partition and sent by the committer greenlets."""
         state = self._partitions.get((topic, partition))
         if state is None:
-            log.debug("group %s: commit of %s:%s@%s ignored, partition not assigned",
-                      self.group_name, topic, partition, offset)
+            log.debug(
+                "group %s: commit of %s:%s@%s ignored, partition not assigned",
+                self.group_name,
+                topic,
+                partition,
+                offset,
+            )
             return
         if state.acked is None or offset > state.acked:
             state.acked = offset
@@ -218,15 +246,18 @@ class ConsumerGroup(Polling, Committing, Rebalancing):
                 "buffered": len(state.records),
                 "pending": self._tracker.pending(tp),
                 "committed": committed,
-                "position": (state.last_buffered + 1 if state.last_buffered >= 0
-                             else fetch_position),
+                "position": (state.last_buffered + 1 if state.last_buffered >= 0 else fetch_position),
                 "highwater": highwater,
                 "lag": highwater - committed if None not in (highwater, committed) else None,
                 "paused": state.paused,
                 "epoch": state.epoch,
             }
-        return {"group": self.group_name, "assigned": self.assigned_partitions(),
-                "partitions": partitions, "failure": self.failure}
+        return {
+            "group": self.group_name,
+            "assigned": self.assigned_partitions(),
+            "partitions": partitions,
+            "failure": self.failure,
+        }
 
     def _fetch_state(self, tp):
         """(high watermark, fetch position) kafka-python knows for ``tp``,

@@ -36,5 +36,4 @@ def build_message(record: Any, epoch: int, ack_handler: Any, ack_ref: Any, messa
             "ts": record.timestamp,
             "headers": [tuple(header) for header in record.headers or ()],
         }
-    return Message(data=data, acknowledger=acknowledger, metadata=metadata,
-                   batch_key=(record.topic, record.partition))
+    return Message(data=data, acknowledger=acknowledger, metadata=metadata, batch_key=(record.topic, record.partition))

@@ -21,8 +21,10 @@ from gkbroad.errors import ConfigError
 
 __all__ = ["check_gevent_patched"]
 
-_FIX = ("call `from gevent import monkey; monkey.patch_all()` as the very first lines of "
-        "the program's entry point, before anything imports gkbroad or kafka")
+_FIX = (
+    "call `from gevent import monkey; monkey.patch_all()` as the very first lines of "
+    "the program's entry point, before anything imports gkbroad or kafka"
+)
 
 _PATCHED_MODULES = ("socket", "select", "selectors", "threading", "time")
 
@@ -42,15 +44,16 @@ def check_gevent_patched():
     if unpatched:
         raise ConfigError(
             "gkbroad's Kafka consumer runs on gevent, but gevent.monkey.patch_all() has not "
-            "been applied (unpatched modules: %s); %s." % (", ".join(unpatched), _FIX))
+            "been applied (unpatched modules: {}); {}.".format(", ".join(unpatched), _FIX)
+        )
     stale = []
     for module_name, class_name in _SELECTOR_CAPTURES.items():
         module = sys.modules.get(module_name)
         cls = getattr(module, class_name, None)
         if cls is not None and cls.DEFAULT_CONFIG.get("selector") is not selectors.DefaultSelector:
-            stale.append("%s.%s" % (module_name, class_name))
+            stale.append(f"{module_name}.{class_name}")
     if stale:
         raise ConfigError(
             "kafka was imported before gevent.monkey.patch_all() ran, so kafka-python kept "
-            "the blocking selector (%s) and would hang under gevent; %s."
-            % (", ".join(stale), _FIX))
+            "the blocking selector ({}) and would hang under gevent; {}.".format(", ".join(stale), _FIX)
+        )

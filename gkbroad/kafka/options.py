@@ -7,7 +7,8 @@ Kafka option tables are generated from these classes.
 from __future__ import annotations
 
 from kafka.consumer.group import KafkaConsumer
-from marshmallow import RAISE, Schema, ValidationError, fields, pre_load, validate as mm_validate, validates_schema
+from marshmallow import RAISE, Schema, ValidationError, fields, pre_load, validates_schema
+from marshmallow import validate as mm_validate
 
 from ..options import NonEmptyString, NonNegativeInt, PositiveInt, import_or_error, one_of, option
 from .settings import ASSIGNORS
@@ -42,7 +43,9 @@ def _client_setting_errors(settings: dict) -> dict:
     for key in settings:
         if key in CLIENT_SETTINGS_MANAGED:
             instead = CLIENT_SETTINGS_MANAGED[key]
-            errors[key] = [f"is set by gkbroad; {'use the ' + repr(instead) + ' option' if instead else 'leave it out'}"]
+            errors[key] = [
+                f"is set by gkbroad; {'use the ' + repr(instead) + ' option' if instead else 'leave it out'}"
+            ]
         elif key not in KafkaConsumer.DEFAULT_CONFIG:
             errors[key] = ["is not a kafka-python KafkaConsumer setting"]
     if "bootstrap_servers" not in settings:
@@ -101,7 +104,8 @@ class TopicOptions(Schema):
         load_default="latest",
     )
     fetch_max_bytes = PositiveInt(
-        load_default=None, allow_none=True,
+        load_default=None,
+        allow_none=True,
         **option("Most bytes fetched per partition per request (kafka-python max_partition_fetch_bytes)."),
     )
     max_buffer_records = PositiveInt(
@@ -119,12 +123,19 @@ class FetchStrategyOptions(Schema):
     class Meta:
         unknown = RAISE
 
-    max_wait_ms = NonNegativeInt(load_default=None, allow_none=True,
-                                 **option("How long the broker may hold a fetch waiting for min_bytes."))
-    min_bytes = PositiveInt(load_default=None, allow_none=True,
-                            **option("The least data the broker should gather before answering a fetch."))
-    max_bytes = PositiveInt(load_default=None, allow_none=True,
-                            **option("Most bytes one fetch response may carry, all partitions together."))
+    max_wait_ms = NonNegativeInt(
+        load_default=None, allow_none=True, **option("How long the broker may hold a fetch waiting for min_bytes.")
+    )
+    min_bytes = PositiveInt(
+        load_default=None,
+        allow_none=True,
+        **option("The least data the broker should gather before answering a fetch."),
+    )
+    max_bytes = PositiveInt(
+        load_default=None,
+        allow_none=True,
+        **option("Most bytes one fetch response may carry, all partitions together."),
+    )
 
 
 class KafkaProducerOptions(Schema):
@@ -132,14 +143,16 @@ class KafkaProducerOptions(Schema):
         unknown = RAISE
 
     client = ClientSettings(
-        load_default=None, allow_none=True,
+        load_default=None,
+        allow_none=True,
         **option(
             "kafka-python connection settings: `bootstrap_servers` (required) and any of security_protocol, "
             "sasl_*, ssl_*, client_id, request_timeout_ms, ... Exactly one of `client` or `consumer_group`."
         ),
     )
     consumer_group = ConsumerGroupClass(
-        load_default=None, allow_none=True,
+        load_default=None,
+        allow_none=True,
         **option(
             "A gkbroad.kafka.ConsumerGroup subclass carrying `client` as a class attribute, for its "
             "lifecycle callbacks. Exactly one of `client` or `consumer_group`."
@@ -147,50 +160,69 @@ class KafkaProducerOptions(Schema):
     )
     group_name = NonEmptyString(required=True, **option("The Kafka consumer group id."))
     topics = fields.List(
-        fields.Nested(TopicOptions), required=True,
+        fields.Nested(TopicOptions),
+        required=True,
         validate=mm_validate.Length(min=1, error="must list at least one topic"),
         **option("The topics to consume, each a mapping of the topic options below (`name` required)."),
     )
     default_topic_config = fields.Nested(
-        TopicOptions, exclude=("name",), load_default=None, allow_none=True,
+        TopicOptions,
+        exclude=("name",),
+        load_default=None,
+        allow_none=True,
         **option("Topic options applied to every topic that does not set them itself."),
     )
     receive_interval = NonNegativeInt(
         load_default=1000,
-        **option("Milliseconds a producer waits after a round that found no records (it wakes early when "
-                 "records arrive)."),
+        **option(
+            "Milliseconds a producer waits after a round that found no records (it wakes early when records arrive)."
+        ),
     )
     message_format = one_of(
-        ("record", "value"), "Shape of each message: see Message formats.", load_default="record",
+        ("record", "value"),
+        "Shape of each message: see Message formats.",
+        load_default="record",
     )
     fetch_strategy = fields.Nested(
-        FetchStrategyOptions, load_default=None, allow_none=True, **option("Fetch tuning; see below."),
+        FetchStrategyOptions,
+        load_default=None,
+        allow_none=True,
+        **option("Fetch tuning; see below."),
     )
     committers_count = PositiveInt(load_default=1, **option("Greenlets that send offset commits."))
     instance_id = NonEmptyString(
-        load_default=None, allow_none=True,
+        load_default=None,
+        allow_none=True,
         validate=mm_validate.Regexp(
             r"^(?!\.{1,2}$)[A-Za-z0-9._-]{1,249}$",
             error="must be 1-249 characters of ASCII letters, digits, '.', '_' and '-' (not '.' or '..')",
         ),
-        **option("Static membership id (group_instance_id): a restart within the session timeout keeps the "
-                 "partitions. Needs a real Kafka to take full effect."),
+        **option(
+            "Static membership id (group_instance_id): a restart within the session timeout keeps the "
+            "partitions. Needs a real Kafka to take full effect."
+        ),
     )
     rebalance_timeout_ms = PositiveInt(
-        load_default=None, allow_none=True,
+        load_default=None,
+        allow_none=True,
         **option("How long the coordinator waits for members to rejoin during a rebalance."),
     )
     session_timeout_ms = PositiveInt(
-        load_default=None, allow_none=True,
+        load_default=None,
+        allow_none=True,
         **option("Member is dropped when no heartbeat arrived for this long (kafka-python default 10000)."),
     )
     heartbeat_interval_ms = PositiveInt(
-        load_default=None, allow_none=True, **option("Time between heartbeats (kafka-python default 3000)."),
+        load_default=None,
+        allow_none=True,
+        **option("Time between heartbeats (kafka-python default 3000)."),
     )
     drain_timeout = NonNegativeInt(
         load_default=30000,
-        **option("On revocation, how long in-flight messages of the revoked partitions may take to be "
-                 "acknowledged before the partitions are given up anyway."),
+        **option(
+            "On revocation, how long in-flight messages of the revoked partitions may take to be "
+            "acknowledged before the partitions are given up anyway."
+        ),
     )
     partition_assignment_strategy = one_of(
         tuple(sorted(ASSIGNORS)),
@@ -239,8 +271,9 @@ class KafkaProducerOptions(Schema):
         session = setting(data["session_timeout_ms"], "session_timeout_ms")
         heartbeat = setting(data["heartbeat_interval_ms"], "heartbeat_interval_ms")
         if heartbeat >= session:
-            raise ValidationError(f"must be lower than session_timeout_ms ({session})",
-                                  field_name="heartbeat_interval_ms")
+            raise ValidationError(
+                f"must be lower than session_timeout_ms ({session})", field_name="heartbeat_interval_ms"
+            )
         fetch_wait = setting((data["fetch_strategy"] or {}).get("max_wait_ms"), "fetch_max_wait_ms")
         request = client.get("request_timeout_ms", defaults["request_timeout_ms"])
         idle = client.get("connections_max_idle_ms", defaults["connections_max_idle_ms"])

@@ -70,14 +70,18 @@ class Polling:
             records = consumer.poll(timeout_ms=_POLL_TIMEOUT_MS, max_records=self._poll_batch)
             backoff.reset()
             return records
-        except (Errors.NoOffsetForPartitionError, Errors.OffsetOutOfRangeError,
-                Errors.LogTruncationError) as exc:
+        except (Errors.NoOffsetForPartitionError, Errors.OffsetOutOfRangeError, Errors.LogTruncationError) as exc:
             self._reset_positions(consumer, exc)
         except Exception as exc:
             delay = backoff.next()
-            log.warning("group %s: poll failed (%s: %s); retrying in %.1fs", self.group_name,
-                        type(exc).__name__, exc, delay,
-                        exc_info=not isinstance(exc, Errors.KafkaError))
+            log.warning(
+                "group %s: poll failed (%s: %s); retrying in %.1fs",
+                self.group_name,
+                type(exc).__name__,
+                exc,
+                delay,
+                exc_info=not isinstance(exc, Errors.KafkaError),
+            )
             gevent.sleep(delay)
         return {}
 
@@ -97,14 +101,17 @@ class Polling:
                 log.debug("pausing before leaving failed", exc_info=True)
             self._poll(consumer, backoff)  # nothing is fetched: all paused
         if self._unsettled():
-            log.warning("group %s: leaving with unsettled partitions after %s ms: %s",
-                        self.group_name, self.drain_timeout, self.stats()["partitions"])
+            log.warning(
+                "group %s: leaving with unsettled partitions after %s ms: %s",
+                self.group_name,
+                self.drain_timeout,
+                self.stats()["partitions"],
+            )
 
     def _unsettled(self):
         """True while some delivered record is unacknowledged or some
         acknowledged offset is not committed yet."""
-        return bool(self._dirty or self._in_flight) or any(
-            self._tracker.pending(tp) for tp in self._partitions)
+        return bool(self._dirty or self._in_flight) or any(self._tracker.pending(tp) for tp in self._partitions)
 
     def _connect(self):
         """Create and subscribe the consumer, retrying while the cluster is unreachable."""
@@ -117,17 +124,21 @@ class Polling:
                 consumer.__init__(**self._settings)
                 consumer.subscribe(list(self.topics), listener=RebalanceListener(self))
             except Errors.KafkaConfigurationError as exc:
-                log.error("group %s: kafka-python refused the configuration: %s",
-                          self.group_name, exc)
+                log.error("group %s: kafka-python refused the configuration: %s", self.group_name, exc)
                 self.failure = str(exc)
                 self._discard(consumer)
                 return None
             except Exception as exc:
                 self._discard(consumer)
                 delay = backoff.next()
-                log.warning("group %s: cannot connect to %s (%s: %s); retrying in %.1fs",
-                            self.group_name, self._settings["bootstrap_servers"],
-                            type(exc).__name__, exc, delay)
+                log.warning(
+                    "group %s: cannot connect to %s (%s: %s); retrying in %.1fs",
+                    self.group_name,
+                    self._settings["bootstrap_servers"],
+                    type(exc).__name__,
+                    exc,
+                    delay,
+                )
                 self._stop_requested.wait(delay)
                 continue
             self._consumer = consumer
@@ -153,8 +164,10 @@ class Polling:
                 if self._settings["group_instance_id"] is None:
                     log.info("group %s: left the group", self.group_name)
                 else:  # kafka-python sends no LeaveGroup for static members
-                    log.info("group %s: closed; as a static member it keeps its partitions "
-                             "until the session times out", self.group_name)
+                    log.info(
+                        "group %s: closed; as a static member it keeps its partitions until the session times out",
+                        self.group_name,
+                    )
             except Exception:
                 log.exception("group %s: closing the consumer failed", self.group_name)
             self._consumer = None
@@ -172,12 +185,12 @@ class Polling:
                 state.paused = size > state.limit - batch
         actual = consumer.paused()
         assigned = consumer.assignment()
-        to_pause = [tp for tp, state in self._partitions.items()
-                    if state.paused and tp not in actual and tp in assigned]
+        to_pause = [
+            tp for tp, state in self._partitions.items() if state.paused and tp not in actual and tp in assigned
+        ]
         # Also resumes partitions kafka-python kept paused across an eager
         # rebalance although this process started a fresh epoch for them.
-        to_resume = [tp for tp in actual
-                     if not (tp in self._partitions and self._partitions[tp].paused)]
+        to_resume = [tp for tp in actual if not (tp in self._partitions and self._partitions[tp].paused)]
         if to_pause:
             consumer.pause(*to_pause)
         if to_resume:
@@ -191,8 +204,12 @@ class Polling:
                 continue
             if batch[0].offset <= state.last_buffered:
                 # Only after a log truncation rewound the position.
-                log.warning("group %s: %s: dropping re-fetched records below offset %d",
-                            self.group_name, tp, state.last_buffered + 1)
+                log.warning(
+                    "group %s: %s: dropping re-fetched records below offset %d",
+                    self.group_name,
+                    tp,
+                    state.last_buffered + 1,
+                )
                 batch = [record for record in batch if record.offset > state.last_buffered]
                 if not batch:
                     continue
@@ -217,14 +234,17 @@ class Polling:
             if tp not in assigned:
                 continue
             if divergent is not None:
-                log.warning("group %s: %s: log truncated; resuming at offset %d",
-                            self.group_name, tp, divergent.offset)
+                log.warning("group %s: %s: log truncated; resuming at offset %d", self.group_name, tp, divergent.offset)
                 consumer.seek(tp, divergent.offset)
                 continue
             policy = self.topics[tp.topic]["offset_reset_policy"]
-            log.info("group %s: %s has no usable committed offset (%s); starting from the "
-                     "%s offset (offset_reset_policy)", self.group_name, tp,
-                     type(exc).__name__, policy)
+            log.info(
+                "group %s: %s has no usable committed offset (%s); starting from the %s offset (offset_reset_policy)",
+                self.group_name,
+                tp,
+                type(exc).__name__,
+                policy,
+            )
             if policy == "earliest":
                 consumer.seek_to_beginning(tp)
             else:

@@ -15,6 +15,7 @@ consumer's ``_manager``/``_net`` (the I/O loop: ``wait_for``,
 ``call_soon_threadsafe``).
 """
 
+import contextlib
 import logging
 
 import kafka.errors as Errors
@@ -68,8 +69,7 @@ class Rebalancing:
             self._partitions[tp] = PartitionState(tp, epoch, limit)
             self._tracker.forget(tp)
             self._dirty.discard(tp)
-            log.info("group %s: assigned %s:%d (epoch %d)", self.group_name, tp.topic,
-                     tp.partition, epoch)
+            log.info("group %s: assigned %s:%d (epoch %d)", self.group_name, tp.topic, tp.partition, epoch)
             self._notify_start(tp)
 
     def _lose(self, lost):
@@ -81,9 +81,13 @@ class Rebalancing:
             state.released = True
             state.records.clear()
             self._dirty.discard(tp)
-            log.warning("group %s: lost %s:%d; its %d unacknowledged record(s) will be re-read "
-                        "by its next owner", self.group_name, tp.topic, tp.partition,
-                        self._tracker.pending(tp))
+            log.warning(
+                "group %s: lost %s:%d; its %d unacknowledged record(s) will be re-read by its next owner",
+                self.group_name,
+                tp.topic,
+                tp.partition,
+                self._tracker.pending(tp),
+            )
             self._tracker.forget(tp)
             self._notify_stop(tp, "lost")
 
@@ -111,8 +115,7 @@ class Rebalancing:
                 consumer.seek(tp, restart)
             del self._partitions[tp]
             self._tracker.forget(tp)
-            log.info("group %s: released %s:%d (%s)", self.group_name, tp.topic, tp.partition,
-                     reason)
+            log.info("group %s: released %s:%d (%s)", self.group_name, tp.topic, tp.partition, reason)
             self._notify_stop(tp, reason)
 
     async def _wait_for_drain(self, tps):
@@ -124,10 +127,14 @@ class Rebalancing:
         try:
             await manager.wait_for(future, self.drain_timeout)
         except Errors.KafkaTimeoutError:
-            log.warning("group %s: drain of %s timed out after %s ms with %d ack(s) missing; "
-                        "committing what was acknowledged, the rest will be re-read",
-                        self.group_name, describe(tps), self.drain_timeout,
-                        sum(self._tracker.pending(tp) for tp in tps))
+            log.warning(
+                "group %s: drain of %s timed out after %s ms with %d ack(s) missing; "
+                "committing what was acknowledged, the rest will be re-read",
+                self.group_name,
+                describe(tps),
+                self.drain_timeout,
+                sum(self._tracker.pending(tp) for tp in tps),
+            )
         finally:
             self._drain = None
 
@@ -143,6 +150,7 @@ class Rebalancing:
         def resolve():
             if not future.is_done:
                 future.success(None)
+
         # Through the loop, so that it wakes up now rather than at its next event.
         self._consumer._net.call_soon_threadsafe(resolve)
 
@@ -153,22 +161,26 @@ class Rebalancing:
             self._dirty.discard(state.tp)
             in_flight = self._in_flight.get(state.tp)
             if in_flight is not None and not in_flight.is_done:
-                try:
+                with contextlib.suppress(Exception):  # its committer logs the failure
                     await manager.wait_for(in_flight, timeout_ms)
-                except Exception:
-                    pass  # its committer logs the failure
-        offsets = {state.tp: state.acked for state in states
-                   if state.acked is not None
-                   and (state.committed is None or state.acked > state.committed)}
+        offsets = {
+            state.tp: state.acked
+            for state in states
+            if state.acked is not None and (state.committed is None or state.acked > state.committed)
+        }
         if not offsets:
             return
         future = self._commit_future(offsets)
         try:
             await future
         except Exception as exc:
-            log.warning("group %s: final commit of %s failed (%s: %s); the next owner will "
-                        "re-read from the previous commit", self.group_name, describe(offsets),
-                        type(exc).__name__, exc)
+            log.warning(
+                "group %s: final commit of %s failed (%s: %s); the next owner will re-read from the previous commit",
+                self.group_name,
+                describe(offsets),
+                type(exc).__name__,
+                exc,
+            )
         finally:
             self._commit_done(offsets, future)
 
@@ -176,12 +188,18 @@ class Rebalancing:
         try:
             self.handle_consumer_start(tp.topic, tp.partition, self.group_name)
         except Exception:
-            log.exception("group %s: handle_consumer_start(%s, %d) raised; ignored",
-                          self.group_name, tp.topic, tp.partition)
+            log.exception(
+                "group %s: handle_consumer_start(%s, %d) raised; ignored", self.group_name, tp.topic, tp.partition
+            )
 
     def _notify_stop(self, tp, reason):
         try:
             self.handle_consumer_stop(tp.topic, tp.partition, self.group_name, reason)
         except Exception:
-            log.exception("group %s: handle_consumer_stop(%s, %d, %s) raised; ignored",
-                          self.group_name, tp.topic, tp.partition, reason)
+            log.exception(
+                "group %s: handle_consumer_stop(%s, %d, %s) raised; ignored",
+                self.group_name,
+                tp.topic,
+                tp.partition,
+                reason,
+            )

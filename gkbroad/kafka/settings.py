@@ -23,8 +23,7 @@ ASSIGNORS = {
 }
 
 # fetch_strategy option -> kafka-python setting.
-FETCH_STRATEGY = {"max_wait_ms": "fetch_max_wait_ms", "min_bytes": "fetch_min_bytes",
-                  "max_bytes": "fetch_max_bytes"}
+FETCH_STRATEGY = {"max_wait_ms": "fetch_max_wait_ms", "min_bytes": "fetch_min_bytes", "max_bytes": "fetch_max_bytes"}
 
 _MAX_POLL_RECORDS = 500
 
@@ -38,9 +37,18 @@ def poll_batch(topics):
     return max(1, min(_MAX_POLL_RECORDS, smallest // 4))
 
 
-def kafka_settings(group_name, topics, client, *, fetch_strategy, instance_id,
-                   rebalance_timeout_ms, session_timeout_ms, heartbeat_interval_ms,
-                   partition_assignment_strategy):
+def kafka_settings(
+    group_name,
+    topics,
+    client,
+    *,
+    fetch_strategy,
+    instance_id,
+    rebalance_timeout_ms,
+    session_timeout_ms,
+    heartbeat_interval_ms,
+    partition_assignment_strategy,
+):
     """KafkaConsumer keyword arguments for validated options.
 
     ``topics`` are validated topic configs, which share one isolation level
@@ -59,16 +67,17 @@ def kafka_settings(group_name, topics, client, *, fetch_strategy, instance_id,
         isolation_level=topics[0]["isolation_level"],
         max_poll_records=poll_batch(topics),
     )
-    fetch_bytes = [config["fetch_max_bytes"] for config in topics
-                   if config["fetch_max_bytes"] is not None]
+    fetch_bytes = [config["fetch_max_bytes"] for config in topics if config["fetch_max_bytes"] is not None]
     if fetch_bytes:
         settings["max_partition_fetch_bytes"] = max(fetch_bytes)
     for option, value in (fetch_strategy or {}).items():
         if value is not None:
             settings[FETCH_STRATEGY[option]] = value
-    for key, value in (("max_poll_interval_ms", rebalance_timeout_ms),
-                       ("session_timeout_ms", session_timeout_ms),
-                       ("heartbeat_interval_ms", heartbeat_interval_ms)):
+    for key, value in (
+        ("max_poll_interval_ms", rebalance_timeout_ms),
+        ("session_timeout_ms", session_timeout_ms),
+        ("heartbeat_interval_ms", heartbeat_interval_ms),
+    ):
         if value is not None:
             settings[key] = value
     return settings

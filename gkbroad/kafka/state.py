@@ -14,8 +14,18 @@ CONNECT_BACKOFF_MAX, COMMIT_BACKOFF_MAX = 5.0, 1.0
 class PartitionState:
     """What this process holds for one assigned partition, for one epoch."""
 
-    __slots__ = ("tp", "epoch", "limit", "records", "paused", "released",
-                 "first_offset", "last_buffered", "acked", "committed")
+    __slots__ = (
+        "tp",
+        "epoch",
+        "limit",
+        "records",
+        "paused",
+        "released",
+        "first_offset",
+        "last_buffered",
+        "acked",
+        "committed",
+    )
 
     def __init__(self, tp, epoch, limit):
         self.tp = tp
@@ -26,10 +36,10 @@ class PartitionState:
         # Set once revocation or shutdown began: no more pulls nor commits by
         # the committers; the listener does the final commit.
         self.released = False
-        self.first_offset = None      # first offset buffered in this epoch
+        self.first_offset = None  # first offset buffered in this epoch
         self.last_buffered = -1
-        self.acked = None             # last processed offset (contiguously acked)
-        self.committed = None         # last processed offset Kafka confirmed
+        self.acked = None  # last processed offset (contiguously acked)
+        self.committed = None  # last processed offset Kafka confirmed
 
     def restart_offset(self):
         """First offset not processed yet in this epoch, None if none was seen."""
@@ -44,7 +54,7 @@ class Backoff:
         self.failures = 0
 
     def next(self):
-        delay = min(self.limit, _BACKOFF_FIRST * 2 ** self.failures)
+        delay = min(self.limit, _BACKOFF_FIRST * 2**self.failures)
         self.failures += 1
         return delay * random.uniform(0.8, 1.2)
 
@@ -55,6 +65,5 @@ class Backoff:
 def describe(partitions):
     """Short text for logs: 'topic:partition[@offset], ...'."""
     if isinstance(partitions, dict):
-        return ", ".join("%s:%d@%d" % (tp.topic, tp.partition, offset)
-                         for tp, offset in sorted(partitions.items()))
-    return ", ".join("%s:%d" % (tp.topic, tp.partition) for tp in sorted(partitions))
+        return ", ".join(f"{tp.topic}:{tp.partition}@{offset}" for tp, offset in sorted(partitions.items()))
+    return ", ".join(f"{tp.topic}:{tp.partition}" for tp in sorted(partitions))

@@ -28,8 +28,9 @@ class Stage:
         except gevent.GreenletExit:
             raise
         except BaseException:
-            logger.critical("stage %s died of an internal error; messages it held are not acknowledged",
-                            self.name, exc_info=True)
+            logger.critical(
+                "stage %s died of an internal error; messages it held are not acknowledged", self.name, exc_info=True
+            )
             raise
 
     def run(self) -> None:  # pragma: no cover - each stage defines it

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Callable, Hashable
+from collections.abc import Callable, Hashable
 
 from gevent.queue import Empty, Queue
 
@@ -31,9 +31,17 @@ class _Batch:
 
 
 class BatcherStage(Stage):
-    def __init__(self, name: str, batcher: str, inbox: Queue, batch_size: int, batch_timeout_ms: int,
-                 outboxes: list[Queue], partition_by: Callable[[Message], int] | None,
-                 on_routing_error: Callable[[list[Message], Exception], None]):
+    def __init__(
+        self,
+        name: str,
+        batcher: str,
+        inbox: Queue,
+        batch_size: int,
+        batch_timeout_ms: int,
+        outboxes: list[Queue],
+        partition_by: Callable[[Message], int] | None,
+        on_routing_error: Callable[[list[Message], Exception], None],
+    ):
         self.name = name
         self.batcher = batcher
         self.inbox = inbox
@@ -97,6 +105,5 @@ class BatcherStage(Stage):
                 logger.exception("%s: partition_by raised; the batch fails without being handled", self.name)
                 self.on_routing_error(messages, exc)
                 return
-        info = BatchInfo(batcher=self.batcher, batch_key=key, partition=index,
-                         size=len(messages), trigger=trigger)
+        info = BatchInfo(batcher=self.batcher, batch_key=key, partition=index, size=len(messages), trigger=trigger)
         self.outboxes[index or 0].put((messages, info))

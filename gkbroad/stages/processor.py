@@ -9,7 +9,7 @@ is free takes the next messages.
 from __future__ import annotations
 
 import logging
-from typing import Callable
+from collections.abc import Callable
 
 from gevent.queue import Queue
 
@@ -50,8 +50,17 @@ class Router:
 
 
 class ProcessorStage(Stage):
-    def __init__(self, name: str, processor: str, inbox: Queue, sharers: int, max_demand: int,
-                 callbacks: Callbacks, credits: Credits, batchers: dict[str, Queue]):
+    def __init__(
+        self,
+        name: str,
+        processor: str,
+        inbox: Queue,
+        sharers: int,
+        max_demand: int,
+        callbacks: Callbacks,
+        credits: Credits,
+        batchers: dict[str, Queue],
+    ):
         self.name = name
         self.processor = processor
         self.inbox = inbox
@@ -95,8 +104,10 @@ class ProcessorStage(Stage):
             elif not self.batchers and message.batcher == "default":
                 successful.append(message)
             else:
-                failed.append(message.failed(
-                    f"handle_message put the message in batcher {message.batcher!r}, which does not exist; "
-                    f"configured batchers: {', '.join(sorted(self.batchers)) or 'none'}"
-                ))
+                failed.append(
+                    message.failed(
+                        f"handle_message put the message in batcher {message.batcher!r}, which does not exist; "
+                        f"configured batchers: {', '.join(sorted(self.batchers)) or 'none'}"
+                    )
+                )
         self.callbacks.finish(successful, failed)

@@ -23,8 +23,16 @@ RECEIVE_ERROR_BACKOFF = 1.0
 
 
 class ProducerStage(Stage):
-    def __init__(self, name: str, producer, credits: Credits, router, rate_limiter: RateLimiter | None,
-                 draining: Event, max_demand: int | None = None):
+    def __init__(
+        self,
+        name: str,
+        producer,
+        credits: Credits,
+        router,
+        rate_limiter: RateLimiter | None,
+        draining: Event,
+        max_demand: int | None = None,
+    ):
         self.name = name
         self.producer = producer
         self.credits = credits
@@ -45,8 +53,12 @@ class ProducerStage(Stage):
                 if self.rate_limiter:
                     self.rate_limiter.give_back(unused)
             elif unused < 0:
-                logger.warning("%s: receive(%d) returned %d messages; the extra ones are processed anyway",
-                               self.name, demand, len(messages))
+                logger.warning(
+                    "%s: receive(%d) returned %d messages; the extra ones are processed anyway",
+                    self.name,
+                    demand,
+                    len(messages),
+                )
                 self.credits.give(unused)
             for message in messages:
                 self.router.dispatch(message)

@@ -13,12 +13,11 @@ anything imports kafka); scripts/test.sh sets it.
 import os
 
 import pytest
+from kafka_helpers import Cluster
 
 from gkbroad.broker import BrokerError, LocalBroker
 from gkbroad.errors import ConfigError
 from gkbroad.kafka.gevent_check import check_gevent_patched
-
-from kafka_helpers import Cluster
 
 try:
     check_gevent_patched()
@@ -30,8 +29,11 @@ except ConfigError as exc:
 @pytest.fixture(autouse=True)
 def _require_gevent_patch():
     if _PATCH_PROBLEM:
-        pytest.fail("integration tests run only under gevent: set GKBROAD_GEVENT_PATCH=1 "
-                    "(scripts/test.sh does). %s" % _PATCH_PROBLEM, pytrace=False)
+        pytest.fail(
+            "integration tests run only under gevent: set GKBROAD_GEVENT_PATCH=1 "
+            f"(scripts/test.sh does). {_PATCH_PROBLEM}",
+            pytrace=False,
+        )
 
 
 @pytest.fixture(scope="session")
@@ -44,8 +46,10 @@ def bootstrap_servers():
     try:
         broker = LocalBroker().start()
     except BrokerError as exc:
-        pytest.fail("no Kafka broker for the integration tests: %s (or point "
-                    "GKBROAD_TEST_BOOTSTRAP_SERVERS at one)" % exc, pytrace=False)
+        pytest.fail(
+            f"no Kafka broker for the integration tests: {exc} (or point GKBROAD_TEST_BOOTSTRAP_SERVERS at one)",
+            pytrace=False,
+        )
     try:
         yield broker.bootstrap_servers
     finally:

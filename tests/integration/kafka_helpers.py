@@ -19,7 +19,7 @@ _counter = itertools.count()
 
 def unique_name(prefix):
     """A name no other test (or earlier run against the same broker) used."""
-    return "%s-%d-%d-%s" % (prefix, os.getpid(), next(_counter), uuid.uuid4().hex[:6])
+    return f"{prefix}-{os.getpid()}-{next(_counter)}-{uuid.uuid4().hex[:6]}"
 
 
 def create_topic(bootstrap_servers, name, partitions):
@@ -40,8 +40,7 @@ def produce(bootstrap_servers, topic, count, partitions=None, value=lambda i: b"
     try:
         for i in range(count):
             partition = i % partitions if partitions else None
-            futures.append(producer.send(topic, key=b"k%d" % i, value=value(i),
-                                         partition=partition))
+            futures.append(producer.send(topic, key=b"k%d" % i, value=value(i), partition=partition))
         producer.flush()
     finally:
         producer.close()
@@ -68,7 +67,7 @@ def end_offsets(bootstrap_servers, topic, partitions, timeout=30.0):
         deadline = time.monotonic() + timeout
         while any(consumer.highwater(tp) is None for tp in tps):
             if time.monotonic() > deadline:
-                raise TimeoutError("no high watermark for %s within %ss" % (topic, timeout))
+                raise TimeoutError(f"no high watermark for {topic} within {timeout}s")
             consumer.poll(timeout_ms=100)
         return {tp.partition: consumer.highwater(tp) for tp in tps}
     finally:
@@ -82,8 +81,7 @@ def committed_offsets(bootstrap_servers, group_id, topic):
         offsets = admin.list_group_offsets(group_id)[group_id]
     finally:
         admin.close()
-    return {tp.partition: meta.offset for tp, meta in offsets.items()
-            if tp.topic == topic and meta.offset >= 0}
+    return {tp.partition: meta.offset for tp, meta in offsets.items() if tp.topic == topic and meta.offset >= 0}
 
 
 class Cluster:

@@ -17,7 +17,7 @@ from gkbroad.kafka import ConsumerGroup, Producer  # noqa: E402
 
 
 def main(bootstrap, topic, group, outfile, assignor):
-    out = open(outfile, "a", buffering=1)
+    out = open(outfile, "a", buffering=1)  # noqa: SIM115 - open for the process lifetime
 
     class Member(ConsumerGroup):
         client = {"bootstrap_servers": bootstrap}
@@ -35,16 +35,21 @@ def main(bootstrap, topic, group, outfile, assignor):
 
     pipeline = Writer(
         name="member",
-        producer={"module": (Producer, {
-            "consumer_group": Member,
-            "group_name": group,
-            "topics": [{"name": topic, "offset_reset_policy": "earliest"}],
-            "receive_interval": 100,
-            "session_timeout_ms": 6000,
-            "heartbeat_interval_ms": 1000,
-            "drain_timeout": 10000,
-            "partition_assignment_strategy": assignor,
-        })},
+        producer={
+            "module": (
+                Producer,
+                {
+                    "consumer_group": Member,
+                    "group_name": group,
+                    "topics": [{"name": topic, "offset_reset_policy": "earliest"}],
+                    "receive_interval": 100,
+                    "session_timeout_ms": 6000,
+                    "heartbeat_interval_ms": 1000,
+                    "drain_timeout": 10000,
+                    "partition_assignment_strategy": assignor,
+                },
+            )
+        },
         processors={"default": {"concurrency": 8}},
     )
     clean = pipeline.run()

@@ -62,8 +62,18 @@ def _position(message):
     return record.topic, record.partition, record.offset
 
 
-def kafka_pipeline(bootstrap_servers, group, topics, *, context, producer_concurrency=1, processors=20,
-                   batchers=None, cls=RecordingPipeline, **producer_options):
+def kafka_pipeline(
+    bootstrap_servers,
+    group,
+    topics,
+    *,
+    context,
+    producer_concurrency=1,
+    processors=20,
+    batchers=None,
+    cls=RecordingPipeline,
+    **producer_options,
+):
     options = {
         "client": {"bootstrap_servers": bootstrap_servers},
         "group_name": group,

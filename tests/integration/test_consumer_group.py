@@ -14,14 +14,13 @@ import gevent
 import pytest
 from kafka import KafkaConsumer
 from kafka.structs import TopicPartition
+from kafka_helpers import Cluster, create_topic
 
 from gkbroad.broker import LocalBroker
 from gkbroad.kafka.consumer_group import ConsumerGroup
 from gkbroad.kafka.fetcher_fix import release_exhausted_batch
 from gkbroad.kafka.options import KafkaProducerOptions
 from gkbroad.options import validate
-
-from kafka_helpers import Cluster, create_topic
 
 SESSION = {"session_timeout_ms": 6000, "heartbeat_interval_ms": 1000}
 
@@ -33,9 +32,13 @@ def build_group(cls=ConsumerGroup, **options):
 
 def make_group(cluster, topic, group_id, cls=ConsumerGroup, topic_config=None, **options):
     config = {"name": topic, "offset_reset_policy": "earliest", **(topic_config or {})}
-    return build_group(cls, group_name=group_id, topics=[config],
-                       client={"bootstrap_servers": cluster.bootstrap_servers},
-                       **{**SESSION, **options})
+    return build_group(
+        cls,
+        group_name=group_id,
+        topics=[config],
+        client={"bootstrap_servers": cluster.bootstrap_servers},
+        **{**SESSION, **options},
+    )
 
 
 def _free_port():
@@ -48,7 +51,7 @@ def wait_until(condition, timeout, what):
     deadline = time.monotonic() + timeout
     while not condition():
         if time.monotonic() > deadline:
-            raise AssertionError("timed out after %ss waiting for %s" % (timeout, what))
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
         gevent.sleep(0.05)
 
 
@@ -59,8 +62,8 @@ class Consumer:
         self.group = group
         self.batch = batch
         self.auto_ack = ack
-        self.seen = {}          # partition -> [offsets] in pull order
-        self.unacked = []       # (topic, partition, offset, epoch) kept back
+        self.seen = {}  # partition -> [offsets] in pull order
+        self.unacked = []  # (topic, partition, offset, epoch) kept back
 
     @property
     def count(self):
@@ -80,14 +83,13 @@ class Consumer:
         return pulled
 
     def run_until(self, count, timeout, pause=0.0):
-        self.pull_until(lambda: self.count >= count, timeout, pause, "%d records" % count)
+        self.pull_until(lambda: self.count >= count, timeout, pause, f"{count} records")
 
     def pull_until(self, condition, timeout, pause=0.0, what="the condition"):
         deadline = time.monotonic() + timeout
         while not condition():
             if time.monotonic() > deadline:
-                raise AssertionError("no %s after %ss (pulled %d); stats: %s"
-                                     % (what, timeout, self.count, self.group.stats()))
+                raise AssertionError(f"no {what} after {timeout}s (pulled {self.count}); stats: {self.group.stats()}")
             if not self.pull_round():
                 self.group.wait_for_records(0.2)
             if pause:
@@ -186,8 +188,7 @@ def test_a_consumer_slower_than_max_poll_interval_keeps_the_membership(cluster):
     topic = cluster.topic(partitions=2)
     cluster.produce(topic, 40)
     group_id = cluster.group_id()
-    group = make_group(cluster, topic, group_id, cls=Recorder, rebalance_timeout_ms=2000,
-                       drain_timeout=1500)
+    group = make_group(cluster, topic, group_id, cls=Recorder, rebalance_timeout_ms=2000, drain_timeout=1500)
     group.start()
     try:
         consumer = Consumer(group, batch=1)
@@ -214,15 +215,15 @@ def test_two_members_split_partitions_and_a_revocation_drains_first(cluster, ass
     try:
         held = Consumer(first, batch=10, ack=False)
         # first owns all four partitions and has records of each in flight
-        held.pull_until(lambda: len([p for p in held.seen.values() if p]) == 4, 60,
-                        what="records of every partition")
+        held.pull_until(lambda: len([p for p in held.seen.values() if p]) == 4, 60, what="records of every partition")
         second.start()
         gevent.sleep(4)  # long enough for the second member to join if nothing waited
         assert second.assigned_partitions() == []
         released_at = time.monotonic()
         first.ack(held.unacked)
-        wait_until(lambda: len(second.assigned_partitions()) == 2
-                   and len(first.assigned_partitions()) == 2, 30, "a 2/2 split")
+        wait_until(
+            lambda: len(second.assigned_partitions()) == 2 and len(first.assigned_partitions()) == 2, 30, "a 2/2 split"
+        )
         owned_first = set(first.assigned_partitions())
         owned_second = set(second.assigned_partitions())
         assert owned_first | owned_second == {(topic, p) for p in range(4)}
@@ -241,7 +242,7 @@ def test_two_members_split_partitions_and_a_revocation_drains_first(cluster, ass
         rest = [Consumer(first), Consumer(second)]
         deadline = time.monotonic() + 60
         while held.count + sum(c.count for c in rest) < 400:
-            assert time.monotonic() < deadline, "records missing: %s" % first.stats()
+            assert time.monotonic() < deadline, f"records missing: {first.stats()}"
             if not sum(c.pull_round() for c in rest):
                 gevent.sleep(0.05)
     finally:
@@ -250,11 +251,11 @@ def test_two_members_split_partitions_and_a_revocation_drains_first(cluster, ass
     for c in [held] + rest:
         for p, offsets in c.seen.items():
             seen.setdefault(p, []).extend(offsets)
-    assert {p: sorted(offsets) for p, offsets in seen.items()} == {p: list(range(100))
-                                                                   for p in range(4)}
+    assert {p: sorted(offsets) for p, offsets in seen.items()} == {p: list(range(100)) for p in range(4)}
     assert cluster.committed(group_id, topic) == cluster.end_offsets(topic, 4)
     assert ("start", 0) in first.reasons() and all(
-        kind in ("start", "revoked", "shutdown") for kind, _ in first.reasons() + second.reasons())
+        kind in ("start", "revoked", "shutdown") for kind, _ in first.reasons() + second.reasons()
+    )
 
 
 def test_lost_membership_reports_lost_and_ignores_acks_of_the_old_epoch(cluster):
@@ -268,8 +269,9 @@ def test_lost_membership_reports_lost_and_ignores_acks_of_the_old_epoch(cluster)
         stale.run_until(20, timeout=60)
         # What kafka-python itself does when the member exceeded max_poll_interval_ms.
         group._consumer._coordinator.maybe_leave_group(reason="test: membership lost")
-        wait_until(lambda: group.stats()["partitions"].get((topic, 0), {}).get("epoch") == 2,
-                   30, "the partition to come back")
+        wait_until(
+            lambda: group.stats()["partitions"].get((topic, 0), {}).get("epoch") == 2, 30, "the partition to come back"
+        )
         assert group.reasons() == [("start", 0), ("lost", 0), ("start", 0)]
         group.ack(stale.unacked)  # epoch 1: from before the loss
         gevent.sleep(1)
@@ -292,15 +294,19 @@ def test_each_topic_starts_where_its_offset_reset_policy_says(cluster):
         cluster.produce(late, 1)
     group = build_group(
         group_name=cluster.group_id(),
-        topics=[{"name": early, "offset_reset_policy": "earliest"},
-                {"name": late, "offset_reset_policy": "latest"}],
-        client={"bootstrap_servers": cluster.bootstrap_servers}, **SESSION)
+        topics=[{"name": early, "offset_reset_policy": "earliest"}, {"name": late, "offset_reset_policy": "latest"}],
+        client={"bootstrap_servers": cluster.bootstrap_servers},
+        **SESSION,
+    )
     group.start()
     try:
         consumer = Consumer(group)
         consumer.run_until(5, timeout=60)
-        wait_until(lambda: group.stats()["partitions"].get((late, 0), {}).get("position") == 3,
-                   10, "the late topic to be positioned at its end")
+        wait_until(
+            lambda: group.stats()["partitions"].get((late, 0), {}).get("position") == 3,
+            10,
+            "the late topic to be positioned at its end",
+        )
         cluster.produce(late, 2)
         consumer.run_until(7, timeout=30)
         by_topic = {}
@@ -329,8 +335,9 @@ def test_kafka_python_pause_resume_bug_is_still_there_and_the_fix_unsticks_it(cl
     def resumed_partition_catches_up(fix):
         topic = cluster.topic(partitions=2)
         cluster.produce(topic, 200, partitions=2)
-        consumer = KafkaConsumer(bootstrap_servers=cluster.bootstrap_servers,
-                                 max_poll_records=10, auto_offset_reset="earliest")
+        consumer = KafkaConsumer(
+            bootstrap_servers=cluster.bootstrap_servers, max_poll_records=10, auto_offset_reset="earliest"
+        )
         tps = [TopicPartition(topic, 0), TopicPartition(topic, 1)]
         consumer.assign(tps)
         counts, paused = {0: 0, 1: 0}, None
@@ -356,23 +363,30 @@ def test_kafka_python_pause_resume_bug_is_still_there_and_the_fix_unsticks_it(cl
     assert resumed_partition_catches_up(fix=True)
 
 
-@pytest.mark.parametrize("program, expected", [
-    ("from gkbroad.kafka.consumer_group import ConsumerGroup", "has not been applied"),
-    ("import kafka\nfrom gevent import monkey\nmonkey.patch_all()\n"
-     "from gkbroad.kafka.consumer_group import ConsumerGroup", "kafka was imported before"),
-])
+@pytest.mark.parametrize(
+    "program, expected",
+    [
+        ("from gkbroad.kafka.consumer_group import ConsumerGroup", "has not been applied"),
+        (
+            "import kafka\nfrom gevent import monkey\nmonkey.patch_all()\n"
+            "from gkbroad.kafka.consumer_group import ConsumerGroup",
+            "kafka was imported before",
+        ),
+    ],
+)
 def test_missing_or_late_monkey_patching_is_refused_with_the_fix(program, expected):
-    program += ("\nfrom gkbroad.kafka.options import KafkaProducerOptions\n"
-                "from gkbroad.options import validate\n"
-                "options = validate(KafkaProducerOptions, {'group_name': 'g', 'topics': [{'name': 't'}],\n"
-                "                                          'client': {'bootstrap_servers': 'x:1'}})\n"
-                "try:\n"
-                "    ConsumerGroup.from_options(options)\n"
-                "except Exception as exc:\n"
-                "    print(type(exc).__name__, exc)\n")
+    program += (
+        "\nfrom gkbroad.kafka.options import KafkaProducerOptions\n"
+        "from gkbroad.options import validate\n"
+        "options = validate(KafkaProducerOptions, {'group_name': 'g', 'topics': [{'name': 't'}],\n"
+        "                                          'client': {'bootstrap_servers': 'x:1'}})\n"
+        "try:\n"
+        "    ConsumerGroup.from_options(options)\n"
+        "except Exception as exc:\n"
+        "    print(type(exc).__name__, exc)\n"
+    )
     env = {key: value for key, value in os.environ.items() if key != "GKBROAD_GEVENT_PATCH"}
-    result = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True,
-                            env=env, timeout=60)
+    result = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, env=env, timeout=60)
     assert result.stdout.startswith("ConfigError"), result.stdout + result.stderr
     assert expected in result.stdout
     assert "monkey.patch_all()" in result.stdout
@@ -381,11 +395,18 @@ def test_missing_or_late_monkey_patching_is_refused_with_the_fix(program, expect
 def test_waits_for_an_unreachable_broker_and_survives_losing_it(caplog):
     # A broker of its own: this test starts it late and kills it.
     broker = LocalBroker(port=_free_port())
-    cluster = Cluster("127.0.0.1:%d" % broker.port)
+    cluster = Cluster(f"127.0.0.1:{broker.port}")
     group = build_group(
-        group_name=cluster.group_id(), topics=[{"name": "orders", "offset_reset_policy": "earliest"}],
-        client={"bootstrap_servers": cluster.bootstrap_servers, "bootstrap_timeout_ms": 1000,
-                "request_timeout_ms": 5000, "reconnect_backoff_max_ms": 1000}, **SESSION)
+        group_name=cluster.group_id(),
+        topics=[{"name": "orders", "offset_reset_policy": "earliest"}],
+        client={
+            "bootstrap_servers": cluster.bootstrap_servers,
+            "bootstrap_timeout_ms": 1000,
+            "request_timeout_ms": 5000,
+            "reconnect_backoff_max_ms": 1000,
+        },
+        **SESSION,
+    )
     group.start()
     try:
         gevent.sleep(2)

@@ -34,9 +34,21 @@ def test_gkbroad_broker_prints_a_working_address_and_stops_on_sigint():
 
 def test_demo_consumes_every_order_and_commits_to_the_end(bootstrap_servers):
     result = subprocess.run(
-        [sys.executable, os.path.join(ROOT, "examples", "demo.py"), "--bootstrap-servers", bootstrap_servers,
-         "--orders", "600", "--partitions", "4", "--timeout", "90"],
-        capture_output=True, text=True, timeout=150,
+        [
+            sys.executable,
+            os.path.join(ROOT, "examples", "demo.py"),
+            "--bootstrap-servers",
+            bootstrap_servers,
+            "--orders",
+            "600",
+            "--partitions",
+            "4",
+            "--timeout",
+            "90",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=150,
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "committed = end      True" in result.stdout

@@ -41,8 +41,13 @@ def test_every_record_in_partition_order_and_committed(bootstrap_servers, produc
     group = unique_name("e2e-group")
     seen = Recording(max_sleep=0.002)
     pipeline = kafka_pipeline(
-        bootstrap_servers, group, [topic], context=seen, producer_concurrency=producer_concurrency,
-        processors=20, batchers={"default": {"batch_size": 100, "batch_timeout": 200}},
+        bootstrap_servers,
+        group,
+        [topic],
+        context=seen,
+        producer_concurrency=producer_concurrency,
+        processors=20,
+        batchers={"default": {"batch_size": 100, "batch_timeout": 200}},
     )
     started = time.monotonic()
     pipeline.start()
@@ -55,14 +60,17 @@ def test_every_record_in_partition_order_and_committed(bootstrap_servers, produc
     assert_complete_and_ordered(seen.batched, topic, ends)
     assert seen.mixed_batches == 0, "a batch held records of more than one partition"
     assert committed_offsets(bootstrap_servers, group, topic) == ends
-    report(f"e2e producers={producer_concurrency}: {RECORDS} records over {PARTITIONS} partitions, "
-           f"20 processors, batcher: {elapsed:.1f}s including the group join, duplicates {seen.duplicates()}")
+    report(
+        f"e2e producers={producer_concurrency}: {RECORDS} records over {PARTITIONS} partitions, "
+        f"20 processors, batcher: {elapsed:.1f}s including the group join, duplicates {seen.duplicates()}"
+    )
 
     # A restart after the clean stop starts from the committed offsets: only new records arrive.
     produce(bootstrap_servers, topic, 100)
     again = Recording()
-    restarted = kafka_pipeline(bootstrap_servers, group, [topic], context=again,
-                               batchers={"default": {"batch_size": 10, "batch_timeout": 100}})
+    restarted = kafka_pipeline(
+        bootstrap_servers, group, [topic], context=again, batchers={"default": {"batch_size": 10, "batch_timeout": 100}}
+    )
     restarted.start()
     try:
         wait_until(lambda: again.handled_count >= 100, 60, "the 100 new records")
@@ -87,8 +95,9 @@ def test_value_format_metadata(bootstrap_servers):
             seen.append(message)
             return message
 
-    pipeline = kafka_pipeline(bootstrap_servers, unique_name("fmt-group"), [topic], context=None,
-                              cls=Capture, message_format="value")
+    pipeline = kafka_pipeline(
+        bootstrap_servers, unique_name("fmt-group"), [topic], context=None, cls=Capture, message_format="value"
+    )
     pipeline.start()
     try:
         wait_until(lambda: seen, 60, "the record")
@@ -164,8 +173,9 @@ def test_slow_handler_keeps_the_membership(bootstrap_servers):
             stops.append(reason)
 
     seen = Recording(slow_first=9.0)
-    pipeline = kafka_pipeline(bootstrap_servers, unique_name("slow-group"), [topic], context=seen,
-                              consumer_group=Watched, drain_timeout=5000)
+    pipeline = kafka_pipeline(
+        bootstrap_servers, unique_name("slow-group"), [topic], context=seen, consumer_group=Watched, drain_timeout=5000
+    )
     pipeline.start()
     try:
         wait_until(lambda: seen.handled_count == 20, 60, "all 20 records despite a 9 s handler")
@@ -182,8 +192,9 @@ def test_full_buffers_pause_and_resume(bootstrap_servers):
     ends = end_offsets(bootstrap_servers, topic, 2)
     seen = Recording(max_sleep=0.0005)
     group = unique_name("pause-group")
-    pipeline = kafka_pipeline(bootstrap_servers, group, [topic], context=seen,
-                              default_topic_config={"max_buffer_records": 25})
+    pipeline = kafka_pipeline(
+        bootstrap_servers, group, [topic], context=seen, default_topic_config={"max_buffer_records": 25}
+    )
     pipeline.start()
     try:
         wait_until(lambda: seen.handled_count >= 3000, 120, "all 3000 records through 25-record buffers")

@@ -54,12 +54,16 @@ class MemberProcess:
 def test_two_members_split_partitions_and_handle_everything(bootstrap_servers, tmp_path, assignor, report):
     topic = create_topic(bootstrap_servers, unique_name("two"), PARTITIONS)
     group = unique_name("two-group")
-    members = [MemberProcess(bootstrap_servers, topic, group, tmp_path / f"member{i}.log", assignor)
-               for i in range(2)]
+    members = [MemberProcess(bootstrap_servers, topic, group, tmp_path / f"member{i}.log", assignor) for i in range(2)]
     try:
-        wait_until(lambda: all(m.assigned() for m in members)
-                   and set().union(*(m.assigned() for m in members)) == set(range(PARTITIONS)),
-                   90, "both members to own partitions")
+        wait_until(
+            lambda: (
+                all(m.assigned() for m in members)
+                and set().union(*(m.assigned() for m in members)) == set(range(PARTITIONS))
+            ),
+            90,
+            "both members to own partitions",
+        )
         split = [sorted(m.assigned()) for m in members]
         assert not set(split[0]) & set(split[1]), f"a partition is owned twice: {split}"
         produce(bootstrap_servers, topic, RECORDS)
@@ -78,5 +82,7 @@ def test_two_members_split_partitions_and_handle_everything(bootstrap_servers, t
     assert set(handled) == {(p, o) for p, end in ends.items() for o in range(end)}
     duplicates = sum(count - 1 for count in handled.values())
     assert committed_offsets(bootstrap_servers, group, topic) == ends
-    report(f"two processes ({assignor}): split {split}, {RECORDS} records, {duplicates} handled twice, "
-           f"both stopped cleanly in {stop_seconds:.1f}s")
+    report(
+        f"two processes ({assignor}): split {split}, {RECORDS} records, {duplicates} handled twice, "
+        f"both stopped cleanly in {stop_seconds:.1f}s"
+    )

@@ -10,8 +10,8 @@ import contextlib
 
 import gevent
 import pytest
-
 from engine_support import SourceProducer
+
 from gkbroad import testing
 
 TEARDOWN_STOP_LIMIT = 15.0
@@ -27,6 +27,7 @@ def _with_defaults(options: dict) -> dict:
 def run_testing():
     """run_testing(PipelineClass, **options): started under gkbroad.testing (DummyProducer)."""
     with contextlib.ExitStack() as stack:
+
         def start(cls, **options):
             pipeline = stack.enter_context(testing.running(cls, **_with_defaults(options)))
             stack.callback(_stop_guarded, pipeline)  # runs before running()'s own stop

@@ -3,6 +3,7 @@
 import logging
 
 from engine_support import CountingAcknowledger, Recording, Source, wait_until
+
 from gkbroad import Acknowledger, Message
 from gkbroad.acknowledger import ack_messages
 
@@ -39,8 +40,12 @@ def test_an_acknowledger_that_raises_does_not_stop_the_others(caplog):
 
 def test_a_batch_mixing_two_refs_is_acknowledged_in_one_call_per_ref(run_source):
     source = Source(range(20), ref=lambda data: data % 2)
-    run_source(Recording, source, processors={"default": {"concurrency": 1}},
-               batchers={"default": {"batch_size": 10, "batch_timeout": 60_000}})
+    run_source(
+        Recording,
+        source,
+        processors={"default": {"concurrency": 1}},
+        batchers={"default": {"batch_size": 10, "batch_timeout": 60_000}},
+    )
 
     wait_until(lambda: source.acknowledger.acked == 20, what="both batches acknowledged")
 

@@ -3,6 +3,7 @@
 import time
 
 from engine_support import Recording, wait_until
+
 from gkbroad import testing
 
 ONE_PROCESSOR = {"default": {"concurrency": 1}}  # keeps arrival order at the batcher deterministic
@@ -19,8 +20,9 @@ def batches_summary(pipeline):
 
 
 def test_batch_size_is_counted_per_batch_key(run_testing):
-    pipeline = run_testing(KeyedByFirstLetter, processors=ONE_PROCESSOR,
-                           batchers={"default": {"batch_size": 3, "batch_timeout": NEVER}})
+    pipeline = run_testing(
+        KeyedByFirstLetter, processors=ONE_PROCESSOR, batchers={"default": {"batch_size": 3, "batch_timeout": NEVER}}
+    )
 
     ref = testing.test_batch(pipeline, ["a1", "b1", "a2", "b2", "a3", "b3"])
     successful, failed = testing.wait_for_ack(pipeline, ref)
@@ -30,8 +32,9 @@ def test_batch_size_is_counted_per_batch_key(run_testing):
 
 
 def test_a_full_batch_leaves_at_once_and_the_rest_on_timeout(run_testing):
-    pipeline = run_testing(KeyedByFirstLetter, processors=ONE_PROCESSOR,
-                           batchers={"default": {"batch_size": 3, "batch_timeout": 100}})
+    pipeline = run_testing(
+        KeyedByFirstLetter, processors=ONE_PROCESSOR, batchers={"default": {"batch_size": 3, "batch_timeout": 100}}
+    )
 
     testing.wait_for_ack(pipeline, testing.test_batch(pipeline, [f"a{i}" for i in range(7)]))
 
@@ -61,8 +64,9 @@ def test_batch_info_describes_the_batch(run_testing):
 
 
 def test_a_flush_mode_message_sends_its_batch_at_once(run_testing):
-    pipeline = run_testing(KeyedByFirstLetter, processors=ONE_PROCESSOR,
-                           batchers={"default": {"batch_size": 100, "batch_timeout": NEVER}})
+    pipeline = run_testing(
+        KeyedByFirstLetter, processors=ONE_PROCESSOR, batchers={"default": {"batch_size": 100, "batch_timeout": NEVER}}
+    )
 
     bulk = testing.test_batch(pipeline, ["a1", "a2", "b1"], batch_mode="bulk")
     flush = testing.test_message(pipeline, "a3", batch_mode="flush")
@@ -93,10 +97,13 @@ class EvenOdd(Recording):
 
 
 def test_messages_go_to_the_batcher_they_name(run_testing):
-    pipeline = run_testing(EvenOdd, batchers={
-        "even": {"batch_size": 2, "batch_timeout": 50},
-        "odd": {"batch_size": 3, "batch_timeout": 50, "concurrency": 2},
-    })
+    pipeline = run_testing(
+        EvenOdd,
+        batchers={
+            "even": {"batch_size": 2, "batch_timeout": 50},
+            "odd": {"batch_size": 3, "batch_timeout": 50, "concurrency": 2},
+        },
+    )
 
     successful, _ = testing.wait_for_ack(pipeline, testing.test_batch(pipeline, range(10)))
 

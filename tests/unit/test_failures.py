@@ -6,8 +6,8 @@ import logging
 from collections import Counter
 
 import pytest
-
 from engine_support import Recording
+
 from gkbroad import testing
 
 BOOM = "boom"
@@ -21,6 +21,7 @@ class Boom(Exception):
 def raise_boom(where):
     def fail(_given):
         raise Boom(where)
+
     return fail
 
 
@@ -77,14 +78,21 @@ def assert_pipeline_keeps_going(pipeline):
 
 
 EXCEPTION_CASES = [
-    pytest.param(misbehaving(message_result=raise_boom("handle_message")), "handle_message", False,
-                 id="handle_message"),
-    pytest.param(misbehaving(message_result=raise_boom("handle_message")), "handle_message", True,
-                 id="handle_message-batched"),
-    pytest.param(misbehaving(prepare_result=raise_boom("prepare_messages")), "prepare_messages", False,
-                 id="prepare_messages"),
-    pytest.param(misbehaving(prepare_result=raise_boom("prepare_messages")), "prepare_messages", True,
-                 id="prepare_messages-batched"),
+    pytest.param(
+        misbehaving(message_result=raise_boom("handle_message")), "handle_message", False, id="handle_message"
+    ),
+    pytest.param(
+        misbehaving(message_result=raise_boom("handle_message")), "handle_message", True, id="handle_message-batched"
+    ),
+    pytest.param(
+        misbehaving(prepare_result=raise_boom("prepare_messages")), "prepare_messages", False, id="prepare_messages"
+    ),
+    pytest.param(
+        misbehaving(prepare_result=raise_boom("prepare_messages")),
+        "prepare_messages",
+        True,
+        id="prepare_messages-batched",
+    ),
     pytest.param(misbehaving(batch_result=raise_boom("handle_batch")), "handle_batch", True, id="handle_batch"),
 ]
 
@@ -102,30 +110,58 @@ def test_an_exception_fails_the_messages_the_callback_was_given(run_testing, cap
 
 
 WRONG_RETURN_CASES = [
-    pytest.param(misbehaving(message_result=lambda m: None), False,
-                 "handle_message must return a Message, got NoneType", id="handle_message-None"),
-    pytest.param(misbehaving(message_result=lambda m: m.data), True,
-                 "handle_message must return a Message, got str", id="handle_message-data"),
-    pytest.param(misbehaving(batch_result=lambda ms: None), True,
-                 "handle_batch must return a list of the 1 messages it was given, got NoneType",
-                 id="handle_batch-None"),
-    pytest.param(misbehaving(batch_result=tuple), True,
-                 "handle_batch must return a list of the 1 messages it was given, got tuple", id="handle_batch-tuple"),
-    pytest.param(misbehaving(batch_result=lambda ms: ms[1:]), True,
-                 "handle_batch must return a list of the 1 messages it was given, got 0", id="handle_batch-short"),
-    pytest.param(misbehaving(prepare_result=lambda ms: [m.data for m in ms]), False,
-                 "prepare_messages must return a list of the 1 messages it was given, got an item of type str",
-                 id="prepare_messages-data"),
-    pytest.param(misbehaving(prepare_result=lambda ms: ms + ms), False,
-                 "prepare_messages must return a list of the 1 messages it was given, got 2",
-                 id="prepare_messages-long"),
+    pytest.param(
+        misbehaving(message_result=lambda m: None),
+        False,
+        "handle_message must return a Message, got NoneType",
+        id="handle_message-None",
+    ),
+    pytest.param(
+        misbehaving(message_result=lambda m: m.data),
+        True,
+        "handle_message must return a Message, got str",
+        id="handle_message-data",
+    ),
+    pytest.param(
+        misbehaving(batch_result=lambda ms: None),
+        True,
+        "handle_batch must return a list of the 1 messages it was given, got NoneType",
+        id="handle_batch-None",
+    ),
+    pytest.param(
+        misbehaving(batch_result=tuple),
+        True,
+        "handle_batch must return a list of the 1 messages it was given, got tuple",
+        id="handle_batch-tuple",
+    ),
+    pytest.param(
+        misbehaving(batch_result=lambda ms: ms[1:]),
+        True,
+        "handle_batch must return a list of the 1 messages it was given, got 0",
+        id="handle_batch-short",
+    ),
+    pytest.param(
+        misbehaving(prepare_result=lambda ms: [m.data for m in ms]),
+        False,
+        "prepare_messages must return a list of the 1 messages it was given, got an item of type str",
+        id="prepare_messages-data",
+    ),
+    pytest.param(
+        misbehaving(prepare_result=lambda ms: ms + ms),
+        False,
+        "prepare_messages must return a list of the 1 messages it was given, got 2",
+        id="prepare_messages-long",
+    ),
 ]
 
 
 @pytest.mark.parametrize("cls, batched, reason", WRONG_RETURN_CASES)
 def test_a_wrong_return_value_fails_the_messages_with_a_reason_saying_why(run_testing, cls, batched, reason):
-    pipeline = run_testing(cls, processors={"default": {"concurrency": 2, "max_demand": 1}},
-                           batchers={"default": {"batch_size": 1}} if batched else {})
+    pipeline = run_testing(
+        cls,
+        processors={"default": {"concurrency": 2, "max_demand": 1}},
+        batchers={"default": {"batch_size": 1}} if batched else {},
+    )
     successful, failed = testing.wait_for_ack(pipeline, testing.test_batch(pipeline, DATA))
 
     assert_failed_exactly_the_bad_groups(pipeline, successful, failed)
@@ -192,8 +228,9 @@ def partition_by_fails_on_boom(message):
 
 
 def test_processor_partition_by_raising_fails_that_message(run_testing):
-    pipeline = run_testing(Recording,
-                           processors={"default": {"concurrency": 3, "partition_by": partition_by_fails_on_boom}})
+    pipeline = run_testing(
+        Recording, processors={"default": {"concurrency": 3, "partition_by": partition_by_fails_on_boom}}
+    )
     successful, failed = testing.wait_for_ack(pipeline, testing.test_batch(pipeline, DATA))
 
     assert [m.data for m in failed] == [BOOM]
@@ -210,10 +247,17 @@ class BoomHasItsOwnBatch(Recording):
 
 
 def test_batcher_partition_by_raising_fails_that_batch(run_testing):
-    pipeline = run_testing(BoomHasItsOwnBatch, batchers={
-        "default": {"batch_size": 10, "batch_timeout": 20, "concurrency": 2,
-                    "partition_by": partition_by_fails_on_boom},
-    })
+    pipeline = run_testing(
+        BoomHasItsOwnBatch,
+        batchers={
+            "default": {
+                "batch_size": 10,
+                "batch_timeout": 20,
+                "concurrency": 2,
+                "partition_by": partition_by_fails_on_boom,
+            },
+        },
+    )
     successful, failed = testing.wait_for_ack(pipeline, testing.test_batch(pipeline, DATA))
 
     assert [m.data for m in failed] == [BOOM] and isinstance(failed[0].failure_reason, Boom)

@@ -4,9 +4,9 @@ import itertools
 import time
 
 import gevent
+from engine_support import Recording, Source, wait_until
 from gevent.event import Event
 
-from engine_support import Recording, Source, wait_until
 from gkbroad.flow import Credits, RateLimiter
 
 
@@ -41,11 +41,18 @@ def test_an_idle_producer_does_not_starve_a_busy_one(run_source):
     idle, busy = Source(), Source(range(200))
     idle.idle_wait = release_idle.wait  # blocks in receive() until the test is done
     try:
-        run_source(Recording, sources=[idle, busy], producer={"concurrency": 2},
-                   processors={"default": {"concurrency": 2, "max_demand": 5}})
+        run_source(
+            Recording,
+            sources=[idle, busy],
+            producer={"concurrency": 2},
+            processors={"default": {"concurrency": 2, "max_demand": 5}},
+        )
 
-        wait_until(lambda: busy.acknowledger.acked == 200, timeout=10,
-                   what="the busy producer's messages while the idle one blocks in receive()")
+        wait_until(
+            lambda: busy.acknowledger.acked == 200,
+            timeout=10,
+            what="the busy producer's messages while the idle one blocks in receive()",
+        )
     finally:
         release_idle.set()
     busy.assert_each_produced_message_acked_once()
@@ -56,7 +63,8 @@ def test_rate_limiting_caps_throughput_across_all_producers(run_source):
     source = Source(itertools.count())
     began = time.monotonic()
     pipeline = run_source(
-        Recording, source,
+        Recording,
+        source,
         producer={"concurrency": 3, "rate_limiting": {"allowed_messages": allowed, "interval": interval_ms}},
     )
     gevent.sleep(0.5)

@@ -7,8 +7,8 @@ on (one isolation level for all topics, settings kafka-python knows, topic
 defaults) is checked and filled in here."""
 
 import pytest
-
 from engine_support import Recording
+
 from gkbroad import ConfigError
 from gkbroad.kafka import ConsumerGroup, Producer
 from gkbroad.kafka.options import KafkaProducerOptions
@@ -24,43 +24,62 @@ class ManagedSettingGroup(ConsumerGroup):
 
 def error_for(kafka_options):
     with pytest.raises(ConfigError) as caught:
-        Recording(name="k", producer={"module": (Producer, {**GOOD, **kafka_options})},
-                  processors={"default": {}})
+        Recording(name="k", producer={"module": (Producer, {**GOOD, **kafka_options})}, processors={"default": {}})
     return str(caught.value)
 
 
 BAD = [
-    ({"partition_assignment_strategy": "sticky-ish"},
-     "producer.module.partition_assignment_strategy: must be one of cooperative-sticky, range, roundrobin, "
-     "sticky, got 'sticky-ish'"),
-    ({"client": {"bootstrap_servers": "x:1", "group_id": "other"}},
-     "producer.module.client.group_id: is set by gkbroad; use the 'group_name' option, got 'other'"),
-    ({"client": {"bootstrap_servers": "x:1", "no_such_setting": 1}},
-     "producer.module.client.no_such_setting: is not a kafka-python KafkaConsumer setting, got 1"),
+    (
+        {"partition_assignment_strategy": "sticky-ish"},
+        "producer.module.partition_assignment_strategy: must be one of cooperative-sticky, range, roundrobin, "
+        "sticky, got 'sticky-ish'",
+    ),
+    (
+        {"client": {"bootstrap_servers": "x:1", "group_id": "other"}},
+        "producer.module.client.group_id: is set by gkbroad; use the 'group_name' option, got 'other'",
+    ),
+    (
+        {"client": {"bootstrap_servers": "x:1", "no_such_setting": 1}},
+        "producer.module.client.no_such_setting: is not a kafka-python KafkaConsumer setting, got 1",
+    ),
     ({"client": {}}, "producer.module.client.bootstrap_servers: missing required option"),
-    ({"client": {"bootstrap_servers": ""}},
-     "producer.module.client.bootstrap_servers: must name at least one host:port, got ''"),
+    (
+        {"client": {"bootstrap_servers": ""}},
+        "producer.module.client.bootstrap_servers: must name at least one host:port, got ''",
+    ),
     ({"committers_count": 0}, "producer.module.committers_count: must be a positive integer, got 0"),
-    ({"fetch_strategy": {"max_wait": 5}},
-     "producer.module.fetch_strategy.max_wait: unknown option (known options: max_bytes, max_wait_ms, "
-     "min_bytes), got 5"),
+    (
+        {"fetch_strategy": {"max_wait": 5}},
+        "producer.module.fetch_strategy.max_wait: unknown option (known options: max_bytes, max_wait_ms, "
+        "min_bytes), got 5",
+    ),
     ({"topics": []}, "producer.module.topics: must list at least one topic, got []"),
-    ({"topics": [{"name": "a", "isolation_level": "read_committed"}, {"name": "b"}]},
-     "producer.module.topics: must all have the same isolation_level (kafka-python reads all topics of a "
-     "consumer with one); they have a=read_committed, b=read_uncommitted, got [{'name': 'a', "
-     "'isolation_level': 'read_committed'}, {'name': 'b'}]"),
-    ({"heartbeat_interval_ms": 7000, "session_timeout_ms": 6000},
-     "producer.module.heartbeat_interval_ms: must be lower than session_timeout_ms (6000), got 7000"),
-    ({"fetch_strategy": {"max_wait_ms": 40000}},
-     "producer.module.fetch_strategy: kafka-python needs fetch_strategy.max_wait_ms (40000) < "
-     "client.request_timeout_ms (30000) < client.connections_max_idle_ms (540000), got {'max_wait_ms': 40000}"),
-    ({"client": {"bootstrap_servers": "x:1", "max_poll_interval_ms": 6000}},
-     "producer.module.drain_timeout: must be lower than the rebalance timeout (6000 ms, from "
-     "rebalance_timeout_ms or client.max_poll_interval_ms): a drain that outlasts it costs the member its "
-     "place in the group"),
-    ({"instance_id": "web 1"},
-     "producer.module.instance_id: must be 1-249 characters of ASCII letters, digits, '.', '_' and '-' "
-     "(not '.' or '..'), got 'web 1'"),
+    (
+        {"topics": [{"name": "a", "isolation_level": "read_committed"}, {"name": "b"}]},
+        "producer.module.topics: must all have the same isolation_level (kafka-python reads all topics of a "
+        "consumer with one); they have a=read_committed, b=read_uncommitted, got [{'name': 'a', "
+        "'isolation_level': 'read_committed'}, {'name': 'b'}]",
+    ),
+    (
+        {"heartbeat_interval_ms": 7000, "session_timeout_ms": 6000},
+        "producer.module.heartbeat_interval_ms: must be lower than session_timeout_ms (6000), got 7000",
+    ),
+    (
+        {"fetch_strategy": {"max_wait_ms": 40000}},
+        "producer.module.fetch_strategy: kafka-python needs fetch_strategy.max_wait_ms (40000) < "
+        "client.request_timeout_ms (30000) < client.connections_max_idle_ms (540000), got {'max_wait_ms': 40000}",
+    ),
+    (
+        {"client": {"bootstrap_servers": "x:1", "max_poll_interval_ms": 6000}},
+        "producer.module.drain_timeout: must be lower than the rebalance timeout (6000 ms, from "
+        "rebalance_timeout_ms or client.max_poll_interval_ms): a drain that outlasts it costs the member its "
+        "place in the group",
+    ),
+    (
+        {"instance_id": "web 1"},
+        "producer.module.instance_id: must be 1-249 characters of ASCII letters, digits, '.', '_' and '-' "
+        "(not '.' or '..'), got 'web 1'",
+    ),
 ]
 
 
@@ -78,39 +97,79 @@ def test_the_client_of_a_consumer_group_class_is_checked_too():
 
 
 def test_default_topic_config_counts_for_the_shared_isolation_level():
-    message = error_for({"default_topic_config": {"isolation_level": "read_committed"},
-                         "topics": [{"name": "a"}, {"name": "b", "isolation_level": "read_uncommitted"}]})
+    message = error_for(
+        {
+            "default_topic_config": {"isolation_level": "read_committed"},
+            "topics": [{"name": "a"}, {"name": "b", "isolation_level": "read_uncommitted"}],
+        }
+    )
 
     assert message.startswith("producer.module.topics: must all have the same isolation_level")
     assert "they have a=read_committed, b=read_uncommitted" in message
 
 
 def test_topic_defaults_are_filled_in_by_the_schema():
-    options = validate(KafkaProducerOptions, {**GOOD, "default_topic_config": {"max_buffer_records": 40},
-                                              "topics": [{"name": "a"}, {"name": "b", "max_buffer_records": 8}]})
+    options = validate(
+        KafkaProducerOptions,
+        {
+            **GOOD,
+            "default_topic_config": {"max_buffer_records": 40},
+            "topics": [{"name": "a"}, {"name": "b", "max_buffer_records": 8}],
+        },
+    )
 
     assert options["topics"] == [
-        {"name": "a", "offset_reset_policy": "latest", "fetch_max_bytes": None, "max_buffer_records": 40,
-         "isolation_level": "read_uncommitted"},
-        {"name": "b", "offset_reset_policy": "latest", "fetch_max_bytes": None, "max_buffer_records": 8,
-         "isolation_level": "read_uncommitted"},
+        {
+            "name": "a",
+            "offset_reset_policy": "latest",
+            "fetch_max_bytes": None,
+            "max_buffer_records": 40,
+            "isolation_level": "read_uncommitted",
+        },
+        {
+            "name": "b",
+            "offset_reset_policy": "latest",
+            "fetch_max_bytes": None,
+            "max_buffer_records": 8,
+            "isolation_level": "read_uncommitted",
+        },
     ]
 
 
 def test_validated_topics_become_kafka_python_settings():
-    topics = validate(KafkaProducerOptions, {**GOOD, "topics": [
-        {"name": "a", "fetch_max_bytes": 100, "isolation_level": "read_committed"},
-        {"name": "b", "fetch_max_bytes": 300, "max_buffer_records": 40, "isolation_level": "read_committed"},
-    ]})["topics"]
-    settings = kafka_settings("g", topics, {"bootstrap_servers": "x:1", "client_id": "me"},
-                              fetch_strategy={"max_wait_ms": 0, "min_bytes": None, "max_bytes": None},
-                              instance_id=None, rebalance_timeout_ms=9000, session_timeout_ms=None,
-                              heartbeat_interval_ms=None, partition_assignment_strategy="range")
+    topics = validate(
+        KafkaProducerOptions,
+        {
+            **GOOD,
+            "topics": [
+                {"name": "a", "fetch_max_bytes": 100, "isolation_level": "read_committed"},
+                {"name": "b", "fetch_max_bytes": 300, "max_buffer_records": 40, "isolation_level": "read_committed"},
+            ],
+        },
+    )["topics"]
+    settings = kafka_settings(
+        "g",
+        topics,
+        {"bootstrap_servers": "x:1", "client_id": "me"},
+        fetch_strategy={"max_wait_ms": 0, "min_bytes": None, "max_bytes": None},
+        instance_id=None,
+        rebalance_timeout_ms=9000,
+        session_timeout_ms=None,
+        heartbeat_interval_ms=None,
+        partition_assignment_strategy="range",
+    )
 
     assert [cls.name for cls in settings.pop("partition_assignment_strategy")] == ["range"]
     assert settings == {
-        "bootstrap_servers": "x:1", "client_id": "me", "group_id": "g", "group_instance_id": None,
-        "enable_auto_commit": False, "auto_offset_reset": "none", "isolation_level": "read_committed",
-        "max_poll_records": 10, "max_partition_fetch_bytes": 300, "fetch_max_wait_ms": 0,
+        "bootstrap_servers": "x:1",
+        "client_id": "me",
+        "group_id": "g",
+        "group_instance_id": None,
+        "enable_auto_commit": False,
+        "auto_offset_reset": "none",
+        "isolation_level": "read_committed",
+        "max_poll_records": 10,
+        "max_partition_fetch_bytes": 300,
+        "fetch_max_wait_ms": 0,
         "max_poll_interval_ms": 9000,
     }

@@ -1,9 +1,9 @@
 """Pipeline lifecycle: start/stop/join states, and what every callback is given."""
 
 import pytest
+from engine_support import Recording, SourceProducer
 
 import gkbroad
-from engine_support import Recording, SourceProducer
 from gkbroad import PipelineStateError, testing
 
 
@@ -67,8 +67,9 @@ def test_every_callback_is_given_the_context(run_testing):
 
     testing.wait_for_ack(pipeline, testing.test_batch(pipeline, ["ok", "fail"]))
 
-    assert pipeline.contexts == dict.fromkeys(["prepare_messages", "handle_message", "handle_batch", "handle_failed"],
-                                              context)
+    assert pipeline.contexts == dict.fromkeys(
+        ["prepare_messages", "handle_message", "handle_batch", "handle_failed"], context
+    )
     assert all(seen is context for seen in pipeline.contexts.values())
 
 
@@ -94,8 +95,9 @@ class TwoServices(SourceProducer):
 
 def test_a_service_failing_to_start_fails_start_and_stops_the_ones_started():
     events = []
-    pipeline = Recording(name="life", producer={"module": (TwoServices, {"events": events, "source": None})},
-                         processors={"default": {}})
+    pipeline = Recording(
+        name="life", producer={"module": (TwoServices, {"events": events, "source": None})}, processors={"default": {}}
+    )
 
     with pytest.raises(OSError, match="second cannot start"):
         pipeline.start()

@@ -62,7 +62,11 @@ def test_helpers_chain(message):
     result = message.put_data(2).put_batcher("b").put_batch_key("k").put_batch_mode("flush").failed("r")
     assert result is message
     assert (message.data, message.batcher, message.batch_key, message.batch_mode, message.failure_reason) == (
-        2, "b", "k", "flush", "r",
+        2,
+        "b",
+        "k",
+        "flush",
+        "r",
     )
 
 

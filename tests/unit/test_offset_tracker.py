@@ -110,7 +110,7 @@ def test_large_volume_shuffled_acks_end_at_the_last_offset_quickly():
     tracker = OffsetTracker()
     rng = random.Random(7)
     offsets = [o for o in range(0, 300_000) if o % 7]  # gaps everywhere
-    batches = [offsets[i:i + 500] for i in range(0, len(offsets), 500)]
+    batches = [offsets[i : i + 500] for i in range(0, len(offsets), 500)]
     start = time.perf_counter()
     for batch in batches:
         tracker.delivered(TP, batch)
@@ -118,12 +118,12 @@ def test_large_volume_shuffled_acks_end_at_the_last_offset_quickly():
     # Keep acks roughly local, as with many processors: shuffle in windows.
     window = 5_000
     for i in range(0, len(shuffled), window):
-        part = shuffled[i:i + window]
+        part = shuffled[i : i + window]
         rng.shuffle(part)
-        shuffled[i:i + window] = part
+        shuffled[i : i + window] = part
     committed = -1
     for i in range(0, len(shuffled), 250):
-        advanced = tracker.done(acks(TP, *shuffled[i:i + 250]))
+        advanced = tracker.done(acks(TP, *shuffled[i : i + 250]))
         if TP in advanced:
             assert advanced[TP] > committed
             committed = advanced[TP]

@@ -4,9 +4,9 @@ the option path, what was expected, and what was given."""
 import copy
 
 import pytest
+from engine_support import Recording, SourceProducer
 
 import gkbroad
-from engine_support import Recording, SourceProducer
 from gkbroad import ConfigError, testing
 from gkbroad.options import BatcherOptions, validate
 
@@ -47,15 +47,24 @@ BAD_OPTIONS = [
     ("batchers.sql.batch_timeout", 1.5, "must be a positive integer, got 1.5"),
     ("batchers.sql.concurrency", "2", "must be a positive integer, got '2'"),
     ("batchers.sql.max_demand", 0, "must be a positive integer, got 0"),
-    ("batchers.sql.partition_by", "no_such_module:fn",
-     "cannot import 'no_such_module:fn' (No module named 'no_such_module'), got 'no_such_module:fn'"),
+    (
+        "batchers.sql.partition_by",
+        "no_such_module:fn",
+        "cannot import 'no_such_module:fn' (No module named 'no_such_module'), got 'no_such_module:fn'",
+    ),
     ("producer.concurrency", 0, "must be a positive integer, got 0"),
-    ("producer.module", 42,
-     "must be a producer class, a dotted path to one, or a (class, options dict) pair, got 42"),
-    ("producer.module", "engine_support:NoSuchProducer", "cannot import 'engine_support:NoSuchProducer' "
-     "(module 'engine_support' has no attribute 'NoSuchProducer'), got 'engine_support:NoSuchProducer'"),
-    ("producer.module", (testing.DummyProducer, "x"),
-     f"the second item of the pair must be a dict of producer options, got {(testing.DummyProducer, 'x')!r}"),
+    ("producer.module", 42, "must be a producer class, a dotted path to one, or a (class, options dict) pair, got 42"),
+    (
+        "producer.module",
+        "engine_support:NoSuchProducer",
+        "cannot import 'engine_support:NoSuchProducer' "
+        "(module 'engine_support' has no attribute 'NoSuchProducer'), got 'engine_support:NoSuchProducer'",
+    ),
+    (
+        "producer.module",
+        (testing.DummyProducer, "x"),
+        f"the second item of the pair must be a dict of producer options, got {(testing.DummyProducer, 'x')!r}",
+    ),
     ("producer.module", NoReceive, f"must be a producer class with a receive(demand) method, got {NoReceive!r}"),
     ("producer.rate_limiting", "fast", "invalid input type, got 'fast'"),
     ("producer.rate_limiting.allowed_messages", 0, "must be a positive integer, got 0"),
@@ -64,8 +73,12 @@ BAD_OPTIONS = [
     ("name", "", "must be a non-empty string, got ''"),
     ("name", 7, "must be a non-empty string, got 7"),
     ("partition_by", 5, "must be a callable or an importable dotted path to one, got 5"),
-    ("procesors", {}, "unknown option (known options: batchers, context, name, partition_by, processors, "
-                      "producer, shutdown_timeout), got {}"),
+    (
+        "procesors",
+        {},
+        "unknown option (known options: batchers, context, name, partition_by, processors, "
+        "producer, shutdown_timeout), got {}",
+    ),
 ]
 
 
@@ -82,8 +95,9 @@ def test_a_bad_option_names_its_path_and_what_was_given(path, value, expected):
     assert message == f"{path}: {expected}"
 
 
-@pytest.mark.parametrize("missing", ["name", "producer", "processors", "producer.module",
-                                     "producer.rate_limiting.interval"])
+@pytest.mark.parametrize(
+    "missing", ["name", "producer", "processors", "producer.module", "producer.rate_limiting.interval"]
+)
 def test_a_missing_required_option_is_named(missing):
     options = copy.deepcopy(VALID)
     *parents, leaf = missing.split(".")
@@ -143,12 +157,18 @@ def test_a_pipeline_without_handle_message_is_a_config_error():
 
 
 def test_defaults_are_filled_in():
-    options = Recording(name="d", producer={"module": testing.DummyProducer},
-                        processors={"default": None}, batchers={"b": {}}).options
+    options = Recording(
+        name="d", producer={"module": testing.DummyProducer}, processors={"default": None}, batchers={"b": {}}
+    ).options
 
     assert options["processors"]["default"] == {"concurrency": 10, "max_demand": 10, "partition_by": None}
-    assert options["batchers"]["b"] == {"batch_size": 100, "batch_timeout": 1000, "concurrency": 1,
-                                        "max_demand": None, "partition_by": None}
+    assert options["batchers"]["b"] == {
+        "batch_size": 100,
+        "batch_timeout": 1000,
+        "concurrency": 1,
+        "max_demand": None,
+        "partition_by": None,
+    }
     assert (options["shutdown_timeout"], options["context"], options["partition_by"]) == (30000, None, None)
     assert (options["producer"]["concurrency"], options["producer"]["rate_limiting"]) == (1, None)
 
@@ -170,8 +190,11 @@ def own_key(message):
 
 def test_pipeline_partition_by_applies_to_every_stage_without_its_own():
     options = Recording(
-        name="p", producer={"module": testing.DummyProducer}, partition_by=f"{__name__}:key_of",
-        processors={"default": {}}, batchers={"a": {}, "b": {"partition_by": own_key}},
+        name="p",
+        producer={"module": testing.DummyProducer},
+        partition_by=f"{__name__}:key_of",
+        processors={"default": {}},
+        batchers={"a": {}, "b": {"partition_by": own_key}},
     ).options
 
     assert options["processors"]["default"]["partition_by"] is key_of

@@ -3,6 +3,7 @@
 import logging
 
 from engine_support import Recording, Source, SourceProducer, wait_until
+
 from gkbroad.stages import producer as producer_stage
 
 
@@ -39,8 +40,11 @@ class ScriptedProducer(SourceProducer):
 
 def start_scripted(run_source, source, **options):
     events = []
-    pipeline = run_source(Recording, producer={"module": (ScriptedProducer, {"source": source, "events": events}),
-                                               "concurrency": 2}, **options)
+    pipeline = run_source(
+        Recording,
+        producer={"module": (ScriptedProducer, {"source": source, "events": events}), "concurrency": 2},
+        **options,
+    )
     return pipeline, events
 
 
@@ -115,4 +119,3 @@ def test_prepare_for_draining_raising_is_logged_and_the_stop_goes_on(run_source,
 
     source.assert_each_produced_message_acked_once()
     assert any("prepare_for_draining raised" in r.getMessage() and r.exc_info for r in caplog.records)
-

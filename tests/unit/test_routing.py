@@ -5,8 +5,8 @@ from collections import defaultdict
 
 import gevent
 import pytest
-
 from engine_support import Recording, Source, wait_until
+
 from gkbroad import testing
 
 KEYS = 30
@@ -73,12 +73,17 @@ def test_producer_concurrency_with_partition_by_keeps_each_key_on_one_processor_
     # Like Kafka partitions: each producer greenlet owns the keys k with k % 3 == its index.
     sources = [Source(keyed_data(range(index, KEYS, 3))) for index in range(3)]
     pipeline = run_source(
-        RandomlySlow, sources=sources, producer={"concurrency": 3},
+        RandomlySlow,
+        sources=sources,
+        producer={"concurrency": 3},
         processors={"default": {"concurrency": 10, "max_demand": 5, "partition_by": by_key}},
     )
 
-    wait_until(lambda: sum(s.acknowledger.acked for s in sources) == KEYS * PER_KEY, timeout=20,
-               what="every message of every producer acknowledged")
+    wait_until(
+        lambda: sum(s.acknowledger.acked for s in sources) == KEYS * PER_KEY,
+        timeout=20,
+        what="every message of every producer acknowledged",
+    )
 
     for source in sources:
         source.assert_each_produced_message_acked_once()
@@ -115,6 +120,6 @@ def test_batcher_partition_by_sends_one_key_to_one_batch_processor_in_order(run_
         assert {k for k, _ in call.data} == {key}
         assert call.info.partition == key % 3
         by_key_batches[key].append(call)
-    for key, calls in by_key_batches.items():
+    for calls in by_key_batches.values():
         assert len({c.greenlet for c in calls}) == 1
         assert [seq for c in calls for _, seq in c.data] == list(range(12))

@@ -8,9 +8,8 @@ import time
 
 import gevent
 import pytest
-from gevent.event import Event
-
 from engine_support import Recording, Source, wait_until
+from gevent.event import Event
 
 NEVER = 60_000
 
@@ -27,12 +26,16 @@ class RandomlySlow(Recording):
         return messages
 
 
-@pytest.mark.parametrize("batchers", [{}, {"default": {"batch_size": 7, "batch_timeout": NEVER, "concurrency": 2}}],
-                         ids=["no-batchers", "batchers"])
+@pytest.mark.parametrize(
+    "batchers",
+    [{}, {"default": {"batch_size": 7, "batch_timeout": NEVER, "concurrency": 2}}],
+    ids=["no-batchers", "batchers"],
+)
 def test_stop_acknowledges_every_message_in_flight_exactly_once(run_source, batchers):
     source = Source(range(100_000))
-    pipeline = run_source(RandomlySlow, source, batchers=batchers,
-                          processors={"default": {"concurrency": 5, "max_demand": 10}})
+    pipeline = run_source(
+        RandomlySlow, source, batchers=batchers, processors={"default": {"concurrency": 5, "max_demand": 10}}
+    )
     wait_until(lambda: source.acknowledger.acked >= 50, what="some messages acknowledged")
     assert source.outstanding > 0, "nothing was in flight when stop() was called"
 
@@ -43,8 +46,10 @@ def test_stop_acknowledges_every_message_in_flight_exactly_once(run_source, batc
     if batchers:
         # Whatever was still assembling when stop() came left as a "flush" batch;
         # test_batchers.py checks that a partial batch is flushed at all.
-        assert all(call.info.trigger == "flush" or (call.info.trigger == "size" and len(call.data) == 7)
-                   for call in pipeline.batches)
+        assert all(
+            call.info.trigger == "flush" or (call.info.trigger == "size" and len(call.data) == 7)
+            for call in pipeline.batches
+        )
         assert sum(len(call.data) for call in pipeline.batches) == source.acknowledger.acked
 
 
@@ -65,15 +70,24 @@ class StuckInHandleBatch(Recording):
         return messages
 
 
-@pytest.mark.parametrize("handler, batchers", [
-    (StuckInHandleMessage, {}),
-    (StuckInHandleBatch, {"default": {"batch_size": 2, "batch_timeout": 10}}),
-], ids=["handle_message", "handle_batch"])
+@pytest.mark.parametrize(
+    "handler, batchers",
+    [
+        (StuckInHandleMessage, {}),
+        (StuckInHandleBatch, {"default": {"batch_size": 2, "batch_timeout": 10}}),
+    ],
+    ids=["handle_message", "handle_batch"],
+)
 def test_stop_gives_up_after_shutdown_timeout_when_a_handler_never_returns(run_source, handler, batchers):
     # "stuck" first, then enough messages to fill every queue behind it
     source = Source(["stuck", *range(500)])
-    pipeline = run_source(handler, source, batchers=batchers, shutdown_timeout=300,
-                          processors={"default": {"concurrency": 2, "max_demand": 5}})
+    pipeline = run_source(
+        handler,
+        source,
+        batchers=batchers,
+        shutdown_timeout=300,
+        processors={"default": {"concurrency": 2, "max_demand": 5}},
+    )
     wait_until(lambda: source.outstanding > 0 and len(source.produced) > 10, what="messages in flight")
     gevent.sleep(0.1)  # let the queues behind the stuck handler fill up
 
@@ -116,8 +130,12 @@ def run_in_greenlet():
     started = []
 
     def start(source, **options):
-        pipeline = Recording(name="unit", processors={"default": {"concurrency": 3}},
-                             producer={"module": ("engine_support:SourceProducer", {"source": source})}, **options)
+        pipeline = Recording(
+            name="unit",
+            processors={"default": {"concurrency": 3}},
+            producer={"module": ("engine_support:SourceProducer", {"source": source})},
+            **options,
+        )
         runner = gevent.spawn(pipeline.run)
         started.append((pipeline, runner))
         wait_until(lambda: pipeline.running, what="run() to start the pipeline")

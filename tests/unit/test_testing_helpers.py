@@ -1,8 +1,8 @@
 """gkbroad.testing: run a pipeline on test data and wait for the acknowledgements."""
 
 import pytest
-
 from engine_support import Recording
+
 from gkbroad import GkbroadError, PipelineStateError, testing
 
 WAITING_BATCHER = {"default": {"batch_size": 2, "batch_timeout": 60_000}}
@@ -55,24 +55,31 @@ def test_wait_for_ack_refuses_an_unknown_or_already_collected_ref(run_testing):
 
 
 def test_helpers_refuse_a_pipeline_without_dummy_producer():
-    pipeline = Recording(name="real", producer={"module": ("engine_support:SourceProducer", {})},
-                         processors={"default": {}})
+    pipeline = Recording(
+        name="real", producer={"module": ("engine_support:SourceProducer", {})}, processors={"default": {}}
+    )
 
     with pytest.raises(GkbroadError, match="does not use gkbroad.testing.DummyProducer"):
         testing.test_message(pipeline, 1)
 
 
 def test_running_stops_the_pipeline_on_exit_even_after_an_error():
-    with pytest.raises(ZeroDivisionError):
-        with testing.running(Recording, name="t", processors={"default": {}}) as pipeline:
-            assert pipeline.running
-            1 / 0
+    with (
+        pytest.raises(ZeroDivisionError),
+        testing.running(Recording, name="t", processors={"default": {}}) as pipeline,
+    ):
+        assert pipeline.running
+        raise ZeroDivisionError
     assert not pipeline.running
 
 
 def test_running_swaps_only_the_producer_module_and_keeps_its_other_options():
-    with testing.running(Recording, name="t", processors={"default": {}},
-                         producer={"module": "somewhere:KafkaProducer", "concurrency": 2}) as pipeline:
+    with testing.running(
+        Recording,
+        name="t",
+        processors={"default": {}},
+        producer={"module": "somewhere:KafkaProducer", "concurrency": 2},
+    ) as pipeline:
         assert pipeline.options["producer"]["module"][0] is testing.DummyProducer
         assert pipeline.options["producer"]["concurrency"] == 2
         assert testing.wait_for_ack(pipeline, testing.test_batch(pipeline, range(10)))[1] == []
