@@ -3,28 +3,49 @@
 Each method calls one Pipeline callback, checks what came back, and turns an
 exception or a wrong return value into failed messages with a reason that says
 what was expected and what arrived. It is the only place that calls user
-callbacks, so the rules live here once.
+callbacks and the only place that acknowledges messages, so those rules, the
+stale-message check and the `on_failure` policy live here once.
+
+"Any exception" means every `BaseException` user code or gevent can raise
+inside a greenlet (a `gevent.Timeout` included), except the ones that mean
+"stop this process": `KeyboardInterrupt`, `SystemExit`, and `GreenletExit`
+(the pipeline killing its own greenlet). Those propagate; the stage that
+called the handler then dies and the pipeline stops as failed.
 """
 
 from __future__ import annotations
 
-import logging
+from collections.abc import Callable
 from typing import Any
 
 from .acknowledger import ack_messages
+from .errors import STOP_PROCESS
+from .failure_policy import FailurePolicy
 from .message import BatchInfo, Message
+from .repeated_log import RepeatedLog
 
-__all__ = ["Callbacks"]
+__all__ = ["Callbacks", "REVOKED"]
 
-logger = logging.getLogger(__name__)
+REVOKED = "revoked: the partition is no longer assigned to this member"
 
 
 class Callbacks:
-    def __init__(self, pipeline: Any, context: Any):
+    def __init__(
+        self,
+        pipeline: Any,
+        context: Any,
+        *,
+        has_prepare: bool,
+        policy: FailurePolicy | None,
+        on_trip: Callable[[str], None],
+    ):
         self.pipeline = pipeline
         self.context = context
-        self.has_prepare = _overrides(pipeline, "prepare_messages")
-        self.name = pipeline.name
+        self.has_prepare = has_prepare
+        self.policy = policy
+        self.on_trip = on_trip
+        self.log = RepeatedLog(pipeline.name)
+        self.halted = False  # the failure policy tripped: nothing is handled or acknowledged any more
 
     def prepare_messages(self, messages: list[Message]) -> list[Message]:
         """Run prepare_messages on a processor's chunk; on error every message of it fails."""
@@ -35,12 +56,14 @@ class Callbacks:
     def handle_message(self, processor: str, message: Message) -> Message:
         try:
             result = self.pipeline.handle_message(processor, message, self.context)
-        except Exception as exc:
-            logger.exception("[%s] handle_message raised; the message fails", self.name)
+        except STOP_PROCESS:
+            raise
+        except BaseException as exc:
+            self.log.error(_key("handle_message", exc), f"handle_message raised {exc!r}; the message fails", exc)
             return message.failed(exc)
         if not isinstance(result, Message):
             reason = f"handle_message must return a Message, got {type(result).__name__}: {result!r:.80}"
-            logger.error("[%s] %s", self.name, reason)
+            self.log.error(("handle_message", "return", type(result)), reason)
             return message.failed(reason)
         return result
 
@@ -51,40 +74,90 @@ class Callbacks:
         """Call a callback that takes and returns a list of messages; any failure fails them all."""
         try:
             result = getattr(self.pipeline, callback)(*args)
-        except Exception as exc:
-            logger.exception("[%s] %s raised; all %d of its messages fail", self.name, callback, len(messages))
+        except STOP_PROCESS:
+            raise
+        except BaseException as exc:
+            text = f"{callback} raised {exc!r}; all {len(messages)} of its messages fail"
+            self.log.error(_key(callback, exc), text, exc)
             return [m.failed(exc) for m in messages]
         problem = _not_messages(result, len(messages))
         if problem:
             reason = f"{callback} must return a list of the {len(messages)} messages it was given, {problem}"
-            logger.error("[%s] %s", self.name, reason)
+            self.log.error((callback, "return", problem), reason)
             return [m.failed(reason) for m in messages]
         return result
 
+    def without_stale(self, messages: list[Message]) -> list[Message]:
+        """`messages` less the stale ones (see drop_if_stale); allocates only when one is stale."""
+        fresh = None
+        for index, message in enumerate(messages):
+            if self.drop_if_stale(message):
+                if fresh is None:
+                    fresh = messages[:index]
+            elif fresh is not None:
+                fresh.append(message)
+        return messages if fresh is None else fresh
+
+    def drop_if_stale(self, message: Message) -> bool:
+        """True when the message's acknowledger defines ``is_stale(data)`` and it says so (for Kafka:
+        the partition was given away since the message was pulled). Such a message must not reach
+        a handler: it is acknowledged at once as failed with REVOKED, without handle_failed."""
+        handler, _, data = message.acknowledger
+        check = getattr(handler, "is_stale", None)
+        if check is None or not check(data):
+            return False
+        ack_messages([], [message.failed(REVOKED)])
+        return True
+
     def finish(self, successful: list[Message], failed: list[Message]) -> None:
-        """handle_failed for the failed messages, then acknowledge them all."""
+        """Apply the failure policy, handle_failed for the failed messages, then acknowledge them all."""
+        if self.halted:
+            return
+        if self.policy is not None and (successful or failed):
+            failed = self.policy.admit(len(successful), failed)
+            if self.policy.tripped:
+                self._trip()
+                return
         if failed:
             failed = self._handle_failed(failed)
         if successful or failed:
             ack_messages(successful, failed)
 
+    def release_held(self) -> None:
+        """At stop, once every stage finished: acknowledge the failures the policy still holds."""
+        if self.policy is not None and not self.halted:
+            self.finish([], self.policy.release_all())
+
+    def _trip(self) -> None:
+        self.halted = True
+        self.on_trip(
+            f"on_failure: {self.policy.description}; the pipeline stops without acknowledging "
+            "them or anything handled after them"
+        )
+
     def _handle_failed(self, failed: list[Message]) -> list[Message]:
         try:
             result = self.pipeline.handle_failed(failed, self.context)
-        except Exception:
-            logger.exception("[%s] handle_failed raised; acknowledging %d messages as failed", self.name, len(failed))
+        except STOP_PROCESS:
+            raise
+        except BaseException as exc:
+            text = f"handle_failed raised {exc!r}; acknowledging {len(failed)} messages as failed"
+            self.log.error(_key("handle_failed", exc), text, exc)
             return failed
         problem = _not_messages(result, len(failed))
         if problem:
-            logger.error(
-                "[%s] handle_failed must return a list of the %d messages it was given, %s; "
+            self.log.error(
+                ("handle_failed", "return", problem),
+                f"handle_failed must return a list of the {len(failed)} messages it was given, {problem}; "
                 "acknowledging the originals as failed",
-                self.name,
-                len(failed),
-                problem,
             )
             return failed
         return result
+
+
+def _key(callback: str, exc: BaseException) -> tuple:
+    """What makes two failures 'the same' for the log: where, which exception type, what it said."""
+    return callback, type(exc), str(exc)[:200]
 
 
 def _not_messages(result: Any, expected: int) -> str | None:
@@ -97,9 +170,3 @@ def _not_messages(result: Any, expected: int) -> str | None:
         if not isinstance(item, Message):
             return f"got an item of type {type(item).__name__}"
     return None
-
-
-def _overrides(pipeline: Any, method: str) -> bool:
-    from .pipeline import Pipeline
-
-    return getattr(type(pipeline), method) is not getattr(Pipeline, method)

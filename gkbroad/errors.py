@@ -1,5 +1,7 @@
 """The one exception hierarchy of gkbroad: catch GkbroadError to catch them all."""
 
+from gevent import GreenletExit
+
 
 class GkbroadError(Exception):
     """Base class of every error gkbroad raises on purpose."""
@@ -16,3 +18,10 @@ class ConfigError(GkbroadError, ValueError):
 class PipelineStateError(GkbroadError, RuntimeError):
     """A pipeline was asked to do something its current state does not allow
     (start twice, push test messages before start, ...)."""
+
+
+STOP_PROCESS: tuple[type[BaseException], ...] = (KeyboardInterrupt, SystemExit, GreenletExit)
+"""The exceptions that mean "stop this process" (GreenletExit: the pipeline killing its own
+greenlet). Every other exception raised by code gkbroad calls (handlers, partition_by functions,
+producers), `gevent.Timeout` included, is caught where it is called and fails only the messages
+concerned; these propagate, end the stage, and stop the pipeline as failed."""

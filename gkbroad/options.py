@@ -167,6 +167,51 @@ def import_or_error(path: str) -> Any:
         raise ValidationError(f"cannot import {path!r} ({exc})") from exc
 
 
+MAX_FAILURE_WINDOW = 100_000
+_WINDOW_LIMIT = mm_validate.Range(max=MAX_FAILURE_WINDOW, error=f"must be at most {MAX_FAILURE_WINDOW}")
+
+
+class ConsecutiveFailures(Schema):
+    class Meta:
+        unknown = RAISE
+
+    max_consecutive = PositiveInt(required=True, validate=_WINDOW_LIMIT)
+
+
+class FailureRate(Schema):
+    class Meta:
+        unknown = RAISE
+
+    max_rate = fields.Float(
+        required=True,
+        allow_nan=False,
+        validate=mm_validate.Range(min=0, max=1, min_inclusive=False, error="must be a number above 0 and at most 1"),
+    )
+    window = PositiveInt(required=True, validate=_WINDOW_LIMIT)
+
+
+class FailureMode(fields.Field):
+    """`"ack"`, `{"max_consecutive": N}` or `{"max_rate": r, "window": N}`."""
+
+    doc_type = '`"ack"` or mapping'
+
+    default_error_messages = {
+        # Doubled braces: marshmallow formats error messages with str.format.
+        "invalid": 'must be "ack", {{"max_consecutive": N}} or {{"max_rate": 0 < r <= 1, "window": N}}',
+    }
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if value == "ack":
+            return value
+        if not isinstance(value, dict):
+            raise self.make_error("invalid")
+        if "max_consecutive" in value:
+            return ConsecutiveFailures().load(value)
+        if "max_rate" in value or "window" in value:
+            return FailureRate().load(value)
+        raise self.make_error("invalid")
+
+
 class RateLimitingOptions(Schema):
     class Meta:
         unknown = RAISE
@@ -269,12 +314,25 @@ class PipelineOptions(Schema):
     )
     shutdown_timeout = NonNegativeInt(
         load_default=30000,
-        **option("Milliseconds that stop() waits for in-flight messages to be processed and acknowledged."),
+        **option(
+            "Milliseconds the whole stop may take: draining in-flight messages, then stopping the producer's "
+            "services (for Kafka: the final commit and leaving the group), which keep at least a quarter of it."
+        ),
     )
     partition_by = Callable(
         load_default=None,
         allow_none=True,
         **option("Default partition_by for the processors and every batcher that sets none of its own."),
+    )
+    on_failure = FailureMode(
+        load_default="ack",
+        **option(
+            'What failed messages do. `"ack"`: they are acknowledged like successful ones (for Kafka: '
+            'committed) after handle_failed. A circuit breaker, `{"max_consecutive": N}` (N failures in a row) '
+            'or `{"max_rate": r, "window": N}` (at least r x N of the last N messages failed), holds failures '
+            "back until they can no longer trip it, and when it trips stops the pipeline as failed without "
+            "acknowledging them or anything after them. See Lifecycle."
+        ),
     )
 
 

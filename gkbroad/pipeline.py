@@ -3,7 +3,9 @@
 Construction validates every option (a bad one raises ConfigError at once) and
 lets the producer prepare its services; start() spawns the greenlets and
 returns; stop() drains and acknowledges everything in flight; run() is start()
-plus waiting for SIGINT/SIGTERM, for scripts.
+plus waiting for SIGINT/SIGTERM, for scripts. A stage that dies, a service that
+reports trouble, or the on_failure policy tripping marks the pipeline failed
+(`failure` says why) and stops it in a greenlet of its own.
 """
 
 from __future__ import annotations
@@ -13,9 +15,11 @@ import signal
 from typing import Any
 
 import gevent
-from gevent.event import Event
+from gevent.event import AsyncResult, Event
 
+from .callbacks import Callbacks
 from .errors import ConfigError, PipelineStateError
+from .failure_policy import failure_policy
 from .message import BatchInfo, Message
 from .options import PipelineOptions, validate
 from .topology import Topology
@@ -45,8 +49,11 @@ class Pipeline:
         self.options = _apply_default_partition_by(opts)
         self.services = list(services)
         self._topology: Topology | None = None
-        self._stopping = False
-        self._clean = False
+        self._failure: str | None = None
+        self._stopper: gevent.Greenlet | None = None
+        self._stop_begun = Event()  # someone asked to stop, or the pipeline failed
+        self._stop_result: AsyncResult = AsyncResult()
+        self._done = Event()  # the stop finished (or start failed)
 
     @property
     def name(self) -> str:
@@ -86,13 +93,22 @@ class Pipeline:
     def start(self) -> Pipeline:
         if self._topology is not None:
             raise PipelineStateError(f"pipeline {self.name!r} was already started; build a new one to run again")
-        self._topology = Topology(self, self.options, self.services)
+        callbacks = Callbacks(
+            self,
+            self.options["context"],
+            has_prepare=self._overrides("prepare_messages"),
+            policy=failure_policy(self.options["on_failure"]),
+            on_trip=self._fail,
+        )
+        self._topology = Topology(callbacks, self.options, self.services, self._fail)
         try:
             self._topology.start()
         except BaseException:
             # start() already stopped the services it had started; nothing runs.
-            self._stopping = True
             self._topology.stopped.set()
+            self._stop_result.set(False)
+            self._stop_begun.set()
+            self._done.set()
             raise
         logger.info("[%s] started", self.name)
         return self
@@ -100,48 +116,131 @@ class Pipeline:
     def stop(self, timeout: float | None = None) -> bool:
         """Stop receiving, process and acknowledge everything in flight, stop the producer's services.
 
-        Waits at most `timeout` seconds (default: the shutdown_timeout option).
-        Returns True when everything drained in time. A second call waits for
-        the first to finish and returns its result.
+        The whole stop takes at most `timeout` seconds (default: the shutdown_timeout option).
+        Returns True when everything drained and the services stopped cleanly (for Kafka: every
+        acknowledged offset committed) and the pipeline had not failed. A second call waits for the
+        first to finish and returns its result.
+
+        Called from one of the pipeline's own greenlets (a handler), it begins the stop and returns
+        False at once: that greenlet is part of what the stop waits for. The stop then completes in
+        its own greenlet, and run() returns when it is done.
         """
-        topology = self._require_started()
-        if self._stopping:
-            topology.stopped.wait()
-            return self._clean
-        self._stopping = True
-        if timeout is None:
-            timeout = self.options["shutdown_timeout"] / 1000.0
-        logger.info("[%s] stopping (up to %.1fs)", self.name, timeout)
-        self._clean = topology.stop(timeout)
-        logger.info("[%s] stopped%s", self.name, "" if self._clean else " after its shutdown timeout")
-        return self._clean
+        self._require_started()
+        self._begin_stop(timeout)
+        if self._in_own_greenlet():
+            return False
+        return self._stop_result.get()
 
     def join(self, timeout: float | None = None) -> bool:
-        """Block until the pipeline has stopped; False if `timeout` passed first."""
-        return self._require_started().stopped.wait(timeout)
+        """Block until the pipeline has stopped; False if `timeout` passed first.
+
+        From one of the pipeline's own greenlets (a handler), which the stop waits for, it begins
+        the stop and returns False at once instead of waiting for itself."""
+        self._require_started()
+        if self._in_own_greenlet():
+            self._begin_stop(None)
+            return False
+        return self._done.wait(timeout)
 
     def run(self) -> bool:
-        """start(), wait for SIGINT or SIGTERM (or a stop() from elsewhere), then stop()."""
+        """start(), wait for SIGINT or SIGTERM (or a stop or failure from elsewhere), then stop.
+
+        Returns True only when the stop was clean and the pipeline did not fail. A second signal
+        during the stop aborts the drain (the stages are killed; what they held is delivered
+        again) but still stops the services, so what was acknowledged is committed.
+        """
         self.start()
-        signalled = Event()
-        handlers = [gevent.signal_handler(sig, signalled.set) for sig in (signal.SIGINT, signal.SIGTERM)]
+        signals: list[int] = []
+        arrived = Event()
+
+        def on_signal(signum: int) -> None:
+            signals.append(signum)
+            arrived.set()
+
+        handlers = [gevent.signal_handler(sig, on_signal, sig) for sig in (signal.SIGINT, signal.SIGTERM)]
         try:
-            gevent.wait([signalled, self._topology.stopped], count=1)
+            gevent.wait([arrived, self._stop_begun], count=1)
+            if signals:
+                logger.info(
+                    "[%s] %s received: stopping (a second signal aborts the drain)",
+                    self.name,
+                    signal.Signals(signals[0]).name,
+                )
+            self._begin_stop(None)
+            arrived.clear()
+            gevent.wait([arrived, self._done], count=1)
+            if not self._done.is_set():
+                logger.warning(
+                    "[%s] second %s: aborting the drain; messages in flight will be delivered again, "
+                    "what was acknowledged is still committed",
+                    self.name,
+                    signal.Signals(signals[-1]).name,
+                )
+                self._topology.abort()
+            return self._stop_result.get()
         finally:
             for handler in handlers:
                 handler.cancel()
-        return self.stop()
+
+    @property
+    def failure(self) -> str | None:
+        """Why the pipeline failed (a stage died, a service reported, the failure policy tripped); None while healthy."""
+        return self._failure
+
+    def _fail(self, reason: str) -> None:
+        """Mark the pipeline failed and begin a graceful stop; the first reason is kept."""
+        if self._done.is_set():
+            return
+        if self._failure is None:
+            self._failure = reason
+            logger.error("[%s] failed: %s; stopping", self.name, reason)
+        self._begin_stop(None)
+
+    def _begin_stop(self, timeout: float | None) -> None:
+        if self._stop_begun.is_set():
+            return
+        self._stop_begun.set()
+        if timeout is None:
+            timeout = self.options["shutdown_timeout"] / 1000.0
+        self._stopper = gevent.spawn(self._stop, timeout)
+        self._stopper.name = f"{self.name}.stop"
+
+    def _stop(self, timeout: float) -> None:
+        logger.info("[%s] stopping (up to %.1fs)", self.name, timeout)
+        try:
+            clean = self._topology.stop(timeout)
+        except BaseException as exc:
+            self._stop_result.set_exception(exc)
+            self._done.set()
+            raise
+        result = clean and self._failure is None
+        if self._failure is not None:
+            logger.error("[%s] stopped after a failure: %s", self.name, self._failure)
+        else:
+            logger.info("[%s] stopped%s", self.name, "" if clean else ", but not cleanly (see above)")
+        self._stop_result.set(result)
+        self._done.set()
+
+    def _in_own_greenlet(self) -> bool:
+        current = gevent.getcurrent()
+        if current is self._stopper:
+            return True
+        return any(stage.greenlet is current for stage in self._topology.stages)
 
     def _require_started(self) -> Topology:
         if self._topology is None:
             raise PipelineStateError(f"pipeline {self.name!r} was not started")
         return self._topology
 
+    def _overrides(self, method: str) -> bool:
+        """Whether the subclass defines its own `method` instead of Pipeline's."""
+        return getattr(type(self), method) is not getattr(Pipeline, method)
+
     def _check_callbacks(self, opts: dict) -> None:
         cls = type(self)
-        if cls.handle_message is Pipeline.handle_message:
+        if not self._overrides("handle_message"):
             raise ConfigError(f"{cls.__name__} must define handle_message(self, processor, message, context)")
-        if opts["batchers"] and cls.handle_batch is Pipeline.handle_batch:
+        if opts["batchers"] and not self._overrides("handle_batch"):
             raise ConfigError(
                 f"batchers: {cls.__name__} configures batchers ({', '.join(opts['batchers'])}) "
                 "but does not define handle_batch(self, batcher, messages, batch_info, context)"

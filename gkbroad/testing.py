@@ -86,8 +86,9 @@ class TestChannel:
     def start(self) -> None:
         """Nothing to start: the queue exists from construction."""
 
-    def stop(self, timeout: float) -> None:
-        """Nothing to release."""
+    def stop(self, timeout: float) -> bool:
+        """Nothing to release: always clean."""
+        return True
 
 
 class DummyProducer(BaseProducer):

@@ -1,4 +1,4 @@
-"""Builds the greenlets and queues of a started pipeline, and stops them in order.
+"""Builds the greenlets and queues of a started pipeline, watches them, and stops them in order.
 
     producers -> Router -> processors -> batcher inboxes -> batchers -> batch processors
 
@@ -6,7 +6,11 @@ Shutdown goes front to back so nothing is dropped: the producers stop
 receiving, each later stage is sent STOP behind the last message it will get,
 batchers flush their partial batches, and only once every message was
 acknowledged are the producers' services (a Kafka consumer group, say) stopped,
-so their final commits cover everything.
+so their final commits cover everything. The whole stop fits in one budget:
+the stages get most of it, the services at least SERVICES_SHARE of it.
+
+Supervision: a stage greenlet that dies, or a service that reports it cannot
+work any more, calls `on_failure(reason)` at once; the pipeline then stops.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 import gevent
@@ -23,19 +28,38 @@ from gevent.queue import Full, Queue
 from .callbacks import Callbacks
 from .flow import Credits, RateLimiter
 from .stages import STOP, BatcherStage, BatchProcessorStage, ProcessorStage, ProducerStage, Router
+from .stages._base import Stage
 
 __all__ = ["Topology"]
 
 logger = logging.getLogger(__name__)
 
+SERVICES_SHARE = 0.25
+"""The part of the stop budget kept for stopping the services (final commits, leaving the group),
+however long the stages take to drain."""
+
+KILL_WAIT = 1.0  # seconds to wait for a killed greenlet to unwind
+
+
+class _Budget:
+    """What is left of a stop's time, in seconds."""
+
+    def __init__(self, seconds: float):
+        self.deadline = time.monotonic() + seconds
+
+    def left(self, reserve: float = 0.0) -> float:
+        return max(self.deadline - reserve - time.monotonic(), 0.0)
+
 
 class Topology:
-    def __init__(self, pipeline: Any, options: dict, services: list[Any]):
+    def __init__(self, callbacks: Callbacks, options: dict, services: list[Any], on_failure: Callable[[str], None]):
         self.name = options["name"]
         self.services = services
+        self.on_failure = on_failure
         self.draining = Event()
+        self.aborted = Event()
         self.stopped = Event()
-        self.callbacks = Callbacks(pipeline, options["context"])
+        self.callbacks = callbacks
         processor = options["processors"]["default"]
         self.credits = Credits(processor["concurrency"] * processor["max_demand"])
         self.router = Router(processor["concurrency"], processor["partition_by"])
@@ -54,6 +78,10 @@ class Topology:
             for i in range(processor["concurrency"])
         ]
         self.producers = self._build_producers(options["producer"])
+
+    @property
+    def stages(self) -> list[Stage]:
+        return [*self.producers, *self.processors, *self.batcher_stages, *self.batch_processors]
 
     def _build_producers(self, stage: dict) -> list[ProducerStage]:
         cls, producer_options = stage["module"]
@@ -108,60 +136,96 @@ class Topology:
         self.callbacks.finish([], [m.failed(reason) for m in messages])
 
     def start(self) -> None:
+        """Start the services (each told where to report trouble first), then every stage."""
         started = []
         try:
             for service in self.services:
+                supervise = getattr(service, "supervise", None)
+                if supervise is not None:
+                    supervise(self._service_report(service))
                 service.start()
                 started.append(service)
         except Exception:
+            budget = _Budget(KILL_WAIT * 5)
             for service in reversed(started):
-                _stop_service(service, 5.0)
+                _stop_service(service, budget.left())
             raise
         for stage in (*self.batch_processors, *self.batcher_stages, *self.processors, *self.producers):
-            stage.start()
+            stage.start(self._stage_died)
+
+    def _stage_died(self, stage: Stage, reason: str) -> None:
+        self.on_failure(f"stage {stage.name} died: {reason}")
+
+    def _service_report(self, service: Any) -> Callable[[str], None]:
+        def report(reason: str) -> None:
+            logger.error("[%s] service %r reports it cannot work any more: %s", self.name, service, reason)
+            self.on_failure(f"service {type(service).__name__} failed: {reason}")
+
+        return report
 
     @property
     def in_flight(self) -> int:
         """Messages the producers handed over that the processors still hold."""
         return self.credits.in_use
 
+    def abort(self) -> None:
+        """Kill every stage at once (a stop already running then goes straight to the services)."""
+        self.aborted.set()
+        for stage in self.stages:
+            stage.cancel()
+
     def stop(self, timeout: float) -> bool:
-        """Drain and stop everything; True when every stage finished within `timeout` seconds."""
-        deadline = time.monotonic() + timeout
+        """Drain and stop everything within `timeout` seconds; True when every stage finished its
+        work and every service stopped cleanly."""
+        budget = _Budget(timeout)
+        reserve = timeout * SERVICES_SHARE
         self.draining.set()
         for stage in self.producers:
             stage.prepare_for_draining()
-        clean = self._join([s.greenlet for s in self.producers], deadline)
+        clean = self._join(self.producers, budget, reserve)
         self.router.stop_all(len(self.processors))
-        clean = self._join([s.greenlet for s in self.processors], deadline) and clean
+        clean = self._join(self.processors, budget, reserve) and clean
         for stage in self.batcher_stages:
-            # A batcher blocked behind a stuck batch processor cannot take it; _join kills it.
-            with contextlib.suppress(Full):
-                stage.inbox.put(STOP, timeout=max(deadline - time.monotonic(), 0.001))
-        clean = self._join([s.greenlet for s in (*self.batcher_stages, *self.batch_processors)], deadline) and clean
+            if stage.alive:
+                # A batcher blocked behind a stuck batch processor cannot take it; _join kills it.
+                with contextlib.suppress(Full):
+                    stage.inbox.put(STOP, timeout=max(budget.left(reserve), 0.001))
+        clean = self._join([*self.batcher_stages, *self.batch_processors], budget, reserve) and clean
+        if not self.aborted.is_set():
+            # handle_failed runs for them; a Timeout there is caught and they are acknowledged anyway.
+            with gevent.Timeout(max(budget.left(reserve), 0.001), False):
+                self.callbacks.release_held()
+        self.callbacks.log.flush()
         for service in reversed(self.services):
-            _stop_service(service, max(deadline - time.monotonic(), 1.0))
+            clean = _stop_service(service, budget.left()) and clean
         self.stopped.set()
-        return clean
+        return clean and not self.aborted.is_set()
 
-    def _join(self, greenlets: list, deadline: float) -> bool:
-        greenlets = [g for g in greenlets if g is not None]
-        done = gevent.joinall(greenlets, timeout=max(deadline - time.monotonic(), 0))
-        late = [g for g in greenlets if g not in done]
-        if late:
+    def _join(self, stages: list[Stage], budget: _Budget, reserve: float) -> bool:
+        """Wait for the stages to finish, until the budget less `reserve` is spent; kill the late ones.
+        False when one was late, or had died before."""
+        greenlets = [s.greenlet for s in stages if s.greenlet is not None]
+        done = {id(g) for g in gevent.joinall(greenlets, timeout=budget.left(reserve))}
+        late = [s for s in stages if s.greenlet is not None and id(s.greenlet) not in done]
+        if late and not self.aborted.is_set():
             logger.error(
                 "[%s] shutdown timeout: killing %d stage(s) still busy (%s); their messages are not acknowledged "
                 "and will be delivered again",
                 self.name,
                 len(late),
-                ", ".join(g.name for g in late),
+                ", ".join(s.name for s in late),
             )
-            gevent.killall(late, timeout=1.0)
-        return not late
+        for stage in late:
+            stage.cancel()
+        gevent.joinall([s.greenlet for s in late], timeout=KILL_WAIT)
+        return not late and all(s.death is None for s in stages)
 
 
-def _stop_service(service: Any, timeout: float) -> None:
+def _stop_service(service: Any, timeout: float) -> bool:
+    """Stop one service within `timeout`; False when it says it could not stop cleanly, or raised.
+    A service whose stop() returns nothing (None) counts as clean."""
     try:
-        service.stop(timeout)
+        return service.stop(timeout) is not False
     except Exception:
         logger.exception("stopping service %r raised", service)
+        return False

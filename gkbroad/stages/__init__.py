@@ -8,6 +8,6 @@ from ._base import STOP
 from .batch_processor import BatchProcessorStage
 from .batcher import BatcherStage
 from .processor import ProcessorStage, Router
-from .producer import ProducerStage
+from .producer_stage import ProducerStage
 
 __all__ = ["BatchProcessorStage", "BatcherStage", "ProcessorStage", "ProducerStage", "Router", "STOP"]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from gevent.queue import Queue
 
 from ..callbacks import Callbacks
@@ -16,12 +18,20 @@ class BatchProcessorStage(Stage):
         self.callbacks = callbacks
 
     def run(self) -> None:
+        callbacks = self.callbacks
         while True:
             item = self.inbox.get()
             if item is STOP:
                 return
+            if callbacks.halted:
+                continue  # the failure policy tripped: neither handled nor acknowledged
             messages, info = item
-            handled = self.callbacks.handle_batch(self.batcher, messages, info)
+            fresh = callbacks.without_stale(messages)
+            if fresh is not messages:
+                if not fresh:
+                    continue
+                messages, info = fresh, replace(info, size=len(fresh))
+            handled = callbacks.handle_batch(self.batcher, messages, info)
             successful = [m for m in handled if not m.is_failed]
             failed = [m for m in handled if m.is_failed]
-            self.callbacks.finish(successful, failed)
+            callbacks.finish(successful, failed)

@@ -16,6 +16,7 @@ from collections.abc import Callable, Hashable
 
 from gevent.queue import Empty, Queue
 
+from ..errors import STOP_PROCESS
 from ..message import BatchInfo, Message
 from ._base import STOP, Stage
 
@@ -101,7 +102,9 @@ class BatcherStage(Stage):
         if self.partition_by is not None:
             try:
                 index = self.partition_by(messages[0]) % len(self.outboxes)
-            except Exception as exc:
+            except STOP_PROCESS:
+                raise
+            except BaseException as exc:
                 logger.exception("%s: partition_by raised; the batch fails without being handled", self.name)
                 self.on_routing_error(messages, exc)
                 return

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from gevent.queue import Queue
 
 from ..callbacks import Callbacks
+from ..errors import STOP_PROCESS
 from ..flow import Credits
 from ..message import Message
 from ._base import STOP, Stage
@@ -37,7 +38,9 @@ class Router:
             return
         try:
             index = self.partition_by(message) % len(self.queues)
-        except Exception as exc:
+        except STOP_PROCESS:
+            raise
+        except BaseException as exc:
             logger.exception("partition_by raised; the message fails without being handled")
             message.failed(exc)
             index = 0
@@ -93,10 +96,19 @@ class ProcessorStage(Stage):
         return chunk, False
 
     def _process(self, chunk: list[Message]) -> None:
+        callbacks = self.callbacks
+        if callbacks.halted:
+            return  # the failure policy tripped: these are neither handled nor acknowledged
+        if callbacks.has_prepare:
+            chunk = callbacks.prepare_messages(callbacks.without_stale(chunk))
         successful, failed = [], []
-        for message in self.callbacks.prepare_messages(chunk):
+        for message in chunk:
             if not message.is_failed:
-                message = self.callbacks.handle_message(self.processor, message)
+                # Checked again right before each call: a handler that blocked on an earlier
+                # message of the chunk may have outlived the partition's assignment.
+                if callbacks.drop_if_stale(message):
+                    continue
+                message = callbacks.handle_message(self.processor, message)
             if message.is_failed:
                 failed.append(message)
             elif message.batcher in self.batchers:
@@ -110,4 +122,4 @@ class ProcessorStage(Stage):
                         f"configured batchers: {', '.join(sorted(self.batchers)) or 'none'}"
                     )
                 )
-        self.callbacks.finish(successful, failed)
+        callbacks.finish(successful, failed)

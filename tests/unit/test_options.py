@@ -76,10 +76,33 @@ BAD_OPTIONS = [
     (
         "procesors",
         {},
-        "unknown option (known options: batchers, context, name, partition_by, processors, "
+        "unknown option (known options: batchers, context, name, on_failure, partition_by, processors, "
         "producer, shutdown_timeout), got {}",
     ),
+    ("on_failure.max_consecutive", 0, "must be a positive integer, got 0"),
 ]
+
+ON_FAILURE_EXPECTED = 'must be "ack", {"max_consecutive": N} or {"max_rate": 0 < r <= 1, "window": N}'
+
+BAD_ON_FAILURE = [
+    ("skip", f"on_failure: {ON_FAILURE_EXPECTED}, got 'skip'"),
+    ({"max_failures": 3}, f"on_failure: {ON_FAILURE_EXPECTED}, got {{'max_failures': 3}}"),
+    ({"max_rate": 0, "window": 10}, "on_failure.max_rate: must be a number above 0 and at most 1, got 0"),
+    ({"max_rate": 1.5, "window": 10}, "on_failure.max_rate: must be a number above 0 and at most 1, got 1.5"),
+    ({"max_rate": 0.5}, "on_failure.window: missing required option"),
+    ({"max_rate": 0.5, "window": 10**6}, "on_failure.window: must be at most 100000, got 1000000"),
+    ({"max_consecutive": 3, "window": 10}, "on_failure.window: unknown field, got 10"),
+]
+
+
+@pytest.mark.parametrize("value, expected", BAD_ON_FAILURE, ids=[repr(v) for v, _ in BAD_ON_FAILURE])
+def test_a_bad_failure_policy_says_what_was_expected(value, expected):
+    assert error_for(with_option("on_failure", value)) == expected
+
+
+@pytest.mark.parametrize("value", ["ack", {"max_consecutive": 5}, {"max_rate": 0.5, "window": 100}])
+def test_the_failure_policies_are_accepted(value):
+    assert validate(gkbroad.options.PipelineOptions, with_option("on_failure", value))["on_failure"] == value
 
 
 def error_for(options, cls=Recording):

@@ -4,7 +4,7 @@ import logging
 
 from engine_support import Recording, Source, SourceProducer, wait_until
 
-from gkbroad.stages import producer as producer_stage
+from gkbroad.stages import producer_stage
 
 
 class Service:

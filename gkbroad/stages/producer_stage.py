@@ -5,17 +5,25 @@ gkbroad.flow.Credits), capped by the rate limit, so a slow pipeline makes the
 producer wait instead of buffering. After an empty receive the credits are
 handed back before the producer's idle() waits for data, so an idle producer
 never holds demand that a busy one could use. What it receives goes to the router, which
-picks the processor queue.
+picks the processor queue. The producer stage never acknowledges anything: the processors
+and batch processors do, once a message is done (gkbroad.callbacks.Callbacks.finish).
+
+Named producer_stage so it is not confused with gkbroad/producer.py (the protocol a
+producer class follows) or gkbroad/kafka/producer.py (the Kafka producer class).
 """
 
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from gevent.event import Event
 
+from ..errors import STOP_PROCESS
 from ..flow import Credits, RateLimiter
+from ..message import Message
 from ._base import Stage
+from .processor import Router
 
 logger = logging.getLogger(__name__)
 
@@ -26,9 +34,9 @@ class ProducerStage(Stage):
     def __init__(
         self,
         name: str,
-        producer,
+        producer: Any,
         credits: Credits,
-        router,
+        router: Router,
         rate_limiter: RateLimiter | None,
         draining: Event,
         max_demand: int | None = None,
@@ -87,15 +95,19 @@ class ProducerStage(Stage):
             return True
         try:
             function()
-        except Exception:
+        except STOP_PROCESS:
+            raise
+        except BaseException:
             logger.exception("%s: %s raised", self.name, method)
             return False
         return True
 
-    def _receive(self, demand: int) -> list:
+    def _receive(self, demand: int) -> list[Message]:
         try:
             return list(self.producer.receive(demand))
-        except Exception:
+        except STOP_PROCESS:
+            raise
+        except BaseException:
             logger.exception("%s: receive(%d) raised; retrying in %.1fs", self.name, demand, RECEIVE_ERROR_BACKOFF)
             self.draining.wait(RECEIVE_ERROR_BACKOFF)
             return []

@@ -1,0 +1,68 @@
+"""Logging a failure that repeats: the first one in full, then a count.
+
+A handler with a bug fails every record the same way; a traceback per record
+buries everything else in the log. `RepeatedLog` logs the first occurrence of
+each kind of failure with its traceback, counts the identical ones after it,
+and logs the count (without a traceback) at most once per `interval` seconds
+and when the pipeline stops.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import OrderedDict
+from collections.abc import Hashable
+
+logger = logging.getLogger(__name__)
+
+MAX_KINDS = 100  # distinct failures remembered; the oldest is forgotten (after its count is logged)
+
+
+class _Kind:
+    __slots__ = ("text", "unlogged", "since")
+
+    def __init__(self, text: str, since: float):
+        self.text = text
+        self.unlogged = 0
+        self.since = since
+
+
+class RepeatedLog:
+    def __init__(self, prefix: str, interval: float = 30.0, clock=time.monotonic):
+        self.prefix = prefix
+        self.interval = interval
+        self._clock = clock
+        self._kinds: OrderedDict[Hashable, _Kind] = OrderedDict()
+
+    def error(self, key: Hashable, text: str, exc_info: BaseException | None = None) -> None:
+        """Log `text` the first time `key` is seen (with `exc_info`'s traceback), else count it."""
+        now = self._clock()
+        kind = self._kinds.get(key)
+        if kind is None:
+            logger.error("[%s] %s", self.prefix, text, exc_info=exc_info)
+            self._kinds[key] = _Kind(text, now)
+            if len(self._kinds) > MAX_KINDS:
+                self._log_count(self._kinds.popitem(last=False)[1], now)
+            return
+        kind.unlogged += 1
+        if now - kind.since >= self.interval:
+            self._log_count(kind, now)
+
+    def flush(self) -> None:
+        """Log the counts not logged yet (at stop)."""
+        now = self._clock()
+        for kind in self._kinds.values():
+            self._log_count(kind, now)
+
+    def _log_count(self, kind: _Kind, now: float) -> None:
+        if kind.unlogged:
+            logger.error(
+                "[%s] the same failure again %d times in the last %.0fs: %s",
+                self.prefix,
+                kind.unlogged,
+                now - kind.since,
+                kind.text,
+            )
+        kind.unlogged = 0
+        kind.since = now
