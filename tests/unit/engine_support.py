@@ -23,6 +23,12 @@ def wait_until(predicate: Callable[[], bool], timeout: float = 5.0, what: str = 
             gevent.sleep(0.005)
 
 
+def stage_greenlet(pipeline: gkbroad.Pipeline, kind: str, index: int = 0) -> gevent.Greenlet:
+    """The greenlet of a running pipeline's stage: kind is producer, processor, batcher or batch_processor."""
+    prefix = f"{pipeline.name}.{kind}."
+    return [s for s in pipeline._topology.stages if s.name.startswith(prefix)][index].greenlet
+
+
 @dataclass
 class BatchCall:
     batcher: str
