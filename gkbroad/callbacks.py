@@ -15,6 +15,7 @@ called the handler then dies and the pipeline stops as failed.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -25,6 +26,8 @@ from .message import BatchInfo, Message
 from .repeated_log import RepeatedLog
 
 __all__ = ["Callbacks", "REVOKED"]
+
+logger = logging.getLogger(__name__)
 
 REVOKED = "revoked: the partition is no longer assigned to this member"
 
@@ -44,7 +47,7 @@ class Callbacks:
         self.has_prepare = has_prepare
         self.policy = policy
         self.on_trip = on_trip
-        self.log = RepeatedLog(pipeline.name)
+        self.log = RepeatedLog(pipeline.name, logger)
         self.halted = False  # the failure policy tripped: nothing is handled or acknowledged any more
 
     def prepare_messages(self, messages: list[Message]) -> list[Message]:
@@ -118,15 +121,18 @@ class Callbacks:
             if self.policy.tripped:
                 self._trip()
                 return
-        if failed:
-            failed = self._handle_failed(failed)
-        if successful or failed:
-            ack_messages(successful, failed)
+        self._acknowledge(successful, failed)
 
     def release_held(self) -> None:
         """At stop, once every stage finished: acknowledge the failures the policy still holds."""
         if self.policy is not None and not self.halted:
-            self.finish([], self.policy.release_all())
+            self._acknowledge([], self.policy.release_all())
+
+    def _acknowledge(self, successful: list[Message], failed: list[Message]) -> None:
+        if failed:
+            failed = self._handle_failed(failed)
+        if successful or failed:
+            ack_messages(successful, failed)
 
     def _trip(self) -> None:
         self.halted = True

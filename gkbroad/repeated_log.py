@@ -4,7 +4,8 @@ A handler with a bug fails every record the same way; a traceback per record
 buries everything else in the log. `RepeatedLog` logs the first occurrence of
 each kind of failure with its traceback, counts the identical ones after it,
 and logs the count (without a traceback) at most once per `interval` seconds
-and when the pipeline stops.
+and when the pipeline stops. It logs through the logger it is given (the
+caller's), so the records carry the caller's module name.
 """
 
 from __future__ import annotations
@@ -13,8 +14,6 @@ import logging
 import time
 from collections import OrderedDict
 from collections.abc import Hashable
-
-logger = logging.getLogger(__name__)
 
 MAX_KINDS = 100  # distinct failures remembered; the oldest is forgotten (after its count is logged)
 
@@ -29,8 +28,9 @@ class _Kind:
 
 
 class RepeatedLog:
-    def __init__(self, prefix: str, interval: float = 30.0, clock=time.monotonic):
+    def __init__(self, prefix: str, logger: logging.Logger, interval: float = 30.0, clock=time.monotonic):
         self.prefix = prefix
+        self.logger = logger
         self.interval = interval
         self._clock = clock
         self._kinds: OrderedDict[Hashable, _Kind] = OrderedDict()
@@ -40,7 +40,7 @@ class RepeatedLog:
         now = self._clock()
         kind = self._kinds.get(key)
         if kind is None:
-            logger.error("[%s] %s", self.prefix, text, exc_info=exc_info)
+            self.logger.error("[%s] %s", self.prefix, text, exc_info=exc_info)
             self._kinds[key] = _Kind(text, now)
             if len(self._kinds) > MAX_KINDS:
                 self._log_count(self._kinds.popitem(last=False)[1], now)
@@ -57,7 +57,7 @@ class RepeatedLog:
 
     def _log_count(self, kind: _Kind, now: float) -> None:
         if kind.unlogged:
-            logger.error(
+            self.logger.error(
                 "[%s] the same failure again %d times in the last %.0fs: %s",
                 self.prefix,
                 kind.unlogged,

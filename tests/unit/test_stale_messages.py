@@ -1,0 +1,128 @@
+"""Stale messages: when a message's acknowledger says it is stale (for Kafka: its partition was
+given to another member), it never reaches handle_message or handle_batch, and it is acknowledged
+as failed ("revoked") without going through handle_failed."""
+
+import gevent
+from engine_support import CountingAcknowledger, Recording, wait_until
+from gevent.event import Event
+
+from gkbroad import Acknowledger, BaseProducer, Message
+from gkbroad.callbacks import REVOKED
+
+
+class RevocableAcknowledger(CountingAcknowledger):
+    """Data is (partition, offset); partitions in `revoked` are stale."""
+
+    def __init__(self):
+        super().__init__()
+        self.revoked = set()
+
+    def is_stale(self, data):
+        return data[0] in self.revoked
+
+
+class Partitions(BaseProducer):
+    """Delivers `messages` (partition, offset) pairs once, in order."""
+
+    @classmethod
+    def prepare_for_start(cls, options, pipeline_options):
+        pipeline_options["partition_by"] = lambda m: m.data[0]
+        return [], pipeline_options
+
+    def __init__(self, options, *, index, count):
+        super().__init__(options, index=index, count=count)
+        self.pending = list(options["data"])
+        self.acknowledger = options["acknowledger"]
+
+    def receive(self, demand):
+        taken, self.pending = self.pending[:demand], self.pending[demand:]
+        if not taken:
+            gevent.sleep(0.01)
+        return [Message(data=d, acknowledger=Acknowledger(self.acknowledger, "ref", d)) for d in taken]
+
+
+class BlocksOnFirst(Recording):
+    """handle_message blocks on (0, 0) until `release` is set, like a handler stuck past drain_timeout."""
+
+    def __init__(self, **options):
+        self.release = Event()
+        super().__init__(**options)
+
+    def on_message(self, message):
+        if message.data == (0, 0):
+            self.release.wait()
+        return message
+
+
+def start(cls, data, acknowledger, **options):
+    return cls(
+        name="stale",
+        producer={"module": (Partitions, {"data": data, "acknowledger": acknowledger})},
+        processors={"default": {"concurrency": 2, "max_demand": 10}},
+        **options,
+    ).start()
+
+
+def test_messages_that_became_stale_while_a_handler_blocked_are_not_handled():
+    acknowledger = RevocableAcknowledger()
+    data = [(p, o) for o in range(5) for p in (0, 1)]
+    pipeline = start(BlocksOnFirst, data, acknowledger)
+    try:
+        wait_until(lambda: len(acknowledger.successful) == 5, what="partition 1 handled")
+        assert [d for _, d in pipeline.handled if d[0] == 0] == [(0, 0)]
+
+        acknowledger.revoked.add(0)  # the drain gave up and partition 0 went to another member
+        pipeline.release.set()
+
+        wait_until(lambda: acknowledger.acked == len(data), what="every message acknowledged")
+    finally:
+        assert pipeline.stop() is True
+    assert [d for _, d in pipeline.handled if d[0] == 0] == [(0, 0)], "a revoked partition's record was handled"
+    assert sorted(m.data for m in acknowledger.failed) == [(0, o) for o in range(1, 5)]
+    assert all(m.failure_reason == REVOKED for m in acknowledger.failed)
+    assert pipeline.failed_calls == [], "stale messages must not go to handle_failed"
+
+
+class BatchesByPartition(Recording):
+    def on_message(self, message):
+        return message.put_batch_key(message.data[0])
+
+
+def test_stale_messages_skip_handle_batch():
+    acknowledger = RevocableAcknowledger()
+    pipeline = start(
+        BatchesByPartition,
+        [(0, 0), (1, 0), (0, 1), (1, 1)],
+        acknowledger,
+        batchers={"default": {"batch_size": 10, "batch_timeout": 300}},
+    )
+    try:
+        wait_until(lambda: len(pipeline.handled) == 4, what="every message handled")
+        acknowledger.revoked.add(1)  # while the batches wait for their timeout
+        wait_until(lambda: acknowledger.acked == 4, what="every message acknowledged")
+    finally:
+        pipeline.stop()
+    batched = [d for call in pipeline.batches for d in call.data]
+    assert sorted(batched) == [(0, 0), (0, 1)]
+    assert all(call.info.size == len(call.data) for call in pipeline.batches)
+    assert sorted(m.data for m in acknowledger.failed) == [(1, 0), (1, 1)]
+    assert pipeline.failed_calls == []
+
+
+def test_a_message_stale_before_it_was_handled_never_reaches_prepare_messages():
+    class Prepares(Recording):
+        prepared = []
+
+        def prepare_messages(self, messages, context):
+            self.prepared.extend(m.data for m in messages)
+            return messages
+
+    acknowledger = RevocableAcknowledger()
+    acknowledger.revoked.add(1)
+    pipeline = start(Prepares, [(0, 0), (1, 0), (0, 1)], acknowledger)
+    try:
+        wait_until(lambda: acknowledger.acked == 3, what="every message acknowledged")
+    finally:
+        pipeline.stop()
+    assert sorted(pipeline.prepared) == [(0, 0), (0, 1)]
+    assert [m.data for m in acknowledger.failed] == [(1, 0)]
