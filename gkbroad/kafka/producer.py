@@ -55,6 +55,8 @@ class Producer(BaseProducer):
         self.message_format = options["message_format"]
         self.receive_interval = options["receive_interval"] / 1000.0
         self.draining = Event()
+        # ConsumerGroup.is_current arrives with the kafka stream's rewrite; until then nothing is stale.
+        self._is_current = getattr(self.group, "is_current", None)
 
     def receive(self, demand: int) -> list[Message]:
         """Pull up to `demand` records, spread over the partitions that have some.
@@ -81,6 +83,13 @@ class Producer(BaseProducer):
         """After an empty round: wait up to receive_interval, waking early when records arrive."""
         if not self.draining.is_set():
             self.group.wait_for_records(min(self.receive_interval, 1.0))
+
+    def is_stale(self, data: tuple[str, int, int, int]) -> bool:
+        """True when the record's partition is no longer held in the epoch it was pulled in (its
+        drain ran past drain_timeout and it was released, or it came back in a new assignment):
+        the engine then does not hand it to a handler, since its new owner reads it again."""
+        topic, partition, _, epoch = data
+        return self._is_current is not None and not self._is_current(topic, partition, epoch)
 
     def ack(self, ref: Any, successful: list[Message], failed: list[Message]) -> None:
         """Successful and failed alike advance the offsets: failures were reported to handle_failed."""
