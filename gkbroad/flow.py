@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from collections import deque
+from collections.abc import Callable
 
 import gevent
 from gevent.event import Event
@@ -76,7 +77,7 @@ class _Waiter:
 class RateLimiter:
     """At most `allowed` messages per `interval_ms` window, for all producers together."""
 
-    def __init__(self, allowed: int, interval_ms: int, clock=time.monotonic):
+    def __init__(self, allowed: int, interval_ms: int, clock: Callable[[], float] = time.monotonic):
         self.allowed = allowed
         self.interval = interval_ms / 1000.0
         self._clock = clock

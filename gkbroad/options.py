@@ -10,6 +10,7 @@ lines read ``path.to.option: what was expected, got <what was given>``.
 from __future__ import annotations
 
 import importlib
+from collections.abc import Iterable
 from typing import Any
 
 from marshmallow import RAISE, Schema, ValidationError, fields
@@ -417,7 +418,7 @@ def _short_repr(value: Any) -> str:
     return text if len(text) <= 120 else text[:117] + "..."
 
 
-def one_of(choices, description: str, **kwargs) -> fields.String:
+def one_of(choices: Iterable[str], description: str, **kwargs: Any) -> fields.String:
     """A string field restricted to `choices`, with an error that lists them."""
     return fields.String(
         validate=mm_validate.OneOf(choices, error="must be one of {choices}"),

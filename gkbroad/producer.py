@@ -6,11 +6,11 @@ in order:
 1. ``cls.prepare_for_start(options, pipeline_options)`` once, when the
    pipeline is constructed. It validates the producer's own `options` (raise
    ConfigError on bad ones), and returns ``(services, pipeline_options)``:
-   objects with ``start()`` and ``stop(timeout)`` that the pipeline starts
-   before the producers and stops after every message was acknowledged, and
-   the pipeline options, possibly rewritten (the producer's own options live
-   in ``pipeline_options["producer"]["module"][1]``; that is how state such as
-   a shared service reaches ``__init__``).
+   the services the pipeline starts before the producers and stops after
+   every message was acknowledged (see below), and the pipeline options,
+   possibly rewritten (the producer's own options live in
+   ``pipeline_options["producer"]["module"][1]``; that is how state such as a
+   shared service reaches ``__init__``).
 2. ``cls(options, index=i, count=n)`` for each of the `concurrency` producer
    greenlets.
 3. ``receive(demand)`` repeatedly: return a list of at most `demand` messages,
@@ -24,8 +24,21 @@ in order:
    ``receive`` is not called again; messages already returned are processed
    and acknowledged.
 
+A service has ``start()`` and ``stop(timeout) -> bool``: stop must return
+within `timeout` seconds (what is left of the pipeline's stop budget) and
+return False when it could not finish cleanly (for Kafka: acknowledged offsets
+were not committed), which makes the pipeline's stop unclean; None counts as
+clean. It may offer ``supervise(report)``, called before ``start()``: calling
+``report(reason)`` later (from any greenlet) marks the pipeline failed and
+stops it, for a service that can no longer work.
+
 Each message carries an Acknowledger whose handler's ``ack(ref, successful,
-failed)`` is called once per message, after processing.
+failed)`` is called once per message, after processing, by the processor or
+batch processor that finished it (never by the producer greenlets). The
+handler may also define ``is_stale(data) -> bool``: a message for which it
+answers True (for Kafka: its partition was given to another member since) is
+not handed to prepare_messages, handle_message or handle_batch; it is
+acknowledged as failed ("revoked") without going through handle_failed.
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 
 MAX_KINDS = 100  # distinct failures remembered; the oldest is forgotten (after its count is logged)
 
@@ -28,7 +28,9 @@ class _Kind:
 
 
 class RepeatedLog:
-    def __init__(self, prefix: str, logger: logging.Logger, interval: float = 30.0, clock=time.monotonic):
+    def __init__(
+        self, prefix: str, logger: logging.Logger, interval: float = 30.0, clock: Callable[[], float] = time.monotonic
+    ):
         self.prefix = prefix
         self.logger = logger
         self.interval = interval
