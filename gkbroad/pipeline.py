@@ -155,27 +155,26 @@ class Pipeline:
 
         def on_signal(signum: int) -> None:
             signals.append(signum)
+            name = signal.Signals(signum).name
+            if len(signals) == 1:
+                logger.info("[%s] %s received: stopping (a second signal aborts the drain)", self.name, name)
+            elif len(signals) == 2 and not self._done.is_set():
+                logger.warning(
+                    "[%s] second signal (%s): aborting the drain; messages in flight will be delivered again, "
+                    "what was acknowledged is still committed",
+                    self.name,
+                    name,
+                )
             arrived.set()
 
         handlers = [gevent.signal_handler(sig, on_signal, sig) for sig in (signal.SIGINT, signal.SIGTERM)]
         try:
             gevent.wait([arrived, self._stop_begun], count=1)
-            if signals:
-                logger.info(
-                    "[%s] %s received: stopping (a second signal aborts the drain)",
-                    self.name,
-                    signal.Signals(signals[0]).name,
-                )
             self._begin_stop(None)
-            arrived.clear()
-            gevent.wait([arrived, self._done], count=1)
+            while not self._done.is_set() and len(signals) < 2:
+                arrived.clear()
+                gevent.wait([arrived, self._done], count=1)
             if not self._done.is_set():
-                logger.warning(
-                    "[%s] second %s: aborting the drain; messages in flight will be delivered again, "
-                    "what was acknowledged is still committed",
-                    self.name,
-                    signal.Signals(signals[-1]).name,
-                )
                 self._topology.abort()
             return self._stop_result.get()
         finally:
