@@ -15,7 +15,6 @@ work any more, calls `on_failure(reason)` at once; the pipeline then stops.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -38,7 +37,9 @@ SERVICES_SHARE = 0.25
 """The part of the stop budget kept for stopping the services (final commits, leaving the group),
 however long the stages take to drain."""
 
-KILL_WAIT = 1.0  # seconds to wait for a killed greenlet to unwind
+KILL_WAIT_MIN = 0.05  # seconds a killed greenlet is given to unwind when the budget is spent
+STOP_POLL = 0.1  # seconds between checks for an abort while a batcher's inbox is full
+START_FAILURE_STOP = 5.0  # seconds for the services started before another failed to start
 
 
 class _Budget:
@@ -146,7 +147,7 @@ class Topology:
                 service.start()
                 started.append(service)
         except Exception:
-            budget = _Budget(KILL_WAIT * 5)
+            budget = _Budget(START_FAILURE_STOP)
             for service in reversed(started):
                 _stop_service(service, budget.left())
             raise
@@ -186,10 +187,7 @@ class Topology:
         self.router.stop_all(len(self.processors))
         clean = self._join(self.processors, budget, reserve) and clean
         for stage in self.batcher_stages:
-            if stage.alive:
-                # A batcher blocked behind a stuck batch processor cannot take it; _join kills it.
-                with contextlib.suppress(Full):
-                    stage.inbox.put(STOP, timeout=max(budget.left(reserve), 0.001))
+            self._send_stop(stage, budget, reserve)
         clean = self._join([*self.batcher_stages, *self.batch_processors], budget, reserve) and clean
         if not self.aborted.is_set():
             # handle_failed runs for them; a Timeout there is caught and they are acknowledged anyway.
@@ -200,6 +198,18 @@ class Topology:
             clean = _stop_service(service, budget.left()) and clean
         self.stopped.set()
         return clean and not self.aborted.is_set()
+
+    def _send_stop(self, stage: BatcherStage, budget: _Budget, reserve: float) -> None:
+        """Put STOP in a batcher's inbox behind its last message, unless the batcher is dead, the stop
+        was aborted, or the stages' share of the budget is spent (a batcher blocked behind a stuck
+        batch processor cannot take it; _join then kills it)."""
+        while stage.alive and not self.aborted.is_set():
+            try:
+                stage.inbox.put(STOP, timeout=min(max(budget.left(reserve), 0.001), STOP_POLL))
+                return
+            except Full:
+                if not budget.left(reserve):
+                    return
 
     def _join(self, stages: list[Stage], budget: _Budget, reserve: float) -> bool:
         """Wait for the stages to finish, until the budget less `reserve` is spent; kill the late ones.
@@ -217,7 +227,7 @@ class Topology:
             )
         for stage in late:
             stage.cancel()
-        gevent.joinall([s.greenlet for s in late], timeout=KILL_WAIT)
+        gevent.joinall([s.greenlet for s in late], timeout=max(budget.left(reserve), KILL_WAIT_MIN))
         return not late and all(s.death is None for s in stages)
 
 

@@ -126,3 +126,30 @@ def test_a_message_stale_before_it_was_handled_never_reaches_prepare_messages():
         pipeline.stop()
     assert sorted(pipeline.prepared) == [(0, 0), (0, 1)]
     assert [m.data for m in acknowledger.failed] == [(1, 0)]
+
+
+class Group:
+    """The part of a ConsumerGroup the Kafka producer's is_stale uses: which epoch holds a partition."""
+
+    def __init__(self, held):
+        self.held = held  # {(topic, partition): epoch}
+
+    def is_current(self, topic, partition, epoch):
+        return self.held.get((topic, partition)) == epoch
+
+
+def kafka_producer(group):
+    from gkbroad.kafka import Producer
+
+    return Producer({"group": group, "message_format": "value", "receive_interval": 100}, index=0, count=1)
+
+
+def test_the_kafka_producer_calls_a_record_stale_once_its_partition_epoch_is_gone():
+    group = Group({("t", 0): 2, ("t", 1): 1})
+    producer = kafka_producer(group)
+
+    assert producer.is_stale(("t", 0, 17, 2)) is False
+    assert producer.is_stale(("t", 0, 17, 1)) is True  # pulled in an earlier assignment
+    assert producer.is_stale(("t", 2, 0, 1)) is True  # released
+    del group.held[("t", 1)]
+    assert producer.is_stale(("t", 1, 5, 1)) is True

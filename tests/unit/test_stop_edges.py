@@ -112,3 +112,19 @@ def test_a_second_signal_aborts_the_drain_but_still_stops_the_services(sig):
     seven = next(m for m in source.produced if m.data == 7)
     assert source.acknowledger.acks[id(seven)] == 0
     assert all(source.acknowledger.acks[id(m)] <= 1 for m in source.produced)
+
+
+def test_a_stuck_handler_leaves_the_services_their_share_of_the_stop_budget():
+    source, service = Source(range(100)), Service()
+    pipeline = StuckOnSeven(
+        name="budget",
+        producer={"module": (WithService, {"source": source, "service": service})},
+        processors={"default": {"concurrency": 2, "max_demand": 2}},
+        shutdown_timeout=2000,
+    ).start()
+    wait_until(lambda: 7 in [data for _, data in pipeline.handled], what="the handler to get stuck")
+
+    with gevent.Timeout(2.0 + 5.0, AssertionError("the stop overran its budget by far")):
+        assert pipeline.stop() is False
+    (given,) = service.stops
+    assert 0.25 <= given <= 1.0, f"the service was given {given:.2f}s of a 2s budget"
