@@ -1,9 +1,11 @@
 """One group member in its own process, for the multi-process tests.
 
-    python member.py BOOTSTRAP TOPIC GROUP OUTFILE ASSIGNOR
+    python member.py BOOTSTRAP TOPIC GROUP OUTFILE ASSIGNOR [STOP_AFTER]
 
-Runs a pipeline until SIGTERM, appending to OUTFILE one line per event:
-"start P", "stop P REASON" (partition assigned / released) and "handled P OFFSET".
+Runs a pipeline until SIGTERM (or, with STOP_AFTER, until its handler has seen
+that many records and calls self.stop()), appending to OUTFILE one line per
+event: "start P", "stop P REASON" (partition assigned / released),
+"handled P OFFSET", and "exit clean|unclean" when run() returned.
 """
 
 from gevent import monkey
@@ -16,7 +18,7 @@ import gkbroad  # noqa: E402
 from gkbroad.kafka import ConsumerGroup, Producer  # noqa: E402
 
 
-def main(bootstrap, topic, group, outfile, assignor):
+def main(bootstrap, topic, group, outfile, assignor, stop_after=None):
     out = open(outfile, "a", buffering=1)  # noqa: SIM115 - open for the process lifetime
 
     class Member(ConsumerGroup):
@@ -29,8 +31,13 @@ def main(bootstrap, topic, group, outfile, assignor):
             out.write(f"stop {partition} {reason}\n")
 
     class Writer(gkbroad.Pipeline):
+        handled = 0
+
         def handle_message(self, processor, message, context):
             out.write(f"handled {message.data.partition} {message.data.offset}\n")
+            self.handled += 1
+            if self.handled == stop_after:
+                self.stop()
             return message
 
     pipeline = Writer(
@@ -53,9 +60,10 @@ def main(bootstrap, topic, group, outfile, assignor):
         processors={"default": {"concurrency": 8}},
     )
     clean = pipeline.run()
-    out.write(f"exit {'clean' if clean else 'timeout'}\n")
+    out.write(f"exit {'clean' if clean else 'unclean'}\n")
     out.close()
+    return 0 if clean else 1
 
 
 if __name__ == "__main__":
-    main(*sys.argv[1:6])
+    sys.exit(main(*sys.argv[1:6], *[int(n) for n in sys.argv[6:7]]))

@@ -48,46 +48,38 @@ def tracked_group(bootstrap_servers, events: Events) -> type[ConsumerGroup]:
 STOP_AFTER = 300
 
 
-class StopsAfterN(gkbroad.Pipeline):
-    def handle_message(self, processor, message, context: Events):
-        context.log.append(("handled", message.data.partition, message.data.offset))
-        if len(context.handled()) == STOP_AFTER:
-            self.stop()
-        return message
-
-
-def test_a_handler_that_calls_stop_ends_run_and_commits_what_was_acknowledged(bootstrap_servers, report):
+def test_a_handler_that_calls_stop_ends_the_process_and_commits_what_was_acknowledged(
+    bootstrap_servers, tmp_path, report
+):
     topic = create_topic(bootstrap_servers, unique_name("selfstop"), 4)
     produce(bootstrap_servers, topic, 2000)
     group = unique_name("selfstop-group")
-    events = Events()
-    pipeline = kafka_pipeline(
-        bootstrap_servers,
-        group,
-        [topic],
-        context=events,
-        cls=StopsAfterN,
-        consumer_group=tracked_group(bootstrap_servers, events),
-        processors=4,
-    )
-
-    runner = gevent.spawn(pipeline.run)
-    wait_until(lambda: len(events.handled()) >= STOP_AFTER or runner.ready(), 90, f"{STOP_AFTER} records handled")
+    log = tmp_path / "member.log"
     began = time.monotonic()
-    assert runner.get(timeout=45) is True, "run() did not return cleanly after the handler called stop()"
+    member = subprocess.Popen(
+        [sys.executable, MEMBER, bootstrap_servers, topic, group, str(log), "cooperative-sticky", str(STOP_AFTER)]
+    )
+    try:
+        code = member.wait(120)  # no signal: the handler's stop() must end the process
+    finally:
+        if member.poll() is None:
+            member.kill()
     took = time.monotonic() - began
-
+    lines = [line.split() for line in log.read_text().splitlines()]
+    assert code == 0 and lines[-1] == ["exit", "clean"]
     handled = defaultdict(list)
-    for partition, offset in events.handled():
-        handled[partition].append(offset)
-    committed = committed_offsets(bootstrap_servers, group, topic)
-    # every handled record was acknowledged (successfully) and is covered by the commit, nothing more
-    assert committed == {p: max(offsets) + 1 for p, offsets in handled.items()}
+    for line in lines:
+        if line[0] == "handled":
+            handled[int(line[1])].append(int(line[2]))
+    assert sum(len(offsets) for offsets in handled.values()) >= STOP_AFTER
     assert all(offsets == list(range(len(offsets))) for offsets in handled.values())
-    assert sorted(e[1] for e in events.log if e[0] == "stop" and e[2] == "shutdown") == sorted(
-        {e[1] for e in events.log if e[0] == "start"}
-    ), "the member did not leave the group for every partition it held"
-    report(f"stop() from a handler after {STOP_AFTER} records: run() returned in {took:.1f}s")
+    # every handled record was acknowledged and is covered by the commit, nothing more
+    assert committed_offsets(bootstrap_servers, group, topic) == {p: len(o) for p, o in handled.items()}
+    started = {line[1] for line in lines if line[0] == "start"}
+    assert {line[1] for line in lines if line[:1] == ["stop"] and line[2] == "shutdown"} == started, (
+        "the member did not leave the group for every partition it held"
+    )
+    report(f"stop() from a handler after {STOP_AFTER} records: the member process exited 0 after {took:.1f}s")
 
 
 class BlocksFirstOfEachPartition(gkbroad.Pipeline):
@@ -166,3 +158,61 @@ def test_no_record_of_a_revoked_partition_is_handled_after_a_drain_timeout(boots
             late = [e for e in late if events.log.index(e) < regained[0]]
     assert late == [], f"records of revoked partitions handled after their release: {late[:10]}"
     report(f"stale filtering: partitions {sorted(revoked)} revoked after a drain timeout, none handled after")
+
+
+class SlowHandler(gkbroad.Pipeline):
+    def handle_message(self, processor, message, context: Events):
+        gevent.sleep(0.05)
+        context.log.append(("handled", message.data.partition, message.data.offset))
+        return message
+
+
+def test_records_in_flight_when_a_rebalance_drains_are_still_handled(bootstrap_servers, tmp_path):
+    """The counterpart of the stale check: while a revoked partition drains (within drain_timeout),
+    its records in flight are current and must be handled, not skipped; every record is handled by
+    one member or the other and everything is committed."""
+    partitions = 4
+    topic = create_topic(bootstrap_servers, unique_name("drain"), partitions)
+    produce(bootstrap_servers, topic, 1000, partitions=partitions)
+    group = unique_name("drain-group")
+    events = Events()
+    pipeline = kafka_pipeline(
+        bootstrap_servers,
+        group,
+        [topic],
+        context=events,
+        cls=SlowHandler,
+        consumer_group=tracked_group(bootstrap_servers, events),
+        processors=16,
+        drain_timeout=10000,
+    )
+    pipeline.start()
+    other_log = tmp_path / "other.log"
+    other = None
+
+    def other_handled():
+        if not other_log.exists():
+            return set()
+        lines = [line.split() for line in other_log.read_text().splitlines()]
+        return {(int(line[1]), int(line[2])) for line in lines if line[0] == "handled"}
+
+    everything = {(p, o) for p in range(partitions) for o in range(250)}
+    try:
+        wait_until(lambda: pipeline.in_flight > 50, 60, "records in flight")
+        other = subprocess.Popen(
+            [sys.executable, MEMBER, bootstrap_servers, topic, group, str(other_log), "cooperative-sticky"]
+        )
+        wait_until(lambda: any(e[0] == "stop" for e in events.log), 90, "a partition revoked")
+        wait_until(lambda: set(events.handled()) | other_handled() >= everything, 90, "every record handled")
+    finally:
+        clean = pipeline.stop(timeout=30)
+        if other is not None:
+            other.send_signal(signal.SIGTERM)
+            try:
+                other.wait(45)
+            except subprocess.TimeoutExpired:
+                other.kill()
+    revoked = [e for e in events.log if e[0] == "stop" and e[2] == "revoked"]
+    assert revoked, "no partition was revoked from the first member: the test did not exercise a drain"
+    assert clean
+    assert committed_offsets(bootstrap_servers, group, topic) == dict.fromkeys(range(partitions), 250)
