@@ -9,8 +9,9 @@ stale-message check and the `on_failure` policy live here once.
 "Any exception" means every `BaseException` user code or gevent can raise
 inside a greenlet (a `gevent.Timeout` included), except the ones that mean
 "stop this process": `KeyboardInterrupt`, `SystemExit`, and `GreenletExit`
-(the pipeline killing its own greenlet). Those propagate; the stage that
-called the handler then dies and the pipeline stops as failed.
+(a greenlet being killed). Those propagate and end the stage that called the
+handler: the pipeline then stops as failed, unless it was the pipeline's own
+stop that killed the stage.
 """
 
 from __future__ import annotations
