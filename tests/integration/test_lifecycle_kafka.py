@@ -14,10 +14,10 @@ import gevent
 import pytest
 from gevent.event import Event
 from kafka_helpers import committed_offsets, create_topic, produce, unique_name
-from pipeline_support import kafka_pipeline, wait_until
+from pipeline_support import SESSION_TIMEOUT_MS, kafka_pipeline, wait_until
 
 import gkbroad
-from gkbroad.kafka import ConsumerGroup
+from gkbroad.kafka import ConsumerGroup, Producer
 
 MEMBER = os.path.join(os.path.dirname(__file__), "member.py")
 
@@ -218,3 +218,39 @@ def test_records_in_flight_when_a_rebalance_drains_are_still_handled(bootstrap_s
     assert revoked, "no partition was revoked from the first member: the test did not exercise a drain"
     assert clean
     assert committed_offsets(bootstrap_servers, group, topic) == dict.fromkeys(range(partitions), 250)
+
+
+class BrokenFromOffset50(gkbroad.Pipeline):
+    def handle_message(self, processor, message, context):
+        if message.data.offset >= 50:
+            raise ValueError("cannot parse the record")
+        return message
+
+
+def test_a_tripped_failure_policy_stops_the_pipeline_before_committing_the_failures(bootstrap_servers):
+    topic = create_topic(bootstrap_servers, unique_name("breaker"), 1)
+    produce(bootstrap_servers, topic, 200)
+    group = unique_name("breaker-group")
+    pipeline = BrokenFromOffset50(
+        name="breaker",
+        producer={
+            "module": (
+                Producer,
+                {
+                    "client": {"bootstrap_servers": bootstrap_servers},
+                    "group_name": group,
+                    "topics": [{"name": topic, "offset_reset_policy": "earliest"}],
+                    "session_timeout_ms": SESSION_TIMEOUT_MS,
+                    "heartbeat_interval_ms": 1000,
+                    # the group's stop waits this long for acks of the records the breaker held back
+                    "drain_timeout": 2000,
+                },
+            )
+        },
+        processors={"default": {"concurrency": 4, "max_demand": 10}},
+        on_failure={"max_consecutive": 5},
+    )
+
+    assert gevent.spawn(pipeline.run).get(timeout=90) is False
+    assert pipeline.failure.startswith("on_failure: 5 consecutive failures")
+    assert committed_offsets(bootstrap_servers, group, topic) == {0: 50}, "committed past the first failure"
