@@ -63,7 +63,7 @@ class Callbacks:
         except STOP_PROCESS:
             raise
         except BaseException as exc:
-            self.log.error(_key("handle_message", exc), f"handle_message raised {exc!r}; the message fails", exc)
+            self.log.exception("handle_message", exc, f"handle_message raised {exc!r}; the message fails")
             return message.failed(exc)
         if not isinstance(result, Message):
             reason = f"handle_message must return a Message, got {type(result).__name__}: {result!r:.80}"
@@ -82,7 +82,7 @@ class Callbacks:
             raise
         except BaseException as exc:
             text = f"{callback} raised {exc!r}; all {len(messages)} of its messages fail"
-            self.log.error(_key(callback, exc), text, exc)
+            self.log.exception(callback, exc, text)
             return [m.failed(exc) for m in messages]
         problem = _not_messages(result, len(messages))
         if problem:
@@ -149,7 +149,7 @@ class Callbacks:
             raise
         except BaseException as exc:
             text = f"handle_failed raised {exc!r}; acknowledging {len(failed)} messages as failed"
-            self.log.error(_key("handle_failed", exc), text, exc)
+            self.log.exception("handle_failed", exc, text)
             return failed
         problem = _not_messages(result, len(failed))
         if problem:
@@ -160,11 +160,6 @@ class Callbacks:
             )
             return failed
         return result
-
-
-def _key(callback: str, exc: BaseException) -> tuple:
-    """What makes two failures 'the same' for the log: where, which exception type, what it said."""
-    return callback, type(exc), str(exc)[:200]
 
 
 def _not_messages(result: Any, expected: int) -> str | None:

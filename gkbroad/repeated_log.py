@@ -51,6 +51,10 @@ class RepeatedLog:
         if now - kind.since >= self.interval:
             self._log_count(kind, now)
 
+    def exception(self, where: str, exc: BaseException, text: str) -> None:
+        """error() for an exception raised in `where`: the same type and message count as the same failure."""
+        self.error((where, type(exc), str(exc)[:200]), text, exc)
+
     def flush(self) -> None:
         """Log the counts not logged yet (at stop)."""
         now = self._clock()

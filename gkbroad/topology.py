@@ -26,6 +26,7 @@ from gevent.queue import Full, Queue
 
 from .callbacks import Callbacks
 from .flow import Credits, RateLimiter
+from .message import Message
 from .stages import STOP, BatcherStage, BatchProcessorStage, ProcessorStage, ProducerStage, Router
 from .stages._base import Stage
 
@@ -63,7 +64,7 @@ class Topology:
         self.callbacks = callbacks
         processor = options["processors"]["default"]
         self.credits = Credits(processor["concurrency"] * processor["max_demand"])
-        self.router = Router(processor["concurrency"], processor["partition_by"])
+        self.router = Router(processor["concurrency"], processor["partition_by"], callbacks.log)
         self.batcher_stages, self.batch_processors, batcher_inboxes = self._build_batchers(options["batchers"])
         self.processors = [
             ProcessorStage(
@@ -133,7 +134,10 @@ class Topology:
             )
         return stages, batch_processors, inboxes
 
-    def _fail_batch(self, messages: list, reason: Exception) -> None:
+    def _fail_batch(self, messages: list[Message], reason: BaseException) -> None:
+        """A batcher's partition_by raised: the batch fails without being handled."""
+        text = f"a batcher's partition_by raised {reason!r}; the batch of {len(messages)} fails without being handled"
+        self.callbacks.log.exception("batcher partition_by", reason, text)
         self.callbacks.finish([], [m.failed(reason) for m in messages])
 
     def start(self) -> None:

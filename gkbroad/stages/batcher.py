@@ -10,7 +10,6 @@ key's batches are handled in order.
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import Callable, Hashable
 
@@ -19,8 +18,6 @@ from gevent.queue import Empty, Queue
 from ..errors import STOP_PROCESS
 from ..message import BatchInfo, Message
 from ._base import STOP, Stage
-
-logger = logging.getLogger(__name__)
 
 
 class _Batch:
@@ -41,7 +38,7 @@ class BatcherStage(Stage):
         batch_timeout_ms: int,
         outboxes: list[Queue],
         partition_by: Callable[[Message], int] | None,
-        on_routing_error: Callable[[list[Message], Exception], None],
+        on_routing_error: Callable[[list[Message], BaseException], None],
     ):
         self.name = name
         self.batcher = batcher
@@ -105,7 +102,6 @@ class BatcherStage(Stage):
             except STOP_PROCESS:
                 raise
             except BaseException as exc:
-                logger.exception("%s: partition_by raised; the batch fails without being handled", self.name)
                 self.on_routing_error(messages, exc)
                 return
         info = BatchInfo(batcher=self.batcher, batch_key=key, partition=index, size=len(messages), trigger=trigger)

@@ -8,7 +8,6 @@ is free takes the next messages.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
 
 from gevent.queue import Queue
@@ -17,16 +16,16 @@ from ..callbacks import Callbacks
 from ..errors import STOP_PROCESS
 from ..flow import Credits
 from ..message import Message
+from ..repeated_log import RepeatedLog
 from ._base import STOP, Stage
-
-logger = logging.getLogger(__name__)
 
 
 class Router:
     """Picks the processor queue of each message."""
 
-    def __init__(self, concurrency: int, partition_by: Callable[[Message], int] | None):
+    def __init__(self, concurrency: int, partition_by: Callable[[Message], int] | None, log: RepeatedLog):
         self.partition_by = partition_by
+        self.log = log
         self.queues = [Queue() for _ in range(concurrency if partition_by else 1)]
 
     def queue_for(self, index: int) -> Queue:
@@ -41,7 +40,9 @@ class Router:
         except STOP_PROCESS:
             raise
         except BaseException as exc:
-            logger.exception("partition_by raised; the message fails without being handled")
+            self.log.exception(
+                "partition_by", exc, f"partition_by raised {exc!r}; the message fails without being handled"
+            )
             message.failed(exc)
             index = 0
         self.queues[index].put(message)
