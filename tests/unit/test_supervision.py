@@ -211,3 +211,24 @@ def test_a_gevent_timeout_in_a_handler_fails_only_that_message(run_source):
     (failed,) = source.acknowledger.failed
     assert failed.data == 3 and isinstance(failed.failure_reason, gevent.Timeout)
     assert pipeline.running and pipeline.failure is None
+
+
+class BrokenAtStart(ReportingService):
+    def supervise(self, report):
+        super().supervise(report)
+        report("kafka-python refused the settings")  # a failure known before start()
+
+
+def test_a_service_that_reports_before_it_starts_makes_run_return_false():
+    service = BrokenAtStart()
+    source = Source(range(10))
+    pipeline = Recording(
+        name="sup",
+        producer={"module": (WithService, {"source": source, "service": service})},
+        processors={"default": {}},
+        shutdown_timeout=SHUTDOWN_MS,
+    )
+
+    assert gevent.spawn(pipeline.run).get(timeout=STOP_LIMIT) is False
+    assert pipeline.failure == "service BrokenAtStart failed: kafka-python refused the settings"
+    assert [c if isinstance(c, str) else c[0] for c in service.calls] == ["supervise", "start", "stop"]
