@@ -66,7 +66,8 @@ def build_parser() -> argparse.ArgumentParser:
             default=log_level,
             type=str.upper,
             choices=["DEBUG", "INFO", "WARNING", "ERROR"],
-            help=f"stdlib logging level (default {log_level}; kafka-python's own logs show from WARNING, or at DEBUG)",
+            help=f"stdlib logging level (default {log_level}); kafka-python's own log lines show at DEBUG only"
+            + (", and from WARNING while a pipeline runs" if name == "run" else ""),
         )
         sub.set_defaults(handler=handler, gevent=gevent)
         return sub
@@ -330,10 +331,12 @@ def _patch_gevent() -> None:
         monkey.patch_all()
 
 
-def _configure_logging(level: str) -> None:
+def _configure_logging(level: str, command: str) -> None:
+    """Root logging at `level`. kafka-python is chatty: a running pipeline shows its warnings,
+    the one-shot commands none (their own error says what failed), DEBUG shows everything."""
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if level != "DEBUG":
-        logging.getLogger("kafka").setLevel(logging.WARNING)
+        logging.getLogger("kafka").setLevel(logging.WARNING if command == "run" else logging.CRITICAL)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -344,7 +347,7 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USAGE
     if args.gevent:
         _patch_gevent()
-    _configure_logging(args.log_level)
+    _configure_logging(args.log_level, args.command)
     # Console scripts do not put the working directory on sys.path; `pipeline = "orders:Orders"` needs it.
     if os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())

@@ -65,7 +65,7 @@ def _failing_as(what: str, client: dict) -> Iterator[None]:
         yield
     except KafkaError as exc:
         servers = client.get("bootstrap_servers")
-        raise KafkaRequestError(f"{what} at {servers}: {type(exc).__name__}: {exc}") from exc
+        raise KafkaRequestError(f"{what} at {servers}: {str(exc) or type(exc).__name__}") from exc
 
 
 @contextmanager
