@@ -201,15 +201,12 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _serve_status(pipeline: Any, address: tuple[str, int]) -> Any:
-    """Serve gkbroad.wsgi.status_app(pipeline) on `address` with gevent's WSGI server."""
-    from gevent.pywsgi import WSGIServer
-
+    """Serve gkbroad.wsgi.status_app(pipeline) on `address` (gevent.pywsgi, in this process)."""
     from .errors import GkbroadError
-    from .wsgi import status_app
+    from .wsgi import serve, status_app
 
-    server = WSGIServer(address, status_app(pipeline), log=None, error_log=logging.getLogger("gkbroad.status"))
     try:
-        server.start()  # binds now, so a taken port fails before the pipeline starts
+        server = serve(status_app(pipeline), *address)  # binds now: a taken port fails before the pipeline starts
     except OSError as exc:
         raise GkbroadError(f"--status {address[0]}:{address[1]}: cannot listen ({exc.strerror or exc})") from None
     logger.info("status page on http://%s:%d/", address[0], server.server_port)
