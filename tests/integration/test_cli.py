@@ -27,9 +27,11 @@ import gkbroad
 
 
 class Recording(gkbroad.Pipeline):
-    """Appends "partition offset" per handled record to context["out"], slowly."""
+    """Appends "partition offset" per handled record to context["out"], slowly; touches
+    context["out"] + ".started" when a handler begins."""
 
     def handle_message(self, processor, message, context):
+        open(context["out"] + ".started", "a").close()
         gevent.sleep(context["delay"])
         with open(context["out"], "a") as out:
             out.write(f"{message.data.partition} {message.data.offset}\\n")
@@ -129,6 +131,25 @@ def test_run_stops_on_sigterm_with_exit_0_and_commits_what_it_handled(cluster, t
         assert sorted(offsets) == list(range(len(offsets)))
         assert committed[partition] == len(offsets), (partition, committed, output)
     assert "stopped" in output
+
+
+def test_run_exits_1_when_the_pipeline_does_not_stop_cleanly(cluster, tmp_path):
+    topic, group = cluster.topic(partitions=1), cluster.group_id()
+    cluster.produce(topic, 20, partitions=1)
+    # Handlers take 5 s each but stop() may wait only 0.5 s: the stop cannot be clean.
+    config = write_config(tmp_path, cluster.bootstrap_servers, topic, group, delay=5.0, extra="shutdown_timeout = 500")
+    out = tmp_path / "handled.txt"
+    process = start_gkbroad("run", config.name, cwd=tmp_path)
+    try:
+        wait_for((tmp_path / "handled.txt.started").exists, 60, "a handler to begin")
+        process.send_signal(signal.SIGTERM)
+        output, _ = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 1, output
+    assert "ERROR gkbroad.cli: pipeline cli-test" in output
+    assert not out.exists() or len(handled(out).get(0, [])) < 20
 
 
 def test_run_with_a_bad_config_lists_every_problem_and_exits_2(tmp_path, bootstrap_servers):
