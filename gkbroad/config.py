@@ -19,6 +19,7 @@ not reach as well, so that a user sees every problem in one go.
 from __future__ import annotations
 
 import copy
+import inspect
 import os
 import re
 import tomllib
@@ -35,6 +36,14 @@ from .producer import BaseProducer
 __all__ = ["ConfigProblems", "PipelineConfig", "build_pipeline", "load_pipeline", "pipeline_class", "read_config"]
 
 PIPELINE_KEY = "pipeline"
+
+# The arguments the stages pass to each handler (after self).
+_HANDLER_ARGUMENTS = {
+    "handle_message": ("processor", "message", "context"),
+    "handle_batch": ("batcher", "messages", "batch_info", "context"),
+    "handle_failed": ("messages", "context"),
+    "prepare_messages": ("messages", "context"),
+}
 
 _ENV_REFERENCE = re.compile(r"\$\$\{|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
@@ -139,19 +148,51 @@ def load_pipeline(config: PipelineConfig, pipeline: str | None = None) -> Pipeli
 
 
 def build_pipeline(cls: type[Pipeline], options: dict[str, Any]) -> Pipeline:
-    """``cls(**options)``, or ConfigProblems listing every problem, not only the first step's."""
+    """``cls(**options)``, or ConfigProblems listing every problem, not only the first step's.
+
+    Also refuses handler methods that could not be called the way the stages call them
+    (the pipeline itself would only find out at the first message).
+    """
+    signature_problems = _signature_problems(cls)
     try:
-        return cls(**copy.deepcopy(options))
+        pipeline = cls(**copy.deepcopy(options))
     except ConfigProblems:
         raise
     except ConfigError as exc:
         first = _problem_lines(exc)
+    else:
+        if signature_problems:
+            raise ConfigProblems(signature_problems)
+        return pipeline
     try:
         validate(PipelineOptions, options)
         schema_failed = False
     except ConfigError:
         schema_failed = True
-    raise ConfigProblems(first + _unreached_problems(cls, options, schema_failed)) from None
+    raise ConfigProblems(first + _unreached_problems(cls, options, schema_failed) + signature_problems) from None
+
+
+def _signature_problems(cls: type[Pipeline]) -> list[str]:
+    """Handler methods of `cls` that do not accept the arguments the stages pass."""
+    problems = []
+    for name, arguments in _HANDLER_ARGUMENTS.items():
+        method = getattr(cls, name)
+        if method is getattr(Pipeline, name):
+            continue
+        expected = f"{name}(self, {', '.join(arguments)})"
+        if not callable(method):
+            problems.append(f"{name}: {cls.__name__}.{name} must be a method {expected}, got {method!r}")
+            continue
+        try:
+            signature = inspect.signature(method)
+        except (TypeError, ValueError):  # some callables have no introspectable signature
+            continue
+        bound_already = isinstance(inspect.getattr_static(cls, name), (staticmethod, classmethod))
+        try:
+            signature.bind(*(arguments if bound_already else (None, *arguments)))
+        except TypeError:
+            problems.append(f"{name}: {cls.__name__}.{name}{signature} cannot be called as {expected}")
+    return problems
 
 
 def _problem_lines(exc: ConfigError) -> list[str]:

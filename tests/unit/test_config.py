@@ -169,3 +169,47 @@ def test_the_pipeline_argument_overrides_the_file(tmp_path):
     )
     pipeline = load_pipeline(read_config(path), f"{__name__}:Handles")
     assert type(pipeline) is Handles
+
+
+class WrongSignatures(gkbroad.Pipeline):
+    def handle_message(self, message):
+        return message
+
+    def handle_batch(self, batcher, messages, batch_info, context, extra):
+        return messages
+
+    @staticmethod
+    def handle_failed(messages, context):
+        return messages
+
+    prepare_messages = "not a method"
+
+
+class FlexibleSignatures(gkbroad.Pipeline):
+    def handle_message(self, *args, **kwargs):
+        return args[1]
+
+    @classmethod
+    def handle_failed(cls, messages, context=None):
+        return messages
+
+
+def test_handlers_that_cannot_be_called_as_the_stages_call_them_are_problems():
+    with pytest.raises(ConfigProblems) as caught:
+        build_pipeline(WrongSignatures, valid_options(batchers={"default": {}}))
+    assert caught.value.problems == [
+        "handle_message: WrongSignatures.handle_message(self, message) cannot be called as "
+        "handle_message(self, processor, message, context)",
+        "handle_batch: WrongSignatures.handle_batch(self, batcher, messages, batch_info, context, extra) cannot be "
+        "called as handle_batch(self, batcher, messages, batch_info, context)",
+        "prepare_messages: WrongSignatures.prepare_messages must be a method prepare_messages(self, messages, "
+        "context), got 'not a method'",
+    ]
+    assert isinstance(build_pipeline(FlexibleSignatures, valid_options()), FlexibleSignatures)
+
+
+def test_signature_problems_come_with_the_option_problems():
+    with pytest.raises(ConfigProblems) as caught:
+        build_pipeline(WrongSignatures, valid_options(name=""))
+    assert caught.value.problems[0] == "name: must be a non-empty string, got ''"
+    assert caught.value.problems[-1].startswith("prepare_messages: WrongSignatures.prepare_messages must be a method")
