@@ -43,8 +43,10 @@ def gkbroad(*args):
     return [sys.executable, "-m", "gkbroad", *args]
 
 
-def show(command):
-    print("$ gkbroad " + " ".join(command[3:]), flush=True)
+def show(command, env=()):
+    """Print the command as a user would type it (with the environment it gets)."""
+    settings = "".join(f"{name}={value} " for name, value in env)
+    print(f"$ {settings}gkbroad " + " ".join(command[3:]), flush=True)
 
 
 def free_port():
@@ -68,7 +70,7 @@ def run(servers, args):
     topic = f"demo-orders-{uuid.uuid4().hex[:6]}"
     group = f"{topic}-group"
     client = {"bootstrap_servers": servers}
-    env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": servers, "ORDERS_TOPIC": topic, "ORDERS_GROUP": group}
+    settings = {"KAFKA_BOOTSTRAP_SERVERS": servers, "ORDERS_TOPIC": topic, "ORDERS_GROUP": group}  # read by the TOML
 
     command = gkbroad("produce", "--bootstrap-servers", servers, "--topic", topic)
     command += ["--partitions", str(args.partitions), "--count", str(args.orders), "--keyed"]
@@ -84,8 +86,8 @@ def run(servers, args):
         port = args.status_port or free_port()
         command += ["--status", f"127.0.0.1:{port}"]
         status_url = f"http://127.0.0.1:{port}/"
-    show(command)
-    process = subprocess.Popen(command, cwd=ROOT, env=env, stderr=subprocess.PIPE, text=True)
+    show(command, settings.items())
+    process = subprocess.Popen(command, cwd=ROOT, env={**os.environ, **settings}, stderr=subprocess.PIPE, text=True)
     tally = {}
     reader = gevent.spawn(echo_and_watch, process.stderr, tally, args.verbose)
     if status_url:
