@@ -234,12 +234,15 @@ def _connection_problems(pipeline: Any, timeout: float) -> list[str]:
     if not issubclass(producer_cls, Producer):
         print(f"--connect: the producer {producer_cls.__name__} is not gkbroad.kafka.Producer; nothing to connect to")
         return []
-    client = options["client"] if options["client"] is not None else options["consumer_group"].client
+    if options["client"] is not None:
+        client, where = options["client"], "producer.module.client"
+    else:
+        client, where = options["consumer_group"].client, "producer.module.consumer_group.client"
     topics = [topic["name"] for topic in options["topics"]]
     try:
         counts = topic_partitions(client, topics, timeout)
     except KafkaRequestError as exc:
-        return [f"producer.module.client.bootstrap_servers: {exc}"]
+        return [f"{where}.bootstrap_servers: {exc}"]
     return [
         f"producer.module.topics.{index}.name: topic {topic!r} does not exist"
         for index, topic in enumerate(topics)
