@@ -1,13 +1,15 @@
-"""The demo: sample orders through a Kafka pipeline, with progress and a summary.
+"""The demo: sample orders through `gkbroad run examples/orders.toml`, with progress and a summary.
 
-    python examples/demo.py                       # starts the bundled broker itself
+    python examples/demo.py                                      # starts the bundled broker itself
     python examples/demo.py --bootstrap-servers localhost:9092   # your Kafka
 
-It creates a topic, produces sample orders, consumes them with OrdersPipeline
-(many processors, blocking handlers, one batcher), prints progress every second
-(handled, rate, lag per partition as Kafka stores it), stops cleanly once
-everything is committed, and exits 0 only if every order was handled or failed
-and the committed offsets equal the end offsets.
+It runs the command line a user would: `gkbroad produce` loads sample orders
+into a fresh topic, `gkbroad run examples/orders.toml --status 127.0.0.1:PORT`
+consumes them (16 processors, blocking handlers, one batcher) while this
+script prints progress every second (consumed, rate, lag per partition, read
+from Kafka like `gkbroad lag` does). Once everything is committed it sends
+SIGTERM, as an operator would, and exits 0 only if `gkbroad run` stopped
+cleanly (exit 0) and the committed offsets equal the end offsets.
 """
 
 from gevent import monkey
@@ -15,114 +17,124 @@ from gevent import monkey
 monkey.patch_all()  # first, before kafka is imported anywhere
 
 import argparse  # noqa: E402
-import logging  # noqa: E402
+import importlib.util  # noqa: E402
 import os  # noqa: E402
+import re  # noqa: E402
+import signal  # noqa: E402
+import socket  # noqa: E402
+import subprocess  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
 import uuid  # noqa: E402
 
 import gevent  # noqa: E402
-from kafka import KafkaAdminClient, KafkaProducer  # noqa: E402
-from kafka.admin import NewTopic  # noqa: E402
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from gkbroad.kafka.client.admin import committed_offsets, log_offsets  # noqa: E402
+from gkbroad.lag import lag_rows, total_lag  # noqa: E402
 
-from orders import OrdersPipeline, new_counters, sample_orders  # noqa: E402
-
-from gkbroad.kafka import Producer  # noqa: E402
-
-
-def produce_sample(servers, topic, partitions, count):
-    """Create the topic and produce the orders; returns {partition: end offset}."""
-    admin = KafkaAdminClient(bootstrap_servers=servers, client_id="gkbroad-demo")
-    try:
-        admin.create_topics([NewTopic(topic, num_partitions=partitions, replication_factor=1)])
-    finally:
-        admin.close()
-    producer = KafkaProducer(bootstrap_servers=servers, linger_ms=10)
-    sent = [producer.send(topic, key=key, value=value) for key, value in sample_orders(count)]
-    producer.flush()
-    producer.close()
-    ends = dict.fromkeys(range(partitions), 0)
-    for future in sent:
-        meta = future.get(timeout=30)
-        ends[meta.partition] = max(ends[meta.partition], meta.offset + 1)
-    return ends
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CONFIG = "examples/orders.toml"
+SHOWN = re.compile(r" (WARNING|ERROR|CRITICAL) | INFO (gkbroad\.pipeline|gkbroad\.cli|examples\.orders): |^(?!\d{4}-)")
+TALLY = re.compile(r"orders tally: handled=(\d+) failed=(\d+) batches=(\d+)")
 
 
-def committed_offsets(admin, group, topic):
-    """What Kafka stores for the group: the next offset to read, per partition."""
-    offsets = admin.list_group_offsets(group).get(group, {})
-    return {tp.partition: meta.offset for tp, meta in offsets.items() if tp.topic == topic and meta.offset >= 0}
+def gkbroad(*args):
+    """The command line for `gkbroad ARGS` with this interpreter (same as the console script)."""
+    return [sys.executable, "-m", "gkbroad", *args]
+
+
+def show(command, env=()):
+    """Print the command as a user would type it (with the environment it gets)."""
+    settings = "".join(f"{name}={value} " for name, value in env)
+    print(f"$ {settings}gkbroad " + " ".join(command[3:]), flush=True)
+
+
+def free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def echo_and_watch(stream, tally, verbose):
+    """Pass `gkbroad run`'s log lines through (all of them with --verbose, else the pipeline's
+    own lines and any warning) and keep the pipeline's final tally."""
+    for line in stream:
+        if verbose or SHOWN.search(line):
+            sys.stderr.write("    " + line)
+        match = TALLY.search(line)
+        if match:
+            tally.update(zip(("handled", "failed", "batches"), map(int, match.groups()), strict=True))
 
 
 def run(servers, args):
     topic = f"demo-orders-{uuid.uuid4().hex[:6]}"
     group = f"{topic}-group"
-    print(f"== producing {args.orders} sample orders to {topic} ({args.partitions} partitions)")
-    ends = produce_sample(servers, topic, args.partitions, args.orders)
-    counters = new_counters()
-    pipeline = OrdersPipeline(
-        name="demo-orders",
-        producer={
-            "module": (
-                Producer,
-                {
-                    "client": {"bootstrap_servers": servers},
-                    "group_name": group,
-                    "topics": [{"name": topic, "offset_reset_policy": "earliest"}],
-                    "receive_interval": 200,
-                    "session_timeout_ms": 6000,
-                    "heartbeat_interval_ms": 1000,
-                },
-            ),
-            "concurrency": 2,
-        },
-        processors={"default": {"concurrency": args.processors, "max_demand": 20}},
-        batchers={"default": {"batch_size": 50, "batch_timeout": 200}},
-        context=counters,
-    )
-    admin = KafkaAdminClient(bootstrap_servers=servers, client_id="gkbroad-demo-progress")
-    started = time.monotonic()
-    pipeline.start()
-    print(f"== consuming with {args.processors} processors (handlers block on simulated I/O)")
-    committed, last_done, last_time = {}, 0, started
-    try:
-        while time.monotonic() - started < args.timeout:
-            gevent.sleep(1.0)
-            committed = committed_offsets(admin, group, topic)
-            done = counters["handled"] + counters["failed"]
-            now = time.monotonic()
-            rate = (done - last_done) / (now - last_time)
-            last_done, last_time = done, now
-            if not done:
-                print("  waiting for the group to assign partitions...", flush=True)
-                continue
-            lag = " ".join(f"p{p}:{ends[p] - committed.get(p, 0)}" for p in sorted(ends))
-            print(
-                f"  handled {counters['handled']:>6}  failed {counters['failed']:>4}  {rate:>7.0f} rec/s  lag {lag}",
-                flush=True,
-            )
-            if done >= args.orders and all(committed.get(p, 0) == ends[p] for p in ends):
-                break
-    finally:
-        clean = pipeline.stop()
-        committed = committed_offsets(admin, group, topic)
-        admin.close()
+    client = {"bootstrap_servers": servers}
+    settings = {"KAFKA_BOOTSTRAP_SERVERS": servers, "ORDERS_TOPIC": topic, "ORDERS_GROUP": group}  # read by the TOML
+
+    command = gkbroad("produce", "--bootstrap-servers", servers, "--topic", topic)
+    command += ["--partitions", str(args.partitions), "--count", str(args.orders), "--keyed"]
+    show(command)
+    subprocess.run(command, check=True, cwd=ROOT)
+    partitions = [(topic, p) for p in range(args.partitions)]
+    ends = {p: end for (_, p), (_, end) in log_offsets(client, partitions).items()}
+
+    command = gkbroad("run", CONFIG)
+    status_url = None
+    # The status app comes with gkbroad.wsgi; without it the demo runs without the page.
+    if importlib.util.find_spec("gkbroad.wsgi") is not None:
+        port = args.status_port or free_port()
+        command += ["--status", f"127.0.0.1:{port}"]
+        status_url = f"http://127.0.0.1:{port}/"
+    show(command, settings.items())
+    process = subprocess.Popen(command, cwd=ROOT, env={**os.environ, **settings}, stderr=subprocess.PIPE, text=True)
+    tally = {}
+    reader = gevent.spawn(echo_and_watch, process.stderr, tally, args.verbose)
+    if status_url:
+        print(f"== status page: {status_url} (health: {status_url}healthz, JSON: {status_url}status.json)")
+    else:
+        print("== no status page: this installation has no gkbroad.wsgi")
+    print(f"== consuming {args.orders} orders from {topic} ({args.partitions} partitions), group {group}")
+
+    started = last_time = time.monotonic()
+    committed, last_done = {}, 0
+    while time.monotonic() - started < args.timeout and process.poll() is None:
+        gevent.sleep(1.0)
+        committed = {p: offset for (_, p), offset in committed_offsets(client, group).items()}
+        rows = lag_rows(
+            {(topic, p): o for p, o in committed.items()}, {(topic, p): (0, end) for p, end in ends.items()}
+        )
+        done = args.orders - total_lag(rows)
+        now = time.monotonic()
+        rate = (done - last_done) / (now - last_time)
+        last_done, last_time = done, now
+        if not committed:
+            print("  waiting for the group to assign partitions...", flush=True)
+            continue
+        lag = " ".join(f"p{row.partition}:{row.lag}" for row in rows)
+        print(f"  consumed {done:>6}/{args.orders}  {rate:>7.0f} rec/s  lag {lag}", flush=True)
+        if committed == ends:
+            break
     elapsed = time.monotonic() - started
-    ok = (
-        clean
-        and counters["handled"] + counters["failed"] == args.orders
-        and all(committed.get(p, 0) == ends[p] for p in ends)
-    )
+    if process.poll() is None:
+        print("== all committed; sending SIGTERM to gkbroad run" if committed == ends else "== timed out; SIGTERM")
+        process.send_signal(signal.SIGTERM)
+    try:
+        exit_code = process.wait(60)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        exit_code = process.wait()
+    reader.join(5)
+    committed = {p: offset for (_, p), offset in committed_offsets(client, group).items()}
+
     print("== summary")
     print(f"  orders produced      {args.orders}")
-    print(f"  handled              {counters['handled']} ({counters['batches']} batches written)")
-    print(f"  failed               {counters['failed']} (invalid amount, sent to handle_failed)")
+    print(f"  handled              {tally.get('handled', '?')} ({tally.get('batches', '?')} batches written)")
+    print(f"  failed               {tally.get('failed', '?')} (invalid amount, sent to handle_failed)")
     print(f"  time                 {elapsed:.1f}s ({args.orders / elapsed:.0f} orders/s)")
     print(f"  committed = end      {committed == ends}  {committed}")
-    print(f"  clean stop           {clean}")
-    return 0 if ok else 1
+    print(f"  gkbroad run exit     {exit_code} ({'clean stop' if exit_code == 0 else 'NOT clean'})")
+    return 0 if exit_code == 0 and committed == ends else 1
 
 
 def main():
@@ -130,10 +142,10 @@ def main():
     parser.add_argument("--bootstrap-servers", help="use this Kafka instead of starting the bundled broker")
     parser.add_argument("--orders", type=int, default=5000)
     parser.add_argument("--partitions", type=int, default=16)
-    parser.add_argument("--processors", type=int, default=16)
+    parser.add_argument("--status-port", type=int, default=0, help="port of the status page (default: a free one)")
     parser.add_argument("--timeout", type=float, default=120.0, help="give up after this many seconds")
+    parser.add_argument("--verbose", action="store_true", help="show every log line of gkbroad run")
     args = parser.parse_args()
-    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if args.bootstrap_servers:
         return run(args.bootstrap_servers, args)
     from gkbroad.broker import LocalBroker
