@@ -25,6 +25,7 @@ class Callbacks:
         self.context = context
         self.has_prepare = _overrides(pipeline, "prepare_messages")
         self.name = pipeline.name
+        self.hooks = pipeline.hooks
 
     def prepare_messages(self, messages: list[Message]) -> list[Message]:
         """Run prepare_messages on a processor's chunk; on error every message of it fails."""
@@ -33,6 +34,13 @@ class Callbacks:
         return self._on_list("prepare_messages", messages, messages, self.context)
 
     def handle_message(self, processor: str, message: Message) -> Message:
+        started = self.hooks.call_started()
+        try:
+            return self._handle_message(processor, message)
+        finally:
+            self.hooks.message_done(started)
+
+    def _handle_message(self, processor: str, message: Message) -> Message:
         try:
             result = self.pipeline.handle_message(processor, message, self.context)
         except Exception as exc:
@@ -45,7 +53,11 @@ class Callbacks:
         return result
 
     def handle_batch(self, batcher: str, messages: list[Message], info: BatchInfo) -> list[Message]:
-        return self._on_list("handle_batch", messages, batcher, messages, info, self.context)
+        started = self.hooks.call_started()
+        try:
+            return self._on_list("handle_batch", messages, batcher, messages, info, self.context)
+        finally:
+            self.hooks.batch_done(batcher, len(messages), started)
 
     def _on_list(self, callback: str, messages: list[Message], *args: Any) -> list[Message]:
         """Call a callback that takes and returns a list of messages; any failure fails them all."""
@@ -67,6 +79,7 @@ class Callbacks:
             failed = self._handle_failed(failed)
         if successful or failed:
             ack_messages(successful, failed)
+            self.hooks.acked(len(successful), len(failed))
 
     def _handle_failed(self, failed: list[Message]) -> list[Message]:
         try:

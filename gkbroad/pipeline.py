@@ -17,7 +17,9 @@ from gevent.event import Event
 
 from .errors import ConfigError, PipelineStateError
 from .message import BatchInfo, Message
+from .metrics import build_hooks
 from .options import PipelineOptions, validate
+from .status import snapshot
 from .topology import Topology
 
 __all__ = ["Pipeline"]
@@ -44,6 +46,7 @@ class Pipeline:
             services, opts = prepare(producer_options, opts)
         self.options = _apply_default_partition_by(opts)
         self.services = list(services)
+        self.hooks = build_hooks(self.options)
         self._topology: Topology | None = None
         self._stopping = False
         self._clean = False
@@ -79,6 +82,19 @@ class Pipeline:
         return self._topology is not None and not self._topology.stopped.is_set()
 
     @property
+    def state(self) -> str:
+        """"created", "running", "stopping" or "stopped" (see also `failure`)."""
+        if self._topology is None:
+            return "created"
+        if self._topology.stopped.is_set():
+            return "stopped"
+        return "stopping" if self._stopping else "running"
+
+    def status(self) -> dict:
+        """A snapshot of state, counters and partitions for status pages and metrics (gkbroad.status)."""
+        return snapshot(self, self._topology)
+
+    @property
     def in_flight(self) -> int:
         """Messages currently held by the processors (bounded by concurrency x max_demand)."""
         return self._topology.in_flight if self._topology else 0
@@ -94,6 +110,7 @@ class Pipeline:
             self._stopping = True
             self._topology.stopped.set()
             raise
+        self.hooks.pipeline_started(self)
         logger.info("[%s] started", self.name)
         return self
 
@@ -112,6 +129,7 @@ class Pipeline:
         if timeout is None:
             timeout = self.options["shutdown_timeout"] / 1000.0
         logger.info("[%s] stopping (up to %.1fs)", self.name, timeout)
+        self.hooks.pipeline_stopping(self)
         self._clean = topology.stop(timeout)
         logger.info("[%s] stopped%s", self.name, "" if self._clean else " after its shutdown timeout")
         return self._clean

@@ -76,8 +76,8 @@ BAD_OPTIONS = [
     (
         "procesors",
         {},
-        "unknown option (known options: batchers, context, name, partition_by, processors, "
-        "producer, shutdown_timeout), got {}",
+        "unknown option (known options: batchers, context, metrics, name, partition_by, processors, "
+        "producer, shutdown_timeout, stuck_handler_timeout), got {}",
     ),
 ]
 
