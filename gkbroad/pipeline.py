@@ -83,7 +83,7 @@ class Pipeline:
 
     @property
     def state(self) -> str:
-        """"created", "running", "stopping" or "stopped" (see also `failure`)."""
+        """ "created", "running", "stopping" or "stopped" (see also `failure`)."""
         if self._topology is None:
             return "created"
         if self._topology.stopped.is_set():

@@ -1,0 +1,12 @@
+"""Health and status pages for a pipeline embedded in a WSGI application.
+
+`status_app(pipeline)` serves /healthz, /status.json and / (an HTML page);
+`StatusMiddleware(app, pipeline)` mounts it under a prefix of an existing
+app. `gkbroad.wsgi.gunicorn` has the hooks that run a pipeline in each worker
+of ``gunicorn -k gevent``. Nothing here imports kafka, so a gunicorn master
+may import it before its workers patch gevent.
+"""
+
+from .app import StatusMiddleware, status_app
+
+__all__ = ["StatusMiddleware", "status_app"]
