@@ -19,14 +19,13 @@ import sys  # noqa: E402
 
 import gevent  # noqa: E402
 from gevent.event import Event  # noqa: E402
-from gevent.pywsgi import WSGIServer  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from orders import OrdersPipeline, new_counters  # noqa: E402
 from orders_service import pipeline_options  # noqa: E402
 
-from gkbroad.wsgi import StatusMiddleware  # noqa: E402
+from gkbroad.wsgi import StatusMiddleware, serve  # noqa: E402
 
 
 def make_app(counters):
@@ -52,8 +51,7 @@ def main():
 
     counters = new_counters()
     pipeline = OrdersPipeline(**pipeline_options(counters))
-    server = WSGIServer(("127.0.0.1", args.port), StatusMiddleware(make_app(counters), pipeline), log=None)
-    server.start()
+    server = serve(StatusMiddleware(make_app(counters), pipeline), "127.0.0.1", args.port)
     pipeline.start()
     print(f"serving on http://127.0.0.1:{server.server_port}/ (status: /_gkbroad/)", flush=True)
 
