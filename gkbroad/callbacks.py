@@ -34,6 +34,8 @@ class Callbacks:
         return self._on_list("prepare_messages", messages, messages, self.context)
 
     def handle_message(self, processor: str, message: Message) -> Message:
+        if not self.hooks.timing:
+            return self._handle_message(processor, message)
         started = self.hooks.call_started()
         try:
             return self._handle_message(processor, message)

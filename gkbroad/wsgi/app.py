@@ -27,6 +27,7 @@ WSGIApp = Callable[[dict, Callable], Iterable[bytes]]
 
 def status_app(pipeline: Any) -> WSGIApp:
     """A WSGI application serving /healthz, /status.json and / for `pipeline`."""
+    pipeline.hooks.track_calls()  # for the stuck handler rule of /healthz
 
     def app(environ: dict, start_response: Callable) -> Iterable[bytes]:
         method = environ.get("REQUEST_METHOD", "GET")
