@@ -52,14 +52,15 @@ class Counters:
 
     WINDOW = 60.0
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
         self.handled = 0
         self.failed = 0
         self.batches = 0
         self._samples: deque[tuple[float, int]] = deque()  # (monotonic time, handled + failed), >= 1 s apart
 
     def after_pipeline_start(self, pipeline: Any) -> None:
-        self._samples.append((time.monotonic(), self.handled + self.failed))
+        self._samples.append((self._clock(), self.handled + self.failed))
 
     def after_handle_batch(self, batcher: str, size: int, duration: float) -> None:
         self.batches += 1
@@ -67,14 +68,14 @@ class Counters:
     def after_ack(self, successful: int, failed: int) -> None:
         self.handled += successful
         self.failed += failed
-        now = time.monotonic()
+        now = self._clock()
         if not self._samples or now - self._samples[-1][0] >= 1.0:
             self._samples.append((now, self.handled + self.failed))
             self._trim(now)
 
     def rate(self) -> float:
         """Records acknowledged per second over the last minute (or since start, if shorter)."""
-        now = time.monotonic()
+        now = self._clock()
         self._trim(now)
         if not self._samples:
             return 0.0

@@ -120,12 +120,16 @@ def test_counters_count_and_rate():
 
 
 def test_the_rate_covers_the_last_minute_only():
-    counters = Counters()
-    counters._samples.append((0.0, 0))
-    counters.after_ack(120, 0)
-    counters._samples.extend([(1000.0, 120), (1030.0, 120)])
-    counters._trim(1061.0)
-    assert counters._samples[0] == (1000.0, 120), "base is the newest sample at least a minute old"
+    now = [0.0]
+    counters = Counters(clock=lambda: now[0])
+    counters.after_pipeline_start(None)
+    assert counters.rate() == 0.0
+    for second in range(1, 121):  # 10 records/s for two minutes, then 1 record/s
+        now[0] = float(second)
+        counters.after_ack(10 if second <= 60 else 1, 0)
+    assert counters.rate() == pytest.approx(1.0, abs=0.05)
+    now[0] = 150.0
+    assert counters.rate() == pytest.approx(30 / 60, abs=0.05), "quiet seconds lower the rate"
 
 
 def test_log_summary_logs_a_line_while_running(caplog):
