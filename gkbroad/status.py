@@ -66,7 +66,7 @@ def unhealthy(pipeline: Any) -> str | None:
     failure = getattr(pipeline, "failure", None)
     if failure:
         return f"pipeline failed: {failure}"
-    if not pipeline.running:
+    if pipeline.state != "running":
         return f"pipeline is {pipeline.state}"
     for stats in _service_stats(pipeline):
         if stats.get("failure"):

@@ -173,6 +173,14 @@ def test_statsd_sink_sends_counters_timers_and_gauges_to_udp():
     assert "app.hooks.in_flight:0|g" in lines and "app.hooks.partitions.assigned:0|g" in lines
 
 
+def test_an_unreachable_statsd_host_is_logged_once_and_the_pipeline_runs(caplog):
+    pipeline = built(metrics={"statsd": {"host": "no-such-host.invalid"}})
+    successful, _ = run_data(pipeline, ["a", "b"])
+    assert len(successful) == 2
+    errors = [r for r in caplog.records if r.levelno == logging.ERROR]
+    assert len(errors) == 1 and "after_pipeline_start" in errors[0].getMessage(), [r.getMessage() for r in errors]
+
+
 def test_bad_metrics_options_name_the_option():
     with pytest.raises(ConfigError, match=r"metrics\.statsd\.port: must be a positive integer, got 'x'"):
         built(metrics={"statsd": {"port": "x"}})

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import gevent
 import pytest
@@ -204,3 +206,11 @@ def test_the_pages_answer_while_handlers_block(pipeline):
     with gevent.Timeout(1):
         assert call(app, "/healthz")[0] == "200 OK"
         assert "in flight 3" in call(app, "/")[2].decode()
+
+
+def test_the_wsgi_modules_do_not_import_kafka():
+    """A gunicorn master imports gkbroad.wsgi.gunicorn from its config: that must not import kafka."""
+    code = "import sys, gkbroad.wsgi, gkbroad.wsgi.gunicorn; print(sorted(m for m in sys.modules if m.startswith('kafka')))"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
