@@ -83,7 +83,7 @@ class Pipeline:
 
     @property
     def state(self) -> str:
-        """ "created", "running", "stopping" or "stopped" (see also `failure`)."""
+        """One of "created", "running", "stopping", "stopped"; `failure` says whether it failed."""
         if self._topology is None:
             return "created"
         if self._topology.stopped.is_set():
