@@ -50,6 +50,7 @@ class Callbacks:
         self.on_trip = on_trip
         self.log = RepeatedLog(pipeline.name, logger)
         self.halted = False  # the failure policy tripped: nothing is handled or acknowledged any more
+        self.hooks = pipeline.hooks
 
     def prepare_messages(self, messages: list[Message]) -> list[Message]:
         """Run prepare_messages on a processor's chunk; on error every message of it fails."""
@@ -58,6 +59,15 @@ class Callbacks:
         return self._on_list("prepare_messages", messages, messages, self.context)
 
     def handle_message(self, processor: str, message: Message) -> Message:
+        if not self.hooks.timing:
+            return self._handle_message(processor, message)
+        started = self.hooks.call_started()
+        try:
+            return self._handle_message(processor, message)
+        finally:
+            self.hooks.message_done(started)
+
+    def _handle_message(self, processor: str, message: Message) -> Message:
         try:
             result = self.pipeline.handle_message(processor, message, self.context)
         except STOP_PROCESS:
@@ -72,7 +82,11 @@ class Callbacks:
         return result
 
     def handle_batch(self, batcher: str, messages: list[Message], info: BatchInfo) -> list[Message]:
-        return self._on_list("handle_batch", messages, batcher, messages, info, self.context)
+        started = self.hooks.call_started()
+        try:
+            return self._on_list("handle_batch", messages, batcher, messages, info, self.context)
+        finally:
+            self.hooks.batch_done(batcher, len(messages), started)
 
     def _on_list(self, callback: str, messages: list[Message], *args: Any) -> list[Message]:
         """Call a callback that takes and returns a list of messages; any failure fails them all."""
@@ -134,6 +148,7 @@ class Callbacks:
             failed = self._handle_failed(failed)
         if successful or failed:
             ack_messages(successful, failed)
+            self.hooks.acked(len(successful), len(failed))
 
     def _trip(self) -> None:
         self.halted = True

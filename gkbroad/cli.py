@@ -184,8 +184,10 @@ def _client(args: argparse.Namespace) -> dict:
 
 def _run(args: argparse.Namespace) -> int:
     from .config import load_pipeline, read_config
+    from .metrics import LogSummary
 
     pipeline = load_pipeline(read_config(args.config), args.pipeline)
+    pipeline.hooks.add(LogSummary())  # the periodic one-line INFO summary
     server = _serve_status(pipeline, args.status) if args.status else None
     try:
         clean = pipeline.run()
@@ -194,8 +196,7 @@ def _run(args: argparse.Namespace) -> int:
             server.stop(timeout=1)
     if clean:
         return EXIT_OK
-    # `failure` is set by the engine when a stage or service died (CONTRACTS.md §3).
-    failure = getattr(pipeline, "failure", None)
+    failure = pipeline.failure
     logger.error("pipeline %s %s", pipeline.name, f"failed: {failure}" if failure else "did not stop cleanly")
     return EXIT_FAILURE
 

@@ -81,6 +81,7 @@ def _engine_tables() -> dict[str, type[Schema]]:
         "rate-limiting": engine.RateLimitingOptions,
         "processor": engine.ProcessorOptions,
         "batcher": engine.BatcherOptions,
+        "statsd": engine.StatsdOptions,
     }
 
 

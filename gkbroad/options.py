@@ -20,6 +20,8 @@ from .errors import ConfigError
 
 __all__ = [
     "BatcherOptions",
+    "MetricsOptions",
+    "StatsdOptions",
     "PipelineOptions",
     "ProcessorOptions",
     "ProducerStageOptions",
@@ -293,6 +295,29 @@ class BatcherOptions(Schema):
     )
 
 
+class StatsdOptions(Schema):
+    class Meta:
+        unknown = RAISE
+
+    host = NonEmptyString(load_default="127.0.0.1", **option("Host of the statsd server (UDP)."))
+    port = PositiveInt(load_default=8125, **option("UDP port of the statsd server."))
+    prefix = NonEmptyString(
+        load_default="gkbroad", **option("First part of every metric name: `<prefix>.<pipeline name>.<metric>`.")
+    )
+    interval = PositiveInt(
+        load_default=10, **option("Seconds between two reports of the gauges (in_flight, partitions, lag).")
+    )
+
+
+class MetricsOptions(Schema):
+    class Meta:
+        unknown = RAISE
+
+    statsd = fields.Nested(
+        StatsdOptions, required=True, **option("Send counters, timers and gauges to statsd; see below.")
+    )
+
+
 class PipelineOptions(Schema):
     class Meta:
         unknown = RAISE
@@ -334,6 +359,16 @@ class PipelineOptions(Schema):
             "back until they can no longer trip it, and when it trips stops the pipeline as failed without "
             "acknowledging them or anything after them. See Lifecycle."
         ),
+    )
+    metrics = fields.Nested(
+        MetricsOptions,
+        load_default=None,
+        allow_none=True,
+        **option("Where to send metrics: `{'statsd': {...}}`; see Metrics. Off by default."),
+    )
+    stuck_handler_timeout = PositiveInt(
+        load_default=300,
+        **option("Seconds after which a handler call still running turns /healthz red (see Health)."),
     )
 
 

@@ -21,7 +21,9 @@ from .callbacks import Callbacks
 from .errors import ConfigError, PipelineStateError
 from .failure_policy import failure_policy
 from .message import BatchInfo, Message
+from .metrics import build_hooks
 from .options import PipelineOptions, validate
+from .status import snapshot
 from .topology import Topology
 
 __all__ = ["Pipeline"]
@@ -48,6 +50,7 @@ class Pipeline:
             services, opts = prepare(producer_options, opts)
         self.options = _apply_default_partition_by(opts)
         self.services = list(services)
+        self.hooks = build_hooks(self.options)
         self._topology: Topology | None = None
         self._failure: str | None = None
         self._stopper: gevent.Greenlet | None = None
@@ -86,6 +89,19 @@ class Pipeline:
         return self._topology is not None and not self._topology.stopped.is_set()
 
     @property
+    def state(self) -> str:
+        """One of "created", "running", "stopping", "stopped"; `failure` says whether it failed."""
+        if self._topology is None:
+            return "created"
+        if self._topology.stopped.is_set():
+            return "stopped"
+        return "stopping" if self._stop_begun.is_set() else "running"
+
+    def status(self) -> dict:
+        """A snapshot of state, counters and partitions for status pages and metrics (gkbroad.status)."""
+        return snapshot(self, self._topology)
+
+    @property
     def in_flight(self) -> int:
         """Messages currently held by the processors (bounded by concurrency x max_demand)."""
         return self._topology.in_flight if self._topology else 0
@@ -110,6 +126,7 @@ class Pipeline:
             self._stop_begun.set()
             self._done.set()
             raise
+        self.hooks.pipeline_started(self)
         logger.info("[%s] started", self.name)
         return self
 
@@ -206,6 +223,7 @@ class Pipeline:
 
     def _stop(self, timeout: float) -> None:
         logger.info("[%s] stopping (up to %.1fs)", self.name, timeout)
+        self.hooks.pipeline_stopping(self)
         try:
             clean = self._topology.stop(timeout)
         except BaseException as exc:

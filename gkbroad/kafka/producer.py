@@ -65,7 +65,7 @@ class Producer(BaseProducer):
         demand, so one busy partition cannot take all of it while the
         processors of the others sit idle; passes repeat while they find records.
         """
-        partitions = [tp for tp in self.group.assigned_partitions() if owns(*tp, self.index, self.count)]
+        partitions = self.partitions()
         random.shuffle(partitions)
         messages: list[Message] = []
         while partitions and len(messages) < demand:
@@ -78,6 +78,10 @@ class Producer(BaseProducer):
                     refilled.append((topic, partition))
             partitions = refilled
         return messages
+
+    def partitions(self) -> list[tuple[str, int]]:
+        """The assigned (topic, partition) pairs this producer greenlet pulls from (also for status pages)."""
+        return [tp for tp in self.group.assigned_partitions() if owns(*tp, self.index, self.count)]
 
     def idle(self) -> None:
         """After an empty round: wait up to receive_interval, waking early when records arrive."""

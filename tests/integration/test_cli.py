@@ -6,7 +6,6 @@ admin client), never through the code under test.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import signal
 import socket
@@ -16,7 +15,6 @@ import textwrap
 import time
 import urllib.request
 
-import pytest
 from kafka import KafkaAdminClient, TopicPartition
 from kafka.structs import OffsetAndMetadata
 
@@ -191,7 +189,6 @@ def free_port():
 
 
 # Runs once gkbroad.wsgi (the metrics stream) is merged: remove this mark then.
-@pytest.mark.skipif(importlib.util.find_spec("gkbroad.wsgi") is None, reason="gkbroad.wsgi is not in this branch yet")
 def test_run_serves_the_status_app_from_the_same_process(cluster, tmp_path):
     topic, group = cluster.topic(partitions=2), cluster.group_id()
     cluster.produce(topic, 50, partitions=2)

@@ -76,8 +76,8 @@ BAD_OPTIONS = [
     (
         "procesors",
         {},
-        "unknown option (known options: batchers, context, name, on_failure, partition_by, processors, "
-        "producer, shutdown_timeout), got {}",
+        "unknown option (known options: batchers, context, metrics, name, on_failure, partition_by, processors, "
+        "producer, shutdown_timeout, stuck_handler_timeout), got {}",
     ),
     ("on_failure.max_consecutive", 0, "must be a positive integer, got 0"),
 ]

@@ -1,0 +1,31 @@
+"""Options of the orders pipeline that the web examples embed, from the environment.
+
+GKBROAD_BOOTSTRAP_SERVERS (default localhost:9092), GKBROAD_TOPIC (orders) and
+GKBROAD_GROUP (orders-web) say which Kafka, topic and consumer group to use.
+"""
+
+import os
+
+from gkbroad.kafka import Producer
+
+
+def pipeline_options() -> dict:
+    """Options for OrdersPipeline (examples/orders.py), which counts what it handled in `counts`."""
+    return {
+        "name": "orders-web",
+        "producer": {
+            "module": (
+                Producer,
+                {
+                    "client": {"bootstrap_servers": os.environ.get("GKBROAD_BOOTSTRAP_SERVERS", "localhost:9092")},
+                    "group_name": os.environ.get("GKBROAD_GROUP", "orders-web"),
+                    "topics": [{"name": os.environ.get("GKBROAD_TOPIC", "orders"), "offset_reset_policy": "earliest"}],
+                    "session_timeout_ms": 6000,
+                    "heartbeat_interval_ms": 1000,
+                },
+            ),
+        },
+        "processors": {"default": {"concurrency": 50}},
+        "batchers": {"default": {"batch_size": 100, "batch_timeout": 500}},
+        "shutdown_timeout": 20000,
+    }

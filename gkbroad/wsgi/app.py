@@ -1,0 +1,92 @@
+"""The status WSGI application and the middleware that mounts it in another app.
+
+Routes (GET or HEAD):
+
+- ``/healthz``: ``200 ok`` while healthy; ``503`` and a one-line JSON
+  ``{"healthy": false, "reason": "..."}`` otherwise (rules in gkbroad.status).
+- ``/status.json``: the pipeline's snapshot (gkbroad.status.snapshot).
+- ``/``: the same as a small HTML page that refreshes itself.
+
+Each answer is computed from in-memory state, without I/O, so the pages stay
+fast however busy the pipeline is.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from ..status import unhealthy
+from .page import render_page
+
+__all__ = ["StatusMiddleware", "status_app"]
+
+WSGIApp = Callable[[dict, Callable], Iterable[bytes]]
+
+
+def status_app(pipeline: Any) -> WSGIApp:
+    """A WSGI application serving /healthz, /status.json and / for `pipeline`."""
+    pipeline.hooks.track_calls()  # for the stuck handler rule of /healthz
+
+    def app(environ: dict, start_response: Callable) -> Iterable[bytes]:
+        method = environ.get("REQUEST_METHOD", "GET")
+        if method not in ("GET", "HEAD"):
+            return _respond(start_response, "405 Method Not Allowed", "text/plain", b"GET or HEAD only\n", method)
+        path = environ.get("PATH_INFO") or "/"
+        if path == "/healthz":
+            reason = unhealthy(pipeline)
+            if reason is None:
+                return _respond(start_response, "200 OK", "text/plain", b"ok\n", method)
+            body = json.dumps({"healthy": False, "reason": reason}).encode() + b"\n"
+            return _respond(start_response, "503 Service Unavailable", "application/json", body, method)
+        if path == "/status.json":
+            body = json.dumps(pipeline.status(), indent=1).encode() + b"\n"
+            return _respond(start_response, "200 OK", "application/json", body, method)
+        if path == "/":
+            body = render_page(pipeline.status(), unhealthy(pipeline)).encode()
+            return _respond(start_response, "200 OK", "text/html; charset=utf-8", body, method)
+        return _respond(
+            start_response, "404 Not Found", "text/plain", b"not found: try /, /healthz, /status.json\n", method
+        )
+
+    return app
+
+
+class StatusMiddleware:
+    """Serves the status app under `prefix` (default ``/_gkbroad``) and everything else with `app`.
+
+    ``/_gkbroad/healthz``, ``/_gkbroad/status.json`` and ``/_gkbroad/`` reach
+    the status app with the prefix moved from PATH_INFO to SCRIPT_NAME, as
+    WSGI mounting does; ``/_gkbroad`` redirects to ``/_gkbroad/`` so the
+    page's relative links work.
+    """
+
+    def __init__(self, app: WSGIApp, pipeline: Any, prefix: str = "/_gkbroad"):
+        if not prefix.startswith("/") or prefix.endswith("/"):
+            raise ValueError(f"prefix: must start with '/' and not end with one, got {prefix!r}")
+        self.app = app
+        self.pipeline = pipeline
+        self.prefix = prefix
+        self.status = status_app(pipeline)
+
+    def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
+        path = environ.get("PATH_INFO") or ""
+        if path == self.prefix:
+            location = environ.get("SCRIPT_NAME", "") + self.prefix + "/"
+            start_response("301 Moved Permanently", [("Location", location), ("Content-Length", "0")])
+            return [b""]
+        if not path.startswith(self.prefix + "/"):
+            return self.app(environ, start_response)
+        inner = dict(environ)
+        inner["SCRIPT_NAME"] = environ.get("SCRIPT_NAME", "") + self.prefix
+        inner["PATH_INFO"] = path[len(self.prefix) :]
+        return self.status(inner, start_response)
+
+
+def _respond(start_response: Callable, status: str, content_type: str, body: bytes, method: str) -> list[bytes]:
+    start_response(
+        status,
+        [("Content-Type", content_type), ("Content-Length", str(len(body))), ("Cache-Control", "no-store")],
+    )
+    return [b""] if method == "HEAD" else [body]

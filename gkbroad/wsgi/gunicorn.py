@@ -1,0 +1,97 @@
+"""Run a pipeline inside every worker of ``gunicorn -k gevent``.
+
+The gevent worker applies ``gevent.monkey.patch_all()`` when it starts, after
+the fork. Anything the master imported before that stays unpatched, and
+kafka-python, imported unpatched, keeps a blocking selector and hangs. So the
+pipeline must be built in the worker, from the app module, and the master must
+not preload the app nor import kafka. These hooks do the wiring and refuse the
+traps with a message saying what to change.
+
+In the app module (imported by each worker after patching)::
+
+    from gkbroad.wsgi import StatusMiddleware
+    from gkbroad.wsgi.gunicorn import run_in_worker
+
+    pipeline = run_in_worker(Orders, **options)
+    app.wsgi_app = StatusMiddleware(app.wsgi_app, pipeline)
+
+In gunicorn.conf.py::
+
+    from gkbroad.wsgi.gunicorn import on_starting, post_worker_init, worker_exit  # noqa: F401
+
+    worker_class = "gevent"
+
+`post_worker_init` starts the worker's pipelines; `worker_exit` stops them
+(drain, commit, leave the group) when gunicorn stops the worker (SIGTERM).
+Keep the pipeline's ``shutdown_timeout`` below gunicorn's ``graceful_timeout``,
+after which gunicorn kills the worker.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Any
+
+from gevent import monkey
+
+__all__ = ["on_starting", "post_worker_init", "run_in_worker", "worker_exit"]
+
+logger = logging.getLogger(__name__)
+
+_WHAT_TO_CHANGE = (
+    "remove --preload (preload_app = True) and do not import the app, gkbroad.kafka or kafka from "
+    "gunicorn.conf.py; each gevent worker then imports the app after it has patched"
+)
+
+_pipelines: list[Any] = []
+
+
+def run_in_worker(pipeline_class: type, **options: Any) -> Any:
+    """Build ``pipeline_class(**options)`` for this worker; post_worker_init starts it, worker_exit stops it."""
+    if not monkey.is_module_patched("socket"):
+        raise RuntimeError(
+            "gkbroad: run_in_worker() was called before gevent patched this process, so the app module is "
+            "being imported in the gunicorn master (or outside a gevent worker), where kafka-python would hang; "
+            + _WHAT_TO_CHANGE
+        )
+    pipeline = pipeline_class(**options)
+    _pipelines.append(pipeline)
+    return pipeline
+
+
+def on_starting(server: Any) -> None:
+    """Master hook: refuse to start when kafka is already imported here, before any worker patched."""
+    if "kafka" in sys.modules:
+        raise RuntimeError(
+            "gkbroad: kafka was imported in the gunicorn master before the gevent workers patch the standard "
+            "library, and kafka-python would hang in the workers; " + _WHAT_TO_CHANGE
+        )
+
+
+def post_worker_init(worker: Any) -> None:
+    """Worker hook: start the pipelines the app module registered with run_in_worker."""
+    if not _pipelines:
+        raise RuntimeError(
+            "gkbroad: no pipeline to start in this worker: build it with "
+            "gkbroad.wsgi.gunicorn.run_in_worker(PipelineClass, **options) in the app module"
+        )
+    for pipeline in _pipelines:
+        shutdown = pipeline.options["shutdown_timeout"] / 1000.0
+        if shutdown >= worker.cfg.graceful_timeout:
+            logger.warning(
+                "[%s] shutdown_timeout (%.0fs) is not below gunicorn's graceful_timeout (%ss): a slow drain "
+                "will be killed before it commits",
+                pipeline.name,
+                shutdown,
+                worker.cfg.graceful_timeout,
+            )
+        pipeline.start()
+
+
+def worker_exit(server: Any, worker: Any) -> None:
+    """Worker hook: stop the pipelines gracefully (drain, commit, leave the group) as the worker exits."""
+    for pipeline in _pipelines:
+        if pipeline.state in ("running", "stopping"):
+            clean = pipeline.stop()
+            logger.info("[%s] stopped in worker %s%s", pipeline.name, worker.pid, "" if clean else " (not clean)")

@@ -1,0 +1,91 @@
+"""The status page: one self-contained HTML document, no script, no external assets.
+
+It refreshes itself with a meta tag; the lag of each partition is a bar whose
+length is relative to the largest lag on the page. Every value is escaped.
+"""
+
+from __future__ import annotations
+
+from html import escape
+
+from ..metrics import total_lag
+
+__all__ = ["render_page", "REFRESH_SECONDS"]
+
+REFRESH_SECONDS = 3
+
+_STYLE = """
+body { font: 14px/1.4 system-ui, sans-serif; margin: 1.5em; color: #222; }
+h1 { font-size: 1.3em; margin: 0 0 .3em; }
+.ok { color: #176317; } .bad { color: #a01010; font-weight: bold; }
+table { border-collapse: collapse; margin: .8em 0; }
+th, td { padding: .2em .7em; text-align: right; border-bottom: 1px solid #ddd; }
+th:first-child, td:first-child { text-align: left; }
+.bar { background: #4a7fd0; height: .8em; min-width: 1px; }
+.barcell { width: 16em; text-align: left; }
+.counters span { margin-right: 1.5em; }
+"""
+
+
+def render_page(status: dict, problem: str | None) -> str:
+    """The HTML page for a snapshot (gkbroad.status.snapshot) and its health problem, if any."""
+    counters = status["counters"]
+    lag = total_lag(status)
+    health = f'<span class="bad">unhealthy: {escape(problem)}</span>' if problem else '<span class="ok">healthy</span>'
+    parts = [
+        "<!DOCTYPE html>",
+        '<html><head><meta charset="utf-8">',
+        f'<meta http-equiv="refresh" content="{REFRESH_SECONDS}">',
+        f"<title>gkbroad: {escape(status['name'])}</title><style>{_STYLE}</style></head><body>",
+        f"<h1>{escape(status['name'])} &mdash; {escape(status['state'])}</h1>",
+        f"<p>{health} &middot; pid {status['pid']}</p>",
+        '<p class="counters">',
+        f"<span>{status['records_per_second']:.1f} records/s (last minute)</span>",
+        f"<span>handled {counters['handled']}</span>",
+        f"<span>failed {counters['failed']}</span>",
+        f"<span>batches {counters['batches']}</span>",
+        f"<span>in flight {status['in_flight']}</span>",
+        f"<span>total lag {'?' if lag is None else lag}</span>",
+        "</p>",
+        _partition_table(status["partitions"]),
+        _stage_table(status),
+        '<p><a href="status.json">status.json</a> &middot; <a href="healthz">healthz</a></p>',
+        "</body></html>",
+    ]
+    return "\n".join(parts) + "\n"
+
+
+def _partition_table(partitions: list[dict]) -> str:
+    if not partitions:
+        return "<p>No partitions assigned to this process.</p>"
+    widest = max((p["lag"] or 0) for p in partitions) or 1
+    rows = [
+        "<table><tr><th>topic-partition</th><th>committed</th><th>end offset</th><th>lag</th>"
+        '<th class="barcell"></th><th>buffered</th><th>in flight</th><th>paused</th><th>epoch</th></tr>'
+    ]
+    for p in partitions:
+        width = 100.0 * (p["lag"] or 0) / widest
+        rows.append(
+            f"<tr><td>{escape(p['topic'])}-{p['partition']}</td><td>{_cell(p['committed'])}</td>"
+            f"<td>{_cell(p['end_offset'])}</td><td>{_cell(p['lag'])}</td>"
+            f'<td class="barcell"><div class="bar" style="width:{width:.1f}%"></div></td>'
+            f"<td>{_cell(p['buffered'])}</td><td>{_cell(p['in_flight'])}</td>"
+            f"<td>{'yes' if p['paused'] else 'no'}</td><td>{_cell(p['epoch'])}</td></tr>"
+        )
+    rows.append("</table>")
+    return "\n".join(rows)
+
+
+def _stage_table(status: dict) -> str:
+    rows = ["<table><tr><th>stage</th><th>greenlets</th></tr>"]
+    rows += [f"<tr><td>{escape(name)}</td><td>{count}</td></tr>" for name, count in status["concurrency"].items()]
+    rows.append("</table>")
+    for producer in status["producers"]:
+        owned = producer["partitions"]
+        text = "-" if owned is None else ", ".join(f"{topic}-{partition}" for topic, partition in owned) or "none"
+        rows.append(f"<p>{escape(producer['name'])}: {escape(text)}</p>")
+    return "\n".join(rows)
+
+
+def _cell(value: object) -> str:
+    return "-" if value is None else escape(str(value))

@@ -1,0 +1,62 @@
+"""What the WSGI embedding tests share: sample orders, a free port, HTTP reads, example processes."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import urllib.error
+import urllib.request
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+EXAMPLES = os.path.join(ROOT, "examples")
+sys.path.insert(0, EXAMPLES)
+
+from gkbroad.samples import sample_orders  # noqa: E402
+
+
+def order_values(count: int) -> list[bytes]:
+    """The demo's sample orders (JSON, about 1% invalid), as record values."""
+    return [value for _, value in sample_orders(count)]
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def get(url: str, timeout: float = 10.0) -> tuple[int, bytes]:
+    """(HTTP status, body) of a GET on a new connection; error statuses are returned, not raised."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read()
+
+
+def get_json(url: str) -> dict:
+    status, body = get(url)
+    assert status == 200, (status, body)
+    return json.loads(body)
+
+
+def example_env(bootstrap_servers: str, topic: str, group: str) -> dict:
+    """The environment the examples read their Kafka settings from (examples/orders_service.py)."""
+    return {
+        **os.environ,
+        "GKBROAD_BOOTSTRAP_SERVERS": bootstrap_servers,
+        "GKBROAD_TOPIC": topic,
+        "GKBROAD_GROUP": group,
+        "PYTHONPATH": os.pathsep.join(p for p in (ROOT, os.environ.get("PYTHONPATH")) if p),
+    }
+
+
+def stop_process(process: subprocess.Popen, log_path) -> str:
+    """Kill a process a failed test left running; returns its log for the failure message."""
+    if process.poll() is None:
+        process.kill()
+        process.wait(10)
+    return open(log_path).read()[-4000:]
