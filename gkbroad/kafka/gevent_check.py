@@ -17,7 +17,7 @@ import sys
 
 from gevent import monkey
 
-from gkbroad.errors import ConfigError
+from ..errors import ConfigError
 
 __all__ = ["check_gevent_patched"]
 
