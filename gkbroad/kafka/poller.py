@@ -121,7 +121,7 @@ class Poller:
                 self._on_failure(f"kafka-python refused the configuration: {exc}")
                 return False
             except Exception as exc:
-                self._unreachable(f"{type(exc).__name__}: {exc}")
+                self._unreachable(str(exc) if isinstance(exc, KafkaError) else f"{type(exc).__name__}: {exc}")
                 self._shutdown.wait(backoff.next())
                 continue
             self._reachable()
