@@ -19,7 +19,7 @@ import subprocess
 import tempfile
 import time
 
-from gkbroad.errors import GkbroadError
+from .errors import GkbroadError
 
 __all__ = ["BrokerError", "LocalBroker"]
 

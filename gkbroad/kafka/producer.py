@@ -15,7 +15,6 @@ Acknowledgements go back to the group, which commits contiguous offsets.
 
 from __future__ import annotations
 
-import logging
 import random
 from typing import Any
 
@@ -31,8 +30,6 @@ from .options import KafkaProducerOptions
 from .routing import owns, partition_by_partition
 
 __all__ = ["Producer"]
-
-logger = logging.getLogger(__name__)
 
 OPTIONS_PATH = "producer.module"
 
@@ -85,6 +82,14 @@ class Producer(BaseProducer):
     def ack(self, ref: Any, successful: list[Message], failed: list[Message]) -> None:
         """Successful and failed alike advance the offsets: failures were reported to handle_failed."""
         self.group.ack(m.acknowledger.data for group in (successful, failed) for m in group)
+
+    def is_stale(self, data: tuple[str, int, int, int]) -> bool:
+        """True when the message's partition was given up (or is being given
+        up) since it was pulled: handling it could overwrite what its new
+        owner already did. ``data`` is the acknowledger data
+        (topic, partition, offset, epoch)."""
+        topic, partition, _, epoch = data
+        return not self.group.is_current(topic, partition, epoch)
 
     def prepare_for_draining(self) -> None:
         self.draining.set()
