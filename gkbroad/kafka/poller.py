@@ -45,6 +45,7 @@ WARN_EVERY = 30.0
 # Connections drop and come back within a moment during normal operation
 # (idle connections, leader moves); only a longer outage is reported.
 _UNREACHABLE_AFTER = 2.0
+_WATCH_EVERY = 0.5
 # Metadata for a just-subscribed topic takes a round trip to arrive.
 _MISSING_TOPIC_AFTER = 3.0
 # What a stop leaves to the final commit and the leave after the drain.
@@ -84,6 +85,7 @@ class Poller:
         self.last_poll: float | None = None  # time.monotonic() of the last completed poll
         self._unreachable_since: float | None = None
         self._said_unreachable = False
+        self._last_watch = 0.0
         self._unreachable_warning = Every(WARN_EVERY)
         self._missing_since: float | None = None
         self._missing_warning = Every(WARN_EVERY)
@@ -148,6 +150,9 @@ class Poller:
     def _watch_cluster(self) -> None:
         """Say when the brokers stop answering or a subscribed topic is missing."""
         now = time.monotonic()
+        if now - self._last_watch < _WATCH_EVERY:
+            return
+        self._last_watch = now
         if self._client.reachable():
             if self._unreachable_since is not None:
                 self._reachable()

@@ -322,10 +322,13 @@ class ConsumerClient:
                 future.success(None)
 
         consumer = self._consumer
-        if consumer is None:
-            resolve()
-        else:
-            consumer._net.call_soon_threadsafe(resolve)
+        try:
+            if consumer is not None:
+                consumer._net.call_soon_threadsafe(resolve)
+                return
+        except Exception:
+            logger.debug("the I/O loop is closed; resolving at once", exc_info=True)
+        resolve()
 
     async def wait(self, future: Future, timeout: float | None) -> bool:
         """Await ``future`` on the I/O loop for at most ``timeout`` seconds;
