@@ -88,6 +88,7 @@ class Poller:
         self._last_watch = 0.0
         self._unreachable_warning = Every(WARN_EVERY)
         self._missing_since: float | None = None
+        self._said_missing = False
         self._missing_warning = Every(WARN_EVERY)
 
     def wait_for_records(self, timeout: float) -> bool:
@@ -163,13 +164,15 @@ class Poller:
                 self._unreachable(f"no connection for {now - self._unreachable_since:.0f} s")
         missing = self._client.missing_topics()
         if not missing:
-            if self._missing_since is not None:
+            if self._said_missing:
                 self._log.info("the subscribed topics exist now")
+            self._said_missing = False
             self._missing_since = None
             self._missing_warning.reset()
         elif self._missing_since is None:
             self._missing_since = now
         elif now - self._missing_since >= _MISSING_TOPIC_AFTER and self._missing_warning.due():
+            self._said_missing = True
             self._log.warning(
                 "subscribed topic(s) %s do not exist; nothing is consumed from them until they are created",
                 ", ".join(missing),

@@ -92,6 +92,8 @@ class FakeConsumerClient:
         self.closed = False
         self.abandoned = False
         self.polls = 0
+        self.missing: list[str] = []  # subscribed topics the "cluster" does not know
+        self.unreachable = False
         self._connected = False
 
     # --------------------------------------------------- the client contract
@@ -188,10 +190,10 @@ class FakeConsumerClient:
         return future.is_done
 
     def reachable(self) -> bool:
-        return self._connected
+        return self._connected and not self.unreachable
 
     def missing_topics(self) -> list[str]:
-        return []
+        return list(self.missing)
 
     # ----------------------------------------------- what a test makes happen
 

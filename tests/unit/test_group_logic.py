@@ -10,6 +10,7 @@ import pytest
 from engine_support import wait_until
 from fake_kafka import FakeConsumerClient, make_group
 
+from gkbroad.kafka import poller
 from gkbroad.kafka.client import TopicPartition
 from gkbroad.kafka.consumer_group import ConsumerGroup
 
@@ -206,3 +207,40 @@ def test_a_refused_configuration_is_reported():
     wait_until(lambda: reports, 5, "the report")
     assert reports == ["kafka-python refused the configuration: fake: no such setting"]
     assert group.stop(1) is False
+
+
+def _gkbroad_lines(caplog, level, text):
+    return [r for r in caplog.records if r.name.startswith("gkbroad") and r.levelno == level and text in r.getMessage()]
+
+
+def test_a_missing_topic_is_named_once_per_interval_until_it_appears(started, caplog, monkeypatch):
+    monkeypatch.setattr(poller, "_MISSING_TOPIC_AFTER", 0.0)
+    monkeypatch.setattr(poller, "_WATCH_EVERY", 0.02)
+    monkeypatch.setattr(poller, "WARN_EVERY", 0.4)
+    caplog.set_level(logging.INFO, logger="gkbroad")
+    group, client = started({("t", 0): 1})
+    client.missing = ["t"]
+    gevent.sleep(1.0)
+    warnings = _gkbroad_lines(caplog, logging.WARNING, "subscribed topic(s) t do not exist")
+    assert 2 <= len(warnings) <= 5  # every 0.4 s, not every poll (10 per second)
+    client.missing = []
+    wait_until(lambda: _gkbroad_lines(caplog, logging.INFO, "topics exist now"), 3, "the all-clear")
+    gevent.sleep(0.5)
+    assert len(_gkbroad_lines(caplog, logging.WARNING, "do not exist")) == len(warnings)
+    assert len(_gkbroad_lines(caplog, logging.INFO, "topics exist now")) == 1
+
+
+def test_lost_brokers_are_reported_once_per_interval_and_their_return_once(started, caplog, monkeypatch):
+    monkeypatch.setattr(poller, "_UNREACHABLE_AFTER", 0.0)
+    monkeypatch.setattr(poller, "_WATCH_EVERY", 0.02)
+    monkeypatch.setattr(poller, "WARN_EVERY", 0.4)
+    caplog.set_level(logging.INFO, logger="gkbroad")
+    group, client = started({("t", 0): 1})
+    client.unreachable = True
+    gevent.sleep(1.0)
+    warnings = _gkbroad_lines(caplog, logging.WARNING, "cannot reach the Kafka brokers at fake:9092")
+    assert 2 <= len(warnings) <= 5
+    client.unreachable = False
+    wait_until(lambda: _gkbroad_lines(caplog, logging.INFO, "reachable again"), 3, "the all-clear")
+    gevent.sleep(0.5)
+    assert len(_gkbroad_lines(caplog, logging.INFO, "reachable again")) == 1
