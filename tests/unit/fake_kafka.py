@@ -92,6 +92,7 @@ class FakeConsumerClient:
         self.closed = False
         self.abandoned = False
         self.polls = 0
+        self.poll_error: Exception | None = None  # raised by every poll while set
         self.missing: list[str] = []  # subscribed topics the "cluster" does not know
         self.unreachable = False
         self._connected = False
@@ -126,6 +127,8 @@ class FakeConsumerClient:
 
     def poll(self, timeout_ms: int, max_records: int) -> dict:
         self.polls += 1
+        if self.poll_error is not None:
+            raise self.poll_error
         fetched = {}
         for tp in sorted(self.assigned - self.fetch_paused):
             position = self.positions[tp]

@@ -11,7 +11,7 @@ from engine_support import wait_until
 from fake_kafka import FakeConsumerClient, make_group
 
 from gkbroad.kafka import poller
-from gkbroad.kafka.client import TopicPartition
+from gkbroad.kafka.client import PositionsLost, TopicPartition
 from gkbroad.kafka.consumer_group import ConsumerGroup
 
 T0, T1 = TopicPartition("t", 0), TopicPartition("t", 1)
@@ -244,3 +244,22 @@ def test_lost_brokers_are_reported_once_per_interval_and_their_return_once(start
     wait_until(lambda: _gkbroad_lines(caplog, logging.INFO, "reachable again"), 3, "the all-clear")
     gevent.sleep(0.5)
     assert len(_gkbroad_lines(caplog, logging.INFO, "reachable again")) == 1
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        ConnectionError("fake: broker gone"),
+        # A position problem of a partition this member does not hold: nothing to seek.
+        PositionsLost({TopicPartition("t", 9): None}, LookupError("fake: no offset")),
+    ],
+    ids=["poll raises", "nothing to reset"],
+)
+def test_a_failing_poll_waits_with_backoff_instead_of_spinning(started, error):
+    group, client = started({("t", 0): 1})
+    client.assign(("t", 0))
+    client.poll_error = error
+    before = client.polls
+    gevent.sleep(1.0)
+    assert client.polls - before <= 6  # 0.1 + 0.2 + 0.4 s ... of backoff, not thousands of calls
+    assert not group._greenlets[0].dead

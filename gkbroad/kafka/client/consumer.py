@@ -145,13 +145,13 @@ class _Listener(AsyncConsumerRebalanceListener):
     def __init__(self, handler: RebalanceHandler):
         self._handler = handler
 
-    async def on_partitions_revoked(self, revoked):
+    async def on_partitions_revoked(self, revoked: Iterable[Any]) -> None:
         await self._handler.revoked(set(revoked))
 
-    async def on_partitions_lost(self, lost):
+    async def on_partitions_lost(self, lost: Iterable[Any]) -> None:
         self._handler.lost(set(lost))
 
-    async def on_partitions_assigned(self, assigned):
+    async def on_partitions_assigned(self, assigned: Iterable[Any]) -> None:
         self._handler.assigned(set(assigned))
 
 
