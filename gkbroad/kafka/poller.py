@@ -124,21 +124,22 @@ class Poller:
                 self._on_failure(f"kafka-python refused the configuration: {exc}")
                 return False
             except Exception as exc:
-                self._unreachable(str(exc) if isinstance(exc, KafkaError) else f"{type(exc).__name__}: {exc}")
+                detail = str(exc) if isinstance(exc, KafkaError) else f"{type(exc).__name__}: {exc}"
+                self._unreachable(detail, CONNECT_BACKOFF_MAX)
                 self._shutdown.wait(backoff.next())
                 continue
             self._reachable()
             return True
         return False
 
-    def _unreachable(self, detail: str) -> None:
+    def _unreachable(self, detail: str, retry_every: float) -> None:
         if self._unreachable_warning.due():
             self._said_unreachable = True
             self._log.warning(
-                "cannot reach the Kafka brokers at %s (%s); retrying, at least every %.0f s",
+                "cannot reach the Kafka brokers at %s (%s); retrying at least every %.0f s",
                 self._client.bootstrap_servers,
                 detail,
-                CONNECT_BACKOFF_MAX,
+                retry_every,
             )
 
     def _reachable(self) -> None:
@@ -161,7 +162,9 @@ class Poller:
             if self._unreachable_since is None:
                 self._unreachable_since = now
             elif now - self._unreachable_since >= _UNREACHABLE_AFTER:
-                self._unreachable(f"no connection for {now - self._unreachable_since:.0f} s")
+                self._unreachable(
+                    f"no connection for {now - self._unreachable_since:.0f} s", self._client.reconnect_backoff_max
+                )
         missing = self._client.missing_topics()
         if not missing:
             if self._said_missing:

@@ -83,7 +83,7 @@ class Consumer:
                 gevent.sleep(0)
 
 
-def test_pulls_every_record_in_order_and_commits_end_offsets_on_stop(cluster):
+def test_pulls_every_record_in_order_and_commits_end_offsets_on_stop(cluster, report):
     topic = cluster.topic(partitions=3)
     written = cluster.produce(topic, 600)
     group_id = cluster.group_id()
@@ -93,7 +93,10 @@ def test_pulls_every_record_in_order_and_commits_end_offsets_on_stop(cluster):
         consumer = Consumer(group)
         consumer.run_until(600, timeout=60)
     finally:
-        group.stop(timeout=30)
+        begun = time.monotonic()
+        clean = group.stop(timeout=30)
+        report(f"ConsumerGroup.stop(timeout=30) with the broker up: {time.monotonic() - begun:.1f}s, returned {clean}")
+    assert clean is True
     for partition, values in written.items():
         assert consumer.seen[partition] == list(range(len(values)))
     assert cluster.committed(group_id, topic) == cluster.end_offsets(topic, 3)

@@ -101,6 +101,7 @@ class FakeConsumerClient:
 
     bootstrap_servers = "fake:9092"
     request_timeout = 1.0
+    reconnect_backoff_max = 1.0
     static_member = False
 
     @property

@@ -181,6 +181,11 @@ class ConsumerClient:
         return self._settings.get("request_timeout_ms", CONSUMER_DEFAULTS["request_timeout_ms"]) / 1000
 
     @property
+    def reconnect_backoff_max(self) -> float:
+        """Longest wait of kafka-python between reconnection attempts, in seconds."""
+        return self._settings.get("reconnect_backoff_max_ms", CONSUMER_DEFAULTS["reconnect_backoff_max_ms"]) / 1000
+
+    @property
     def static_member(self) -> bool:
         return self._settings.get("group_instance_id") is not None
 
