@@ -271,8 +271,10 @@ class ConsumerGroup:
             self._log.debug("commit of %s:%s@%s ignored, partition not assigned", topic, partition, offset)
 
     def is_current(self, topic: str, partition: int, epoch: int) -> bool:
-        """True while ``(topic, partition)`` is held in ``epoch`` and not being
-        given up: a message of another epoch is stale."""
+        """True while ``(topic, partition)`` is held in ``epoch`` (a partition
+        being drained is still held). A message of another epoch, or of a
+        partition given up since it was pulled, is stale: its next owner
+        reads it again."""
         return self._state.is_current((topic, partition), epoch)
 
     def wait_for_records(self, timeout: float) -> bool:

@@ -84,10 +84,10 @@ class Producer(BaseProducer):
         self.group.ack(m.acknowledger.data for group in (successful, failed) for m in group)
 
     def is_stale(self, data: tuple[str, int, int, int]) -> bool:
-        """True when the message's partition was given up (or is being given
-        up) since it was pulled: handling it could overwrite what its new
-        owner already did. ``data`` is the acknowledger data
-        (topic, partition, offset, epoch)."""
+        """True when the message's partition was given up since it was pulled
+        (the drain timed out, or the membership was lost): its new owner reads
+        it again, and handling it here could overwrite what that owner did.
+        ``data`` is the acknowledger data (topic, partition, offset, epoch)."""
         topic, partition, _, epoch = data
         return not self.group.is_current(topic, partition, epoch)
 

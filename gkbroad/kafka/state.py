@@ -175,9 +175,11 @@ class GroupState:
         self.tracker.forget(tp)
 
     def is_current(self, tp: Any, epoch: int) -> bool:
-        """True while ``tp`` is held in ``epoch`` and not being released."""
+        """True while ``tp`` is held in ``epoch``. A partition being released
+        is still held: its delivered records must be handled and acknowledged
+        for the drain to end; once released, its records are stale."""
         state = self.partitions.get(tp)
-        return state is not None and state.epoch == epoch and not state.released
+        return state is not None and state.epoch == epoch
 
     def epoch(self, tp: Any) -> int:
         """Epoch of the latest assignment of ``tp`` (0: never assigned)."""

@@ -112,7 +112,7 @@ def test_release_while_acks_are_pending_waits_for_them_then_commits_once():
     assert state.begin_release([A]) == [A]
     assert state.pullable() == [("t", 1)]
     assert state.pull(A, 10) == (epoch, [])  # the undelivered buffer is gone
-    assert not state.is_current(A, epoch)
+    assert state.is_current(A, epoch)  # still held: what was delivered must be handled
     assert not state.drained([A])
     state.ack([("t", 0, o, epoch) for o in range(4)])
     assert state.drained([A])
@@ -122,6 +122,7 @@ def test_release_while_acks_are_pending_waits_for_them_then_commits_once():
     state.commit_done(final, succeeded=True)
     assert state.release(A) == 4  # where a consumer that keeps it resumes
     assert state.unsaved == []
+    assert not state.is_current(A, epoch)
 
 
 def test_release_with_an_uncommitted_ack_remembers_what_will_be_read_again():
