@@ -13,6 +13,7 @@ from fake_kafka import FakeConsumerClient, make_group
 from gkbroad.kafka import poller
 from gkbroad.kafka.client import PositionsLost, TopicPartition
 from gkbroad.kafka.consumer_group import ConsumerGroup
+from gkbroad.kafka.producer import Producer
 
 T0, T1 = TopicPartition("t", 0), TopicPartition("t", 1)
 
@@ -265,3 +266,14 @@ def test_a_failing_poll_waits_with_backoff_instead_of_spinning(started, error):
     gevent.sleep(1.0)
     assert client.polls - before <= 6  # 0.1 + 0.2 + 0.4 s ... of backoff, not thousands of calls
     assert not group._greenlets[0].dead
+
+
+def test_the_kafka_producer_calls_messages_of_a_given_up_partition_stale(started):
+    group, client = started({("t", 0): 5}, drain_timeout=200)
+    client.assign(("t", 0))
+    producer = Producer({"group": group, "message_format": "record", "receive_interval": 100}, index=0, count=1)
+    wait_until(lambda: group.stats()["partitions"][("t", 0)]["buffered"] == 5, 5, "the records")
+    data = [message.acknowledger.data for message in producer.receive(5)]
+    assert len(data) == 5 and not any(producer.is_stale(d) for d in data)
+    client.revoke(("t", 0)).join(5)  # the drain times out: nothing was acknowledged
+    assert all(producer.is_stale(d) for d in data)
