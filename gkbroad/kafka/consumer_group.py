@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 import gevent
+from gevent.event import AsyncResult
 
 from .client import CONSUMER_DEFAULTS, ConsumerClient
 from .committer import Committer
@@ -139,7 +140,7 @@ class ConsumerGroup:
         )
         self._greenlets: list[gevent.Greenlet] = []
         self._report: Callable[[str], None] | None = None
-        self._stop_result: bool | None = None
+        self._stopped: AsyncResult = AsyncResult()  # stop()'s result
 
     # --------------------------------------------------------------- callbacks
 
@@ -183,9 +184,10 @@ class ConsumerGroup:
         down cleanly; otherwise logs how many acknowledged records will be
         read again and returns False.
         """
-        if self._stop_result is not None:
-            return self._stop_result
+        if self._shutdown.requested:  # stopped, or being stopped by another greenlet
+            return bool(self._stopped.wait(timeout))
         self._shutdown.request(timeout)
+        earlier = len(self._state.unsaved)  # given up by rebalances before the stop (logged then)
         clean = self._stop_poller(timeout)
         self._committer.stop()
         committers = self._greenlets[1:]
@@ -194,15 +196,16 @@ class ConsumerGroup:
         if late:
             gevent.killall(late, block=False)
             clean = False
-        unsaved = self._state.unsaved + self._state.uncommitted_now()
+        unsaved = self._state.unsaved[earlier:] + self._state.uncommitted_now()
         if unsaved:
             self._log.warning(
                 "stop: %d acknowledged record(s) could not be committed and will be read again: %s",
                 sum(item.records for item in unsaved),
                 ", ".join(f"{u.tp.topic}:{u.tp.partition} offsets {u.first}..{u.last}" for u in unsaved),
             )
-        self._stop_result = clean and not unsaved and self.failure is None
-        return self._stop_result
+        result = clean and not unsaved and self.failure is None
+        self._stopped.set(result)
+        return result
 
     def _stop_poller(self, timeout: float | None) -> bool:
         """Let the poll loop drain and close within the budget; True if it did."""

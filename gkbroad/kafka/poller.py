@@ -194,7 +194,7 @@ class Poller:
                 return False
             delay = backoff.next()
             self._log.warning("poll found no usable position (%s); retrying in %.1fs", exc, delay)
-            self._shutdown.wait(delay)
+            self._retry_after(delay)
             return False
         except Exception as exc:
             delay = backoff.next()
@@ -205,7 +205,7 @@ class Poller:
                 delay,
                 exc_info=not isinstance(exc, KafkaError),
             )
-            self._shutdown.wait(delay)
+            self._retry_after(delay)
             return False
         self.last_poll = time.monotonic()
         backoff.reset()
@@ -216,6 +216,15 @@ class Poller:
             waiters, self._new_records = self._new_records, Event()
             waiters.set()
         return arrived
+
+    def _retry_after(self, delay: float) -> None:
+        """Wait before retrying a poll: until a stop is requested while
+        running; during the stop's drain, the delay itself (bounded by the
+        budget), so that a failing poll never repeats at once."""
+        if not self._shutdown.requested:
+            self._shutdown.wait(delay)
+        else:
+            gevent.sleep(self._shutdown.remaining(delay))
 
     def _apply_flow_control(self) -> None:
         to_pause, to_resume = self._state.flow_control(self._client.paused(), self._client.assignment())

@@ -277,3 +277,25 @@ def test_the_kafka_producer_calls_messages_of_a_given_up_partition_stale(started
     assert len(data) == 5 and not any(producer.is_stale(d) for d in data)
     client.revoke(("t", 0)).join(5)  # the drain times out: nothing was acknowledged
     assert all(producer.is_stale(d) for d in data)
+
+
+def test_a_second_stop_waits_for_the_first_and_returns_its_result(started):
+    group, client = started({("t", 0): 3})
+    client.assign(("t", 0))
+    epoch, offsets = pull_all(group, 0, 3)
+    gevent.spawn_later(0.3, group.ack, [("t", 0, o, epoch) for o in offsets])
+    first = gevent.spawn(group.stop, 5)
+    gevent.sleep(0.05)
+    assert group.stop(5) is True
+    assert first.get(timeout=1) is True
+    assert client.committed[T0] == 3
+
+
+def test_a_failing_poll_does_not_spin_during_the_stop_either(started):
+    group, client = started({("t", 0): 3})
+    client.assign(("t", 0))
+    pull_all(group, 0, 3)  # never acknowledged: the stop drains until its budget ends
+    client.poll_error = ConnectionError("fake: broker gone")
+    before = client.polls
+    assert group.stop(1.0) is True  # nothing acknowledged, nothing lost
+    assert client.polls - before <= 8
