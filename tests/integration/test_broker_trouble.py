@@ -99,7 +99,6 @@ def test_the_consumer_asks_the_broker_not_to_create_missing_topics(cluster):
     try:
         wait_until(lambda: group._client.connected, 30, "the consumer")
         assert group._client._consumer.config["allow_auto_create_topics"] is False
-        assert group._client._consumer._cluster.config["allow_auto_create_topics"] is False
     finally:
         group.stop(timeout=10)
 
