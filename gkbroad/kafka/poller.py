@@ -86,6 +86,7 @@ class Poller:
         self._unreachable_since: float | None = None
         self._said_unreachable = False
         self._last_watch = 0.0
+        self._drain_deadline = 0.0  # set when a stop's drain begins
         self._unreachable_warning = Every(WARN_EVERY)
         self._missing_since: float | None = None
         self._said_missing = False
@@ -219,12 +220,12 @@ class Poller:
 
     def _retry_after(self, delay: float) -> None:
         """Wait before retrying a poll: until a stop is requested while
-        running; during the stop's drain, the delay itself (bounded by the
-        budget), so that a failing poll never repeats at once."""
+        running; during the stop's drain, the delay itself (but not past the
+        drain's end), so that a failing poll never repeats at once."""
         if not self._shutdown.requested:
             self._shutdown.wait(delay)
         else:
-            gevent.sleep(self._shutdown.remaining(delay))
+            gevent.sleep(max(min(delay, self._drain_deadline - time.monotonic()), 0.0))
 
     def _apply_flow_control(self) -> None:
         to_pause, to_resume = self._state.flow_control(self._client.paused(), self._client.assignment())
@@ -262,7 +263,7 @@ class Poller:
         self._state.drop_buffers()
         budget = self._shutdown.remaining()
         limit = self._drain_timeout if budget is None else min(self._drain_timeout, budget * _DRAIN_SHARE)
-        deadline = time.monotonic() + limit
+        deadline = self._drain_deadline = time.monotonic() + limit
         backoff = Backoff(POLL_BACKOFF_MAX)
         while self._state.unsettled() and time.monotonic() < deadline:
             assigned = self._client.assignment()

@@ -55,7 +55,7 @@ def test_stop_while_the_broker_is_down_keeps_to_its_budget_and_says_what_is_lost
         group.stop(timeout=1)
     report(f"ConsumerGroup.stop(timeout=8) with the broker down: {took:.1f}s, returned {clean}")
     assert clean is False
-    assert took < 8 + 1.5, f"stop took {took:.1f}s with an 8s budget"
+    assert took < 8 + 3, f"stop took {took:.1f}s with an 8s budget"
     lost = gkbroad_records(caplog, logging.WARNING, "acknowledged record(s) could not be committed")
     assert len(lost) == 1 and "10 acknowledged record(s)" in lost[0].getMessage()
 
