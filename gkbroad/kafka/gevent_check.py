@@ -17,7 +17,7 @@ import sys
 
 from gevent import monkey
 
-from gkbroad.errors import ConfigError
+from ..errors import ConfigError
 
 __all__ = ["check_gevent_patched"]
 
@@ -38,7 +38,7 @@ _SELECTOR_CAPTURES = {
 }
 
 
-def check_gevent_patched():
+def check_gevent_patched() -> None:
     """Raise ConfigError if gevent's monkey patching is missing or came too late."""
     unpatched = [name for name in _PATCHED_MODULES if not monkey.is_module_patched(name)]
     if unpatched:

@@ -13,7 +13,10 @@ removed from a set once and popped once, so the cost is O(1) amortised per
 offset.
 """
 
+from __future__ import annotations
+
 from collections import deque
+from collections.abc import Hashable, Iterable
 
 __all__ = ["OffsetTracker"]
 
@@ -41,7 +44,7 @@ class OffsetTracker:
     def __init__(self):
         self._partitions = {}
 
-    def delivered(self, tp, offsets):
+    def delivered(self, tp: Hashable, offsets: Iterable[int]) -> None:
         """Record offsets handed out for ``tp``, in ascending order.
 
         An offset not above the last one delivered for ``tp`` is a duplicate
@@ -60,7 +63,7 @@ class OffsetTracker:
                 last = offset
         state.last_delivered = last
 
-    def done(self, tp_offsets):
+    def done(self, tp_offsets: Iterable[tuple[Hashable, int]]) -> dict:
         """Acknowledge ``(tp, offset)`` pairs, successful and failed alike.
 
         Returns ``{tp: offset}`` for each partition whose committable offset
@@ -89,12 +92,12 @@ class OffsetTracker:
                 advanced[tp] = last
         return advanced
 
-    def pending(self, tp):
+    def pending(self, tp: Hashable) -> int:
         """Number of offsets delivered for ``tp`` and not acknowledged yet."""
         state = self._partitions.get(tp)
         return len(state.unacked) if state is not None else 0
 
-    def forget(self, tp):
+    def forget(self, tp: Hashable) -> None:
         """Drop everything known about ``tp`` (the partition was released).
 
         Later acknowledgements for it are ignored; a later delivery starts a

@@ -6,12 +6,11 @@ Kafka option tables are generated from these classes.
 
 from __future__ import annotations
 
-from kafka.consumer.group import KafkaConsumer
 from marshmallow import RAISE, Schema, ValidationError, fields, pre_load, validates_schema
 from marshmallow import validate as mm_validate
 
 from ..options import NonEmptyString, NonNegativeInt, PositiveInt, import_or_error, one_of, option
-from .settings import ASSIGNORS
+from .client import ASSIGNORS, CONSUMER_DEFAULTS
 
 __all__ = ["FetchStrategyOptions", "KafkaProducerOptions", "TopicOptions", "CLIENT_SETTINGS_MANAGED"]
 
@@ -46,7 +45,7 @@ def _client_setting_errors(settings: dict) -> dict:
             errors[key] = [
                 f"is set by gkbroad; {'use the ' + repr(instead) + ' option' if instead else 'leave it out'}"
             ]
-        elif key not in KafkaConsumer.DEFAULT_CONFIG:
+        elif key not in CONSUMER_DEFAULTS:
             errors[key] = ["is not a kafka-python KafkaConsumer setting"]
     if "bootstrap_servers" not in settings:
         errors["bootstrap_servers"] = ["missing required option"]
@@ -263,7 +262,7 @@ class KafkaProducerOptions(Schema):
         """Combinations kafka-python only refuses when the consumer is built, inside the
         poll greenlet after start(): refused here instead, when the pipeline is built."""
         client = data["client"] or getattr(data["consumer_group"], "client", None) or {}
-        defaults = KafkaConsumer.DEFAULT_CONFIG
+        defaults = CONSUMER_DEFAULTS
 
         def setting(value, key):
             return defaults[key] if value is None else value

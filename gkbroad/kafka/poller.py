@@ -1,251 +1,303 @@
-"""The poll greenlet: the only code that drives the KafkaConsumer.
+"""Poller: the greenlet that alone drives the Kafka consumer.
 
-kafka-python's ``KafkaConsumer`` is not greenlet-safe and its group
-membership dies if ``poll()`` is not called often enough, so one greenlet
-connects (retrying while the cluster is unreachable), then polls in short
-rounds whatever the handlers do, fills a bounded buffer per partition and
-pauses/resumes partitions as their buffers fill and drain. On stop() it keeps
-polling, with every partition paused, until what was delivered is
-acknowledged and committed, then closes the consumer (leaving the group).
+kafka-python's consumer is not greenlet-safe and its group membership dies
+if ``poll()`` is not called often enough, so one greenlet connects (retrying
+while the cluster is unreachable), then polls in short rounds whatever the
+handlers do, fills the GroupState's buffers and pauses/resumes partitions as
+they fill and drain. On stop it keeps polling, with every partition paused,
+until what was delivered is acknowledged and committed (bounded by the drain
+timeout and the stop budget), then closes the client (which revokes every
+partition through the rebalancer and leaves the group).
 
-Where the offsets start: kafka-python has a single ``auto_offset_reset`` per
-consumer, but each topic has its own ``offset_reset_policy``. The consumer is
-therefore created with ``auto_offset_reset="none"``: kafka-python still starts
-every partition from its committed offset, and for a partition without one (or
-whose offset fell out of range, or whose log was truncated) it raises from
-``poll()`` instead of guessing; the poll greenlet catches that and seeks that
-partition to the beginning or end as its topic's policy says.
+Where offsets start: kafka-python has one ``auto_offset_reset`` per consumer
+but each topic has its own ``offset_reset_policy``, so the client is built
+with ``auto_offset_reset="none"`` and the poller seeks the partitions the
+client reports without a usable position as their topic's policy says.
 
-kafka-python internals used: the Fetcher (see fetcher_fix).
+Every retry waits on the hub with a backoff, so no error path spins; what
+the user must know (brokers unreachable, a subscribed topic missing) is said
+in gkbroad's words, at most once per ``WARN_EVERY`` seconds while it lasts.
 """
+
+from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
+from typing import Any
 
 import gevent
-import kafka.errors as Errors
 from gevent.event import Event
-from kafka import KafkaConsumer
 
-from gkbroad.kafka.fetcher_fix import release_exhausted_batch
-from gkbroad.kafka.rebalance import RebalanceListener
-from gkbroad.kafka.state import COMMIT_BACKOFF_MAX, CONNECT_BACKOFF_MAX, Backoff
+from .client import ConfigurationRefused, KafkaError, PositionsLost
+from .grouplog import GroupLog
+from .state import GroupState
+from .timing import CONNECT_BACKOFF_MAX, POLL_BACKOFF_MAX, Backoff, Every, Shutdown
 
-__all__ = ["Polling"]
+__all__ = ["Poller", "WARN_EVERY"]
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
-# One poll waits at most this long, so the poll greenlet reacts quickly to
-# drained buffers (resume) and to stop().
+# One poll waits at most this long, so the poller reacts quickly to drained
+# buffers (resume) and to stop().
 _POLL_TIMEOUT_MS = 100
+WARN_EVERY = 30.0
+# Connections drop and come back within a moment during normal operation
+# (idle connections, leader moves); only a longer outage is reported.
+_UNREACHABLE_AFTER = 2.0
+_WATCH_EVERY = 0.5
+# Metadata for a just-subscribed topic takes a round trip to arrive.
+_MISSING_TOPIC_AFTER = 3.0
+# What a stop leaves to the final commit and the leave after the drain.
+_DRAIN_SHARE = 2 / 3
 
 
-class Polling:
-    """ConsumerGroup's poll greenlet (a mixin over the group's state): it
-    alone creates, polls and closes ``_consumer``, fills the ``_partitions``
-    buffers and pauses/resumes their fetching."""
+class Poller:
+    """Runs the poll loop over ``state`` and ``client``.
 
-    def _poll_loop(self):
-        consumer = self._connect()
-        if consumer is None:
+    ``rebalancer`` is handed to the client as its rebalance handler;
+    ``on_failure(reason)`` is called when kafka-python refuses the
+    configuration (the loop then ends). ``policies`` maps topics to their
+    offset_reset_policy.
+    """
+
+    def __init__(
+        self,
+        state: GroupState,
+        client: Any,
+        rebalancer: Any,
+        shutdown: Shutdown,
+        *,
+        group_name: str,
+        policies: dict[str, str],
+        drain_timeout_ms: int,
+        on_failure: Callable[[str], None],
+    ):
+        self._state = state
+        self._client = client
+        self._rebalancer = rebalancer
+        self._shutdown = shutdown
+        self._log = GroupLog(logger, group_name)
+        self._policies = policies
+        self._drain_timeout = drain_timeout_ms / 1000
+        self._on_failure = on_failure
+        self._new_records = Event()
+        self.last_poll: float | None = None  # time.monotonic() of the last completed poll
+        self._unreachable_since: float | None = None
+        self._said_unreachable = False
+        self._last_watch = 0.0
+        self._drain_deadline = 0.0  # set when a stop's drain begins
+        self._unreachable_warning = Every(WARN_EVERY)
+        self._missing_since: float | None = None
+        self._said_missing = False
+        self._missing_warning = Every(WARN_EVERY)
+
+    def wait_for_records(self, timeout: float) -> bool:
+        """Block the calling greenlet until new records were buffered or
+        ``timeout`` seconds passed; True if records arrived."""
+        return self._new_records.wait(timeout)
+
+    def run(self) -> None:
+        """The poll greenlet's body: connect, poll until stop() asks, drain, close."""
+        if not self._connect():
             return
-        try:
-            backoff = Backoff(CONNECT_BACKOFF_MAX)
-            while not self._stop_requested.is_set():
-                self._apply_flow_control(consumer)
-                records = self._poll(consumer, backoff)
-                if records:
-                    self._buffer(records)
-                    # Buffered fetch data lets poll() return without any I/O;
-                    # yield so producers and heartbeats are never starved.
-                    gevent.sleep(0)
-            self._flush(consumer)
-        finally:
-            self._close_consumer()
+        backoff = Backoff(POLL_BACKOFF_MAX)
+        while not self._shutdown.requested:
+            self._apply_flow_control()
+            if self._poll(backoff):
+                # Buffered fetch data lets poll() return without any I/O;
+                # yield so producers and heartbeats are never starved.
+                gevent.sleep(0)
+            self._watch_cluster()
+        self._flush()
+        self._close()
 
-    def _poll(self, consumer, backoff):
-        """One poll() round: {tp: records}, empty after (logged) trouble."""
+    # ------------------------------------------------------------ connecting
+
+    def _connect(self) -> bool:
+        """Connect and subscribe, retrying while the cluster is unreachable."""
+        backoff = Backoff(CONNECT_BACKOFF_MAX)
+        while not self._shutdown.requested:
+            try:
+                self._client.connect(self._rebalancer)
+            except ConfigurationRefused as exc:
+                self._log.error("kafka-python refused the configuration: %s", exc)
+                self._on_failure(f"kafka-python refused the configuration: {exc}")
+                return False
+            except Exception as exc:
+                detail = str(exc) if isinstance(exc, KafkaError) else f"{type(exc).__name__}: {exc}"
+                self._unreachable(detail, CONNECT_BACKOFF_MAX)
+                self._shutdown.wait(backoff.next())
+                continue
+            self._reachable()
+            return True
+        return False
+
+    def _unreachable(self, detail: str, retry_every: float) -> None:
+        if self._unreachable_warning.due():
+            self._said_unreachable = True
+            self._log.warning(
+                "cannot reach the Kafka brokers at %s (%s); retrying at least every %.0f s",
+                self._client.bootstrap_servers,
+                detail,
+                retry_every,
+            )
+
+    def _reachable(self) -> None:
+        if self._said_unreachable:
+            self._log.info("the Kafka brokers at %s are reachable again", self._client.bootstrap_servers)
+        self._said_unreachable = False
+        self._unreachable_since = None
+        self._unreachable_warning.reset()
+
+    def _watch_cluster(self) -> None:
+        """Say when the brokers stop answering or a subscribed topic is missing."""
+        now = time.monotonic()
+        if now - self._last_watch < _WATCH_EVERY:
+            return
+        self._last_watch = now
+        if self._client.reachable():
+            if self._unreachable_since is not None:
+                self._reachable()
+        else:
+            if self._unreachable_since is None:
+                self._unreachable_since = now
+            elif now - self._unreachable_since >= _UNREACHABLE_AFTER:
+                self._unreachable(
+                    f"no connection for {now - self._unreachable_since:.0f} s", self._client.reconnect_backoff_max
+                )
+        missing = self._client.missing_topics()
+        if not missing:
+            if self._said_missing:
+                self._log.info("the subscribed topics exist now")
+            self._said_missing = False
+            self._missing_since = None
+            self._missing_warning.reset()
+        elif self._missing_since is None:
+            self._missing_since = now
+        elif now - self._missing_since >= _MISSING_TOPIC_AFTER and self._missing_warning.due():
+            self._said_missing = True
+            self._log.warning(
+                "subscribed topic(s) %s do not exist; nothing is consumed from them until they are created",
+                ", ".join(missing),
+            )
+
+    # --------------------------------------------------------------- polling
+
+    def _poll(self, backoff: Backoff) -> bool:
+        """One poll() round; True if records arrived. Trouble is logged and
+        followed by a wait (backoff), so a failing round never repeats at once."""
         try:
-            release_exhausted_batch(consumer)
-            records = consumer.poll(timeout_ms=_POLL_TIMEOUT_MS, max_records=self._poll_batch)
-            backoff.reset()
-            return records
-        except (Errors.NoOffsetForPartitionError, Errors.OffsetOutOfRangeError, Errors.LogTruncationError) as exc:
-            self._reset_positions(consumer, exc)
+            fetched = self._client.poll(_POLL_TIMEOUT_MS, self._state.poll_batch)
+        except PositionsLost as exc:
+            if self._reset_positions(exc):
+                backoff.reset()
+                return False
+            delay = backoff.next()
+            self._log.warning("poll found no usable position (%s); retrying in %.1fs", exc, delay)
+            self._retry_after(delay)
+            return False
         except Exception as exc:
             delay = backoff.next()
-            log.warning(
-                "group %s: poll failed (%s: %s); retrying in %.1fs",
-                self.group_name,
+            self._log.warning(
+                "poll failed (%s: %s); retrying in %.1fs",
                 type(exc).__name__,
                 exc,
                 delay,
-                exc_info=not isinstance(exc, Errors.KafkaError),
+                exc_info=not isinstance(exc, KafkaError),
             )
-            gevent.sleep(delay)
-        return {}
-
-    def _flush(self, consumer):
-        """Before leaving: stop pulls, then keep polling (so that the
-        membership and any rebalance go on) until every delivered record was
-        acknowledged and committed, for at most drain_timeout."""
-        self._closing = True
-        for state in self._partitions.values():
-            state.records.clear()
-        deadline = time.monotonic() + self.drain_timeout / 1000
-        backoff = Backoff(COMMIT_BACKOFF_MAX)
-        while self._unsettled() and time.monotonic() < deadline:
-            try:
-                consumer.pause(*consumer.assignment())
-            except Exception:
-                log.debug("pausing before leaving failed", exc_info=True)
-            self._poll(consumer, backoff)  # nothing is fetched: all paused
-        if self._unsettled():
-            log.warning(
-                "group %s: leaving with unsettled partitions after %s ms: %s",
-                self.group_name,
-                self.drain_timeout,
-                self.stats()["partitions"],
-            )
-
-    def _unsettled(self):
-        """True while some delivered record is unacknowledged or some
-        acknowledged offset is not committed yet."""
-        return bool(self._dirty or self._in_flight) or any(self._tracker.pending(tp) for tp in self._partitions)
-
-    def _connect(self):
-        """Create and subscribe the consumer, retrying while the cluster is unreachable."""
-        backoff = Backoff(CONNECT_BACKOFF_MAX)
-        while not self._stop_requested.is_set():
-            # Built in two steps to keep a handle on a half-built consumer:
-            # __init__ starts kafka-python's I/O thread before bootstrapping.
-            consumer = KafkaConsumer.__new__(KafkaConsumer)
-            try:
-                consumer.__init__(**self._settings)
-                consumer.subscribe(list(self.topics), listener=RebalanceListener(self))
-            except Errors.KafkaConfigurationError as exc:
-                log.error("group %s: kafka-python refused the configuration: %s", self.group_name, exc)
-                self.failure = str(exc)
-                self._discard(consumer)
-                return None
-            except Exception as exc:
-                self._discard(consumer)
-                delay = backoff.next()
-                log.warning(
-                    "group %s: cannot connect to %s (%s: %s); retrying in %.1fs",
-                    self.group_name,
-                    self._settings["bootstrap_servers"],
-                    type(exc).__name__,
-                    exc,
-                    delay,
-                )
-                self._stop_requested.wait(delay)
-                continue
-            self._consumer = consumer
-            return consumer
-        return None
-
-    @staticmethod
-    def _discard(consumer):
-        client = getattr(consumer, "_client", None)
-        if client is not None:
-            try:
-                client.close()
-            except Exception:
-                log.debug("closing a half-built consumer failed", exc_info=True)
-
-    def _close_consumer(self):
-        """Leave the group (the listener releases every partition first) and
-        stop the committers. Idempotent, like KafkaConsumer.close()."""
-        consumer = self._consumer
-        if consumer is not None:
-            try:
-                consumer.close(autocommit=False)
-                if self._settings["group_instance_id"] is None:
-                    log.info("group %s: left the group", self.group_name)
-                else:  # kafka-python sends no LeaveGroup for static members
-                    log.info(
-                        "group %s: closed; as a static member it keeps its partitions until the session times out",
-                        self.group_name,
-                    )
-            except Exception:
-                log.exception("group %s: closing the consumer failed", self.group_name)
-            self._consumer = None
-        self._committers_stop.set()
-        self._commit_wanted.set()
-
-    def _apply_flow_control(self, consumer):
-        """Pause partitions whose buffer is (nearly) full, resume drained ones."""
-        batch = self._poll_batch
-        for state in self._partitions.values():
-            size = len(state.records)
-            if state.paused:
-                state.paused = size > state.limit // 2
-            else:
-                state.paused = size > state.limit - batch
-        actual = consumer.paused()
-        assigned = consumer.assignment()
-        to_pause = [
-            tp for tp, state in self._partitions.items() if state.paused and tp not in actual and tp in assigned
-        ]
-        # Also resumes partitions kafka-python kept paused across an eager
-        # rebalance although this process started a fresh epoch for them.
-        to_resume = [tp for tp in actual if not (tp in self._partitions and self._partitions[tp].paused)]
-        if to_pause:
-            consumer.pause(*to_pause)
-        if to_resume:
-            consumer.resume(*to_resume)
-
-    def _buffer(self, records):
-        arrived = False
-        for tp, batch in records.items():
-            state = self._partitions.get(tp)
-            if state is None or state.released:
-                continue
-            if batch[0].offset <= state.last_buffered:
-                # Only after a log truncation rewound the position.
-                log.warning(
-                    "group %s: %s: dropping re-fetched records below offset %d",
-                    self.group_name,
-                    tp,
-                    state.last_buffered + 1,
-                )
-                batch = [record for record in batch if record.offset > state.last_buffered]
-                if not batch:
-                    continue
-            if state.first_offset is None:
-                state.first_offset = batch[0].offset
-            state.records.extend(batch)
-            state.last_buffered = batch[-1].offset
-            arrived = True
+            self._retry_after(delay)
+            return False
+        self.last_poll = time.monotonic()
+        backoff.reset()
+        arrived, rewound = self._state.buffer(fetched)
+        for tp, first_kept in rewound:
+            self._log.warning("%s: dropping re-fetched records below offset %d (log truncated)", tp, first_kept)
         if arrived:
             waiters, self._new_records = self._new_records, Event()
             waiters.set()
+        return arrived
 
-    def _reset_positions(self, consumer, exc):
-        """Start partitions kafka-python has no valid offset for as their
-        topic's offset_reset_policy says."""
-        if isinstance(exc, Errors.LogTruncationError):
-            targets = exc.divergent_offsets
+    def _retry_after(self, delay: float) -> None:
+        """Wait before retrying a poll: until a stop is requested while
+        running; during the stop's drain, the delay itself (but not past the
+        drain's end), so that a failing poll never repeats at once."""
+        if not self._shutdown.requested:
+            self._shutdown.wait(delay)
         else:
-            targets = dict.fromkeys(exc.args[0] if exc.args else ())
-        assigned = consumer.assignment()
-        for tp, divergent in targets.items():
+            gevent.sleep(max(min(delay, self._drain_deadline - time.monotonic()), 0.0))
+
+    def _apply_flow_control(self) -> None:
+        to_pause, to_resume = self._state.flow_control(self._client.paused(), self._client.assignment())
+        if to_pause:
+            self._client.pause(to_pause)
+        if to_resume:
+            self._client.resume(to_resume)
+
+    def _reset_positions(self, exc: PositionsLost) -> bool:
+        """Seek partitions without a usable position as the broker or their
+        topic's offset_reset_policy says; True if any was moved."""
+        assigned = self._client.assignment()
+        moved = False
+        for tp, offset in exc.targets.items():
             if tp not in assigned:
                 continue
-            if divergent is not None:
-                log.warning("group %s: %s: log truncated; resuming at offset %d", self.group_name, tp, divergent.offset)
-                consumer.seek(tp, divergent.offset)
-                continue
-            policy = self.topics[tp.topic]["offset_reset_policy"]
-            log.info(
-                "group %s: %s has no usable committed offset (%s); starting from the %s offset (offset_reset_policy)",
-                self.group_name,
-                tp,
-                type(exc).__name__,
-                policy,
-            )
-            if policy == "earliest":
-                consumer.seek_to_beginning(tp)
+            if offset is not None:
+                self._log.warning("%s: log truncated; resuming at offset %d", tp, offset)
+                self._client.seek(tp, offset)
+            elif self._policies[tp.topic] == "earliest":
+                self._log.info("%s has no usable committed offset (%s); starting from the earliest offset", tp, exc)
+                self._client.seek_to_beginning(tp)
             else:
-                consumer.seek_to_end(tp)
+                self._log.info("%s has no usable committed offset (%s); starting from the latest offset", tp, exc)
+                self._client.seek_to_end(tp)
+            moved = True
+        return moved
+
+    # -------------------------------------------------------------- stopping
+
+    def _flush(self) -> None:
+        """Stop pulls, then keep polling (so the membership and any rebalance
+        go on) until every delivered record was acknowledged and committed,
+        for at most the drain timeout and part of the stop budget."""
+        self._state.drop_buffers()
+        budget = self._shutdown.remaining()
+        limit = self._drain_timeout if budget is None else min(self._drain_timeout, budget * _DRAIN_SHARE)
+        deadline = self._drain_deadline = time.monotonic() + limit
+        backoff = Backoff(POLL_BACKOFF_MAX)
+        while self._state.unsettled() and time.monotonic() < deadline:
+            assigned = self._client.assignment()
+            if assigned:
+                self._client.pause(assigned)  # nothing more is fetched
+            self._poll(backoff)
+        if self._state.unsettled():
+            self._log.warning(
+                "stop: leaving with unsettled partitions after %.1f s: %s", limit, self._unsettled_summary()
+            )
+
+    def _unsettled_summary(self) -> str:
+        parts = []
+        for tp, state in sorted(self._state.partitions.items()):
+            pending = self._state.pending(tp)
+            if pending or state.uncommitted():
+                parts.append(
+                    f"{tp.topic}:{tp.partition} ({pending} unacknowledged, acked {state.acked}, "
+                    f"committed {state.committed})"
+                )
+        return ", ".join(parts)
+
+    def _close(self) -> None:
+        """Leave the group: the client revokes every partition (the
+        rebalancer commits what it can) and closes."""
+        budget = self._shutdown.remaining()
+        try:
+            # The leave gets a third of what is left; the revocation's final
+            # commit bounds itself by the stop budget.
+            self._client.close(None if budget is None else budget / 3)
+        except Exception:
+            self._log.exception("closing the consumer failed")
+            return
+        if self._client.static_member:  # kafka-python sends no LeaveGroup for static members
+            self._log.info("closed; as a static member it keeps its partitions until the session times out")
+        else:
+            self._log.info("left the group")

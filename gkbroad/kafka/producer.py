@@ -15,7 +15,6 @@ Acknowledgements go back to the group, which commits contiguous offsets.
 
 from __future__ import annotations
 
-import logging
 import random
 from typing import Any
 
@@ -31,8 +30,6 @@ from .options import KafkaProducerOptions
 from .routing import owns, partition_by_partition
 
 __all__ = ["Producer"]
-
-logger = logging.getLogger(__name__)
 
 OPTIONS_PATH = "producer.module"
 
@@ -56,7 +53,6 @@ class Producer(BaseProducer):
         self.receive_interval = options["receive_interval"] / 1000.0
         self.draining = Event()
         # ConsumerGroup.is_current arrives with the kafka stream's rewrite; until then nothing is stale.
-        self._is_current = getattr(self.group, "is_current", None)
 
     def receive(self, demand: int) -> list[Message]:
         """Pull up to `demand` records, spread over the partitions that have some.
@@ -88,16 +84,17 @@ class Producer(BaseProducer):
         if not self.draining.is_set():
             self.group.wait_for_records(min(self.receive_interval, 1.0))
 
-    def is_stale(self, data: tuple[str, int, int, int]) -> bool:
-        """True when the record's partition is no longer held in the epoch it was pulled in (its
-        drain ran past drain_timeout and it was released, or it came back in a new assignment):
-        the engine then does not hand it to a handler, since its new owner reads it again."""
-        topic, partition, _, epoch = data
-        return self._is_current is not None and not self._is_current(topic, partition, epoch)
-
     def ack(self, ref: Any, successful: list[Message], failed: list[Message]) -> None:
         """Successful and failed alike advance the offsets: failures were reported to handle_failed."""
         self.group.ack(m.acknowledger.data for group in (successful, failed) for m in group)
+
+    def is_stale(self, data: tuple[str, int, int, int]) -> bool:
+        """True when the message's partition was given up since it was pulled
+        (the drain timed out, or the membership was lost): its new owner reads
+        it again, and handling it here could overwrite what that owner did.
+        ``data`` is the acknowledger data (topic, partition, offset, epoch)."""
+        topic, partition, _, epoch = data
+        return not self.group.is_current(topic, partition, epoch)
 
     def prepare_for_draining(self) -> None:
         self.draining.set()

@@ -7,20 +7,13 @@ offset reset, a poll size that keeps the buffers bounded). This module is the
 one place that translates; it checks nothing, the options schema did.
 """
 
-from kafka.coordinator.assignors.cooperative_sticky import CooperativeStickyAssignor
-from kafka.coordinator.assignors.range import RangePartitionAssignor
-from kafka.coordinator.assignors.roundrobin import RoundRobinPartitionAssignor
-from kafka.coordinator.assignors.sticky.sticky_assignor import StickyPartitionAssignor
+from __future__ import annotations
 
-__all__ = ["ASSIGNORS", "kafka_settings", "poll_batch"]
+from typing import Any
 
-# partition_assignment_strategy option -> kafka-python assignor.
-ASSIGNORS = {
-    "cooperative-sticky": CooperativeStickyAssignor,
-    "sticky": StickyPartitionAssignor,
-    "range": RangePartitionAssignor,
-    "roundrobin": RoundRobinPartitionAssignor,
-}
+from .client import ASSIGNORS
+
+__all__ = ["kafka_settings", "poll_batch"]
 
 # fetch_strategy option -> kafka-python setting.
 FETCH_STRATEGY = {"max_wait_ms": "fetch_max_wait_ms", "min_bytes": "fetch_min_bytes", "max_bytes": "fetch_max_bytes"}
@@ -28,7 +21,7 @@ FETCH_STRATEGY = {"max_wait_ms": "fetch_max_wait_ms", "min_bytes": "fetch_min_by
 _MAX_POLL_RECORDS = 500
 
 
-def poll_batch(topics):
+def poll_batch(topics: list[dict]) -> int:
     """Most records one poll may return for these topic configs.
 
     A partition is paused while its buffer could not take that many more, so
@@ -38,25 +31,27 @@ def poll_batch(topics):
 
 
 def kafka_settings(
-    group_name,
-    topics,
-    client,
+    group_name: str,
+    topics: list[dict],
+    client: dict,
     *,
-    fetch_strategy,
-    instance_id,
-    rebalance_timeout_ms,
-    session_timeout_ms,
-    heartbeat_interval_ms,
-    partition_assignment_strategy,
-):
+    fetch_strategy: dict | None,
+    instance_id: str | None,
+    rebalance_timeout_ms: int | None,
+    session_timeout_ms: int | None,
+    heartbeat_interval_ms: int | None,
+    partition_assignment_strategy: str,
+) -> dict[str, Any]:
     """KafkaConsumer keyword arguments for validated options.
 
     ``topics`` are validated topic configs, which share one isolation level
     (the schema checks it); the largest ``fetch_max_bytes`` applies to every
     partition. ``rebalance_timeout_ms`` becomes ``max_poll_interval_ms``,
-    which kafka-python sends as the rebalance timeout.
+    which kafka-python sends as the rebalance timeout. Consumers do not
+    create the topics they subscribe to unless the client settings set
+    ``allow_auto_create_topics`` (a mistyped name must not become a topic).
     """
-    settings = dict(client)
+    settings = {"allow_auto_create_topics": False, **client}
     settings.update(
         group_id=group_name,
         group_instance_id=instance_id,

@@ -1,14 +1,35 @@
-"""Small pieces the ConsumerGroup's modules share: what is held per
-assigned partition, the retry backoff of its greenlets, and log text."""
+"""GroupState: everything a ConsumerGroup knows about the partitions it holds.
 
-import random
+Pure data: no I/O, no clock, no greenlets, no kafka-python. The poller, the
+committer and the rebalancer (and the producer greenlets through the group)
+all read and change the group through these operations, so each rule about a
+partition (which epoch is current, what may be committed, when it is
+forgotten) is written once, here, and tested by value in
+tests/unit/test_group_state.py.
+
+A partition's life: ``assign`` starts a new epoch; ``buffer`` adds fetched
+records; ``pull`` hands them out (the OffsetTracker remembers them); ``ack``
+advances the contiguous acknowledged offset and marks the partition dirty;
+``take_commits`` hands dirty offsets to a committer and ``commit_done`` books
+the result; finally ``begin_release`` (revoked, shutdown) stops pulls and
+commits, ``take_final_commits`` gives what is left to commit, and ``release``
+forgets it, or ``lose`` forgets it at once with nothing committed.
+
+Offsets in this module are *last processed* offsets; Kafka stores one more.
+Partition keys are kafka-python ``TopicPartition`` tuples (anything with
+``topic`` and ``partition`` attributes that hashes like the tuple).
+"""
+
+from __future__ import annotations
+
 from collections import deque
+from collections.abc import Hashable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
 
-__all__ = ["PartitionState", "Backoff", "describe", "CONNECT_BACKOFF_MAX", "COMMIT_BACKOFF_MAX"]
+from .offset_tracker import OffsetTracker
 
-_BACKOFF_FIRST = 0.1
-# Commits usually fail because a rebalance is under way, which is over soon.
-CONNECT_BACKOFF_MAX, COMMIT_BACKOFF_MAX = 5.0, 1.0
+__all__ = ["CommitRequest", "GroupState", "PartitionState", "Unsaved"]
 
 
 class PartitionState:
@@ -25,45 +46,314 @@ class PartitionState:
         "last_buffered",
         "acked",
         "committed",
+        "committing",
+        "dirty",
     )
 
-    def __init__(self, tp, epoch, limit):
+    def __init__(self, tp: Any, epoch: int, limit: int):
         self.tp = tp
         self.epoch = epoch
         self.limit = limit
-        self.records = deque()
+        self.records: deque = deque()
         self.paused = False
-        # Set once revocation or shutdown began: no more pulls nor commits by
-        # the committers; the listener does the final commit.
+        # Revocation or shutdown began: no more pulls, and commits only
+        # through take_final_commits.
         self.released = False
-        self.first_offset = None  # first offset buffered in this epoch
+        self.first_offset: int | None = None  # first offset buffered in this epoch
         self.last_buffered = -1
-        self.acked = None  # last processed offset (contiguously acked)
-        self.committed = None  # last processed offset Kafka confirmed
+        self.acked: int | None = None  # last processed offset (contiguously acked)
+        self.committed: int | None = None  # last processed offset Kafka confirmed
+        self.committing = False  # a commit of this partition is in flight
+        self.dirty = False  # acked moved past what was committed or is being committed
 
-    def restart_offset(self):
+    def restart_offset(self) -> int | None:
         """First offset not processed yet in this epoch, None if none was seen."""
         return self.acked + 1 if self.acked is not None else self.first_offset
 
-
-class Backoff:
-    """Exponential delay with jitter between retries of a failing operation."""
-
-    def __init__(self, limit):
-        self.limit = limit
-        self.failures = 0
-
-    def next(self):
-        delay = min(self.limit, _BACKOFF_FIRST * 2**self.failures)
-        self.failures += 1
-        return delay * random.uniform(0.8, 1.2)
-
-    def reset(self):
-        self.failures = 0
+    def uncommitted(self) -> bool:
+        return self.acked is not None and (self.committed is None or self.acked > self.committed)
 
 
-def describe(partitions):
-    """Short text for logs: 'topic:partition[@offset], ...'."""
-    if isinstance(partitions, dict):
-        return ", ".join(f"{tp.topic}:{tp.partition}@{offset}" for tp, offset in sorted(partitions.items()))
-    return ", ".join(f"{tp.topic}:{tp.partition}" for tp in sorted(partitions))
+@dataclass(frozen=True)
+class CommitRequest:
+    """Offsets handed to one commit: {tp: last processed offset}, and the
+    epoch each was taken in (its outcome only counts for that epoch)."""
+
+    offsets: dict
+    epochs: dict = field(repr=False)
+
+    def __bool__(self) -> bool:
+        return bool(self.offsets)
+
+
+@dataclass(frozen=True)
+class Unsaved:
+    """Acknowledged offsets of a partition that were not committed when it was
+    given up: offsets ``first``..``last`` will be read again by the next owner."""
+
+    tp: Any
+    first: int
+    last: int
+
+    @property
+    def records(self) -> int:
+        """Most records that will be read again (offsets may have gaps)."""
+        return self.last - self.first + 1
+
+
+class GroupState:
+    """The partitions held now, their buffers and offsets, and what to commit.
+
+    ``limits`` maps each topic to its ``max_buffer_records``; ``poll_batch``
+    is the most records one poll may add to a partition (pausing keeps room
+    for it).
+    """
+
+    def __init__(self, limits: Mapping[str, int], poll_batch: int):
+        self.limits = dict(limits)
+        self.poll_batch = poll_batch
+        self.partitions: dict[Any, PartitionState] = {}
+        self.tracker = OffsetTracker()
+        self._epochs: dict[Any, int] = {}  # last epoch per partition, kept across releases
+        self.closing = False  # the group is stopping: nothing is pullable any more
+        self.unsaved: list[Unsaved] = []  # released with acknowledged offsets not committed
+
+    # ------------------------------------------------------------ membership
+
+    def assign(self, tps: Iterable[Any]) -> list[PartitionState]:
+        """Start a fresh epoch for each partition; returns their states."""
+        started = []
+        for tp in sorted(tps):
+            self._forget(tp)
+            epoch = self._epochs[tp] = self._epochs.get(tp, 0) + 1
+            state = self.partitions[tp] = PartitionState(tp, epoch, self.limits[tp.topic])
+            started.append(state)
+        return started
+
+    def lose(self, tps: Iterable[Any]) -> list[tuple[Any, int]]:
+        """The membership was lost: forget the partitions, commit nothing.
+        Returns ``(tp, unacknowledged records)`` for each one held."""
+        dropped = []
+        for tp in sorted(tps):
+            if tp in self.partitions:
+                dropped.append((tp, self.tracker.pending(tp)))
+                self._forget(tp)
+        return dropped
+
+    def begin_release(self, tps: Iterable[Any]) -> list[Any]:
+        """Stop pulling and committing the partitions (revoked, shutdown) and
+        drop what was buffered but not delivered. Returns those held."""
+        held = []
+        for tp in sorted(tps):
+            state = self.partitions.get(tp)
+            if state is not None:
+                state.released = True
+                state.records.clear()
+                held.append(tp)
+        return held
+
+    def release(self, tp: Any) -> int | None:
+        """Forget a released partition; returns the offset a consumer that
+        keeps it must resume at (None if nothing was seen). Acknowledged
+        offsets that were never committed are kept in ``unsaved``."""
+        state = self.partitions.get(tp)
+        if state is None:
+            return None
+        if state.uncommitted():
+            first = state.committed + 1 if state.committed is not None else state.first_offset
+            self.unsaved.append(Unsaved(tp, first if first is not None else state.acked, state.acked))
+        restart = state.restart_offset()
+        self._forget(tp)
+        return restart
+
+    def _forget(self, tp: Any) -> None:
+        """The one place a partition is dropped: its state, buffer and offsets."""
+        state = self.partitions.pop(tp, None)
+        if state is not None:
+            state.released = True
+            state.records.clear()
+        self.tracker.forget(tp)
+
+    def is_current(self, tp: Any, epoch: int) -> bool:
+        """True while ``tp`` is held in ``epoch``. A partition being released
+        is still held: its delivered records must be handled and acknowledged
+        for the drain to end; once released, its records are stale."""
+        state = self.partitions.get(tp)
+        return state is not None and state.epoch == epoch
+
+    def epoch(self, tp: Any) -> int:
+        """Epoch of the latest assignment of ``tp`` (0: never assigned)."""
+        return self._epochs.get(tp, 0)
+
+    # --------------------------------------------------------------- records
+
+    def buffer(self, fetched: Mapping[Any, Sequence[Any]]) -> tuple[bool, list[tuple[Any, int]]]:
+        """Add fetched records (objects with an ``offset``) to the buffers of
+        partitions held and not released. Returns (records arrived, [(tp,
+        first offset kept)] for partitions whose fetch was rewound below what
+        was buffered already, i.e. after a log truncation)."""
+        arrived, rewound = False, []
+        for tp, batch in fetched.items():
+            state = self.partitions.get(tp)
+            if state is None or state.released or not batch:
+                continue
+            if batch[0].offset <= state.last_buffered:
+                rewound.append((tp, state.last_buffered + 1))
+                batch = [record for record in batch if record.offset > state.last_buffered]
+                if not batch:
+                    continue
+            if state.first_offset is None:
+                state.first_offset = batch[0].offset
+            state.records.extend(batch)
+            state.last_buffered = batch[-1].offset
+            arrived = True
+        return arrived, rewound
+
+    def pullable(self) -> list[tuple[str, int]]:
+        """``(topic, partition)`` pairs that can be pulled now."""
+        if self.closing:
+            return []
+        return [(tp.topic, tp.partition) for tp, state in self.partitions.items() if not state.released]
+
+    def pull(self, key: Hashable, max_records: int) -> tuple[int, list[Any]]:
+        """Take up to ``max_records`` buffered records of ``key`` (a
+        ``(topic, partition)`` pair), registered as delivered; returns
+        ``(epoch, records)``."""
+        state = self.partitions.get(key)
+        if state is None:
+            return self._epochs.get(key, 0), []
+        records = state.records
+        if state.released or self.closing or not records:
+            return state.epoch, []
+        popleft = records.popleft
+        batch = [popleft() for _ in range(min(max_records, len(records)))]
+        self.tracker.delivered(state.tp, [record.offset for record in batch])
+        return state.epoch, batch
+
+    def drop_buffers(self) -> None:
+        """The group is stopping: nothing more is handed out."""
+        self.closing = True
+        for state in self.partitions.values():
+            state.records.clear()
+
+    # --------------------------------------------------------------- offsets
+
+    def ack(self, acks: Iterable[tuple[str, int, int, int]]) -> bool:
+        """Acknowledge ``(topic, partition, offset, epoch)`` tuples. Acks of
+        another epoch or of partitions not held are ignored. True when some
+        partition's acknowledged offset advanced."""
+        partitions = self.partitions
+        accepted = []
+        for topic, partition, offset, epoch in acks:
+            state = partitions.get((topic, partition))
+            if state is not None and state.epoch == epoch:
+                accepted.append((state.tp, offset))
+        if not accepted:
+            return False
+        advanced = self.tracker.done(accepted)
+        for tp, offset in advanced.items():
+            self.mark_acked(tp, offset)
+        return bool(advanced)
+
+    def mark_acked(self, key: Hashable, offset: int) -> bool:
+        """Record ``offset`` as processed; True if the partition is held (a
+        later take_commits or take_final_commits will send it)."""
+        state = self.partitions.get(key)
+        if state is None:
+            return False
+        if state.acked is None or offset > state.acked:
+            state.acked = offset
+            state.dirty = state.dirty or not state.released
+        return True
+
+    def take_commits(self) -> CommitRequest:
+        """Offsets to commit now: partitions held, not released, with acked
+        offsets beyond the committed one and no commit of theirs in flight
+        (two could land in the wrong order). They are marked as committing."""
+        offsets, epochs = {}, {}
+        for tp, state in self.partitions.items():
+            if not state.dirty or state.committing or state.released:
+                continue
+            state.dirty = False
+            if state.uncommitted():
+                state.committing = True
+                offsets[tp], epochs[tp] = state.acked, state.epoch
+        return CommitRequest(offsets, epochs)
+
+    def commits_wanted(self) -> bool:
+        """True while take_commits would find something (or will, once a
+        commit in flight finished)."""
+        return any(state.dirty and not state.released for state in self.partitions.values())
+
+    def take_final_commits(self, tps: Iterable[Any]) -> CommitRequest:
+        """Offsets of released partitions that were acknowledged beyond the
+        committed one: the last commit before they are given up."""
+        offsets, epochs = {}, {}
+        for tp in tps:
+            state = self.partitions.get(tp)
+            if state is not None and state.uncommitted():
+                state.dirty = False
+                state.committing = True
+                offsets[tp], epochs[tp] = state.acked, state.epoch
+        return CommitRequest(offsets, epochs)
+
+    def commit_done(self, request: CommitRequest, succeeded: bool) -> None:
+        """Book a finished commit. Only the epoch it was taken in counts: after
+        a reassignment the old offsets are neither booked nor retried. A
+        failed commit of a partition still held (and not released) is retried
+        by a later take_commits."""
+        for tp, offset in request.offsets.items():
+            state = self.partitions.get(tp)
+            if state is None or state.epoch != request.epochs[tp]:
+                continue
+            state.committing = False
+            if succeeded:
+                if state.committed is None or offset > state.committed:
+                    state.committed = offset
+            elif not state.released:
+                state.dirty = True
+
+    # ---------------------------------------------------------------- status
+
+    def pending(self, tp: Any) -> int:
+        """Records of ``tp`` delivered and not acknowledged yet."""
+        return self.tracker.pending(tp)
+
+    def drained(self, tps: Iterable[Any]) -> bool:
+        """True when every delivered record of these partitions was acknowledged."""
+        return all(self.tracker.pending(tp) == 0 for tp in tps)
+
+    def unsettled(self) -> bool:
+        """True while a delivered record of a held partition is unacknowledged
+        or an acknowledged offset is not committed yet."""
+        return any(state.uncommitted() or self.tracker.pending(tp) for tp, state in self.partitions.items())
+
+    def uncommitted_now(self) -> list[Unsaved]:
+        """Held partitions whose acknowledged offsets are not committed."""
+        found = []
+        for tp, state in self.partitions.items():
+            if state.uncommitted():
+                first = state.committed + 1 if state.committed is not None else state.first_offset
+                found.append(Unsaved(tp, first if first is not None else state.acked, state.acked))
+        return found
+
+    def flow_control(self, fetch_paused: Iterable[Any], assigned: Iterable[Any]) -> tuple[list[Any], list[Any]]:
+        """Decide which partitions to pause and resume, given those the client
+        has paused and assigned now. A partition pauses when its buffer could
+        not take another poll's worth of records and resumes once it is half
+        empty. Partitions the client keeps paused but this state does not want
+        paused (an eager rebalance gave them back in a fresh epoch) resume."""
+        batch = self.poll_batch
+        for state in self.partitions.values():
+            size = len(state.records)
+            if state.paused:
+                state.paused = size > state.limit // 2
+            else:
+                state.paused = size > state.limit - batch
+        fetch_paused = set(fetch_paused)
+        assigned = set(assigned)
+        to_pause = [
+            tp for tp, state in self.partitions.items() if state.paused and tp not in fetch_paused and tp in assigned
+        ]
+        to_resume = [tp for tp in fetch_paused if not (tp in self.partitions and self.partitions[tp].paused)]
+        return sorted(to_pause), sorted(to_resume)

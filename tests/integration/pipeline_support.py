@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import random
-import time
 from collections import defaultdict
 
 import gevent
@@ -93,13 +92,3 @@ def kafka_pipeline(
         context=context,
         shutdown_timeout=30000,
     )
-
-
-def wait_until(predicate, timeout: float, what: str) -> float:
-    """Poll `predicate` until true; returns the seconds it took, fails the test after `timeout`."""
-    start = time.monotonic()
-    while not predicate():
-        if time.monotonic() - start > timeout:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        gevent.sleep(0.05)
-    return time.monotonic() - start

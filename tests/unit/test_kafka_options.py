@@ -172,4 +172,21 @@ def test_validated_topics_become_kafka_python_settings():
         "max_partition_fetch_bytes": 300,
         "fetch_max_wait_ms": 0,
         "max_poll_interval_ms": 9000,
+        "allow_auto_create_topics": False,
     }
+
+
+def test_consumers_create_topics_only_when_the_client_settings_ask():
+    topics = validate(KafkaProducerOptions, GOOD)["topics"]
+    common = {
+        "fetch_strategy": None,
+        "instance_id": None,
+        "rebalance_timeout_ms": None,
+        "session_timeout_ms": None,
+        "heartbeat_interval_ms": None,
+        "partition_assignment_strategy": "range",
+    }
+    default = kafka_settings("g", topics, {"bootstrap_servers": "x:1"}, **common)
+    asked = kafka_settings("g", topics, {"bootstrap_servers": "x:1", "allow_auto_create_topics": True}, **common)
+    assert default["allow_auto_create_topics"] is False
+    assert asked["allow_auto_create_topics"] is True

@@ -17,10 +17,12 @@ Remove this module once kafka-python restores parked batches correctly
 (tests/integration/test_consumer_group.py checks that the bug still exists).
 """
 
+from typing import Any
+
 __all__ = ["release_exhausted_batch"]
 
 
-def release_exhausted_batch(consumer):
+def release_exhausted_batch(consumer: Any) -> None:
     """Empty the Fetcher's in-line slot if it only holds an exhausted batch.
 
     Call it from the greenlet that polls ``consumer``, before each ``poll()``.

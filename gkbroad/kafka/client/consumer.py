@@ -1,0 +1,367 @@
+"""ConsumerClient: the consumer group's one door into kafka-python.
+
+Everything the group needs from kafka-python goes through this class, so
+that the group's logic talks to a small surface (and unit tests can put an
+in-memory fake in its place, tests/unit/fake_kafka.py) and so that a
+kafka-python upgrade only has to be checked here.
+
+What it does: builds the ``KafkaConsumer`` in two steps (``__init__`` starts
+kafka-python's I/O thread before it bootstraps, so a half-built consumer must
+still be closed), subscribes with a rebalance listener, polls (with the
+Fetcher fix, see fetcher_fix), pauses/resumes/seeks, commits asynchronously
+through kafka-python's I/O loop and returns the commit's future, waits for
+futures on that loop with a timeout, reads fetch positions and high
+watermarks, says whether any broker connection is up and which subscribed
+topics the cluster does not know, and closes (or, past the stop budget,
+abandons) the consumer.
+
+kafka-python private names used, checked against kafka-python 3.0.12
+(``PRIVATE_NAMES``; tests/unit/test_kafka_client.py fails when one
+disappears from the installed kafka-python):
+
+- ``KafkaConsumer._client``: closing a half-built consumer, abandoning one.
+- ``KafkaConsumer._manager``: ``call_soon`` (run the commit on the I/O loop)
+  and ``wait_for`` (await a future with a timeout on that loop).
+- ``KafkaConsumer._net``: ``call_soon_threadsafe`` (wake the loop) and
+  ``stop`` (end the I/O loop when the stop budget is spent).
+- ``KafkaConsumer._coordinator``: ``_commit_offsets_sync_async``, the
+  retrying commit kafka-python itself uses before a rebalance (the public
+  ``commit_async`` returns a coordinator-lookup future instead of the
+  commit's while the coordinator is unknown).
+- ``KafkaConsumer._subscription``: per-partition fetch position and high
+  watermark, read without I/O.
+- ``KafkaConsumer._fetcher``: ``_next_partition_records`` (fetcher_fix).
+- ``KafkaConsumer._cluster``: the topics the last metadata response named.
+- ``KafkaConnectionManager._conns``: whether any broker connection is up.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Awaitable, Iterable
+from typing import Any, Protocol
+
+import kafka.errors as Errors
+from kafka import KafkaConsumer
+from kafka.consumer.fetcher import Fetcher
+from kafka.consumer.subscription_state import AsyncConsumerRebalanceListener
+from kafka.coordinator.assignors.cooperative_sticky import CooperativeStickyAssignor
+from kafka.coordinator.assignors.range import RangePartitionAssignor
+from kafka.coordinator.assignors.roundrobin import RoundRobinPartitionAssignor
+from kafka.coordinator.assignors.sticky.sticky_assignor import StickyPartitionAssignor
+from kafka.coordinator.consumer import ConsumerCoordinator
+from kafka.future import Future
+from kafka.net.manager import KafkaConnectionManager
+from kafka.structs import OffsetAndMetadata, TopicPartition
+
+from ..gevent_check import check_gevent_patched
+from .fetcher_fix import release_exhausted_batch
+
+__all__ = [
+    "ASSIGNORS",
+    "CONSUMER_DEFAULTS",
+    "KAFKA_PYTHON_CHECKED",
+    "PRIVATE_NAMES",
+    "REBALANCE_ERRORS",
+    "ConfigurationRefused",
+    "ConsumerClient",
+    "KafkaError",
+    "PositionsLost",
+    "TopicPartition",
+]
+
+logger = logging.getLogger(__name__)
+
+KAFKA_PYTHON_CHECKED = ("3.0.12",)
+
+# (class, attribute): every private name of kafka-python this module uses.
+PRIVATE_NAMES = (
+    (KafkaConsumer, "_client"),
+    (KafkaConsumer, "_manager"),
+    (KafkaConsumer, "_net"),
+    (KafkaConsumer, "_coordinator"),
+    (KafkaConsumer, "_subscription"),
+    (KafkaConsumer, "_fetcher"),
+    (KafkaConsumer, "_cluster"),
+    (ConsumerCoordinator, "_commit_offsets_sync_async"),
+    (Fetcher, "_next_partition_records"),
+    (KafkaConnectionManager, "_conns"),
+)
+
+# partition_assignment_strategy option -> kafka-python assignor.
+ASSIGNORS = {
+    "cooperative-sticky": CooperativeStickyAssignor,
+    "sticky": StickyPartitionAssignor,
+    "range": RangePartitionAssignor,
+    "roundrobin": RoundRobinPartitionAssignor,
+}
+
+# kafka-python's KafkaConsumer settings and their defaults.
+CONSUMER_DEFAULTS = KafkaConsumer.DEFAULT_CONFIG
+
+KafkaError = Errors.KafkaError
+
+# Commit errors that only mean "the group is rebalancing, try again later".
+REBALANCE_ERRORS = (
+    Errors.RebalanceInProgressError,
+    Errors.CommitFailedError,
+    Errors.IllegalGenerationError,
+    Errors.UnknownMemberIdError,
+)
+
+
+class ConfigurationRefused(Exception):
+    """kafka-python refused the consumer settings; retrying cannot help."""
+
+
+class PositionsLost(Exception):
+    """poll() found partitions without a usable position.
+
+    ``targets`` maps each to the offset to resume at when the broker says
+    (a log truncation), or None when the topic's offset_reset_policy decides
+    (no committed offset, or it is out of range).
+    """
+
+    def __init__(self, targets: dict, cause: Exception):
+        super().__init__(f"{type(cause).__name__}: {cause}")
+        self.targets = targets
+        self.cause = cause
+
+
+class RebalanceHandler(Protocol):
+    """What the client calls, on kafka-python's I/O loop, when the assignment changes."""
+
+    def assigned(self, tps: set) -> None: ...
+
+    def revoked(self, tps: set) -> Awaitable[None]: ...
+
+    def lost(self, tps: set) -> None: ...
+
+
+class _Listener(AsyncConsumerRebalanceListener):
+    """Forwards kafka-python's rebalance events to the group's handler."""
+
+    def __init__(self, handler: RebalanceHandler):
+        self._handler = handler
+
+    async def on_partitions_revoked(self, revoked: Iterable[Any]) -> None:
+        await self._handler.revoked(set(revoked))
+
+    async def on_partitions_lost(self, lost: Iterable[Any]) -> None:
+        self._handler.lost(set(lost))
+
+    async def on_partitions_assigned(self, assigned: Iterable[Any]) -> None:
+        self._handler.assigned(set(assigned))
+
+
+class ConsumerClient:
+    """One kafka-python ``KafkaConsumer`` for one group membership.
+
+    Not greenlet-safe, like the consumer itself: ``connect``, ``poll``,
+    ``pause``/``resume``/``seek*`` and ``close`` belong to the poll greenlet;
+    ``commit``, ``resolve_soon`` and the read-only methods may be called from
+    any greenlet; ``wait`` is awaited on kafka-python's I/O loop (from the
+    rebalance handler).
+    """
+
+    def __init__(self, settings: dict, topics: Iterable[str]):
+        check_gevent_patched()
+        self._settings = dict(settings)
+        self._topics = list(topics)
+        self._consumer: KafkaConsumer | None = None
+
+    @property
+    def bootstrap_servers(self) -> Any:
+        return self._settings.get("bootstrap_servers", CONSUMER_DEFAULTS["bootstrap_servers"])
+
+    @property
+    def request_timeout(self) -> float:
+        """kafka-python's request timeout, in seconds."""
+        return self._settings.get("request_timeout_ms", CONSUMER_DEFAULTS["request_timeout_ms"]) / 1000
+
+    @property
+    def reconnect_backoff_max(self) -> float:
+        """Longest wait of kafka-python between reconnection attempts, in seconds."""
+        return self._settings.get("reconnect_backoff_max_ms", CONSUMER_DEFAULTS["reconnect_backoff_max_ms"]) / 1000
+
+    @property
+    def static_member(self) -> bool:
+        return self._settings.get("group_instance_id") is not None
+
+    @property
+    def connected(self) -> bool:
+        """True between a successful connect() and close()/abandon()."""
+        return self._consumer is not None
+
+    # ------------------------------------------------------------ life cycle
+
+    def connect(self, handler: RebalanceHandler) -> None:
+        """Create the consumer and subscribe. Raises ConfigurationRefused when
+        kafka-python refuses the settings; any other exception means "try
+        again later" (typically no broker reachable)."""
+        # Two steps to keep a handle on a half-built consumer: __init__
+        # starts kafka-python's I/O thread before bootstrapping.
+        consumer = KafkaConsumer.__new__(KafkaConsumer)
+        try:
+            consumer.__init__(**self._settings)
+            consumer.subscribe(self._topics, listener=_Listener(handler))
+        except Errors.KafkaConfigurationError as exc:
+            self._discard(consumer)
+            raise ConfigurationRefused(str(exc)) from exc
+        except BaseException:
+            self._discard(consumer)
+            raise
+        self._consumer = consumer
+
+    @staticmethod
+    def _discard(consumer: KafkaConsumer) -> None:
+        client = getattr(consumer, "_client", None)
+        if client is not None:
+            try:
+                client.close()
+            except Exception:
+                logger.debug("closing a half-built consumer failed", exc_info=True)
+
+    def close(self, timeout: float | None) -> None:
+        """Close the consumer: kafka-python revokes every partition (the
+        handler's ``revoked`` runs), leaves the group and closes the
+        connections, waiting at most ``timeout`` seconds for the leave."""
+        consumer = self._consumer
+        if consumer is None:
+            return
+        timeout_ms = None if timeout is None else max(int(timeout * 1000), 1)
+        try:
+            consumer.close(autocommit=False, timeout_ms=timeout_ms)
+        finally:
+            self._consumer = None
+
+    def abandon(self, timeout: float) -> None:
+        """The stop budget is spent: end kafka-python's I/O loop (waiting at
+        most ``timeout`` seconds) and close the connections, without the
+        group protocol."""
+        consumer, self._consumer = self._consumer, None
+        if consumer is None:
+            return
+        try:
+            consumer._net.stop(timeout_ms=max(int(timeout * 1000), 1))
+            consumer._client.close()
+        except Exception:
+            logger.debug("abandoning the consumer failed", exc_info=True)
+
+    # ------------------------------------------------------------- fetching
+
+    def poll(self, timeout_ms: int, max_records: int) -> dict:
+        """{TopicPartition: [ConsumerRecord]}; raises PositionsLost."""
+        consumer = self._consumer
+        release_exhausted_batch(consumer)
+        try:
+            return consumer.poll(timeout_ms=timeout_ms, max_records=max_records)
+        except Errors.LogTruncationError as exc:
+            targets = {
+                tp: (divergent.offset if divergent is not None else None)
+                for tp, divergent in exc.divergent_offsets.items()
+            }
+            raise PositionsLost(targets, exc) from exc
+        except (Errors.NoOffsetForPartitionError, Errors.OffsetOutOfRangeError) as exc:
+            partitions = exc.args[0] if exc.args else ()
+            raise PositionsLost(dict.fromkeys(partitions), exc) from exc
+
+    def assignment(self) -> set:
+        return set(self._consumer.assignment())
+
+    def paused(self) -> set:
+        return set(self._consumer.paused())
+
+    def pause(self, tps: Iterable[Any]) -> None:
+        self._consumer.pause(*tps)
+
+    def resume(self, tps: Iterable[Any]) -> None:
+        self._consumer.resume(*tps)
+
+    def seek(self, tp: Any, offset: int) -> None:
+        self._consumer.seek(tp, offset)
+
+    def seek_to_beginning(self, tp: Any) -> None:
+        self._consumer.seek_to_beginning(tp)
+
+    def seek_to_end(self, tp: Any) -> None:
+        self._consumer.seek_to_end(tp)
+
+    def fetch_state(self, tp: Any) -> tuple[int | None, int | None]:
+        """(high watermark, fetch position) known for ``tp``, read without I/O."""
+        consumer = self._consumer
+        partition = consumer._subscription.assignment.get(tp) if consumer is not None else None
+        if partition is None:
+            return None, None
+        position = partition.position
+        return partition.highwater, position.offset if position is not None else None
+
+    # ------------------------------------------------------------- commits
+
+    def commit(self, offsets: dict, timeout: float | None = None) -> Future:
+        """Start committing {tp: last processed offset} on the I/O loop, with
+        kafka-python's retries of retriable errors for at most ``timeout``
+        seconds (default: the request timeout). Returns the commit's future
+        (``is_done``, ``failed()``, ``exception``, ``add_both``)."""
+        consumer = self._consumer
+        if consumer is None:
+            raise Errors.KafkaConnectionError("the consumer is closed")
+        timeout = self.request_timeout if timeout is None else min(timeout, self.request_timeout)
+        to_send = {tp: OffsetAndMetadata(offset + 1, "", -1) for tp, offset in offsets.items()}
+        return consumer._manager.call_soon(
+            consumer._coordinator._commit_offsets_sync_async, to_send, max(int(timeout * 1000), 1)
+        )
+
+    # -------------------------------------------------------- the I/O loop
+
+    def new_future(self) -> Future:
+        """A future the group resolves itself (with ``resolve_soon``)."""
+        return Future()
+
+    def resolve_soon(self, future: Future) -> None:
+        """Resolve ``future`` from the I/O loop, waking it now rather than at its next event."""
+
+        def resolve() -> None:
+            if not future.is_done:
+                future.success(None)
+
+        consumer = self._consumer
+        try:
+            if consumer is not None:
+                consumer._net.call_soon_threadsafe(resolve)
+                return
+        except Exception:
+            logger.debug("the I/O loop is closed; resolving at once", exc_info=True)
+        resolve()
+
+    async def wait(self, future: Future, timeout: float | None) -> bool:
+        """Await ``future`` on the I/O loop for at most ``timeout`` seconds;
+        True if it finished (successfully or not: check ``future.failed()``)."""
+        consumer = self._consumer
+        if consumer is None or future.is_done:
+            return future.is_done
+        timeout_ms = None if timeout is None else max(int(timeout * 1000), 1)
+        # A timeout, or the future's own failure: the caller reads the future.
+        with contextlib.suppress(Exception):
+            await consumer._manager.wait_for(future, timeout_ms)
+        return future.is_done
+
+    # -------------------------------------------------------------- health
+
+    def reachable(self) -> bool:
+        """True while some connection to a broker is up."""
+        consumer = self._consumer
+        return consumer is not None and any(conn.connected for conn in list(consumer._manager._conns.values()))
+
+    def missing_topics(self) -> list[str]:
+        """Subscribed topics the cluster's last metadata did not name (empty
+        before any metadata arrived)."""
+        consumer = self._consumer
+        if consumer is None:
+            return []
+        cluster = consumer._cluster
+        if not cluster.brokers():
+            return []
+        known = cluster.topics()
+        return sorted(topic for topic in self._topics if topic not in known)

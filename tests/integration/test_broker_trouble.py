@@ -1,0 +1,128 @@
+"""The consumer group when the brokers or its topics are not there: a stop
+bounded by its budget, and gkbroad's own words about what is wrong.
+
+Each test runs a broker of its own (it is killed or started late)."""
+
+from __future__ import annotations
+
+import logging
+import resource
+import time
+
+import gevent
+from kafka_helpers import Cluster, create_topic, free_port, wait_until
+from test_consumer_group import SESSION, Consumer, build_group
+
+from gkbroad.broker import LocalBroker
+
+CLIENT = {"bootstrap_timeout_ms": 1000, "request_timeout_ms": 5000, "reconnect_backoff_max_ms": 1000}
+
+
+def group_on(cluster: Cluster, topic: str, **options):
+    return build_group(
+        group_name=cluster.group_id(),
+        topics=[{"name": topic, "offset_reset_policy": "earliest"}],
+        client={"bootstrap_servers": cluster.bootstrap_servers, **CLIENT},
+        **{**SESSION, **options},
+    )
+
+
+def gkbroad_records(caplog, level: int, text: str) -> list[logging.LogRecord]:
+    return [r for r in caplog.records if r.name.startswith("gkbroad") and r.levelno == level and text in r.getMessage()]
+
+
+def test_stop_while_the_broker_is_down_keeps_to_its_budget_and_says_what_is_lost(caplog, report):
+    broker = LocalBroker(port=free_port()).start()
+    cluster = Cluster(broker.bootstrap_servers)
+    topic = cluster.topic(partitions=1)
+    cluster.produce(topic, 20)
+    group = group_on(cluster, topic, drain_timeout=20000)
+    group.start()
+    try:
+        consumer = Consumer(group, ack=False)
+        consumer.run_until(20, timeout=60)
+        first, rest = consumer.unacked[:5], consumer.unacked[5:]
+        group.ack(first)
+        wait_until(lambda: cluster.committed(group.group_name, topic) == {0: 5}, 15, "the first commit")
+        broker.stop()
+        group.ack(rest[:10])  # acknowledged after the broker went away: cannot be committed
+        begun = time.monotonic()
+        with caplog.at_level(logging.WARNING, logger="gkbroad"):
+            clean = group.stop(timeout=8)
+        took = time.monotonic() - begun
+    finally:
+        broker.stop()
+        group.stop(timeout=1)
+    report(f"ConsumerGroup.stop(timeout=8) with the broker down: {took:.1f}s, returned {clean}")
+    assert clean is False
+    assert took < 8 + 3, f"stop took {took:.1f}s with an 8s budget"
+    lost = gkbroad_records(caplog, logging.WARNING, "acknowledged record(s) could not be committed")
+    assert len(lost) == 1 and "10 acknowledged record(s)" in lost[0].getMessage()
+
+
+def test_unreachable_brokers_are_reported_once_per_interval_and_their_return_once(caplog):
+    port = free_port()
+    broker = LocalBroker(port=port)
+    cluster = Cluster(f"127.0.0.1:{port}")
+    group = group_on(cluster, "orders")
+    caplog.set_level(logging.INFO, logger="gkbroad")
+    group.start()
+    try:
+        gevent.sleep(6)  # several connection attempts
+        down = gkbroad_records(caplog, logging.WARNING, "cannot reach the Kafka brokers")
+        assert len(down) == 1
+        assert f"127.0.0.1:{port}" in down[0].getMessage() and "retrying" in down[0].getMessage()
+        broker.start()
+        create_topic(cluster.bootstrap_servers, "orders", 1)
+        cluster.produce("orders", 5)
+        Consumer(group).run_until(5, timeout=60)
+        back = gkbroad_records(caplog, logging.INFO, "reachable again")
+        assert len(back) == 1
+        caplog.clear()
+        broker.stop()  # lost while running
+        wait_until(
+            lambda: gkbroad_records(caplog, logging.WARNING, "cannot reach the Kafka brokers"), 30, "the warning"
+        )
+        gevent.sleep(4)
+        assert len(gkbroad_records(caplog, logging.WARNING, "cannot reach the Kafka brokers")) == 1
+    finally:
+        broker.stop()
+        group.stop(timeout=10)
+
+
+def test_the_consumer_asks_the_broker_not_to_create_missing_topics(cluster):
+    # The bundled Tansu creates a subscribed topic even when asked not to, so
+    # what can be checked here is that kafka-python is told so; the warning
+    # about a missing topic is tested over the in-memory client.
+    group = group_on(cluster, cluster.topic(partitions=1))
+    group.start()
+    try:
+        wait_until(lambda: group._client.connected, 30, "the consumer")
+        assert group._client._consumer.config["allow_auto_create_topics"] is False
+    finally:
+        group.stop(timeout=10)
+
+
+def test_the_poll_loop_does_not_spin_while_the_broker_is_down():
+    broker = LocalBroker(port=free_port()).start()
+    cluster = Cluster(broker.bootstrap_servers)
+    topic = cluster.topic(partitions=1)
+    cluster.produce(topic, 5)
+    group = group_on(cluster, topic)
+    group.start()
+    try:
+        Consumer(group).run_until(5, timeout=60)
+        broker.stop()
+        gevent.sleep(3)  # kafka-python notices and starts retrying
+        cpu_before, wall_before = _cpu_seconds(), time.monotonic()
+        gevent.sleep(5)
+        share = (_cpu_seconds() - cpu_before) / (time.monotonic() - wall_before)
+    finally:
+        broker.stop()
+        group.stop(timeout=5)
+    assert share < 0.5, f"the process used {share:.0%} of a core while waiting for the broker"
+
+
+def _cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime

@@ -1,0 +1,263 @@
+"""An in-memory stand-in for gkbroad.kafka.client.ConsumerClient.
+
+A real fake, not a mock: it keeps a log of records per partition, the
+partitions assigned, a fetch position per partition, the pause state and
+the committed offsets, and honours the client's contract (poll returns
+records from the positions of assigned, unpaused partitions and waits when
+there are none; commits complete later, on another greenlet; revocation is
+awaited by the group's rebalance handler). Tests drive the group's
+membership with ``assign``, ``revoke`` and ``lose`` and can make the
+"broker" refuse commits.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import gevent
+from gevent.event import Event
+
+from gkbroad.kafka.client import ConfigurationRefused, TopicPartition
+from gkbroad.kafka.consumer_group import ConsumerGroup
+from gkbroad.kafka.options import KafkaProducerOptions
+from gkbroad.options import validate
+
+__all__ = ["FakeConsumerClient", "FakeFuture", "Record", "make_group"]
+
+
+class Record(NamedTuple):
+    topic: str
+    partition: int
+    offset: int
+    value: bytes
+
+
+class CommitRefused(Exception):
+    """What the fake broker answers while commits are refused."""
+
+
+class FakeFuture:
+    """The part of kafka-python's Future the group uses."""
+
+    def __init__(self) -> None:
+        self.is_done = False
+        self.value: Any = None
+        self.exception: BaseException | None = None
+        self._callbacks: list = []
+        self._event = Event()
+
+    def success(self, value: Any) -> FakeFuture:
+        return self._finish(value, None)
+
+    def failure(self, exc: BaseException) -> FakeFuture:
+        return self._finish(None, exc)
+
+    def _finish(self, value: Any, exc: BaseException | None) -> FakeFuture:
+        assert not self.is_done, "a future finishes once"
+        self.is_done, self.value, self.exception = True, value, exc
+        self._event.set()
+        for callback in self._callbacks:
+            callback(exc if exc is not None else value)
+        return self
+
+    def failed(self) -> bool:
+        return self.is_done and self.exception is not None
+
+    def add_both(self, callback: Any) -> FakeFuture:
+        if self.is_done:
+            callback(self.exception if self.exception is not None else self.value)
+        else:
+            self._callbacks.append(callback)
+        return self
+
+
+class FakeConsumerClient:
+    """``logs`` maps (topic, partition) to the number of records it holds."""
+
+    def __init__(self, logs: dict[tuple[str, int], int], *, refuse_configuration: bool = False):
+        self.logs = {
+            TopicPartition(*key): [Record(key[0], key[1], offset, b"v%d" % offset) for offset in range(count)]
+            for key, count in logs.items()
+        }
+        self.assigned: set = set()
+        self.positions: dict = {}
+        self.committed: dict = {}  # tp -> offset Kafka stores (last processed + 1)
+        self.commit_requests: list[dict] = []
+        self.fetch_paused: set = set()
+        self.refuse_commits = False
+        self.commit_delay = 0.0
+        self.close_delay = 0.0  # a broker that does not answer the leave
+        self.refuse_configuration = refuse_configuration
+        self.handler: Any = None
+        self.closed = False
+        self.abandoned = False
+        self.polls = 0
+        self.poll_error: Exception | None = None  # raised by every poll while set
+        self.missing: list[str] = []  # subscribed topics the "cluster" does not know
+        self.unreachable = False
+        self._connected = False
+
+    # --------------------------------------------------- the client contract
+
+    bootstrap_servers = "fake:9092"
+    request_timeout = 1.0
+    reconnect_backoff_max = 1.0
+    static_member = False
+
+    @property
+    def connected(self) -> bool:
+        return self._connected
+
+    def connect(self, handler: Any) -> None:
+        if self.refuse_configuration:
+            raise ConfigurationRefused("fake: no such setting")
+        self.handler = handler
+        self._connected = True
+
+    def close(self, timeout: float | None) -> None:
+        gevent.sleep(self.close_delay)
+        if self.assigned:
+            _drive(self.handler.revoked(set(self.assigned)))
+        self.assigned.clear()
+        self._connected = False
+        self.closed = True
+
+    def abandon(self, timeout: float) -> None:
+        self._connected = False
+        self.abandoned = True
+
+    def poll(self, timeout_ms: int, max_records: int) -> dict:
+        self.polls += 1
+        if self.poll_error is not None:
+            raise self.poll_error
+        fetched = {}
+        for tp in sorted(self.assigned - self.fetch_paused):
+            position = self.positions[tp]
+            batch = self.logs[tp][position : position + max_records]
+            if batch:
+                fetched[tp] = batch
+                self.positions[tp] = batch[-1].offset + 1
+                break  # like kafka-python: one partition's batch per poll
+        if not fetched:
+            gevent.sleep(timeout_ms / 1000)
+        return fetched
+
+    def assignment(self) -> set:
+        return set(self.assigned)
+
+    def paused(self) -> set:
+        return set(self.fetch_paused)
+
+    def pause(self, tps: Any) -> None:
+        self.fetch_paused |= set(tps)
+
+    def resume(self, tps: Any) -> None:
+        self.fetch_paused -= set(tps)
+
+    def seek(self, tp: Any, offset: int) -> None:
+        self.positions[tp] = offset
+
+    def seek_to_beginning(self, tp: Any) -> None:
+        self.positions[tp] = 0
+
+    def seek_to_end(self, tp: Any) -> None:
+        self.positions[tp] = len(self.logs[tp])
+
+    def fetch_state(self, tp: Any) -> tuple[int | None, int | None]:
+        return len(self.logs[tp]), self.positions.get(tp)
+
+    def commit(self, offsets: dict, timeout: float | None = None) -> FakeFuture:
+        if not self._connected:
+            raise ConnectionError("fake: closed")
+        future = FakeFuture()
+        self.commit_requests.append(dict(offsets))
+
+        def answer() -> None:
+            if self.refuse_commits:
+                future.failure(CommitRefused("fake: commit refused"))
+                return
+            for tp, offset in offsets.items():
+                self.committed[tp] = offset + 1
+            future.success(None)
+
+        gevent.spawn_later(self.commit_delay, answer)
+        return future
+
+    def new_future(self) -> FakeFuture:
+        return FakeFuture()
+
+    def resolve_soon(self, future: FakeFuture) -> None:
+        gevent.spawn(lambda: future.is_done or future.success(None))
+
+    async def wait(self, future: FakeFuture, timeout: float | None) -> bool:
+        future._event.wait(timeout)
+        return future.is_done
+
+    def reachable(self) -> bool:
+        return self._connected and not self.unreachable
+
+    def missing_topics(self) -> list[str]:
+        return list(self.missing)
+
+    # ----------------------------------------------- what a test makes happen
+
+    def assign(self, *keys: tuple[str, int]) -> None:
+        """The group coordinator gives this member partitions."""
+        tps = {TopicPartition(*key) for key in keys}
+        for tp in tps:
+            self.positions[tp] = self.committed.get(tp, 0)
+        self.assigned |= tps
+        self.handler.assigned(tps)
+
+    def revoke(self, *keys: tuple[str, int]) -> gevent.Greenlet:
+        """A rebalance takes partitions away; returns the greenlet running the
+        group's (awaited) revocation, like kafka-python's I/O loop would."""
+        tps = {TopicPartition(*key) for key in keys}
+
+        def run() -> None:
+            _drive(self.handler.revoked(tps))
+            self.assigned -= tps
+            self.fetch_paused -= tps
+
+        return gevent.spawn(run)
+
+    def lose(self, *keys: tuple[str, int]) -> None:
+        tps = {TopicPartition(*key) for key in keys}
+        self.assigned -= tps
+        self.handler.lost(tps)
+
+
+def _drive(coroutine: Any) -> Any:
+    """Run a rebalance coroutine to its end. The fake's ``wait`` blocks the
+    greenlet instead of suspending the coroutine, so one send finishes it."""
+    try:
+        coroutine.send(None)
+    except StopIteration as done:
+        return done.value
+    raise AssertionError("the fake client's coroutines never suspend")
+
+
+def make_group(client: FakeConsumerClient, topics: list[str], cls: type = ConsumerGroup, **options: Any) -> Any:
+    """A ConsumerGroup over ``client``, built from options the schema validated."""
+    opts = validate(
+        KafkaProducerOptions,
+        {
+            "group_name": "unit-group",
+            "client": {"bootstrap_servers": "fake:9092"},
+            "topics": [{"name": topic, "offset_reset_policy": "earliest"} for topic in topics],
+            **options,
+        },
+        "producer.module",
+    )
+    names = (
+        "client",
+        "fetch_strategy",
+        "committers_count",
+        "instance_id",
+        "rebalance_timeout_ms",
+        "session_timeout_ms",
+        "heartbeat_interval_ms",
+        "drain_timeout",
+        "partition_assignment_strategy",
+    )
+    return cls(opts["group_name"], opts["topics"], consumer_client=client, **{name: opts[name] for name in names})

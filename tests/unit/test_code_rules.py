@@ -1,0 +1,153 @@
+"""Rules of the code base that a linter cannot check, read from gkbroad's source (ast).
+
+- Only gkbroad.kafka.client.* imports kafka-python (CONTRACTS.md §1).
+- Inside gkbroad/, gkbroad's own modules are imported relatively.
+- No import cycle between gkbroad's modules.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import gkbroad
+
+PACKAGE_DIR = Path(gkbroad.__file__).parent
+
+
+def _modules() -> dict[str, Path]:
+    found = {}
+    for path in sorted(PACKAGE_DIR.rglob("*.py")):
+        parts = list(path.relative_to(PACKAGE_DIR.parent).with_suffix("").parts)
+        if parts[-1] == "__init__":
+            parts.pop()
+        found[".".join(parts)] = path
+    return found
+
+
+MODULES = _modules()
+
+
+def _imports(name: str, path: Path) -> list[tuple[str, int]]:
+    """(absolute module name, line) of every import in the module, relative ones resolved."""
+    tree = ast.parse(path.read_text(), str(path))
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found += [(alias.name, node.lineno) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")
+                base = base[: len(base) - node.level + 1]
+                target = ".".join(base + ([node.module] if node.module else []))
+            else:
+                target = node.module
+            found.append((target, node.lineno))
+            # `from . import x` / `from .pkg import mod` may name modules.
+            found += [
+                (f"{target}.{alias.name}", node.lineno) for alias in node.names if f"{target}.{alias.name}" in MODULES
+            ]
+    return found
+
+
+def _absolute_gkbroad_imports(path: Path) -> list[int]:
+    tree = ast.parse(path.read_text(), str(path))
+    lines = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and not node.level:
+            names = [node.module or ""]
+        else:
+            continue
+        if any(name.split(".")[0] == "gkbroad" for name in names):
+            lines.append(node.lineno)
+    return lines
+
+
+def test_only_the_client_package_imports_kafka_python():
+    offenders = [
+        f"{name}:{line} imports {target}"
+        for name, path in MODULES.items()
+        if not (name == "gkbroad.kafka.client" or name.startswith("gkbroad.kafka.client."))
+        for target, line in _imports(name, path)
+        if target.split(".")[0] == "kafka"
+    ]
+    assert offenders == []
+
+
+def test_gkbroad_imports_itself_relatively():
+    offenders = [f"{name}:{line}" for name, path in MODULES.items() for line in _absolute_gkbroad_imports(path)]
+    assert offenders == []
+
+
+def _graph() -> dict[str, set[str]]:
+    graph = {}
+    for name, path in MODULES.items():
+        targets = set()
+        for target, _ in _imports(name, path):
+            # The innermost gkbroad module the import names.
+            while target and target not in MODULES:
+                target = target.rpartition(".")[0]
+            if target and target != name:
+                targets.add(target)
+        graph[name] = targets
+    return graph
+
+
+def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Strongly connected components with more than one module (Tarjan)."""
+    index, low, stack, on_stack, found = {}, {}, [], set(), []
+    counter = [0]
+
+    def visit(node: str) -> None:
+        index[node] = low[node] = counter[0]
+        counter[0] += 1
+        stack.append(node)
+        on_stack.add(node)
+        for succ in graph[node]:
+            if succ not in index:
+                visit(succ)
+                low[node] = min(low[node], low[succ])
+            elif succ in on_stack:
+                low[node] = min(low[node], index[succ])
+        if low[node] == index[node]:
+            component = []
+            while True:
+                member = stack.pop()
+                on_stack.discard(member)
+                component.append(member)
+                if member == node:
+                    break
+            if len(component) > 1:
+                found.append(sorted(component))
+
+    for node in sorted(graph):
+        if node not in index:
+            visit(node)
+    return found
+
+
+def _without_packages(graph: dict[str, set[str]]) -> dict[str, set[str]]:
+    """A package's __init__ importing its own modules (re-exports) is not a
+    cycle of their code: edges from a package to its own submodules and back
+    are ignored."""
+    pruned = {}
+    for name, targets in graph.items():
+        pruned[name] = {
+            t for t in targets if not (t.startswith(name + ".") or (name.startswith(t + ".") and t in _packages()))
+        }
+    return pruned
+
+
+def _packages() -> set[str]:
+    return {name for name, path in MODULES.items() if path.name == "__init__.py"}
+
+
+def test_no_import_cycle_between_gkbroad_modules():
+    assert _cycles(_without_packages(_graph())) == []
+
+
+def test_the_cycle_check_finds_a_cycle():
+    assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
