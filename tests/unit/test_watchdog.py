@@ -1,0 +1,66 @@
+"""The hub-blocking watchdog names the stage and the user callback that blocked."""
+
+import logging
+import time
+
+import gevent
+from gevent import monkey
+
+from gkbroad.watchdog import BlockingWatchdog
+
+# The unpatched sleep stands in for a C driver that blocks the whole process.
+blocking_sleep = monkey.get_original("time", "sleep")
+
+
+class Orders:
+    def handle_message(self, seconds):
+        blocking_sleep(seconds)
+
+
+def _run_named(name, fn, *args):
+    greenlet = gevent.Greenlet(fn, *args)
+    greenlet.name = name
+    greenlet.start()
+    greenlet.join()
+
+
+def _wait_for(condition, timeout=5.0):
+    deadline = time.monotonic() + timeout
+    while not condition() and time.monotonic() < deadline:
+        gevent.sleep(0.05)
+
+
+def test_a_blocking_handler_is_named_once_per_minute(caplog):
+    seen = []
+    watchdog = BlockingWatchdog("orders", 100, on_blocked=lambda stage, handler: seen.append((stage, handler)))
+    watchdog.start()
+    try:
+        with caplog.at_level(logging.WARNING, logger="gkbroad.watchdog"):
+            for _ in range(2):
+                _run_named("orders.processor.3", Orders().handle_message, 0.6)
+                _wait_for(lambda: len(seen) >= 1)
+    finally:
+        watchdog.stop()
+    assert seen, "the monitor thread reported no block"
+    stage, handler = seen[0]
+    assert stage == "orders.processor.3"
+    assert handler.startswith("Orders.handle_message (")
+    assert "test_watchdog.py" in handler
+    warnings = [r for r in caplog.records if r.name == "gkbroad.watchdog"]
+    assert len(warnings) == 1  # the second block of the same handler within a minute is only counted
+    assert "orders.processor.3" in warnings[0].getMessage()
+    assert "blocking_sleep(seconds)" in warnings[0].getMessage()  # the stack shows the blocking line
+    assert watchdog.blocked == len(seen) >= 2
+
+
+def test_other_pipelines_and_short_pauses_are_not_reported():
+    seen = []
+    watchdog = BlockingWatchdog("orders", 300, on_blocked=lambda stage, handler: seen.append(stage))
+    watchdog.start()
+    try:
+        _run_named("billing.processor.0", Orders().handle_message, 0.8)  # another pipeline's stage
+        _run_named("orders.processor.0", Orders().handle_message, 0.05)  # under the threshold
+        gevent.sleep(0.8)
+    finally:
+        watchdog.stop()
+    assert seen == []
