@@ -26,6 +26,7 @@ from ..message import Message
 from ..options import validate
 from ..producer import BaseProducer
 from .consumer_group import ConsumerGroup
+from .decoding import Decoding
 from .formats import build_message
 from .options import KafkaProducerOptions
 from .routing import owns, partition_by_partition
@@ -53,6 +54,7 @@ class Producer(BaseProducer):
         super().__init__(options, index=index, count=count)
         self.group: ConsumerGroup = options["group"]
         self.message_format = options["message_format"]
+        self.decoding = Decoding(options["topics"], self.message_format)
         self.receive_interval = options["receive_interval"] / 1000.0
         self.draining = Event()
 
@@ -71,7 +73,8 @@ class Producer(BaseProducer):
             refilled = []
             for topic, partition in partitions:
                 epoch, records = self.group.pull(topic, partition, min(share, demand - len(messages)))
-                messages.extend(build_message(r, epoch, self, self.index, self.message_format) for r in records)
+                built = [build_message(r, epoch, self, self.index, self.message_format) for r in records]
+                messages.extend(map(self.decoding.apply, built, records) if self.decoding else built)
                 if len(records) == share:
                     refilled.append((topic, partition))
             partitions = refilled
