@@ -11,6 +11,7 @@ from marshmallow import RAISE, Schema, ValidationError, fields, pre_load, valida
 from marshmallow import validate as mm_validate
 
 from ..options import NonEmptyString, NonNegativeInt, PositiveInt, import_or_error, one_of, option
+from ..redact import SecretSettings
 from .decoding import DeserializerField, SchemaClassField
 from .settings import ASSIGNORS
 
@@ -79,7 +80,7 @@ class ClientSettings(fields.Field):
         errors = _client_setting_errors(value)
         if errors:
             raise ValidationError(errors)
-        return dict(value)
+        return SecretSettings(value)
 
 
 class ConsumerGroupClass(fields.Field):
