@@ -144,3 +144,16 @@ class Worker:
         except subprocess.TimeoutExpired:
             self.process.kill()
             raise
+
+
+def duplicate_sources(runs: list[Run]) -> dict[str, int]:
+    """{"earlier->later": records handled by `later` that `earlier` had handled first}, over merged time."""
+    first: dict[tuple[int, int], str] = {}
+    sources: Counter = Counter()
+    merged = sorted((at, run.name, p, o) for run in runs for kind, p, o, at in run.events if kind == "handled")
+    for _, name, partition, offset in merged:
+        if (partition, offset) in first:
+            sources[f"{first[(partition, offset)]}->{name}"] += 1
+        else:
+            first[(partition, offset)] = name
+    return dict(sources)

@@ -14,7 +14,7 @@ import random
 import time
 
 import gevent
-from fault_check import Worker, duplicates_of, handled_twice, missing, out_of_order
+from fault_check import Worker, duplicate_sources, duplicates_of, handled_twice, missing, out_of_order, overlaps
 from pipeline_support import wait_until
 
 PARTITIONS = 8
@@ -68,5 +68,47 @@ def test_crash_and_restart_loses_nothing(cluster, tmp_path, slow, report):
     report(
         f"crash/restart: {records} records on {PARTITIONS} partitions, {kills} SIGKILLs, handled per run "
         f"{handled_per_run}, duplicates per restart {per_restart} (total {handled_twice(runs)}), "
+        f"{time.monotonic() - started:.0f}s"
+    )
+
+
+def test_rebalance_under_load_loses_nothing_and_never_shares_a_partition(cluster, tmp_path, report):
+    """Three members: two start, a third joins late, the first is SIGKILLed, the second stops cleanly."""
+    records = 16_000
+    started = time.monotonic()
+    topic, group = cluster.topic(PARTITIONS, prefix="rebalance"), cluster.group_id()
+    cluster.produce(topic, records, partitions=PARTITIONS)
+    ends = cluster.end_offsets(topic, PARTITIONS)
+
+    def member(name):
+        return Worker(cluster.bootstrap_servers, topic, group, tmp_path / f"{name}.log", "--max-sleep", "0.02")
+
+    def handled():
+        return sum(m.handled_count() for m in members)
+
+    members = [member("first"), member("second")]
+    try:
+        wait_until(lambda: handled() >= records * 0.15, 120, "15% handled by the first two members")
+        members.append(member("late"))
+        wait_until(lambda: members[2].handled_count() > 0, 120, "the late member to handle records")
+        wait_until(lambda: handled() >= records * 0.4, 120, "40% handled")
+        members[0].kill()
+        wait_until(lambda: handled() >= records * 0.65, 120, "65% handled")
+        second_code = members[1].terminate()
+        wait_until(lambda: not missing([m.run() for m in members], ends), 180, "every record handled")
+        late_code = members[2].terminate()
+    finally:
+        for m in members:
+            if m.process.poll() is None:
+                m.kill()
+    runs = [m.run() for m in members]
+    assert (second_code, runs[1].exit, late_code, runs[2].exit) == (0, "clean", 0, "clean")
+    assert_nothing_lost(runs, ends)
+    assert not overlaps(runs), overlaps(runs)[:10]
+    assert cluster.committed(group, topic) == ends
+    report(
+        f"rebalance under load: {records} records, handled per member {[len(r.handled) for r in runs]} "
+        f"(first SIGKILLed, second stopped, third late), {handled_twice(runs)} handled twice "
+        f"{duplicate_sources(runs)}, "
         f"{time.monotonic() - started:.0f}s"
     )
