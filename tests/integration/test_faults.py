@@ -15,7 +15,7 @@ import random
 import time
 
 import gevent
-from fault_check import Worker, duplicate_sources, duplicates_of, handled_twice, missing, out_of_order, overlaps
+from fault_check import Run, Worker, duplicate_sources, duplicates_of, handled_twice, missing, out_of_order, overlaps
 from kafka_helpers import Cluster, create_topic, unique_name
 from pipeline_support import kafka_pipeline, wait_until
 
@@ -38,6 +38,21 @@ def assert_nothing_lost(runs, ends):
     assert not lost, f"{len(lost)} produced records were never handled, e.g. {lost[:10]}"
     for run in runs:
         assert not out_of_order(run), f"{run.name}: offsets out of order {out_of_order(run)[:10]}"
+
+
+def test_the_checker_finds_loss_disorder_and_shared_partitions():
+    a = Run("a", [("start", 0, None, 0.0), ("handled", 0, 0, 1.0), ("handled", 0, 2, 2.0), ("handled", 0, 1, 5.0)])
+    b = Run("b", [("start", 0, None, 3.0), ("handled", 0, 2, 4.0), ("handled", 0, 3, 6.0)])
+    assert missing([a, b], {0: 5}) == [(0, 4)]
+    assert out_of_order(a) == [(0, 2, 1)]
+    assert not out_of_order(b)
+    assert overlaps([a, b]) == [
+        "a handled partition 0 offset 1 at 5.000 after another took over",
+        "b handled partition 0 offset 3 at 6.000 after another took over",
+    ]
+    a.events[3:] = [("start", 0, None, 7.0), ("handled", 0, 4, 8.0)]  # a got it back: no overlap
+    assert not overlaps([a, b]) and not missing([a, b], {0: 5})
+    assert duplicates_of(b, [a]) == 1 and duplicate_sources([a, b]) == {"a->b": 1}
 
 
 def test_crash_and_restart_loses_nothing(cluster, tmp_path, slow, report):
@@ -182,4 +197,82 @@ def test_broker_outage_resumes_and_loses_nothing_produced_after_the_restart(capl
         f"{restarted_at - stopped_at:.0f}s; all {after} records produced after the restart handled "
         f"{waited:.1f}s after the restart; logged during the outage: {len(outage_log)} warnings, gkbroad's own: "
         f"{own[:3] or 'none'}"
+    )
+
+
+class SlowOnce(gkbroad.Pipeline):
+    """Blocks on the first sight of `slow_offset` in each partition for `slow_seconds`, then records."""
+
+    def handle_message(self, processor, message, context: dict):
+        partition, offset = message.metadata["partition"], message.metadata["offset"]
+        if offset == context["slow_offset"] and partition not in context["slowed"]:
+            context["slowed"].add(partition)
+            gevent.sleep(context["slow_seconds"])
+        context["handled"].append((context["name"], partition, offset, time.monotonic()))
+        return message
+
+
+def test_a_handler_slower_than_the_rebalance_timeout_commits_nothing_past_it(cluster, caplog, report):
+    """Member A is stuck on offset 25 of both partitions (12 s, the rebalance timeout is 8 s) when B joins.
+
+    A's drain gives up after drain_timeout (3 s) with a warning and commits
+    nothing past the stuck offset (processors acknowledge a chunk of up to
+    max_demand records at once, so the commit may stop up to 9 below it); the
+    new owners read from there, so nothing is lost.
+    """
+    caplog.set_level(logging.INFO)
+    records, slow_offset, max_demand = 80, 25, 10
+    topic, group = cluster.topic(2, prefix="slowdrain"), cluster.group_id()
+    cluster.produce(topic, records, partitions=2)
+    ends = cluster.end_offsets(topic, 2)
+    handled: list[tuple] = []
+    options = {
+        "cls": SlowOnce,
+        "message_format": "value",
+        "partition_assignment_strategy": "range",
+        "rebalance_timeout_ms": 8000,
+        "drain_timeout": 3000,
+    }
+
+    def member(name, slow_seconds):
+        context = {"name": name, "slow_offset": slow_offset, "slow_seconds": slow_seconds, "slowed": set()}
+        context["handled"] = handled
+        return kafka_pipeline(cluster.bootstrap_servers, group, [topic], context=context, **options)
+
+    a, b = member("a", 12.0), member("b", 0.0)
+    started = time.monotonic()
+    a.start()
+    try:
+        wait_until(
+            lambda: {(p, o) for _, p, o, _ in handled} >= {(p, slow_offset - 1) for p in range(2)},
+            60,
+            "A to reach the slow offset on both partitions",
+        )
+        wait_until(
+            lambda: all(cluster.committed(group, topic).get(p, 0) > slow_offset - max_demand for p in range(2)),
+            30,
+            "A to commit what it acknowledged before the stuck chunk",
+        )
+        committed_before = cluster.committed(group, topic)
+        b.start()
+        wait_until(lambda: "drain of" in caplog.text and "timed out" in caplog.text, 60, "the drain to give up")
+        gave_up_after = time.monotonic() - started
+        committed_after_drain = cluster.committed(group, topic)
+        seen = lambda: {(p, o) for _, p, o, _ in handled}  # noqa: E731
+        wait_until(lambda: seen() >= {(p, o) for p in range(2) for o in range(records // 2)}, 60, "every record")
+    finally:
+        results = [gevent.spawn(pipeline.stop, 30) for pipeline in (a, b)]
+        gevent.joinall(results)
+    warning = next(r for r in caplog.records if "drain of" in r.getMessage() and "timed out" in r.getMessage())
+    assert warning.levelno == logging.WARNING and warning.name.startswith("gkbroad")
+    assert "after 3000 ms" in warning.getMessage()
+    # The stuck record was never acknowledged: no commit passed it, during the drain or after.
+    assert all(committed_before[p] <= committed_after_drain[p] <= slow_offset for p in range(2))
+    assert cluster.committed(group, topic) == ends
+    report(
+        f"slow handler during a rebalance: drain gave up with a warning {gave_up_after:.1f}s into the test, "
+        f"committed {committed_before} before and {committed_after_drain} after (stuck at offset {slow_offset}); "
+        "stops clean: "
+        f"{[r.value for r in results]}; {len(handled)} handled for {records} records; "
+        f"{time.monotonic() - started:.0f}s"
     )
