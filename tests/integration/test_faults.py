@@ -50,7 +50,7 @@ def test_the_checker_finds_loss_disorder_and_shared_partitions():
         "a handled partition 0 offset 1 at 5.000 after another took over",
         "b handled partition 0 offset 3 at 6.000 after another took over",
     ]
-    a.events[3:] = [("start", 0, None, 7.0), ("handled", 0, 4, 8.0)]  # a got it back: no overlap
+    a.events[3:] = [("start", 0, None, 7.0), ("handled", 0, 1, 8.0), ("handled", 0, 4, 9.0)]  # a got it back
     assert not overlaps([a, b]) and not missing([a, b], {0: 5})
     assert duplicates_of(b, [a]) == 1 and duplicate_sources([a, b]) == {"a->b": 1}
 
