@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -157,3 +158,22 @@ def duplicate_sources(runs: list[Run]) -> dict[str, int]:
         else:
             first[(partition, offset)] = name
     return dict(sources)
+
+
+def holders(runs: list[Run]) -> dict[int, str]:
+    """{partition: member} as the members' start/stop lines say now (a killed member keeps its last ones)."""
+    held: dict[int, str] = {}
+    for _, name, kind, partition in sorted(
+        (at, run.name, kind, p) for run in runs for kind, p, _, at in run.events if kind in ("start", "stop")
+    ):
+        if kind == "start":
+            held[partition] = name
+        elif held.get(partition) == name:
+            del held[partition]
+    return held
+
+
+def quiet_for(runs: list[Run]) -> float:
+    """Seconds since the last start or stop line of any member (journal times are CLOCK_MONOTONIC)."""
+    changes = [at for run in runs for kind, _, _, at in run.events if kind in ("start", "stop")]
+    return time.monotonic() - max(changes, default=time.monotonic())

@@ -14,7 +14,9 @@ every process on Linux):
     exit clean|unclean T
 
 A process killed mid-write leaves at most one partial last line, which the
-checker (fault_check.py) ignores.
+checker (fault_check.py) ignores. Its log (INFO and up, gkbroad's and
+kafka-python's) goes to OUTFILE.log, and SIGUSR1 dumps the running stack to
+OUTFILE.stacks (it works even when the process spins), for when a test fails.
 """
 
 from gevent import monkey
@@ -22,8 +24,11 @@ from gevent import monkey
 monkey.patch_all()
 
 import argparse  # noqa: E402
+import faulthandler  # noqa: E402
+import logging  # noqa: E402
 import os  # noqa: E402
 import random  # noqa: E402
+import signal  # noqa: E402
 import time  # noqa: E402
 
 import gevent  # noqa: E402
@@ -52,7 +57,12 @@ def main() -> None:
     parser.add_argument("--assignor", default="cooperative-sticky")
     parser.add_argument("--drain-timeout", type=int, default=10000)
     args = parser.parse_args()
+    logging.basicConfig(
+        filename=f"{args.outfile}.log", level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s"
+    )
     journal = Journal(args.outfile)
+    stacks = open(f"{args.outfile}.stacks", "w")  # noqa: SIM115 - open for the process lifetime
+    faulthandler.register(signal.SIGUSR1, file=stacks)
 
     class Member(ConsumerGroup):
         client = {"bootstrap_servers": args.bootstrap}
