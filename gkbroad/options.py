@@ -17,6 +17,7 @@ from marshmallow import RAISE, Schema, ValidationError, fields
 from marshmallow import validate as mm_validate
 
 from .errors import ConfigError
+from .redact import redact
 
 __all__ = [
     "BatcherOptions",
@@ -376,7 +377,7 @@ def validate(schema: type[Schema], data: Any, path: str = "") -> dict:
     """Load `data` with `schema`, or raise ConfigError listing every problem with its path."""
     if not isinstance(data, dict):
         where = f"{path}: " if path else ""
-        raise ConfigError(f"{where}expected a mapping of options, got {data!r}")
+        raise ConfigError(f"{where}expected a mapping of options, got {_short_repr(redact(data))}")
     try:
         return schema().load(data)
     except ValidationError as exc:
@@ -431,11 +432,12 @@ def _child(node: Any, key: Any) -> Any:
 
 
 def _line(path: str, message: str, value: Any) -> str:
+    """One error line; the value shown has its secrets redacted (see gkbroad.redact)."""
     message = _friendly(message)
     where = f"{path}: " if path else ""
     if value is _MISSING:
         return f"{where}{message}"
-    return f"{where}{message}, got {_short_repr(value)}"
+    return f"{where}{message}, got {_short_repr(redact(value, path.rpartition('.')[2]))}"
 
 
 def _friendly(message: str) -> str:

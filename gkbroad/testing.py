@@ -26,6 +26,7 @@ from .errors import ConfigError, GkbroadError, PipelineStateError
 from .message import Acknowledger, Message
 from .pipeline import Pipeline
 from .producer import BaseProducer
+from .redact import redacted_repr
 
 __all__ = ["DummyProducer", "running", "test_batch", "test_message", "wait_for_ack"]
 
@@ -99,7 +100,7 @@ class DummyProducer(BaseProducer):
     @classmethod
     def prepare_for_start(cls, options: dict, pipeline_options: dict) -> tuple[list[Any], dict]:
         if options:
-            raise ConfigError(f"producer.module: DummyProducer takes no options, got {options!r}")
+            raise ConfigError(f"producer.module: DummyProducer takes no options, got {redacted_repr(options)}")
         channel = TestChannel()
         pipeline_options["producer"]["module"] = (cls, {"channel": channel})
         return [channel], pipeline_options

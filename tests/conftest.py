@@ -4,6 +4,9 @@ GKBROAD_GEVENT_PATCH=1 applies gevent.monkey.patch_all() before anything else
 is imported, the way a gevent application must start; scripts/test.sh runs the
 suite once without and once with it.
 
+`--slow` runs the fault tests at full size (.ci/run turns it on); the `slow`
+fixture tells a test whether it was given.
+
 The `report` fixture collects figures that tests measured (records, seconds,
 duplicates); they are printed at the end of the run.
 """
@@ -18,6 +21,15 @@ if os.environ.get("GKBROAD_GEVENT_PATCH") == "1":
 import pytest  # noqa: E402
 
 _reports: list[str] = []
+
+
+def pytest_addoption(parser):
+    parser.addoption("--slow", action="store_true", help="run the fault tests at full size (CI does)")
+
+
+@pytest.fixture
+def slow(request) -> bool:
+    return request.config.getoption("--slow")
 
 
 @pytest.fixture

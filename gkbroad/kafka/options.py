@@ -10,7 +10,9 @@ from marshmallow import RAISE, Schema, ValidationError, fields, pre_load, valida
 from marshmallow import validate as mm_validate
 
 from ..options import NonEmptyString, NonNegativeInt, PositiveInt, import_or_error, one_of, option
+from ..redact import SecretSettings
 from .client import ASSIGNORS, CONSUMER_DEFAULTS
+from .decoding import DeserializerField, SchemaClassField
 
 __all__ = ["FetchStrategyOptions", "KafkaProducerOptions", "TopicOptions", "CLIENT_SETTINGS_MANAGED"]
 
@@ -35,12 +37,22 @@ CLIENT_SETTINGS_MANAGED = {
     "kafka_client": None,
 }
 
+# kafka-python runs these inside its fetcher, where a record they cannot decode
+# makes every poll fail on it again: the poll loop spins and the partition stalls.
+CLIENT_SETTINGS_REFUSED = {"key_deserializer", "value_deserializer"}
+
 
 def _client_setting_errors(settings: dict) -> dict:
     """{setting: [problem]} for a dict of kafka-python KafkaConsumer settings."""
     errors = {}
     for key in settings:
-        if key in CLIENT_SETTINGS_MANAGED:
+        if key in CLIENT_SETTINGS_REFUSED:
+            errors[key] = [
+                "runs inside kafka-python's fetcher, where one record it cannot decode stalls the poll loop; "
+                f"use the topic option {key!r} (in topics[] or default_topic_config) instead, which turns "
+                "such a record into a failed message"
+            ]
+        elif key in CLIENT_SETTINGS_MANAGED:
             instead = CLIENT_SETTINGS_MANAGED[key]
             errors[key] = [
                 f"is set by gkbroad; {'use the ' + repr(instead) + ' option' if instead else 'leave it out'}"
@@ -67,7 +79,7 @@ class ClientSettings(fields.Field):
         errors = _client_setting_errors(value)
         if errors:
             raise ValidationError(errors)
-        return dict(value)
+        return SecretSettings(value)
 
 
 class ConsumerGroupClass(fields.Field):
@@ -116,6 +128,33 @@ class TopicOptions(Schema):
         "read_committed hides records of aborted and open transactions.",
         load_default="read_uncommitted",
     )
+    value_deserializer = DeserializerField(
+        load_default="bytes",
+        **option(
+            "Turns each record's value bytes into the value handlers see (`str`: UTF-8, `json`: json.loads, or your "
+            "function). A value it cannot decode fails that message; see Decoding."
+        ),
+    )
+    key_deserializer = DeserializerField(
+        load_default="bytes",
+        **option("Turns each record's key bytes into the message's key, like value_deserializer."),
+    )
+    value_schema = SchemaClassField(
+        load_default=None,
+        allow_none=True,
+        **option(
+            "Decoded values are loaded through this marshmallow Schema, so handlers get validated data; a value "
+            "it refuses fails that message with marshmallow's messages."
+        ),
+    )
+
+    @validates_schema
+    def _schema_needs_decoded_values(self, data, **kwargs):
+        if data.get("value_schema") is not None and data.get("value_deserializer") == "bytes":
+            raise ValidationError(
+                'loads decoded values; set value_deserializer too (e.g. "json"), the default "bytes" keeps raw bytes',
+                field_name="value_schema",
+            )
 
 
 class FetchStrategyOptions(Schema):

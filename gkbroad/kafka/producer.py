@@ -25,6 +25,7 @@ from ..message import Message
 from ..options import validate
 from ..producer import BaseProducer
 from .consumer_group import ConsumerGroup
+from .decoding import Decoding
 from .formats import build_message
 from .options import KafkaProducerOptions
 from .routing import owns, partition_by_partition
@@ -50,9 +51,9 @@ class Producer(BaseProducer):
         super().__init__(options, index=index, count=count)
         self.group: ConsumerGroup = options["group"]
         self.message_format = options["message_format"]
+        self.decoding = Decoding(options["topics"], self.message_format)
         self.receive_interval = options["receive_interval"] / 1000.0
         self.draining = Event()
-        # ConsumerGroup.is_current arrives with the kafka stream's rewrite; until then nothing is stale.
 
     def receive(self, demand: int) -> list[Message]:
         """Pull up to `demand` records, spread over the partitions that have some.
@@ -69,7 +70,8 @@ class Producer(BaseProducer):
             refilled = []
             for topic, partition in partitions:
                 epoch, records = self.group.pull(topic, partition, min(share, demand - len(messages)))
-                messages.extend(build_message(r, epoch, self, self.index, self.message_format) for r in records)
+                built = [build_message(r, epoch, self, self.index, self.message_format) for r in records]
+                messages.extend(map(self.decoding.apply, built, records) if self.decoding else built)
                 if len(records) == share:
                     refilled.append((topic, partition))
             partitions = refilled

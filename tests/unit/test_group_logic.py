@@ -271,7 +271,11 @@ def test_a_failing_poll_waits_with_backoff_instead_of_spinning(started, error):
 def test_the_kafka_producer_calls_messages_of_a_given_up_partition_stale(started):
     group, client = started({("t", 0): 5}, drain_timeout=200)
     client.assign(("t", 0))
-    producer = Producer({"group": group, "message_format": "record", "receive_interval": 100}, index=0, count=1)
+    producer = Producer(
+        {"group": group, "message_format": "record", "receive_interval": 100, "topics": []},
+        index=0,
+        count=1,
+    )
     wait_until(lambda: group.stats()["partitions"][("t", 0)]["buffered"] == 5, 5, "the records")
     data = [message.acknowledger.data for message in producer.receive(5)]
     assert len(data) == 5 and not any(producer.is_stale(d) for d in data)

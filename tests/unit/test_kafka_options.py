@@ -125,6 +125,9 @@ def test_topic_defaults_are_filled_in_by_the_schema():
             "fetch_max_bytes": None,
             "max_buffer_records": 40,
             "isolation_level": "read_uncommitted",
+            "key_deserializer": "bytes",
+            "value_deserializer": "bytes",
+            "value_schema": None,
         },
         {
             "name": "b",
@@ -132,6 +135,9 @@ def test_topic_defaults_are_filled_in_by_the_schema():
             "fetch_max_bytes": None,
             "max_buffer_records": 8,
             "isolation_level": "read_uncommitted",
+            "key_deserializer": "bytes",
+            "value_deserializer": "bytes",
+            "value_schema": None,
         },
     ]
 

@@ -141,7 +141,9 @@ class Group:
 def kafka_producer(group):
     from gkbroad.kafka import Producer
 
-    return Producer({"group": group, "message_format": "value", "receive_interval": 100}, index=0, count=1)
+    return Producer(
+        {"group": group, "message_format": "value", "receive_interval": 100, "topics": []}, index=0, count=1
+    )
 
 
 def test_the_kafka_producer_calls_a_record_stale_once_its_partition_epoch_is_gone():

@@ -1,0 +1,111 @@
+"""One pipeline process for the fault tests, killed and restarted by them.
+
+    python fault_worker.py BOOTSTRAP TOPIC GROUP OUTFILE [--max-sleep S] [--assignor A] [--drain-timeout MS]
+
+handle_message sleeps a random bit (so a kill lands while records are being
+handled); handle_batch appends one line per record to OUTFILE and fsyncs before
+it returns, so every acknowledged (hence every committable) offset is on disk
+first. Lines, each ending with the CLOCK_MONOTONIC time (the same clock in
+every process on Linux):
+
+    handled PARTITION OFFSET T
+    start PARTITION T           (the member was given the partition)
+    stop PARTITION REASON T     (it gave it up, after the drain)
+    exit clean|unclean T
+
+A process killed mid-write leaves at most one partial last line, which the
+checker (fault_check.py) ignores. Its log (INFO and up, gkbroad's and
+kafka-python's) goes to OUTFILE.log, and SIGUSR1 dumps the running stack to
+OUTFILE.stacks (it works even when the process spins), for when a test fails.
+"""
+
+from gevent import monkey
+
+monkey.patch_all()
+
+import argparse  # noqa: E402
+import faulthandler  # noqa: E402
+import logging  # noqa: E402
+import os  # noqa: E402
+import random  # noqa: E402
+import signal  # noqa: E402
+import time  # noqa: E402
+
+import gevent  # noqa: E402
+
+import gkbroad  # noqa: E402
+from gkbroad.kafka import ConsumerGroup, Producer  # noqa: E402
+
+
+class Journal:
+    """OUTFILE, appended to and fsynced per write."""
+
+    def __init__(self, path: str):
+        self.fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+
+    def write(self, lines: list[str]) -> None:
+        now = time.monotonic()
+        os.write(self.fd, "".join(f"{line} {now:.6f}\n" for line in lines).encode())
+        os.fsync(self.fd)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    for name in ("bootstrap", "topic", "group", "outfile"):
+        parser.add_argument(name)
+    parser.add_argument("--max-sleep", type=float, default=0.002)
+    parser.add_argument("--assignor", default="cooperative-sticky")
+    parser.add_argument("--drain-timeout", type=int, default=10000)
+    args = parser.parse_args()
+    logging.basicConfig(
+        filename=f"{args.outfile}.log", level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s"
+    )
+    journal = Journal(args.outfile)
+    stacks = open(f"{args.outfile}.stacks", "w")  # noqa: SIM115 - open for the process lifetime
+    faulthandler.register(signal.SIGUSR1, file=stacks)
+
+    class Member(ConsumerGroup):
+        client = {"bootstrap_servers": args.bootstrap}
+
+        def handle_consumer_start(self, topic, partition, group_name):
+            journal.write([f"start {partition}"])
+
+        def handle_consumer_stop(self, topic, partition, group_name, reason):
+            journal.write([f"stop {partition} {reason}"])
+
+    class Worker(gkbroad.Pipeline):
+        def handle_message(self, processor, message, context):
+            gevent.sleep(random.uniform(0, args.max_sleep))
+            return message
+
+        def handle_batch(self, batcher, messages, batch_info, context):
+            journal.write([f"handled {m.metadata['partition']} {m.metadata['offset']}" for m in messages])
+            return messages
+
+    pipeline = Worker(
+        name="fault-worker",
+        producer={
+            "module": (
+                Producer,
+                {
+                    "consumer_group": Member,
+                    "group_name": args.group,
+                    "topics": [{"name": args.topic, "offset_reset_policy": "earliest"}],
+                    "message_format": "value",
+                    "receive_interval": 100,
+                    "session_timeout_ms": 6000,
+                    "heartbeat_interval_ms": 1000,
+                    "drain_timeout": args.drain_timeout,
+                    "partition_assignment_strategy": args.assignor,
+                },
+            )
+        },
+        processors={"default": {"concurrency": 8, "max_demand": 10}},
+        batchers={"default": {"batch_size": 50, "batch_timeout": 100, "concurrency": 4}},
+    )
+    clean = pipeline.run()
+    journal.write([f"exit {'clean' if clean else 'unclean'}"])
+
+
+if __name__ == "__main__":
+    main()
