@@ -27,7 +27,7 @@ from ..message import Message
 from ..options import validate
 from ..producer import BaseProducer
 from .consumer_group import ConsumerGroup
-from .formats import build_message
+from .formats import build_messages
 from .options import KafkaProducerOptions
 from .routing import owns, route
 
@@ -72,7 +72,7 @@ class Producer(BaseProducer):
             refilled = []
             for topic, partition in partitions:
                 epoch, records = self.group.pull(topic, partition, min(share, demand - len(messages)))
-                messages.extend(build_message(r, epoch, self, self.index, self.message_format) for r in records)
+                messages += build_messages(records, epoch, self, self.index, self.message_format)
                 if len(records) == share:
                     refilled.append((topic, partition))
             partitions = refilled

@@ -54,9 +54,14 @@ def _pipeline(config: dict, counter: Counter, cls=HandlerPipeline, batchers=None
                     "consumer_group": BenchGroup,
                     "group_name": config["group"],
                     "topics": [{"name": config["topic"], "offset_reset_policy": "earliest"}],
-                    "ordering": config.get("ordering", "partition"),
                     "session_timeout_ms": config["session_timeout_ms"],
                     "heartbeat_interval_ms": config["heartbeat_interval_ms"],
+                    **({"ordering": config["ordering"]} if "ordering" in config else {}),
+                    **(
+                        {"fetch_strategy": {"max_wait_ms": config["fetch_max_wait_ms"]}}
+                        if "fetch_max_wait_ms" in config
+                        else {}
+                    ),
                 },
             )
         },

@@ -11,7 +11,7 @@ import time
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor, wait
 
-from common import Counter
+from common import Counter, emit
 from kafka import KafkaConsumer
 
 COMMIT_EVERY = 1.0
@@ -26,18 +26,24 @@ def _consumer(config: dict) -> KafkaConsumer:
         auto_offset_reset="earliest",
         session_timeout_ms=config["session_timeout_ms"],
         heartbeat_interval_ms=config["heartbeat_interval_ms"],
+        fetch_max_wait_ms=config.get("fetch_max_wait_ms", 500),
     )
 
 
 def one_by_one(config: dict) -> dict:
     """poll, call the handler for each record in turn, commit every second."""
-    counter = Counter(config["limit"], config.get("sleep", 0.0))
+    counter = Counter(config["limit"], config.get("sleep", 0.0), latency=config.get("latency", False))
     consumer = _consumer(config)
     handler = counter.handle
     last_commit = time.monotonic()
+    announced = False
     try:
         while counter.count < counter.limit:
-            for records in consumer.poll(timeout_ms=100).values():
+            batches = consumer.poll(timeout_ms=100)
+            if not announced and len(consumer.assignment()) == config["partitions"]:
+                emit("assigned", partitions=config["partitions"])
+                announced = True
+            for records in batches.values():
                 for record in records:
                     handler(record)
                     if counter.count >= counter.limit:
@@ -80,4 +86,4 @@ def thread_pool(config: dict) -> dict:
     return counter.result()
 
 
-CASES = {"raw": one_by_one, "io-raw": one_by_one, "io-threadpool": thread_pool}
+CASES = {"raw": one_by_one, "io-raw": one_by_one, "io-threadpool": thread_pool, "latency-raw": one_by_one}
