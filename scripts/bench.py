@@ -252,7 +252,7 @@ def log(text: str) -> None:
 def describe(result: dict) -> str:
     if "error" in result:
         return "FAILED"
-    shown = ("rate", "p50_ms", "p99_ms", "peak_rss_mb", "seconds", "in_flight", "count", "clean", "wall")
+    shown = ("rate", "cpu_us", "p50_ms", "p99_ms", "peak_rss_mb", "seconds", "in_flight", "count", "clean", "wall")
     return " ".join(f"{key}={result[key]}" for key in shown if key in result)
 
 
@@ -284,7 +284,11 @@ def summarize(runs: dict[str, list[dict]], size: dict) -> list[dict]:
         if case not in runs:
             continue
         notes = [f"{ratio(case, base)} x {label}" for base, label in comparisons.get(case, []) if ratio(case, base)]
-        rows.append(_row(case, what, runs[case], rates[case], "records/s", ", ".join(notes)))
+        cpu = median(runs[case], "cpu_us")
+        base_cpu = median(runs.get("raw", []), "cpu_us")
+        if case.startswith("noop") and cpu and base_cpu:
+            notes.append(f"CPU {cpu - base_cpu:+.1f} us/record over raw")
+        rows.append(_row(case, what, runs[case], rates[case], "records/s", ", ".join(notes), cpu))
     if "memory" in runs:
         notes = f"backlog {size['backlog']:,}, 2 ms handler, default options"
         rows.append(_row("memory", "peak RSS", runs["memory"], median(runs["memory"], "peak_rss_mb"), "MB", notes))
@@ -302,14 +306,14 @@ def summarize(runs: dict[str, list[dict]], size: dict) -> list[dict]:
     return rows
 
 
-def _row(case: str, what: str, results: list[dict], value: float | None, unit: str, notes: str) -> dict:
+def _row(case: str, what: str, results: list[dict], value, unit: str, notes: str, cpu_us=None) -> dict:
     failed = sum("error" in r for r in results)
-    return {"case": case, "what": what, "median": value, "unit": unit, "runs": len(results) - failed,
-            "failed": failed, "vs": notes}  # fmt: skip
+    return {"case": case, "what": what, "median": value, "unit": unit, "cpu_us": cpu_us,
+            "runs": len(results) - failed, "failed": failed, "vs": notes}  # fmt: skip
 
 
 def table(rows: list[dict]) -> str:
-    lines = ["| case | what | median | runs | ratio / notes |", "|---|---|---|---|---|"]
+    lines = ["| case | what | median | CPU us/record | runs | ratio / notes |", "|---|---|---|---|---|---|"]
     for row in rows:
         value = (
             "FAILED"
@@ -317,7 +321,8 @@ def table(rows: list[dict]) -> str:
             else f"{row['median']:,.{0 if row['median'] >= 100 else 1}f} {row['unit']}"
         )
         runs = f"{row['runs']}" + (f" ({row['failed']} failed)" if row["failed"] else "")
-        lines.append(f"| {row['case']} | {row['what']} | {value} | {runs} | {row['vs']} |")
+        cpu = "" if row["cpu_us"] is None else f"{row['cpu_us']:.1f}"
+        lines.append(f"| {row['case']} | {row['what']} | {value} | {cpu} | {runs} | {row['vs']} |")
     return "\n".join(lines)  # fmt: skip
 
 
