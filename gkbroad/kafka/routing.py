@@ -31,7 +31,7 @@ from collections.abc import Callable, Hashable
 
 from ..message import Message
 
-__all__ = ["ORDERINGS", "PartitionLanes", "owns", "route", "stable_hash"]
+__all__ = ["ORDERINGS", "partition_lanes", "owns", "route", "stable_hash"]
 
 ORDERINGS = ("partition", "key", "none")
 
@@ -46,26 +46,26 @@ def owns(topic: str, partition: int, index: int, count: int) -> bool:
     return stable_hash(topic, partition) % count == index
 
 
-class PartitionLanes:
-    """partition_by for "partition" ordering: every record of a partition on one greenlet.
+def partition_lanes() -> Callable[[Message], int]:
+    """A partition_by for "partition" ordering: every record of a partition on one greenlet.
 
     Partitions are numbered in the order they are first seen, so the first
     `concurrency` partitions get a processor (and batch processor) each instead
     of colliding by hash. The numbering lives as long as the pipeline, so a
     partition keeps its greenlet across reassignments. It reads the acknowledger
     data, which is the same for both message formats and whatever a handler did
-    to `data`.
+    to `data`. (A closure rather than a class: it runs once per record.)
     """
+    lanes: dict[tuple, int] = {}
 
-    def __init__(self) -> None:
-        self._lanes: dict[tuple, int] = {}
-
-    def __call__(self, message: Message) -> int:
+    def partition_lane(message: Message) -> int:
         partition = message.acknowledger.data[:2]
-        lane = self._lanes.get(partition)
+        lane = lanes.get(partition)
         if lane is None:
-            lane = self._lanes[partition] = len(self._lanes)
+            lane = lanes[partition] = len(lanes)
         return lane
+
+    return partition_lane
 
 
 def _key_lane(topic: str, partition: int, key: Hashable) -> int:
@@ -104,7 +104,7 @@ def route(pipeline_options: dict, ordering: str, message_format: str) -> None:
     processors: Callable[[Message], int] | None
     batchers: Callable[[Message], int] | None
     if ordering == "partition":
-        processors = batchers = PartitionLanes()
+        processors = batchers = partition_lanes()
     elif ordering == "key":
         processors, batchers = _KEY_LANES[message_format], partition_by_batch_key
     else:
