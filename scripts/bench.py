@@ -66,6 +66,31 @@ ALL_CASES = ["raw", "noop", "noop-batch", "io-raw", "io-partition", "io-key-100"
              "memory", "latency-raw", "latency", "shutdown"]  # fmt: skip
 
 
+PEERS_VENV = HERE.parent / ".bench" / "venv"
+PEER_PACKAGES = ["quixstreams", "faust-streaming"]
+PEER_CASES = ["quix-noop", "faust-noop", "quix-io", "faust-io"]
+
+
+def peer_plan(size: dict) -> dict[str, tuple[str, dict]]:
+    io = {"sleep": IO_SLEEP, "limit": size["io_raw"]}
+    return {
+        "quix-noop": ("quixstreams Application, no-op handler", {"limit": size["records"]}),
+        "faust-noop": ("faust-streaming agent, no-op", {"limit": size["records"]}),
+        "quix-io": ("2 ms handler: quixstreams (time.sleep)", io),
+        "faust-io": ("2 ms handler: faust-streaming agent (await asyncio.sleep)", io),
+    }
+
+
+def peers_python() -> Path:
+    """The interpreter of .bench/venv, created with quixstreams and faust-streaming on first use."""
+    python = PEERS_VENV / "bin" / "python"
+    if not python.exists():
+        log(f"creating {PEERS_VENV} with {', '.join(PEER_PACKAGES)}")
+        subprocess.run([sys.executable, "-m", "venv", str(PEERS_VENV)], check=True)
+        subprocess.run([str(python), "-m", "pip", "install", "-q", *PEER_PACKAGES], check=True)
+    return python
+
+
 def plan(size: dict) -> dict[str, tuple[str, dict]]:
     io = {"sleep": IO_SLEEP}
     fast = {**io, "limit": size["io_fast"]}
@@ -120,8 +145,12 @@ class Bench:
             **self.group_settings,
             **settings,
         }
+        if case in PEER_CASES:
+            command = [str(peers_python()), str(HERE / "bench" / "peer_cases.py")]
+        else:
+            command = [sys.executable, str(HERE / "bench" / "run_case.py")]
         process = subprocess.Popen(
-            [sys.executable, str(HERE / "bench" / "run_case.py"), case, json.dumps(config)],
+            [*command, case, json.dumps(config)],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
@@ -157,7 +186,7 @@ class Bench:
 
     def throughput(self, reps: int, cases: list[str]) -> dict[str, list[dict]]:
         topic = self.main_topic
-        steps = plan(self.size)
+        steps = {**plan(self.size), **peer_plan(self.size)}
         runs: dict[str, list[dict]] = {case: [] for case in cases}
         for rep in range(reps):
             order = cases if rep % 2 == 0 else list(reversed(cases))
@@ -263,7 +292,7 @@ def median(runs: list[dict], key: str) -> float | None:
 
 def summarize(runs: dict[str, list[dict]], size: dict) -> list[dict]:
     """One row per case: the median, its unit, and the ratios the targets are about."""
-    steps = plan(size)
+    steps = {**plan(size), **peer_plan(size)}
     rates = {case: median(results, "rate") for case, results in runs.items() if case in steps}
 
     def ratio(case: str, base: str | float) -> float | None:
@@ -278,6 +307,10 @@ def summarize(runs: dict[str, list[dict]], size: dict) -> list[dict]:
         "io-key-100": [("io-raw", "io-raw"), ("io-threadpool", "thread pool")],
         "io-key-400": [("io-raw", "io-raw"), ("io-threadpool", "thread pool")],
         "io-threadpool": [("io-raw", "io-raw")],
+        "quix-noop": [("raw", "raw"), ("noop", "gkbroad noop")],
+        "faust-noop": [("raw", "raw"), ("noop", "gkbroad noop")],
+        "quix-io": [("io-raw", "io-raw")],
+        "faust-io": [("io-raw", "io-raw")],
     }
     rows = []
     for case, (what, _) in steps.items():
@@ -344,6 +377,11 @@ def main() -> int:
     parser.add_argument("--reps", type=int, help="repetitions of each case (default 3, 1 with --quick)")
     parser.add_argument("--records", type=int, help=f"records in the main topic (default {FULL['records']:,})")
     parser.add_argument("--cases", help=f"comma-separated subset of: {', '.join(ALL_CASES)}")
+    parser.add_argument(
+        "--peers",
+        action="store_true",
+        help=f"also run {', '.join(PEER_CASES)} (installs {' and '.join(PEER_PACKAGES)} into .bench/venv once)",
+    )
     parser.add_argument("--json", action="store_true", help="print JSON (summary, machine and every run)")
     args = parser.parse_args()
     size = dict(QUICK if args.quick else FULL)
@@ -366,7 +404,8 @@ def main() -> int:
         bootstrap, info["broker"] = broker.bootstrap_servers, "bundled Tansu (in memory) on loopback"
     try:
         bench = Bench(bootstrap, size)
-        runs = bench.throughput(reps, [case for case in plan(size) if case in cases])
+        throughput = [case for case in plan(size) if case in cases] + (PEER_CASES if args.peers else [])
+        runs = bench.throughput(reps, throughput)
         if "memory" in cases:
             runs["memory"] = bench.memory()
         for case in ("latency-raw", "latency"):
