@@ -22,8 +22,10 @@ def emit(event: str, **fields) -> None:
 
 
 def parse(line: str) -> dict | None:
-    """The event of a case's stdout line, None for anything else it printed."""
-    return json.loads(line[len(PREFIX) :]) if line.startswith(PREFIX) else None
+    """The event of a case's stdout line, None for anything else it printed
+    (a library may print terminal control codes ahead of it on the same line)."""
+    _, found, event = line.partition(PREFIX)
+    return json.loads(event) if found else None
 
 
 def peak_rss_mb() -> float:

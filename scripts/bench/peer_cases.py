@@ -74,7 +74,7 @@ def faust_agent(config: dict) -> None:
                 emit("result", case=config["case"], **counter.result())
                 os.kill(os.getpid(), signal.SIGTERM)
 
-    faust.Worker(app, loglevel="WARNING", quiet=True).execute_from_commandline()
+    faust.Worker(app, loglevel="WARNING", quiet=True, redirect_stdouts=False).execute_from_commandline()
 
 
 def main(case: str, config: dict) -> None:
