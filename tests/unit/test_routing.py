@@ -243,3 +243,34 @@ def test_offset_tracker_never_commits_past_an_unacknowledged_offset_whatever_the
             expected = max((o for o in offsets if lowest is None or o < lowest), default=None)
             assert committed == expected
         assert committed == offsets[-1] and tracker.pending("tp") == 0
+
+
+class PerKeyBatches(RandomlySlow):
+    """ordering="key" with a batch per key: put_batch_key((topic, partition, key))."""
+
+    def on_message(self, message):
+        record = super().on_message(message).data
+        return message.put_batch_key((record.topic, record.partition, record.key))
+
+    def on_batch(self, messages, info):
+        gevent.sleep(self.rng.random() * 0.003)
+        return messages
+
+
+def test_key_ordering_with_batches_per_key_keeps_each_key_in_order_on_one_batch_processor(run_testing):
+    records = [Record("t", offset % 2, offset, b"k%d" % (offset % 9)) for offset in range(9 * 12)]
+    options = routed_options("key", batchers={"default": {"concurrency": 3, "batch_size": 4, "batch_timeout": 20}})
+    pipeline = run_testing(PerKeyBatches, **options)
+
+    successful, _ = testing.wait_for_ack(pipeline, testing.test_batch(pipeline, records), timeout=20)
+
+    assert len(successful) == len(records)
+    calls_by_lane = defaultdict(list)
+    for call in pipeline.batches:
+        calls_by_lane[call.info.batch_key].append(call)
+    assert {(r.topic, r.partition, r.key) for r in records} == set(calls_by_lane)
+    for lane, calls in calls_by_lane.items():
+        assert len({c.greenlet for c in calls}) == 1, f"{lane}'s batches ran on more than one batch processor"
+        offsets = [record.offset for c in calls for record in c.data]
+        assert offsets == sorted(offsets), f"{lane}'s records were reordered"
+    assert len({c.greenlet for c in pipeline.batches}) > 1, "every batch ran on one batch processor"
