@@ -13,27 +13,53 @@ default batch_key is (topic, partition).
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from ..message import Acknowledger, Message
 
-__all__ = ["MESSAGE_FORMATS", "build_message"]
+__all__ = ["MESSAGE_FORMATS", "build_messages"]
 
 MESSAGE_FORMATS = ("record", "value")
 
+# Acknowledger(handler, ref, data) without the Python-level __new__ of a
+# NamedTuple: this runs once per record.
+_acknowledger = functools.partial(tuple.__new__, Acknowledger)
 
-def build_message(record: Any, epoch: int, ack_handler: Any, ack_ref: Any, message_format: str) -> Message:
-    acknowledger = Acknowledger(ack_handler, ack_ref, (record.topic, record.partition, record.offset, epoch))
+
+def build_messages(records: list, epoch: int, ack_handler: Any, ack_ref: Any, message_format: str) -> list[Message]:
+    """Messages for records pulled from one partition in one call.
+
+    They share topic, partition and epoch, so the batch_key tuple is built once
+    and shared (it is immutable); everything else is per record.
+    """
+    if not records:
+        return []
+    topic, partition = records[0].topic, records[0].partition
+    batch_key = (topic, partition)
     if message_format == "record":
-        data, metadata = record, {}
-    else:
-        data = record.value
-        metadata = {
-            "topic": record.topic,
-            "partition": record.partition,
-            "offset": record.offset,
-            "key": record.key,
-            "ts": record.timestamp,
-            "headers": [tuple(header) for header in record.headers or ()],
-        }
-    return Message(data=data, acknowledger=acknowledger, metadata=metadata, batch_key=(record.topic, record.partition))
+        return [
+            Message(
+                data=record,
+                acknowledger=_acknowledger((ack_handler, ack_ref, (topic, partition, record.offset, epoch))),
+                metadata={},
+                batch_key=batch_key,
+            )
+            for record in records
+        ]
+    return [
+        Message(
+            data=record.value,
+            acknowledger=_acknowledger((ack_handler, ack_ref, (topic, partition, record.offset, epoch))),
+            metadata={
+                "topic": topic,
+                "partition": partition,
+                "offset": record.offset,
+                "key": record.key,
+                "ts": record.timestamp,
+                "headers": [tuple(header) for header in record.headers or ()],
+            },
+            batch_key=batch_key,
+        )
+        for record in records
+    ]

@@ -13,6 +13,7 @@ from ..options import NonEmptyString, NonNegativeInt, PositiveInt, import_or_err
 from ..redact import SecretSettings
 from .client import ASSIGNORS, CONSUMER_DEFAULTS
 from .decoding import DeserializerField, SchemaClassField
+from .routing import ORDERINGS
 
 __all__ = ["FetchStrategyOptions", "KafkaProducerOptions", "TopicOptions", "CLIENT_SETTINGS_MANAGED"]
 
@@ -220,6 +221,14 @@ class KafkaProducerOptions(Schema):
         ("record", "value"),
         "Shape of each message: see Message formats.",
         load_default="record",
+    )
+    ordering = one_of(
+        ORDERINGS,
+        "What is handled in offset order, one record at a time: each `partition` (concurrency up to the "
+        "partition count), each `key` within a partition (different keys run concurrently; records without "
+        "a key are ordered with each other), or `none` (any record may run concurrently). Offsets are "
+        "committed correctly in every mode; see Ordering.",
+        load_default="partition",
     )
     fetch_strategy = fields.Nested(
         FetchStrategyOptions,

@@ -2,8 +2,9 @@
 
 prepare_for_start validates the options, builds the ConsumerGroup (the one
 membership of this process) and hands it to the pipeline as a service, and sets
-the pipeline's partition_by so every record of a partition is handled by one
-processor greenlet and one batch processor, in offset order.
+the processors' and batchers' partition_by for the `ordering` option (see
+routing): by default every record of a partition is handled by one processor
+greenlet and one batch processor, in offset order.
 
 Each producer greenlet owns the assigned partitions whose stable hash modulo
 the producer count equals its index. A round pulls from its partitions in a
@@ -26,9 +27,9 @@ from ..options import validate
 from ..producer import BaseProducer
 from .consumer_group import ConsumerGroup
 from .decoding import Decoding
-from .formats import build_message
+from .formats import build_messages
 from .options import KafkaProducerOptions
-from .routing import owns, partition_by_partition
+from .routing import owns, route
 
 __all__ = ["Producer"]
 
@@ -44,7 +45,7 @@ class Producer(BaseProducer):
         _refuse_partition_by(pipeline_options)
         group = (opts["consumer_group"] or ConsumerGroup).from_options(opts)
         pipeline_options["producer"]["module"] = (cls, {**opts, "group": group})
-        pipeline_options["partition_by"] = partition_by_partition
+        route(pipeline_options, opts["ordering"], opts["message_format"])
         return [group], pipeline_options
 
     def __init__(self, options: dict, *, index: int, count: int):
@@ -70,8 +71,8 @@ class Producer(BaseProducer):
             refilled = []
             for topic, partition in partitions:
                 epoch, records = self.group.pull(topic, partition, min(share, demand - len(messages)))
-                built = [build_message(r, epoch, self, self.index, self.message_format) for r in records]
-                messages.extend(map(self.decoding.apply, built, records) if self.decoding else built)
+                built = build_messages(records, epoch, self, self.index, self.message_format)
+                messages += map(self.decoding.apply, built, records) if self.decoding else built
                 if len(records) == share:
                     refilled.append((topic, partition))
             partitions = refilled

@@ -13,7 +13,7 @@ from marshmallow import Schema, fields
 from gkbroad import ConfigError
 from gkbroad.kafka import Producer
 from gkbroad.kafka.decoding import DecodeError, Decoding, TopicDecoder
-from gkbroad.kafka.formats import build_message
+from gkbroad.kafka.formats import build_messages
 from gkbroad.kafka.options import KafkaProducerOptions, TopicOptions
 from gkbroad.options import validate
 
@@ -106,7 +106,7 @@ def test_the_schema_refuses_a_decoded_value_that_is_not_a_mapping():
 
 def message_for(raw, message_format, **options):
     rec = record(raw)
-    message = build_message(rec, 1, None, 0, message_format)
+    [message] = build_messages([rec], 1, None, 0, message_format)
     decoding = Decoding([TopicOptions().load({"name": "orders", **options})], message_format)
     return decoding.apply(message, rec)
 

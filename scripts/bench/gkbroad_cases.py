@@ -1,0 +1,129 @@
+"""The gkbroad side of the benchmark: the same handler function, run by a pipeline.
+
+Every case builds the pipeline with the options a user would write (defaults
+unless the case is about one), in a fresh consumer group reading from the
+beginning of the topic.
+"""
+
+from __future__ import annotations
+
+import time
+
+import gevent
+from common import Counter, emit, peak_rss_mb, wait_done
+
+import gkbroad
+from gkbroad.kafka import ConsumerGroup, Producer
+
+RUN_TIMEOUT = 300.0
+
+
+class HandlerPipeline(gkbroad.Pipeline):
+    def handle_message(self, processor, message, context: Counter):
+        context.handle(message.data)
+        return message
+
+
+class BatchPipeline(gkbroad.Pipeline):
+    def handle_message(self, processor, message, context: Counter):
+        context.started()
+        return message
+
+    def handle_batch(self, batcher, messages, batch_info, context: Counter):
+        context.handled(len(messages))
+        return messages
+
+
+def _pipeline(config: dict, counter: Counter, cls=HandlerPipeline, batchers=None, max_demand=10):
+    partitions = set()
+
+    class BenchGroup(ConsumerGroup):
+        client = {"bootstrap_servers": config["bootstrap"]}
+
+        def handle_consumer_start(self, topic, partition, group_name):
+            partitions.add(partition)
+            if len(partitions) == config["partitions"]:
+                emit("assigned", partitions=len(partitions))
+
+    return cls(
+        name="bench",
+        producer={
+            "module": (
+                Producer,
+                {
+                    "consumer_group": BenchGroup,
+                    "group_name": config["group"],
+                    "topics": [{"name": config["topic"], "offset_reset_policy": "earliest"}],
+                    "session_timeout_ms": config["session_timeout_ms"],
+                    "heartbeat_interval_ms": config["heartbeat_interval_ms"],
+                    **({"ordering": config["ordering"]} if "ordering" in config else {}),
+                    **(
+                        {"fetch_strategy": {"max_wait_ms": config["fetch_max_wait_ms"]}}
+                        if "fetch_max_wait_ms" in config
+                        else {}
+                    ),
+                },
+            )
+        },
+        processors={"default": {"concurrency": config.get("processors", 10), "max_demand": max_demand}},
+        batchers=batchers or {},
+        context=counter,
+    )
+
+
+def until_done(config: dict) -> dict:
+    """noop, io-*, latency: run until `limit` records were handled, then stop."""
+    counter = Counter(config["limit"], config.get("sleep", 0.0), latency=config.get("latency", False))
+    batchers = None
+    cls = HandlerPipeline
+    if config.get("batch_size"):
+        cls = BatchPipeline
+        batchers = {"default": {"batch_size": config["batch_size"], "batch_timeout": config["batch_timeout"]}}
+    pipeline = _pipeline(config, counter, cls, batchers)
+    pipeline.start()
+    wait_done(counter, RUN_TIMEOUT)
+    clean = pipeline.stop()
+    return counter.result(clean=clean)
+
+
+def memory(config: dict) -> dict:
+    """A slow handler in front of a large backlog: how much memory the process takes."""
+    counter = Counter(10**9, config["sleep"])
+    baseline = peak_rss_mb()
+    pipeline = _pipeline(config, counter)
+    pipeline.start()
+    while counter.first is None:
+        gevent.sleep(0.05)
+    gevent.sleep(config["duration"])
+    peak = peak_rss_mb()
+    clean = pipeline.stop()
+    return counter.result(clean=clean, peak_rss_mb=round(peak, 1), baseline_rss_mb=round(baseline, 1))
+
+
+def shutdown(config: dict) -> dict:
+    """Runs like a service (run(): until SIGTERM); tells the driver once
+    `in_flight` records are held by the processors, so it can send SIGTERM."""
+    counter = Counter(10**9, config["sleep"])
+    pipeline = _pipeline(config, counter, max_demand=config["max_demand"])
+
+    def announce():
+        deadline = time.monotonic() + RUN_TIMEOUT
+        while pipeline.in_flight < config["in_flight"] and time.monotonic() < deadline:
+            gevent.sleep(0.01)
+        emit("ready", in_flight=pipeline.in_flight)
+
+    gevent.spawn(announce)
+    clean = pipeline.run()
+    return counter.result(clean=clean)
+
+
+CASES = {
+    "noop": until_done,
+    "noop-batch": until_done,
+    "io-partition": until_done,
+    "io-key-100": until_done,
+    "io-key-400": until_done,
+    "latency": until_done,
+    "memory": memory,
+    "shutdown": shutdown,
+}

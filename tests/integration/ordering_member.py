@@ -1,0 +1,54 @@
+"""A pipeline in its own process for the kill-and-restart tests of test_ordering.py.
+
+    python ordering_member.py BOOTSTRAP TOPIC GROUP ORDERING OUTFILE
+
+Handles records with a random short sleep, appending "handled PARTITION OFFSET"
+to OUTFILE when a handler finishes (before the record is acknowledged), until
+SIGTERM.
+"""
+
+from gevent import monkey
+
+monkey.patch_all()
+
+import random  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+
+import gkbroad  # noqa: E402
+from gkbroad.kafka import Producer  # noqa: E402
+
+
+class Member(gkbroad.Pipeline):
+    def handle_message(self, processor, message, context):
+        time.sleep(random.random() * 0.003)
+        context.write(f"handled {message.data.partition} {message.data.offset}\n")
+        return message
+
+
+def main(bootstrap, topic, group, ordering, outfile):
+    with open(outfile, "a", buffering=1) as out:
+        pipeline = Member(
+            name="ordering-member",
+            producer={
+                "module": (
+                    Producer,
+                    {
+                        "client": {"bootstrap_servers": bootstrap},
+                        "group_name": group,
+                        "topics": [{"name": topic, "offset_reset_policy": "earliest"}],
+                        "ordering": ordering,
+                        "receive_interval": 100,
+                        "session_timeout_ms": 6000,
+                        "heartbeat_interval_ms": 1000,
+                    },
+                )
+            },
+            processors={"default": {"concurrency": 20, "max_demand": 10}},
+            context=out,
+        )
+        sys.exit(0 if pipeline.run() else 1)
+
+
+if __name__ == "__main__":
+    main(*sys.argv[1:6])
