@@ -17,7 +17,6 @@ from gevent import monkey
 monkey.patch_all()  # first, before kafka is imported anywhere
 
 import argparse  # noqa: E402
-import importlib.util  # noqa: E402
 import os  # noqa: E402
 import re  # noqa: E402
 import signal  # noqa: E402
@@ -80,20 +79,14 @@ def run(servers, args):
     ends = {p: end for (_, p), (_, end) in log_offsets(client, partitions).items()}
 
     command = gkbroad("run", CONFIG)
-    status_url = None
-    # The status app comes with gkbroad.wsgi; without it the demo runs without the page.
-    if importlib.util.find_spec("gkbroad.wsgi") is not None:
-        port = args.status_port or free_port()
-        command += ["--status", f"127.0.0.1:{port}"]
-        status_url = f"http://127.0.0.1:{port}/"
+    port = args.status_port or free_port()
+    command += ["--status", f"127.0.0.1:{port}"]
+    status_url = f"http://127.0.0.1:{port}/"
     show(command, settings.items())
     process = subprocess.Popen(command, cwd=ROOT, env={**os.environ, **settings}, stderr=subprocess.PIPE, text=True)
     tally = {}
     reader = gevent.spawn(echo_and_watch, process.stderr, tally, args.verbose)
-    if status_url:
-        print(f"== status page: {status_url} (health: {status_url}healthz, JSON: {status_url}status.json)")
-    else:
-        print("== no status page: this installation has no gkbroad.wsgi")
+    print(f"== status page: {status_url} (health: {status_url}healthz, JSON: {status_url}status.json)")
     print(f"== consuming {args.orders} orders from {topic} ({args.partitions} partitions), group {group}")
 
     started = last_time = time.monotonic()

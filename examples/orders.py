@@ -29,6 +29,7 @@ class OrdersPipeline(gkbroad.Pipeline):
     def __init__(self, **options):
         super().__init__(**options)
         self.counts = Counter(handled=0, failed=0, batches=0)
+        self.hooks.add(self)  # for after_pipeline_stop below
 
     def handle_message(self, processor, message, context):
         order = json.loads(message.data.value)
@@ -47,10 +48,9 @@ class OrdersPipeline(gkbroad.Pipeline):
         self.counts["failed"] += len(messages)
         return messages
 
-    def stop(self, timeout=None):
-        clean = super().stop(timeout)
+    def after_pipeline_stop(self, pipeline, clean):
+        """A hook (gkbroad/hooks.py): runs once the stop is over, however it was asked for."""
         counts = self.counts
         logger.info(
             "orders tally: handled=%d failed=%d batches=%d", counts["handled"], counts["failed"], counts["batches"]
         )
-        return clean

@@ -6,6 +6,7 @@ defines and skips the rest, so a new sink needs no change to the stages:
 
     after_pipeline_start(pipeline)          the stages and services are running
     before_pipeline_stop(pipeline)          stop() begins (services still hold their partitions)
+    after_pipeline_stop(pipeline, clean)    the stop is over; `clean` is what stop() returns
     after_handle_messages(durations)        seconds each handle_message call took, reported
                                             once per processor chunk, not once per message
     after_handle_batch(batcher, size, duration)
@@ -39,6 +40,7 @@ logger = logging.getLogger(__name__)
 HOOK_METHODS = (
     "after_pipeline_start",
     "before_pipeline_stop",
+    "after_pipeline_stop",
     "after_handle_messages",
     "after_handle_batch",
     "after_ack",
@@ -117,6 +119,9 @@ class Hooks:
 
     def pipeline_stopping(self, pipeline: Any) -> None:
         self._emit("before_pipeline_stop", pipeline)
+
+    def pipeline_stopped(self, pipeline: Any, clean: bool) -> None:
+        self._emit("after_pipeline_stop", pipeline, clean)
 
     def _emit(self, name: str, *args: Any) -> None:
         for hook, method in self._methods[name]:

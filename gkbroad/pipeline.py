@@ -235,6 +235,7 @@ class Pipeline:
             logger.error("[%s] stopped after a failure: %s", self.name, self._failure)
         else:
             logger.info("[%s] stopped%s", self.name, "" if clean else ", but not cleanly (see above)")
+        self.hooks.pipeline_stopped(self, result)
         self._stop_result.set(result)
         self._done.set()
 

@@ -39,6 +39,9 @@ class Recorder:
     def before_pipeline_stop(self, pipeline):
         self.calls.append(("stop", pipeline.name))
 
+    def after_pipeline_stop(self, pipeline, clean):
+        self.calls.append(("stopped", pipeline.name, clean))
+
     def after_handle_messages(self, durations):
         self.calls.append(("messages", len(durations), sum(d >= 0.001 for d in durations)))
 
@@ -75,7 +78,8 @@ def test_hooks_see_every_message_batch_and_ack_once():
     successful, failed = run_data(pipeline, ["a", "b", "bad", "c", "d"])
     assert (len(successful), len(failed)) == (4, 1)
 
-    assert recorder.calls[0] == ("start", "hooks") and recorder.calls[-1] == ("stop", "hooks")
+    assert recorder.calls[0] == ("start", "hooks")
+    assert recorder.calls[-2:] == [("stop", "hooks"), ("stopped", "hooks", True)]
     timed = [c for c in recorder.calls if c[0] == "messages"]
     assert sum(c[1] for c in timed) == 5, "one duration per handle_message call"
     assert sum(c[2] for c in timed) == 4, "the 4 good messages' durations include the handler's sleep"
