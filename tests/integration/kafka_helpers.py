@@ -7,34 +7,14 @@ independent of the code under test.
 
 import itertools
 import os
-import socket
 import time
 import uuid
 
-import gevent
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 from kafka.admin import NewTopic
 from kafka.structs import TopicPartition
 
 _counter = itertools.count()
-
-
-def wait_until(predicate, timeout: float, what: str) -> float:
-    """Poll ``predicate`` (yielding to other greenlets) until true; returns the
-    seconds it took, fails the test after ``timeout``."""
-    start = time.monotonic()
-    while not predicate():
-        if time.monotonic() - start > timeout:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        gevent.sleep(0.05)
-    return time.monotonic() - start
-
-
-def free_port() -> int:
-    """A loopback port nothing listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def unique_name(prefix):

@@ -10,7 +10,8 @@ import resource
 import time
 
 import gevent
-from kafka_helpers import Cluster, create_topic, free_port, wait_until
+from kafka_helpers import Cluster, create_topic
+from support import free_port, wait_until
 from test_consumer_group import SESSION, Consumer, build_group
 
 from gkbroad.broker import LocalBroker

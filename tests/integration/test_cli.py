@@ -15,7 +15,7 @@ import urllib.request
 
 from kafka import KafkaAdminClient, TopicPartition
 from kafka.structs import OffsetAndMetadata
-from kafka_helpers import free_port, wait_until
+from support import free_port, wait_until
 
 # A pipeline module the configs below name; it records every handled record in a file.
 PIPELINE_MODULE = '''

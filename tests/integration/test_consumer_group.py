@@ -13,7 +13,8 @@ import gevent
 import pytest
 from kafka import KafkaConsumer
 from kafka.structs import TopicPartition
-from kafka_helpers import Cluster, create_topic, free_port, wait_until
+from kafka_helpers import Cluster, create_topic
+from support import free_port, wait_until
 
 from gkbroad.broker import LocalBroker
 from gkbroad.kafka.client.fetcher_fix import release_exhausted_batch

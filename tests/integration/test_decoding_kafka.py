@@ -8,9 +8,9 @@ import json
 import time
 
 import gevent
-from kafka_helpers import wait_until
 from marshmallow import Schema, fields
 from pipeline_support import kafka_pipeline
+from support import wait_until
 
 import gkbroad
 from gkbroad.kafka.decoding import DecodeError

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import gevent
 import pytest
-from kafka_helpers import wait_until
+from support import wait_until
 from test_consumer_group import Consumer, make_group
 
 

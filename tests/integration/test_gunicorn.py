@@ -15,7 +15,7 @@ import sys
 import time
 
 import pytest
-from kafka_helpers import free_port, wait_until
+from support import free_port, wait_until
 from web_support import EXAMPLES, example_env, get_json, order_values, stop_process
 
 PARTITIONS = 6

@@ -14,8 +14,9 @@ from collections import defaultdict
 import gevent
 import pytest
 from kafka import KafkaProducer
-from kafka_helpers import committed_offsets, end_offsets, wait_until
+from kafka_helpers import committed_offsets, end_offsets
 from pipeline_support import kafka_pipeline
+from support import wait_until
 
 import gkbroad
 

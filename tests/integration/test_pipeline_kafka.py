@@ -12,8 +12,9 @@ import time
 
 import pytest
 from kafka import KafkaProducer
-from kafka_helpers import committed_offsets, create_topic, end_offsets, produce, unique_name, wait_until
+from kafka_helpers import committed_offsets, create_topic, end_offsets, produce, unique_name
 from pipeline_support import Recording, kafka_pipeline
+from support import wait_until
 
 import gkbroad
 from gkbroad.kafka import ConsumerGroup

@@ -9,8 +9,8 @@ import time
 import gevent
 import pytest
 from gevent.event import Event
-from kafka_helpers import wait_until
 from pipeline_support import Recording, RecordingPipeline, kafka_pipeline
+from support import wait_until
 from test_group_supervision import break_the_poll_loop, kill_a_committer
 
 HELD_OFFSET = 25  # its handler never returns: nothing from here on may be committed

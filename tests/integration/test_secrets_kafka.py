@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import logging
 
-from kafka_helpers import wait_until
 from pipeline_support import Recording, kafka_pipeline
+from support import wait_until
 
 from gkbroad.redact import REDACTED
 

@@ -10,8 +10,8 @@ import socket
 from collections import defaultdict
 
 import gevent
-from kafka_helpers import wait_until
 from pipeline_support import SESSION_TIMEOUT_MS
+from support import wait_until
 
 import gkbroad
 from gkbroad.kafka import Producer

@@ -10,7 +10,8 @@ import time
 from collections import Counter
 
 import pytest
-from kafka_helpers import committed_offsets, create_topic, end_offsets, produce, unique_name, wait_until
+from kafka_helpers import committed_offsets, create_topic, end_offsets, produce, unique_name
+from support import wait_until
 
 MEMBER = os.path.join(os.path.dirname(__file__), "member.py")
 PARTITIONS = 8

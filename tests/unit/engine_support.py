@@ -1,6 +1,6 @@
 """Shared pieces of the engine's unit tests: a recording pipeline, a counting
 acknowledger, a lazy producer that follows gkbroad/producer.py's protocol, and
-a polling wait. Fixtures that start pipelines live in conftest.py."""
+the shared waits come from tests/support.py. Fixtures that start pipelines live in conftest.py."""
 
 from __future__ import annotations
 
@@ -14,13 +14,6 @@ import gevent
 
 import gkbroad
 from gkbroad import Acknowledger, BaseProducer, BatchInfo, Message
-
-
-def wait_until(predicate: Callable[[], bool], timeout: float = 5.0, what: str = "condition") -> None:
-    """Poll `predicate` (yielding to other greenlets) until true; fail the test after `timeout`."""
-    with gevent.Timeout(timeout, AssertionError(f"timed out after {timeout}s waiting for {what}")):
-        while not predicate():
-            gevent.sleep(0.005)
 
 
 def stage_greenlet(pipeline: gkbroad.Pipeline, kind: str, index: int = 0) -> gevent.Greenlet:

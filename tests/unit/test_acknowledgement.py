@@ -2,7 +2,8 @@
 
 import logging
 
-from engine_support import CountingAcknowledger, Recording, Source, wait_until
+from engine_support import CountingAcknowledger, Recording, Source
+from support import wait_until
 
 from gkbroad import Acknowledger, Message
 from gkbroad.acknowledger import ack_messages

@@ -2,7 +2,8 @@
 
 import time
 
-from engine_support import Recording, wait_until
+from engine_support import Recording
+from support import wait_until
 
 from gkbroad import testing
 

@@ -6,7 +6,8 @@ import logging
 
 import gevent
 import pytest
-from engine_support import Recording, Source, SourceProducer, wait_until
+from engine_support import Recording, Source, SourceProducer
+from support import wait_until
 
 from gkbroad.failure_policy import FailurePolicy
 

@@ -4,8 +4,9 @@ import itertools
 import time
 
 import gevent
-from engine_support import Recording, Source, wait_until
+from engine_support import Recording, Source
 from gevent.event import Event
+from support import wait_until
 
 from gkbroad.flow import Credits, RateLimiter
 

@@ -7,8 +7,8 @@ import time
 
 import gevent
 import pytest
-from engine_support import wait_until
 from fake_kafka import FakeConsumerClient, make_group
+from support import wait_until
 
 from gkbroad.kafka import poller
 from gkbroad.kafka.client import PositionsLost, TopicPartition

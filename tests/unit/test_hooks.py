@@ -8,7 +8,7 @@ import socket
 
 import gevent
 import pytest
-from engine_support import wait_until
+from support import wait_until
 
 import gkbroad
 from gkbroad import ConfigError, testing

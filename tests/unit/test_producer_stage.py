@@ -2,7 +2,8 @@
 
 import logging
 
-from engine_support import Recording, Source, SourceProducer, wait_until
+from engine_support import Recording, Source, SourceProducer
+from support import wait_until
 
 from gkbroad.stages import producer_stage
 

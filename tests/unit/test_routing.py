@@ -8,7 +8,8 @@ from typing import Any, NamedTuple
 
 import gevent
 import pytest
-from engine_support import Recording, Source, wait_until
+from engine_support import Recording, Source
+from support import wait_until
 
 from gkbroad import testing
 from gkbroad.kafka.formats import build_messages

@@ -8,8 +8,9 @@ import time
 
 import gevent
 import pytest
-from engine_support import Recording, Source, wait_until
+from engine_support import Recording, Source
 from gevent.event import Event
+from support import wait_until
 
 NEVER = 60_000
 

@@ -3,8 +3,9 @@ given to another member), it never reaches handle_message or handle_batch, and i
 as failed ("revoked") without going through handle_failed."""
 
 import gevent
-from engine_support import CountingAcknowledger, Recording, wait_until
+from engine_support import CountingAcknowledger, Recording
 from gevent.event import Event
+from support import wait_until
 
 from gkbroad import Acknowledger, BaseProducer, Message
 from gkbroad.callbacks import REVOKED

@@ -6,8 +6,9 @@ import signal
 
 import gevent
 import pytest
-from engine_support import Recording, Source, SourceProducer, wait_until
+from engine_support import Recording, Source, SourceProducer
 from gevent.event import Event
+from support import wait_until
 
 STOP_AFTER = 25
 

@@ -6,8 +6,9 @@ import time
 
 import gevent
 import pytest
-from engine_support import Recording, Source, SourceProducer, stage_greenlet, wait_until
+from engine_support import Recording, Source, SourceProducer, stage_greenlet
 from gevent.event import Event
+from support import wait_until
 
 SHUTDOWN_MS = 2000
 STOP_LIMIT = SHUTDOWN_MS / 1000 + 5.0  # generous: the assertion is "bounded", not "fast"

@@ -1,10 +1,10 @@
 """The hub-blocking watchdog names the stage and the user callback that blocked."""
 
 import logging
-import time
 
 import gevent
 from gevent import monkey
+from support import wait_until
 
 from gkbroad.watchdog import BlockingWatchdog
 
@@ -24,21 +24,15 @@ def _run_named(name, fn, *args):
     greenlet.join()
 
 
-def _wait_for(condition, timeout=5.0):
-    deadline = time.monotonic() + timeout
-    while not condition() and time.monotonic() < deadline:
-        gevent.sleep(0.05)
-
-
 def test_a_blocking_handler_is_named_once_per_minute(caplog):
     seen = []
     watchdog = BlockingWatchdog("orders", 100, on_blocked=lambda stage, handler: seen.append((stage, handler)))
     watchdog.start()
     try:
         with caplog.at_level(logging.WARNING, logger="gkbroad.watchdog"):
-            for _ in range(2):
+            for count in (1, 2):
                 _run_named("orders.processor.3", Orders().handle_message, 0.6)
-                _wait_for(lambda: len(seen) >= 1)
+                wait_until(lambda count=count: len(seen) >= count, what=f"block {count} to be reported")
     finally:
         watchdog.stop()
     assert seen, "the monitor thread reported no block"

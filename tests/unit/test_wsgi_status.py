@@ -8,8 +8,8 @@ import sys
 
 import gevent
 import pytest
-from engine_support import wait_until
 from gevent.event import Event
+from support import wait_until
 
 import gkbroad
 from gkbroad import testing
