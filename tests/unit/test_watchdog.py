@@ -49,11 +49,11 @@ def test_a_blocking_handler_is_named_once_per_minute(caplog):
 
 def test_other_pipelines_and_short_pauses_are_not_reported():
     seen = []
-    watchdog = BlockingWatchdog("orders", 300, on_blocked=lambda stage, handler: seen.append(stage))
+    watchdog = BlockingWatchdog("shipping", 300, on_blocked=lambda stage, handler: seen.append(stage))
     watchdog.start()
     try:
         _run_named("billing.processor.0", Orders().handle_message, 0.8)  # another pipeline's stage
-        _run_named("orders.processor.0", Orders().handle_message, 0.05)  # under the threshold
+        _run_named("shipping.processor.0", Orders().handle_message, 0.05)  # under the threshold
         gevent.sleep(0.8)
     finally:
         watchdog.stop()
