@@ -11,7 +11,6 @@ import time
 from collections import defaultdict
 
 import gevent
-import pytest
 from gevent.event import Event
 from kafka_helpers import committed_offsets, create_topic, produce, unique_name
 from pipeline_support import SESSION_TIMEOUT_MS, kafka_pipeline
@@ -97,11 +96,6 @@ class BlocksFirstOfEachPartition(gkbroad.Pipeline):
         return message
 
 
-@pytest.mark.xfail(
-    not hasattr(ConsumerGroup, "is_current"),
-    reason="needs ConsumerGroup.is_current (kafka stream) for gkbroad.kafka.Producer.is_stale",
-    strict=True,
-)
 def test_no_record_of_a_revoked_partition_is_handled_after_a_drain_timeout(bootstrap_servers, tmp_path, report):
     partitions = 4
     topic = create_topic(bootstrap_servers, unique_name("stale"), partitions)
