@@ -1,5 +1,5 @@
 """Every Python block of README.md runs: the ones that need no broker here, the others in
-tests/integration/test_readme_snippets.py (see tests/readme_snippets.py for the markers)."""
+tests/integration/test_readme_broker_snippets.py (see tests/readme_snippets.py for the markers)."""
 
 import subprocess
 import sys
