@@ -3,7 +3,9 @@
 The README keeps each table between ``<!-- options:NAME -->`` and
 ``<!-- /options:NAME -->`` markers; `render_readme` rewrites what is between
 them, `scripts/gen_docs.py` writes the file, and a unit test fails when the
-README and the schemas disagree.
+README and the schemas disagree. An option left unset so that kafka-python's own
+default applies (its field names the setting in ``metadata["kafka_setting"]``)
+shows that default as read from the installed kafka-python.
 """
 
 from __future__ import annotations
@@ -44,12 +46,20 @@ def _type_name(field: fields.Field) -> str:
     return "any"
 
 
+def _kafka_default(setting: str) -> str:
+    """The installed kafka-python's default for `setting` (read, not remembered: it changes between versions)."""
+    from .kafka.client import CONSUMER_DEFAULTS
+
+    return f"kafka-python's: `{CONSUMER_DEFAULTS[setting]!r}`"
+
+
 def _default(field: fields.Field) -> str:
     if field.required:
         return "required"
     value = field.load_default
     if value is missing or value is None:
-        return "-"
+        setting = field.metadata.get("kafka_setting")
+        return _kafka_default(setting) if setting else "-"
     if callable(value):
         value = value()
     return f"`{value!r}`"

@@ -43,6 +43,14 @@ CLIENT_SETTINGS_MANAGED = {
 CLIENT_SETTINGS_REFUSED = {"key_deserializer", "value_deserializer"}
 
 
+def kafka_option(description: str, setting: str) -> dict:
+    """`option()` for a field passed on as kafka-python's `setting`: when the option is unset,
+    kafka-python's own default applies, and the README table shows the installed one."""
+    fields_kwargs = option(description)
+    fields_kwargs["metadata"]["kafka_setting"] = setting
+    return fields_kwargs
+
+
 def _client_setting_errors(settings: dict) -> dict:
     """{setting: [problem]} for a dict of kafka-python KafkaConsumer settings."""
     errors = {}
@@ -118,7 +126,10 @@ class TopicOptions(Schema):
     fetch_max_bytes = PositiveInt(
         load_default=None,
         allow_none=True,
-        **option("Most bytes fetched per partition per request (kafka-python max_partition_fetch_bytes)."),
+        **kafka_option(
+            "Most bytes fetched per partition per request (the largest of all topics applies to all).",
+            "max_partition_fetch_bytes",
+        ),
     )
     max_buffer_records = PositiveInt(
         load_default=1000,
@@ -163,17 +174,19 @@ class FetchStrategyOptions(Schema):
         unknown = RAISE
 
     max_wait_ms = NonNegativeInt(
-        load_default=None, allow_none=True, **option("How long the broker may hold a fetch waiting for min_bytes.")
+        load_default=None,
+        allow_none=True,
+        **kafka_option("How long the broker may hold a fetch waiting for min_bytes.", "fetch_max_wait_ms"),
     )
     min_bytes = PositiveInt(
         load_default=None,
         allow_none=True,
-        **option("The least data the broker should gather before answering a fetch."),
+        **kafka_option("The least data the broker should gather before answering a fetch.", "fetch_min_bytes"),
     )
     max_bytes = PositiveInt(
         load_default=None,
         allow_none=True,
-        **option("Most bytes one fetch response may carry, all partitions together."),
+        **kafka_option("Most bytes one fetch response may carry, all partitions together.", "fetch_max_bytes"),
     )
 
 
@@ -252,17 +265,21 @@ class KafkaProducerOptions(Schema):
     rebalance_timeout_ms = PositiveInt(
         load_default=None,
         allow_none=True,
-        **option("How long the coordinator waits for members to rejoin during a rebalance."),
+        **kafka_option(
+            "How long the coordinator waits for members to rejoin during a rebalance (passed as kafka-python's "
+            "max_poll_interval_ms, which it sends as the rebalance timeout).",
+            "max_poll_interval_ms",
+        ),
     )
     session_timeout_ms = PositiveInt(
         load_default=None,
         allow_none=True,
-        **option("Member is dropped when no heartbeat arrived for this long (kafka-python default 10000)."),
+        **kafka_option("Member is dropped when no heartbeat arrived for this long.", "session_timeout_ms"),
     )
     heartbeat_interval_ms = PositiveInt(
         load_default=None,
         allow_none=True,
-        **option("Time between heartbeats (kafka-python default 3000)."),
+        **kafka_option("Time between heartbeats.", "heartbeat_interval_ms"),
     )
     drain_timeout = NonNegativeInt(
         load_default=30000,

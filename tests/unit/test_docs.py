@@ -24,3 +24,44 @@ def test_table_lists_every_field_with_its_description():
     for name, field in BatcherOptions().fields.items():
         assert f"| `{name}` |" in table
         assert field.metadata["description"] in table
+
+
+def test_unset_kafka_options_show_the_installed_kafka_python_default():
+    from gkbroad.kafka.client import CONSUMER_DEFAULTS
+
+    text = README.read_text()
+    session = CONSUMER_DEFAULTS["session_timeout_ms"]
+    assert f"| `session_timeout_ms` | int >= 1 | kafka-python's: `{session}` |" in text
+
+
+def test_each_kafka_setting_named_in_the_tables_is_the_one_the_option_sets():
+    """The `kafka_setting` metadata the table reads its default from must be where the value goes."""
+    from gkbroad.kafka.options import FetchStrategyOptions, KafkaProducerOptions, TopicOptions
+    from gkbroad.kafka.settings import kafka_settings
+
+    topic = {"name": "t", "max_buffer_records": 1000, "isolation_level": "read_uncommitted", "fetch_max_bytes": None}
+    base = dict(
+        fetch_strategy=None,
+        instance_id=None,
+        rebalance_timeout_ms=None,
+        session_timeout_ms=None,
+        heartbeat_interval_ms=None,
+        partition_assignment_strategy="range",
+    )
+    checked = 0
+    for schema, place in ((KafkaProducerOptions, "top"), (FetchStrategyOptions, "fetch"), (TopicOptions, "topic")):
+        for name, field in schema().fields.items():
+            setting = field.metadata.get("kafka_setting")
+            if not setting:
+                continue
+            kwargs, topics = dict(base), [dict(topic)]
+            if place == "top":
+                kwargs[name] = 12345
+            elif place == "fetch":
+                kwargs["fetch_strategy"] = {name: 12345}
+            else:
+                topics[0][name] = 12345
+            settings = kafka_settings("g", topics, {"bootstrap_servers": "x:1"}, **kwargs)
+            assert settings.get(setting) == 12345, f"{schema.__name__}.{name} does not set {setting}"
+            checked += 1
+    assert checked == 7

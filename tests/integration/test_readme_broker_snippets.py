@@ -1,0 +1,82 @@
+"""The README's blocks that need a broker, run against the test broker as a user would run them.
+
+The broker address is rewritten to the test broker's and each topic a block names is
+replaced by a fresh one holding sample orders. A block that runs until stopped is
+started in its own process, sent SIGTERM once it is ready, and must exit 0.
+"""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+
+import pytest
+from kafka_helpers import free_port, wait_until
+from readme_snippets import snippets, write_workspace
+
+SNIPPETS = snippets()
+BROKER = [s for s in SNIPPETS if s.broker]
+READY_TIMEOUT = 90  # the bundled broker's first join takes half the session timeout (45 s by default)
+ORDERS = 50
+
+
+def _sample_order(i):
+    return json.dumps({"id": i, "customer": f"c{i % 7}", "amount": 0 if i % 10 == 0 else i}).encode()
+
+
+def _ready(snippet, directory, port):
+    kind, _, target = snippet.ready.partition(":")
+    if kind == "file":
+        path = directory / target
+        return path.exists() and path.stat().st_size > 0
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{target}", timeout=2) as answer:
+            return answer.status == 200
+    except OSError:
+        return False
+
+
+def _command(snippet, port):
+    if snippet.run == "gunicorn":
+        gunicorn = os.path.join(os.path.dirname(sys.executable), "gunicorn")
+        return [gunicorn, "-c", snippet.file, "--bind", f"127.0.0.1:{port}", snippet.app]
+    if snippet.run == "pytest":
+        return [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", snippet.file]
+    return [sys.executable, snippet.file]
+
+
+@pytest.mark.parametrize("snippet", BROKER, ids=str)
+def test_broker_block_runs(snippet, cluster, tmp_path):
+    rewrite = {"localhost:9092": cluster.bootstrap_servers, "127.0.0.1:9092": cluster.bootstrap_servers}
+    for name in snippet.topics:
+        topic = cluster.topic(4, prefix=f"readme-{name}")
+        cluster.produce(topic, ORDERS, value=_sample_order)
+        rewrite[f'"name": "{name}"'] = f'"name": "{topic}"'
+    write_workspace(tmp_path, SNIPPETS, rewrite)
+    port = free_port()
+    env = {**os.environ, "PORT": str(port)}
+    env.pop("GKBROAD_GEVENT_PATCH", None)
+    log_path = tmp_path / "output.log"
+    with open(log_path, "w") as log:
+        process = subprocess.Popen(_command(snippet, port), cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        if snippet.run in ("sigterm", "gunicorn"):
+            try:
+                wait_until(
+                    lambda: process.poll() is not None or _ready(snippet, tmp_path, port), READY_TIMEOUT, "ready"
+                )
+            except AssertionError:
+                pytest.fail(f"{snippet} not ready within {READY_TIMEOUT}s:\n{log_path.read_text()}")
+            assert process.poll() is None, f"{snippet} exited early:\n{log_path.read_text()}"
+            process.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + 120
+        while process.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert process.poll() == 0, f"{snippet} exited {process.poll()}:\n{log_path.read_text()}"
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
