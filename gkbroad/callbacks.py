@@ -20,11 +20,14 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from gevent.event import Event
+
 from .acknowledger import ack_messages
-from .errors import STOP_PROCESS
+from .errors import STOP_PROCESS, NotAcknowledged
 from .failure_policy import FailurePolicy
 from .message import BatchInfo, Message
 from .repeated_log import RepeatedLog
+from .retry import Abandoned, RetryPolicy
 
 __all__ = ["Callbacks", "REVOKED"]
 
@@ -42,12 +45,16 @@ class Callbacks:
         has_prepare: bool,
         policy: FailurePolicy | None,
         on_trip: Callable[[str], None],
+        retry: RetryPolicy | None = None,
+        stopping: Event | None = None,
     ):
         self.pipeline = pipeline
         self.context = context
         self.has_prepare = has_prepare
         self.policy = policy
         self.on_trip = on_trip
+        self.retry = retry
+        self.stopping = stopping if stopping is not None else Event()  # set once the pipeline begins to stop
         self.log = RepeatedLog(pipeline.name, logger)
         self.halted = False  # the failure policy tripped: nothing is handled or acknowledged any more
         self.hooks = pipeline.hooks
@@ -58,7 +65,27 @@ class Callbacks:
             return messages
         return self._on_list("prepare_messages", messages, messages, self.context)
 
-    def handle_message(self, processor: str, message: Message) -> Message:
+    def handle_message(self, processor: str, message: Message) -> Message | None:
+        """handle_message, with the processor's retries when it has some: the outcome of the last attempt,
+        or None when the message turned stale while it waited for an attempt (it was then acknowledged as
+        revoked). Raises Abandoned when the pipeline began to stop during a wait (see gkbroad.retry)."""
+        retry = self.retry
+        if retry is None:
+            return self._attempt(processor, message)
+        attempt = 1
+        while True:
+            message.metadata["attempt"] = attempt
+            result = self._attempt(processor, message)
+            if not result.is_failed or not retry.retries(result.failure_reason, attempt):
+                return result
+            if not retry.wait(attempt, self.stopping):
+                raise Abandoned(f"the pipeline is stopping; attempt {attempt + 1} of a message is not made")
+            message.status, message.failure_reason = "ok", None
+            if self.drop_if_stale(message):
+                return None
+            attempt += 1
+
+    def _attempt(self, processor: str, message: Message) -> Message:
         if not self.hooks.timing:
             return self._handle_message(processor, message)
         started = self.hooks.call_started()
@@ -73,13 +100,21 @@ class Callbacks:
         except STOP_PROCESS:
             raise
         except BaseException as exc:
-            self.log.exception("handle_message", exc, f"handle_message raised {exc!r}; the message fails")
+            self._log_raised(message, exc)
             return message.failed(exc)
         if not isinstance(result, Message):
             reason = f"handle_message must return a Message, got {type(result).__name__}: {result!r:.80}"
             self.log.error(("handle_message", "return", type(result)), reason)
             return message.failed(reason)
         return result
+
+    def _log_raised(self, message: Message, exc: BaseException) -> None:
+        attempt = message.metadata.get("attempt", 1)
+        if self.retry is not None and self.retry.retries(exc, attempt):
+            text = f"handle_message raised {exc!r} on attempt {attempt} of {self.retry.max_attempts}; retrying"
+            self.log.exception("handle_message retried", exc, text)
+        else:
+            self.log.exception("handle_message", exc, f"handle_message raised {exc!r}; the message fails")
 
     def handle_batch(self, batcher: str, messages: list[Message], info: BatchInfo) -> list[Message]:
         started = self.hooks.call_started()
@@ -145,7 +180,11 @@ class Callbacks:
 
     def _acknowledge(self, successful: list[Message], failed: list[Message]) -> None:
         if failed:
-            failed = self._handle_failed(failed)
+            try:
+                failed = self._handle_failed(failed)
+            except NotAcknowledged as exc:
+                self.on_trip(f"handle_failed: {exc}; {len(failed)} failed message(s) are not acknowledged")
+                failed = []
         if successful or failed:
             ack_messages(successful, failed)
             self.hooks.acked(len(successful), len(failed))
@@ -160,7 +199,7 @@ class Callbacks:
     def _handle_failed(self, failed: list[Message]) -> list[Message]:
         try:
             result = self.pipeline.handle_failed(failed, self.context)
-        except STOP_PROCESS:
+        except (*STOP_PROCESS, NotAcknowledged):
             raise
         except BaseException as exc:
             text = f"handle_failed raised {exc!r}; acknowledging {len(failed)} messages as failed"
