@@ -9,8 +9,8 @@ from kafka.structs import TopicPartition
 from kafka_helpers import free_port, wait_until
 
 import gkbroad
-from gkbroad.kafka import DeadLetter, Producer
-from gkbroad.kafka.dead_letter import DeadLetterError
+from gkbroad.broker import LocalBroker
+from gkbroad.kafka import DeadLetter, DeadLetterError, Producer
 
 SESSION_TIMEOUT_MS = 6000
 
@@ -137,6 +137,40 @@ def test_with_the_dead_letter_topic_unreachable_nothing_is_committed_past_the_fi
     assert p.status()["failure"] == p.failure
     committed = cluster.committed(group, topic).get(0)
     assert committed == 5, f"committed {committed}: offsets 0-4 were handled, the failure at 5 was not written"
+
+
+def test_when_the_dead_letter_broker_stops_the_commit_stays_below_the_first_unwritten_failure(cluster):
+    """The bundled broker creates missing topics, so "unreachable" is a dead-letter broker that is
+    stopped mid-run: the failure before the outage is written and committed past, the one after it
+    is neither."""
+    topic = cluster.topic(partitions=1, prefix="dl-outage")
+    group = cluster.group_id()
+    first = [b"poison-a" if i == 3 else b"good-%d" % i for i in range(10)]
+    produce_records(cluster.bootstrap_servers, topic, [(0, None, v, []) for v in first])
+    dead_broker = LocalBroker(port=free_port()).start()
+    dead_letter = {
+        "topic": "dead",
+        "client": {"bootstrap_servers": dead_broker.bootstrap_servers},
+        "max_attempts": 2,
+        "backoff": 100,
+        "timeout": 2000,
+    }
+    p = pipeline(cluster.bootstrap_servers, group, topic, {"handled": []}, dead_letter=dead_letter)
+    try:
+        p.start()
+        wait_until(lambda: cluster.committed(group, topic) == {0: 10}, 60, "the first ten records committed")
+        assert [letter.value for letter in read_all(dead_broker.bootstrap_servers, "dead", 1)] == [b"poison-a"]
+        dead_broker.stop()
+        second = [b"poison-b" if i == 4 else b"good-1%d" % i for i in range(10)]  # poison-b is offset 14
+        produce_records(cluster.bootstrap_servers, topic, [(0, None, v, []) for v in second])
+
+        assert p.join(timeout=90), "the pipeline did not stop after the dead-letter write failed"
+    finally:
+        dead_broker.stop()
+        p.stop()
+
+    assert "dead letter(s) to 'dead' failed 2 times" in p.failure
+    assert cluster.committed(group, topic) == {0: 14}
 
 
 def test_a_stop_during_a_retry_backoff_commits_nothing_past_the_retried_record(cluster):
