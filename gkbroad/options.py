@@ -277,7 +277,9 @@ class RetryOptions(Schema):
     max_attempts = PositiveInt(
         required=True,
         validate=mm_validate.Range(min=2, error="must be at least 2 (1 means no retry)"),
-        **option("How many times handle_message is called for one message at most, the first call included."),
+        **option(
+            "How many times handle_message is called for one message at most, the first call included (2 or more)."
+        ),
     )
     backoff = NonNegativeInt(
         load_default=100, **option("Milliseconds before the second attempt; each further wait doubles, with jitter.")
