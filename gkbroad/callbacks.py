@@ -4,7 +4,8 @@ Each method calls one Pipeline callback, checks what came back, and turns an
 exception or a wrong return value into failed messages with a reason that says
 what was expected and what arrived. It is the only place that calls user
 callbacks and the only place that acknowledges messages, so those rules, the
-stale-message check and the `on_failure` policy live here once.
+stale-message check, the `on_failure` policy and the processor's retry loop
+(around the single handle_message call) live here once.
 
 "Any exception" means every `BaseException` user code or gevent can raise
 inside a greenlet (a `gevent.Timeout` included), except the ones that mean
@@ -34,6 +35,10 @@ __all__ = ["Callbacks", "REVOKED"]
 logger = logging.getLogger(__name__)
 
 REVOKED = "revoked: the partition is no longer assigned to this member"
+
+
+class _TryAgain(Exception):
+    """handle_message raised an exception the retry policy gives another attempt."""
 
 
 class Callbacks:
@@ -75,12 +80,12 @@ class Callbacks:
         attempt = 1
         while True:
             message.metadata["attempt"] = attempt
-            result = self._attempt(processor, message)
-            if not result.is_failed or not retry.retries(result.failure_reason, attempt):
-                return result
+            try:
+                return self._attempt(processor, message)
+            except _TryAgain:
+                pass
             if not retry.wait(attempt, self.stopping):
                 raise Abandoned(f"the pipeline is stopping; attempt {attempt + 1} of a message is not made")
-            message.status, message.failure_reason = "ok", None
             if self.drop_if_stale(message):
                 return None
             attempt += 1
@@ -100,21 +105,17 @@ class Callbacks:
         except STOP_PROCESS:
             raise
         except BaseException as exc:
-            self._log_raised(message, exc)
+            if self.retry is not None and self.retry.retries(exc, message.metadata["attempt"]):
+                text = f"handle_message raised {exc!r} on attempt {message.metadata['attempt']}; it is retried"
+                self.log.exception("handle_message retried", exc, text)
+                raise _TryAgain from exc
+            self.log.exception("handle_message", exc, f"handle_message raised {exc!r}; the message fails")
             return message.failed(exc)
         if not isinstance(result, Message):
             reason = f"handle_message must return a Message, got {type(result).__name__}: {result!r:.80}"
             self.log.error(("handle_message", "return", type(result)), reason)
             return message.failed(reason)
         return result
-
-    def _log_raised(self, message: Message, exc: BaseException) -> None:
-        attempt = message.metadata.get("attempt", 1)
-        if self.retry is not None and self.retry.retries(exc, attempt):
-            text = f"handle_message raised {exc!r} on attempt {attempt} of {self.retry.max_attempts}; retrying"
-            self.log.exception("handle_message retried", exc, text)
-        else:
-            self.log.exception("handle_message", exc, f"handle_message raised {exc!r}; the message fails")
 
     def handle_batch(self, batcher: str, messages: list[Message], info: BatchInfo) -> list[Message]:
         started = self.hooks.call_started()

@@ -35,9 +35,9 @@ class RetryPolicy:
         # Every exception that reaches the retry loop fails a message: STOP_PROCESS ones propagate before it.
         self.retry_on = retry_on or (BaseException,)
 
-    def retries(self, reason: object, attempt: int) -> bool:
-        """Whether a message that failed with `reason` on `attempt` (1-based) gets another one."""
-        return attempt < self.max_attempts and isinstance(reason, self.retry_on)
+    def retries(self, raised: BaseException, attempt: int) -> bool:
+        """Whether a handle_message call that raised `raised` on `attempt` (1-based) gets another one."""
+        return attempt < self.max_attempts and isinstance(raised, self.retry_on)
 
     def wait(self, attempt: int, stopping: Event) -> bool:
         """Sleep the backoff after failed `attempt`; False when `stopping` was set before it ended."""
