@@ -23,7 +23,7 @@ from typing import Any
 
 from gevent.event import Event
 
-from .acknowledger import ack_messages
+from .acknowledger import ack_messages, withdraw_messages
 from .errors import STOP_PROCESS, NotAcknowledged
 from .failure_policy import FailurePolicy
 from .message import BatchInfo, Message
@@ -185,6 +185,7 @@ class Callbacks:
                 failed = self._handle_failed(failed)
             except NotAcknowledged as exc:
                 self.on_trip(f"handle_failed: {exc}; {len(failed)} failed message(s) are not acknowledged")
+                withdraw_messages(failed)
                 failed = []
         if successful or failed:
             ack_messages(successful, failed)

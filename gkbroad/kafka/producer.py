@@ -112,8 +112,15 @@ class Producer(BaseProducer):
         try:
             self.dead_letter.send(current)
         except DeadLetterError:
-            return stale  # the writer reported it: the pipeline fails, nothing passes these offsets
+            # The writer reported it: the pipeline fails, and nothing is committed past these offsets.
+            self.group.withdraw(m.acknowledger.data for m in current)
+            return stale
         return failed
+
+    def withdraw(self, ref: Any, messages: list[Message]) -> None:
+        """Messages the pipeline gave up without acknowledging them: the group stops waiting for them
+        (a stop or a rebalance does not wait for their acks) and commits nothing past them."""
+        self.group.withdraw(m.acknowledger.data for m in messages)
 
     def is_stale(self, data: tuple[str, int, int, int]) -> bool:
         """True when the message's partition was given up since it was pulled

@@ -19,6 +19,7 @@ from collections.abc import Callable
 
 from gevent.queue import Queue
 
+from ..acknowledger import withdraw_messages
 from ..callbacks import Callbacks
 from ..errors import STOP_PROCESS
 from ..flow import Credits
@@ -92,6 +93,7 @@ class ProcessorStage(Stage):
             if chunk:
                 if self.abandoned:
                     self.abandoned += len(chunk)
+                    withdraw_messages(chunk)
                 else:
                     self._process(chunk)
                 self.credits.give(len(chunk))
@@ -134,6 +136,7 @@ class ProcessorStage(Stage):
                     message = callbacks.handle_message(self.processor, message)
                 except Abandoned:
                     self.abandoned = len(chunk) - index
+                    withdraw_messages(chunk[index:])
                     break
                 if message is None:  # turned stale while waiting for a retry; already acknowledged
                     continue

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import gevent
 import pytest
-from engine_support import Recording, wait_until
+from engine_support import CountingAcknowledger, Recording, Source, wait_until
 
 from gkbroad import ConfigError, testing
 from gkbroad.backoff import backoff_delay
@@ -124,6 +124,33 @@ def test_a_stop_during_the_backoff_ends_the_wait_and_acknowledges_nothing_behind
         testing.wait_for_ack(pipeline, ref, timeout=0.1)
     assert [d for _, d in pipeline.handled] == ["before", "a"]  # "after" was never handled
     assert pipeline.failed_calls == []
+
+
+class WithdrawingAcknowledger(CountingAcknowledger):
+    def __init__(self):
+        super().__init__()
+        self.withdrawn = []
+
+    def withdraw(self, ref, messages):
+        self.withdrawn.extend(m.data for m in messages)
+
+
+def test_messages_given_up_at_stop_are_withdrawn_from_their_acknowledger(run_source):
+    Flaky.failures = {"a": 99}
+    source = Source(["before", "a", "after", "later"])
+    source.acknowledger = WithdrawingAcknowledger()
+    pipeline = run_source(
+        Flaky,
+        source,
+        processors=processors({"max_attempts": 5, "backoff": 60_000, "max_backoff": 60_000}, concurrency=1),
+    )
+    wait_until(lambda: "a" in [d for _, d in pipeline.handled], what="the first attempt of a")
+
+    assert pipeline.stop() is True
+
+    assert [m.data for m in source.acknowledger.successful] == ["before"]
+    assert source.acknowledger.failed == []
+    assert source.acknowledger.withdrawn == ["a", "after", "later"]
 
 
 def test_backoff_doubles_up_to_the_limit_with_jitter():
