@@ -8,15 +8,14 @@ from __future__ import annotations
 
 import json
 import signal
-import socket
 import subprocess
 import sys
 import textwrap
-import time
 import urllib.request
 
 from kafka import KafkaAdminClient, TopicPartition
 from kafka.structs import OffsetAndMetadata
+from kafka_helpers import free_port, wait_until
 
 # A pipeline module the configs below name; it records every handled record in a file.
 PIPELINE_MODULE = '''
@@ -85,14 +84,6 @@ def handled(path):
     return result
 
 
-def wait_for(condition, timeout, what):
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.2)
-
-
 def set_committed(servers, group, topic, offsets):
     admin = KafkaAdminClient(bootstrap_servers=servers, client_id="gkbroad-tests")
     try:
@@ -113,7 +104,7 @@ def test_run_stops_on_sigterm_with_exit_0_and_commits_what_it_handled(cluster, t
     out = tmp_path / "handled.txt"
     process = start_gkbroad("run", config.name, cwd=tmp_path)  # pipeline module found in the working directory
     try:
-        wait_for(lambda: sum(map(len, handled(out).values())) >= 20, 60, "the pipeline to handle records")
+        wait_until(lambda: sum(map(len, handled(out).values())) >= 20, 60, "the pipeline to handle records")
         process.send_signal(signal.SIGTERM)
         output, _ = process.communicate(timeout=60)
     finally:
@@ -139,7 +130,7 @@ def test_run_exits_1_when_the_pipeline_does_not_stop_cleanly(cluster, tmp_path):
     out = tmp_path / "handled.txt"
     process = start_gkbroad("run", config.name, cwd=tmp_path)
     try:
-        wait_for((tmp_path / "handled.txt.started").exists, 60, "a handler to begin")
+        wait_until((tmp_path / "handled.txt.started").exists, 60, "a handler to begin")
         process.send_signal(signal.SIGTERM)
         output, _ = process.communicate(timeout=60)
     finally:
@@ -182,13 +173,6 @@ def test_run_with_a_bad_config_lists_every_problem_and_exits_2(tmp_path, bootstr
     ], result.stderr
 
 
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-# Runs once gkbroad.wsgi (the metrics stream) is merged: remove this mark then.
 def test_run_serves_the_status_app_from_the_same_process(cluster, tmp_path):
     topic, group = cluster.topic(partitions=2), cluster.group_id()
     cluster.produce(topic, 50, partitions=2)
@@ -204,8 +188,8 @@ def test_run_serves_the_status_app_from_the_same_process(cluster, tmp_path):
             except OSError:
                 return False
 
-        wait_for(healthy, 60, "/healthz to answer 200")
-        wait_for(lambda: cluster.committed(group, topic) == {0: 25, 1: 25}, 60, "the records to be committed")
+        wait_until(healthy, 60, "/healthz to answer 200")
+        wait_until(lambda: cluster.committed(group, topic) == {0: 25, 1: 25}, 60, "the records to be committed")
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/status.json", timeout=5) as response:
             assert topic in response.read().decode()
         process.send_signal(signal.SIGTERM)

@@ -15,8 +15,8 @@ import sys
 import time
 
 import pytest
-from pipeline_support import wait_until
-from web_support import EXAMPLES, example_env, free_port, get_json, order_values, stop_process
+from kafka_helpers import free_port, wait_until
+from web_support import EXAMPLES, example_env, get_json, order_values, stop_process
 
 PARTITIONS = 6
 RECORDS = 3000

@@ -13,8 +13,8 @@ from collections import defaultdict
 import gevent
 import pytest
 from gevent.event import Event
-from kafka_helpers import committed_offsets, create_topic, produce, unique_name
-from pipeline_support import SESSION_TIMEOUT_MS, kafka_pipeline, wait_until
+from kafka_helpers import committed_offsets, create_topic, produce, unique_name, wait_until
+from pipeline_support import SESSION_TIMEOUT_MS, kafka_pipeline
 
 import gkbroad
 from gkbroad.kafka import ConsumerGroup, Producer

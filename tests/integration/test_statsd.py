@@ -10,7 +10,8 @@ import socket
 from collections import defaultdict
 
 import gevent
-from pipeline_support import SESSION_TIMEOUT_MS, wait_until
+from kafka_helpers import wait_until
+from pipeline_support import SESSION_TIMEOUT_MS
 
 import gkbroad
 from gkbroad.kafka import Producer

@@ -15,7 +15,7 @@ import subprocess
 import sys
 import time
 
-from pipeline_support import wait_until
+from kafka_helpers import wait_until
 from web_support import EXAMPLES, example_env, get, get_json, order_values, stop_process
 
 RECORDS = 20_000

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import urllib.error
@@ -20,12 +19,6 @@ from gkbroad.samples import sample_orders  # noqa: E402
 def order_values(count: int) -> list[bytes]:
     """The demo's sample orders (JSON, about 1% invalid), as record values."""
     return [value for _, value in sample_orders(count)]
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def get(url: str, timeout: float = 10.0) -> tuple[int, bytes]:
