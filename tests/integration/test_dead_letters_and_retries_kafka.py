@@ -112,7 +112,7 @@ def test_poison_records_end_in_the_dead_letter_topic_with_their_source_headers(c
     assert headers["error"] == b"ValueError: cannot use b'poison-13'"
 
 
-def test_with_the_dead_letter_topic_unreachable_nothing_is_committed_past_the_first_failure(cluster):
+def test_with_the_dead_letter_cluster_unreachable_nothing_is_committed_past_the_first_failure(cluster):
     topic = cluster.topic(partitions=1, prefix="dl-down")
     group = cluster.group_id()
     values = [b"poison-%d" % i if i in (5, 8) else b"good-%d" % i for i in range(30)]
