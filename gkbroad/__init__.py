@@ -5,7 +5,7 @@ producer (`gkbroad.kafka.Producer` for Kafka, `gkbroad.testing.DummyProducer`
 in tests) and `start()` it. See README.md for the guide.
 """
 
-from .errors import ConfigError, GkbroadError, PipelineStateError
+from .errors import ConfigError, GkbroadError, NotAcknowledged, PipelineStateError
 from .message import Acknowledger, BatchInfo, Message
 from .pipeline import Pipeline
 from .producer import BaseProducer
@@ -19,6 +19,7 @@ __all__ = [
     "ConfigError",
     "GkbroadError",
     "Message",
+    "NotAcknowledged",
     "Pipeline",
     "PipelineStateError",
     "__version__",

@@ -2,8 +2,10 @@
 
 Messages that share an acknowledger (same handler object and ref) are
 acknowledged in one ``handler.ack(ref, successful, failed)`` call, in the order
-they were handled. An acknowledger that raises is logged; it cannot stop the
-stage that called it.
+they were handled. Messages given up without an acknowledgement are reported
+the same way to ``handler.withdraw(ref, messages)``, for handlers that define
+it. An acknowledger that raises is logged; it cannot stop the stage that
+called it.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from collections.abc import Iterable
 
 from .message import Message
 
-__all__ = ["ack_messages"]
+__all__ = ["ack_messages", "withdraw_messages"]
 
 logger = logging.getLogger(__name__)
 
@@ -34,4 +36,20 @@ def ack_messages(successful: Iterable[Message], failed: Iterable[Message]) -> No
                 len(ok),
                 len(bad),
                 ref,
+            )
+
+
+def withdraw_messages(messages: Iterable[Message]) -> None:
+    """Tell each acknowledger that defines ``withdraw`` that these messages will never be acknowledged."""
+    groups: dict[tuple, list[Message]] = {}
+    for message in messages:
+        handler, ref, _ = message.acknowledger
+        if hasattr(handler, "withdraw"):
+            groups.setdefault((handler, ref), []).append(message)
+    for (handler, ref), withdrawn in groups.items():
+        try:
+            handler.withdraw(ref, withdrawn)
+        except Exception:
+            logger.exception(
+                "acknowledger %r raised while withdrawing %d messages (ref %r)", handler, len(withdrawn), ref
             )

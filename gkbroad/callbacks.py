@@ -4,7 +4,8 @@ Each method calls one Pipeline callback, checks what came back, and turns an
 exception or a wrong return value into failed messages with a reason that says
 what was expected and what arrived. It is the only place that calls user
 callbacks and the only place that acknowledges messages, so those rules, the
-stale-message check and the `on_failure` policy live here once.
+stale-message check, the `on_failure` policy and the processor's retry loop
+(around the single handle_message call) live here once.
 
 "Any exception" means every `BaseException` user code or gevent can raise
 inside a greenlet (a `gevent.Timeout` included), except the ones that mean
@@ -20,17 +21,24 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from .acknowledger import ack_messages
-from .errors import STOP_PROCESS
+from gevent.event import Event
+
+from .acknowledger import ack_messages, withdraw_messages
+from .errors import STOP_PROCESS, NotAcknowledged
 from .failure_policy import FailurePolicy
 from .message import BatchInfo, Message
 from .repeated_log import RepeatedLog
+from .retry import Abandoned, RetryPolicy
 
 __all__ = ["Callbacks", "REVOKED"]
 
 logger = logging.getLogger(__name__)
 
 REVOKED = "revoked: the partition is no longer assigned to this member"
+
+
+class _TryAgain(Exception):
+    """handle_message raised an exception the retry policy gives another attempt."""
 
 
 class Callbacks:
@@ -42,12 +50,16 @@ class Callbacks:
         has_prepare: bool,
         policy: FailurePolicy | None,
         on_trip: Callable[[str], None],
+        retry: RetryPolicy | None = None,
+        stopping: Event | None = None,
     ):
         self.pipeline = pipeline
         self.context = context
         self.has_prepare = has_prepare
         self.policy = policy
         self.on_trip = on_trip
+        self.retry = retry
+        self.stopping = stopping if stopping is not None else Event()  # set once the pipeline begins to stop
         self.log = RepeatedLog(pipeline.name, logger)
         self.halted = False  # the failure policy tripped: nothing is handled or acknowledged any more
         self.hooks = pipeline.hooks
@@ -58,7 +70,27 @@ class Callbacks:
             return messages
         return self._on_list("prepare_messages", messages, messages, self.context)
 
-    def handle_message(self, processor: str, message: Message) -> Message:
+    def handle_message(self, processor: str, message: Message) -> Message | None:
+        """handle_message, with the processor's retries when it has some: the outcome of the last attempt,
+        or None when the message turned stale while it waited for an attempt (it was then acknowledged as
+        revoked). Raises Abandoned when the pipeline began to stop during a wait (see gkbroad.retry)."""
+        retry = self.retry
+        if retry is None:
+            return self._attempt(processor, message)
+        attempt = 1
+        while True:
+            message.metadata["attempt"] = attempt
+            try:
+                return self._attempt(processor, message)
+            except _TryAgain:
+                pass
+            if not retry.wait(attempt, self.stopping):
+                raise Abandoned(f"the pipeline is stopping; attempt {attempt + 1} of a message is not made")
+            if self.drop_if_stale(message):
+                return None
+            attempt += 1
+
+    def _attempt(self, processor: str, message: Message) -> Message:
         if not self.hooks.timing:
             return self._handle_message(processor, message)
         started = self.hooks.call_started()
@@ -73,6 +105,10 @@ class Callbacks:
         except STOP_PROCESS:
             raise
         except BaseException as exc:
+            if self.retry is not None and self.retry.retries(exc, message.metadata["attempt"]):
+                text = f"handle_message raised {exc!r} on attempt {message.metadata['attempt']}; it is retried"
+                self.log.exception("handle_message retried", exc, text)
+                raise _TryAgain from exc
             self.log.exception("handle_message", exc, f"handle_message raised {exc!r}; the message fails")
             return message.failed(exc)
         if not isinstance(result, Message):
@@ -145,7 +181,12 @@ class Callbacks:
 
     def _acknowledge(self, successful: list[Message], failed: list[Message]) -> None:
         if failed:
-            failed = self._handle_failed(failed)
+            try:
+                failed = self._handle_failed(failed)
+            except NotAcknowledged as exc:
+                self.on_trip(f"handle_failed: {exc}; {len(failed)} failed message(s) are not acknowledged")
+                withdraw_messages(failed)
+                failed = []
         if successful or failed:
             ack_messages(successful, failed)
             self.hooks.acked(len(successful), len(failed))
@@ -160,7 +201,7 @@ class Callbacks:
     def _handle_failed(self, failed: list[Message]) -> list[Message]:
         try:
             result = self.pipeline.handle_failed(failed, self.context)
-        except STOP_PROCESS:
+        except (*STOP_PROCESS, NotAcknowledged):
             raise
         except BaseException as exc:
             text = f"handle_failed raised {exc!r}; acknowledging {len(failed)} messages as failed"

@@ -81,6 +81,7 @@ def _kafka_tables() -> dict[str, type[Schema]]:
         "kafka-producer": kafka.KafkaProducerOptions,
         "kafka-topic": kafka.TopicOptions,
         "kafka-fetch-strategy": kafka.FetchStrategyOptions,
+        "kafka-dead-letter": kafka.DeadLetterOptions,
     }
 
 
@@ -90,6 +91,7 @@ def _engine_tables() -> dict[str, type[Schema]]:
         "producer-stage": engine.ProducerStageOptions,
         "rate-limiting": engine.RateLimitingOptions,
         "processor": engine.ProcessorOptions,
+        "processor-retry": engine.RetryOptions,
         "batcher": engine.BatcherOptions,
         "statsd": engine.StatsdOptions,
     }

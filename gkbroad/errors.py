@@ -20,6 +20,13 @@ class PipelineStateError(GkbroadError, RuntimeError):
     (start twice, push test messages before start, ...)."""
 
 
+class NotAcknowledged(GkbroadError):
+    """Raised from handle_failed when its failed messages must not be acknowledged, because what
+    should have been done with them (a dead-letter write) could not be done. They are left
+    unacknowledged (for Kafka: nothing is committed past them, so they are read again) and the
+    pipeline stops as failed with this message as the reason."""
+
+
 STOP_PROCESS: tuple[type[BaseException], ...] = (KeyboardInterrupt, SystemExit, GreenletExit)
 """The exceptions that mean "stop this process" (GreenletExit: the pipeline killing its own
 greenlet). Every other exception raised by code gkbroad calls (handlers, partition_by functions,

@@ -27,6 +27,7 @@ __all__ = [
     "ProcessorOptions",
     "ProducerStageOptions",
     "RateLimitingOptions",
+    "RetryOptions",
     "validate",
     "import_object",
     "import_or_error",
@@ -249,6 +250,53 @@ class ProducerStageOptions(Schema):
     )
 
 
+class ExceptionClasses(fields.Field):
+    """A list of exception classes, or dotted paths to them; loaded as a tuple for isinstance()."""
+
+    doc_type = "list of exception classes or dotted paths"
+    default_error_messages = {
+        "invalid": "must be a non-empty list of exception classes (or dotted paths to them)",
+        "item": "item {index} must be an exception class or a dotted path to one, got {value!r}",
+    }
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if not isinstance(value, (list, tuple)) or not value:
+            raise self.make_error("invalid")
+        classes = []
+        for index, item in enumerate(value):
+            found = import_or_error(item) if isinstance(item, str) else item
+            if not (isinstance(found, type) and issubclass(found, BaseException)):
+                raise self.make_error("item", index=index, value=item)
+            classes.append(found)
+        return tuple(classes)
+
+
+class RetryOptions(Schema):
+    class Meta:
+        unknown = RAISE
+
+    max_attempts = PositiveInt(
+        required=True,
+        validate=mm_validate.Range(min=2, error="must be at least 2 (1 means no retry)"),
+        **option(
+            "How many times handle_message is called for one message at most, the first call included (2 or more)."
+        ),
+    )
+    backoff = NonNegativeInt(
+        load_default=100, **option("Milliseconds before the second attempt; each further wait doubles, with jitter.")
+    )
+    max_backoff = NonNegativeInt(
+        load_default=10000, **option("The longest wait between two attempts, in milliseconds.")
+    )
+    retry_on = ExceptionClasses(
+        load_default=None,
+        **option(
+            "The exceptions worth another attempt (subclasses included). Default: every exception that fails "
+            "the message. A handler that returns `message.failed(...)` is never retried."
+        ),
+    )
+
+
 class ProcessorOptions(Schema):
     class Meta:
         unknown = RAISE
@@ -268,6 +316,15 @@ class ProcessorOptions(Schema):
         load_default=None,
         allow_none=True,
         **option("A function message -> int; messages with the same result always go to the same processor."),
+    )
+    retry = fields.Nested(
+        RetryOptions,
+        load_default=None,
+        allow_none=True,
+        **option(
+            "Retry a message whose handle_message raised, in its own lane: "
+            "`{'max_attempts': N, 'backoff': ms, 'max_backoff': ms, 'retry_on': [...]}`; see Retries. Off by default."
+        ),
     )
 
 

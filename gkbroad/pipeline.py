@@ -23,6 +23,7 @@ from .failure_policy import failure_policy
 from .message import BatchInfo, Message
 from .metrics import build_hooks
 from .options import PipelineOptions, validate
+from .retry import retry_policy
 from .status import snapshot
 from .topology import Topology
 
@@ -115,6 +116,8 @@ class Pipeline:
             has_prepare=self._overrides("prepare_messages"),
             policy=failure_policy(self.options["on_failure"]),
             on_trip=self._fail,
+            retry=retry_policy(self.options["processors"]["default"]["retry"]),
+            stopping=self._stop_begun,
         )
         self._topology = Topology(callbacks, self.options, self.services, self._fail)
         try:

@@ -39,6 +39,10 @@ handler may also define ``is_stale(data) -> bool``: a message for which it
 answers True (for Kafka: its partition was given to another member since) is
 not handed to prepare_messages, handle_message or handle_batch; it is
 acknowledged as failed ("revoked") without going through handle_failed.
+It may define ``withdraw(ref, messages)`` too: called for messages that will
+never be acknowledged in this run (a stop ended their retry's wait, or their
+dead letters could not be written), so that it stops waiting for them, but must
+not treat them as done (for Kafka: nothing is committed past them).
 """
 
 from __future__ import annotations

@@ -6,7 +6,8 @@ consumer group when the order was wrong.
 """
 
 from .consumer_group import ConsumerGroup
+from .dead_letter import DeadLetter, DeadLetterError
 from .offset_tracker import OffsetTracker
 from .producer import Producer
 
-__all__ = ["ConsumerGroup", "OffsetTracker", "Producer"]
+__all__ = ["ConsumerGroup", "DeadLetter", "DeadLetterError", "OffsetTracker", "Producer"]

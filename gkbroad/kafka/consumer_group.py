@@ -264,6 +264,13 @@ class ConsumerGroup:
             self._committer.wake()
             self._rebalancer.acks_arrived()
 
+    def withdraw(self, acks: Iterable[tuple[str, int, int, int]]) -> None:
+        """``(topic, partition, offset, epoch)`` of delivered records that will
+        not be acknowledged in this epoch: drains and the stop stop waiting
+        for them, and no commit of their partition passes them."""
+        self._state.withdraw(acks)
+        self._rebalancer.acks_arrived()
+
     def commit(self, topic: str, partition: int, offset: int) -> None:
         """Ask for ``offset`` (the last processed one) to be committed; Kafka
         stores ``offset + 1``. Returns at once; commits are coalesced per

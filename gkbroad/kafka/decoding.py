@@ -157,12 +157,14 @@ class Decoding:
         decoder = self.decoders.get(record.topic)
         if decoder is None:
             return message
+        # The raw bytes stay reachable whatever happens next: handle_failed and
+        # dead letters need them for a record that fails later in a handler too.
+        message.metadata["raw_key"] = record.key
+        message.metadata["raw_value"] = record.value
         try:
             key, value = decoder.decode(record)
         except DecodeError as exc:
             logger.warning("%s; the record goes to handle_failed", exc)
-            message.metadata["raw_key"] = record.key
-            message.metadata["raw_value"] = record.value
             return message.failed(exc)
         if self.message_format == "record":
             message.data = record._replace(key=key, value=value)

@@ -24,13 +24,15 @@ __all__ = ["OffsetTracker"]
 class _PartitionOffsets:
     """Delivered offsets of one partition that are not committable yet."""
 
-    __slots__ = ("delivered", "unacked", "last_delivered")
+    __slots__ = ("delivered", "unacked", "withdrawn", "last_delivered")
 
     def __init__(self):
         # Ascending; the head is the lowest offset not yet known committable.
         self.delivered = deque()
         # Delivered offsets still waiting for their acknowledgement.
         self.unacked = set()
+        # Unacked offsets that will never be acknowledged: not pending, but never passed.
+        self.withdrawn = set()
         self.last_delivered = -1
 
 
@@ -79,6 +81,7 @@ class OffsetTracker:
             state = partitions.get(tp)
             if state is not None and offset in state.unacked:
                 state.unacked.remove(offset)
+                state.withdrawn.discard(offset)
                 touched.add(tp)
         advanced = {}
         for tp in touched:
@@ -92,10 +95,20 @@ class OffsetTracker:
                 advanced[tp] = last
         return advanced
 
+    def withdraw(self, tp_offsets: Iterable[tuple[Hashable, int]]) -> None:
+        """``(tp, offset)`` pairs delivered that will not be acknowledged (the
+        pipeline gave them up at stop): they no longer count as pending, and
+        the committable offset of ``tp`` never passes them. Unknown or already
+        acknowledged offsets are ignored."""
+        for tp, offset in tp_offsets:
+            state = self._partitions.get(tp)
+            if state is not None and offset in state.unacked:
+                state.withdrawn.add(offset)
+
     def pending(self, tp: Hashable) -> int:
-        """Number of offsets delivered for ``tp`` and not acknowledged yet."""
+        """Number of offsets delivered for ``tp``, not acknowledged yet and not withdrawn."""
         state = self._partitions.get(tp)
-        return len(state.unacked) if state is not None else 0
+        return len(state.unacked) - len(state.withdrawn) if state is not None else 0
 
     def forget(self, tp: Hashable) -> None:
         """Drop everything known about ``tp`` (the partition was released).

@@ -11,11 +11,17 @@ from marshmallow import validate as mm_validate
 
 from ..options import NonEmptyString, NonNegativeInt, PositiveInt, import_or_error, one_of, option
 from ..redact import SecretSettings
-from .client import ASSIGNORS, CONSUMER_DEFAULTS
+from .client import ASSIGNORS, CONSUMER_DEFAULTS, PRODUCER_DEFAULTS
 from .decoding import DeserializerField, SchemaClassField
 from .routing import ORDERINGS
 
-__all__ = ["FetchStrategyOptions", "KafkaProducerOptions", "TopicOptions", "CLIENT_SETTINGS_MANAGED"]
+__all__ = [
+    "DeadLetterOptions",
+    "FetchStrategyOptions",
+    "KafkaProducerOptions",
+    "TopicOptions",
+    "CLIENT_SETTINGS_MANAGED",
+]
 
 # KafkaConsumer settings that gkbroad sets itself, and the option to use instead.
 CLIENT_SETTINGS_MANAGED = {
@@ -89,6 +95,60 @@ class ClientSettings(fields.Field):
         if errors:
             raise ValidationError(errors)
         return SecretSettings(value)
+
+
+# KafkaProducer settings a dead-letter writer cannot take, and why.
+DEAD_LETTER_SETTINGS_REFUSED = {
+    "key_serializer": "dead letters carry the record's own bytes; leave it out",
+    "value_serializer": "dead letters carry the record's own bytes; leave it out",
+}
+
+
+class DeadLetterClientSettings(fields.Field):
+    """kafka-python KafkaProducer settings for the dead-letter writer, checked by name."""
+
+    doc_type = "mapping"
+    default_error_messages = {"invalid": "must be a mapping of kafka-python producer settings"}
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if not isinstance(value, dict):
+            raise self.make_error("invalid")
+        errors = {}
+        for key in value:
+            if key in DEAD_LETTER_SETTINGS_REFUSED:
+                errors[key] = [DEAD_LETTER_SETTINGS_REFUSED[key]]
+            elif key not in PRODUCER_DEFAULTS:
+                errors[key] = ["is not a kafka-python KafkaProducer setting"]
+        if value.get("acks", 1) == 0:
+            errors["acks"] = [
+                "must be 1 or 'all': a dead letter counts as written only once the broker acknowledged it"
+            ]
+        if errors:
+            raise ValidationError(errors)
+        return dict(value)
+
+
+class DeadLetterOptions(Schema):
+    class Meta:
+        unknown = RAISE
+
+    topic = NonEmptyString(required=True, **option("The topic failed messages are written to."))
+    client = DeadLetterClientSettings(
+        load_default=None,
+        allow_none=True,
+        **option(
+            "kafka-python KafkaProducer settings (acks, compression_type, or another cluster's "
+            "bootstrap_servers and security settings); they override the connection settings taken "
+            "from the Kafka producer's `client`."
+        ),
+    )
+    max_attempts = PositiveInt(
+        load_default=3, **option("Attempts of one write before the pipeline fails (the partition stops advancing).")
+    )
+    backoff = NonNegativeInt(
+        load_default=1000, **option("Milliseconds before the second attempt; doubled (with jitter) after each failure.")
+    )
+    timeout = PositiveInt(load_default=10000, **option("Milliseconds one attempt may take (connecting included)."))
 
 
 class ConsumerGroupClass(fields.Field):
@@ -288,6 +348,15 @@ class KafkaProducerOptions(Schema):
             "acknowledged before the partitions are given up anyway."
         ),
     )
+    dead_letter = fields.Nested(
+        DeadLetterOptions,
+        load_default=None,
+        allow_none=True,
+        **option(
+            "Write every failed message to a dead-letter topic before it is acknowledged: "
+            "`{'topic': ..., 'client': {...}}`; see Dead letters and the options below. Off by default."
+        ),
+    )
     partition_assignment_strategy = one_of(
         tuple(sorted(ASSIGNORS)),
         "cooperative-sticky moves only the partitions that change owner; the others are eager (stop-the-world).",
@@ -320,6 +389,19 @@ class KafkaProducerOptions(Schema):
                 "must all have the same isolation_level (kafka-python reads all topics of a consumer with "
                 f"one); they have {chosen}",
                 field_name="topics",
+            )
+
+    @validates_schema
+    def _dead_letters_elsewhere(self, data, **kwargs):
+        dead_letter = data.get("dead_letter")
+        if dead_letter and dead_letter["topic"] in {topic["name"] for topic in data.get("topics") or ()}:
+            raise ValidationError(
+                {
+                    "topic": [
+                        "must not be one of the consumed topics: each dead letter would be read back and fail again"
+                    ]
+                },
+                field_name="dead_letter",
             )
 
     @validates_schema

@@ -12,6 +12,9 @@ fresh random order, an equal share of the demand from each, so none starves;
 after an empty round it waits up to receive_interval (waking early when
 records arrive).
 Acknowledgements go back to the group, which commits contiguous offsets.
+With the `dead_letter` option, failed messages are acknowledged only once their
+dead letters were written (see gkbroad.kafka.dead_letter); the writer is a
+second service of the pipeline, so when it gives up the pipeline fails.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from ..message import Message
 from ..options import validate
 from ..producer import BaseProducer
 from .consumer_group import ConsumerGroup
+from .dead_letter import DeadLetter, DeadLetterError
 from .decoding import Decoding
 from .formats import build_messages
 from .options import KafkaProducerOptions
@@ -43,14 +47,22 @@ class Producer(BaseProducer):
     def prepare_for_start(cls, options: dict, pipeline_options: dict) -> tuple[list[Any], dict]:
         opts = validate(KafkaProducerOptions, options, OPTIONS_PATH)
         _refuse_partition_by(pipeline_options)
-        group = (opts["consumer_group"] or ConsumerGroup).from_options(opts)
-        pipeline_options["producer"]["module"] = (cls, {**opts, "group": group})
+        group_class = opts["consumer_group"] or ConsumerGroup
+        group = group_class.from_options(opts)
+        services: list[Any] = [group]
+        dead_letter = None
+        if opts["dead_letter"] is not None:
+            connection = opts["client"] if opts["client"] is not None else group_class.client
+            dead_letter = DeadLetter.from_options(opts["dead_letter"], connection, opts["group_name"])
+            services.append(dead_letter)
+        pipeline_options["producer"]["module"] = (cls, {**opts, "group": group, "dead_letter_writer": dead_letter})
         route(pipeline_options, opts["ordering"], opts["message_format"])
-        return [group], pipeline_options
+        return services, pipeline_options
 
     def __init__(self, options: dict, *, index: int, count: int):
         super().__init__(options, index=index, count=count)
         self.group: ConsumerGroup = options["group"]
+        self.dead_letter: DeadLetter | None = options.get("dead_letter_writer")
         self.message_format = options["message_format"]
         self.decoding = Decoding(options["topics"], self.message_format)
         self.receive_interval = options["receive_interval"] / 1000.0
@@ -88,8 +100,30 @@ class Producer(BaseProducer):
             self.group.wait_for_records(min(self.receive_interval, 1.0))
 
     def ack(self, ref: Any, successful: list[Message], failed: list[Message]) -> None:
-        """Successful and failed alike advance the offsets: failures were reported to handle_failed."""
+        """Successful and failed alike advance the offsets: failures were reported to handle_failed,
+        and with a dead-letter topic, they count once the broker acknowledged their dead letters (until
+        then this call blocks; when the writer gives up they are never acknowledged)."""
+        if failed and self.dead_letter is not None:
+            failed = self._dead_lettered(failed)
         self.group.ack(m.acknowledger.data for group in (successful, failed) for m in group)
+
+    def _dead_lettered(self, failed: list[Message]) -> list[Message]:
+        """The failed messages that may be acknowledged: the stale ones (whose partition moved on: the
+        group ignores them, their new owner reads them again) and the rest once written."""
+        stale = [m for m in failed if self.is_stale(m.acknowledger.data)]
+        current = [m for m in failed if m not in stale] if stale else failed
+        try:
+            self.dead_letter.send(current)
+        except DeadLetterError:
+            # The writer reported it: the pipeline fails, and nothing is committed past these offsets.
+            self.group.withdraw(m.acknowledger.data for m in current)
+            return stale
+        return failed
+
+    def withdraw(self, ref: Any, messages: list[Message]) -> None:
+        """Messages the pipeline gave up without acknowledging them: the group stops waiting for them
+        (a stop or a rebalance does not wait for their acks) and commits nothing past them."""
+        self.group.withdraw(m.acknowledger.data for m in messages)
 
     def is_stale(self, data: tuple[str, int, int, int]) -> bool:
         """True when the message's partition was given up since it was pulled

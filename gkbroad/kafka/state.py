@@ -255,6 +255,18 @@ class GroupState:
             self.mark_acked(tp, offset)
         return bool(advanced)
 
+    def withdraw(self, acks: Iterable[tuple[str, int, int, int]]) -> None:
+        """``(topic, partition, offset, epoch)`` of delivered records that will
+        never be acknowledged in this epoch (see OffsetTracker.withdraw); other
+        epochs and partitions not held are ignored."""
+        partitions = self.partitions
+        withdrawn = []
+        for topic, partition, offset, epoch in acks:
+            state = partitions.get((topic, partition))
+            if state is not None and state.epoch == epoch:
+                withdrawn.append((state.tp, offset))
+        self.tracker.withdraw(withdrawn)
+
     def mark_acked(self, key: Hashable, offset: int) -> bool:
         """Record ``offset`` as processed; True if the partition is held (a
         later take_commits or take_final_commits will send it)."""

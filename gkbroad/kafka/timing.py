@@ -8,33 +8,16 @@ log says them once per interval instead of once per attempt.
 
 from __future__ import annotations
 
-import random
 import time
 
 from gevent.event import Event
 
+from ..backoff import Backoff
+
 __all__ = ["Backoff", "Every", "Shutdown", "COMMIT_BACKOFF_MAX", "CONNECT_BACKOFF_MAX", "POLL_BACKOFF_MAX"]
 
-_BACKOFF_FIRST = 0.1
 # Commits usually fail because a rebalance is under way, which is over soon.
 CONNECT_BACKOFF_MAX, POLL_BACKOFF_MAX, COMMIT_BACKOFF_MAX = 5.0, 5.0, 1.0
-
-
-class Backoff:
-    """Exponential delay with jitter between retries of a failing operation."""
-
-    def __init__(self, limit: float):
-        self.limit = limit
-        self.failures = 0
-
-    def next(self) -> float:
-        """The delay before the next attempt (seconds); each call doubles it, up to ``limit``."""
-        delay = min(self.limit, _BACKOFF_FIRST * 2**self.failures)
-        self.failures += 1
-        return delay * random.uniform(0.8, 1.2)
-
-    def reset(self) -> None:
-        self.failures = 0
 
 
 class Every:

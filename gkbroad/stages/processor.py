@@ -4,20 +4,31 @@ With a partition_by function every processor greenlet has its own queue and a
 message always goes to the queue its key picks, so one key is handled by one
 greenlet, in order. Without one, all processors share one queue and whichever
 is free takes the next messages.
+
+A message being retried holds its processor greenlet, and with it every lane
+routed there. When the pipeline begins to stop during a retry's backoff, that
+message and everything after it in this greenlet are left unacknowledged
+(delivered again later), so no lane ever has a later message acknowledged
+ahead of an earlier one that was not handled.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 
 from gevent.queue import Queue
 
+from ..acknowledger import withdraw_messages
 from ..callbacks import Callbacks
 from ..errors import STOP_PROCESS
 from ..flow import Credits
 from ..message import Message
 from ..repeated_log import RepeatedLog
+from ..retry import Abandoned
 from ._base import STOP, Stage
+
+logger = logging.getLogger(__name__)
 
 
 class Router:
@@ -73,14 +84,26 @@ class ProcessorStage(Stage):
         self.callbacks = callbacks
         self.credits = credits
         self.batchers = batchers
+        self.abandoned = 0  # messages left unacknowledged after a stop cut a retry short
 
     def run(self) -> None:
         stopping = False
         while not stopping:
             chunk, stopping = self._next_chunk()
             if chunk:
-                self._process(chunk)
+                if self.abandoned:
+                    self.abandoned += len(chunk)
+                    withdraw_messages(chunk)
+                else:
+                    self._process(chunk)
                 self.credits.give(len(chunk))
+        if self.abandoned:
+            logger.warning(
+                "%s: the stop ended a retry's backoff; %d message(s) from that one on were left unacknowledged "
+                "and will be delivered again",
+                self.name,
+                self.abandoned,
+            )
 
     def _next_chunk(self) -> tuple[list[Message], bool]:
         """The next messages to handle, taken fairly when the inbox is shared."""
@@ -103,13 +126,20 @@ class ProcessorStage(Stage):
         if callbacks.has_prepare:
             chunk = callbacks.prepare_messages(callbacks.without_stale(chunk))
         successful, failed = [], []
-        for message in chunk:
+        for index, message in enumerate(chunk):
             if not message.is_failed:
                 # Checked again right before each call: a handler that blocked on an earlier
                 # message of the chunk may have outlived the partition's assignment.
                 if callbacks.drop_if_stale(message):
                     continue
-                message = callbacks.handle_message(self.processor, message)
+                try:
+                    message = callbacks.handle_message(self.processor, message)
+                except Abandoned:
+                    self.abandoned = len(chunk) - index
+                    withdraw_messages(chunk[index:])
+                    break
+                if message is None:  # turned stale while waiting for a retry; already acknowledged
+                    continue
             if message.is_failed:
                 failed.append(message)
             elif message.batcher in self.batchers:

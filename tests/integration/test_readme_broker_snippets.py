@@ -14,8 +14,8 @@ import time
 import urllib.request
 
 import pytest
-from kafka_helpers import free_port, wait_until
 from readme_snippets import snippets, write_workspace
+from support import free_port, wait_until
 
 SNIPPETS = snippets()
 BROKER = [s for s in SNIPPETS if s.broker]

@@ -116,7 +116,7 @@ def test_value_format_gets_the_decoded_value_and_key():
     assert not message.is_failed
     assert message.data == {"id": 1, "amount": "2"}
     assert message.metadata["key"] == "k1"
-    assert "raw_value" not in message.metadata
+    assert (message.metadata["raw_key"], message.metadata["raw_value"]) == (b"k1", b'{"id": 1, "amount": "2"}')
 
 
 def test_record_format_gets_a_record_with_the_decoded_value():

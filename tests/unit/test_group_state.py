@@ -2,7 +2,7 @@
 
 from collections import namedtuple
 
-from gkbroad.kafka.state import GroupState, Unsaved
+from gkbroad.kafka.state import CommitRequest, GroupState, Unsaved
 
 TP = namedtuple("TP", "topic partition")
 Rec = namedtuple("Rec", "offset")
@@ -161,6 +161,23 @@ def test_unsettled_until_every_delivered_record_is_acked_and_committed():
     state.ack([("t", 0, 0, epoch), ("t", 0, 1, epoch)])
     assert state.unsettled()
     state.commit_done(state.take_commits(), succeeded=True)
+    assert not state.unsettled()
+
+
+def test_withdrawn_records_settle_the_partition_without_being_committed_past():
+    state = make()
+    state.assign([A])
+    old = held(state, A, range(1))
+    state.lose([A])
+    state.assign([A])
+    epoch = held(state, A, range(4))
+    state.withdraw([("t", 0, 2, epoch), ("t", 0, 3, old)])  # the other epoch's is ignored
+    state.ack([("t", 0, 0, epoch), ("t", 0, 1, epoch)])
+    assert state.pending(A) == 1 and not state.drained([A])
+    state.ack([("t", 0, 3, epoch)])
+    assert state.drained([A])
+    assert state.take_commits().offsets == {A: 1}
+    state.commit_done(CommitRequest({A: 1}, {A: epoch}), succeeded=True)
     assert not state.unsettled()
 
 

@@ -132,3 +132,23 @@ def test_large_volume_shuffled_acks_end_at_the_last_offset_quickly():
     assert tracker.pending(TP) == 0
     # Generous bound: only catches accidental quadratic behaviour.
     assert elapsed < 10
+
+
+def test_withdrawn_offsets_are_not_pending_and_never_passed():
+    tracker = OffsetTracker()
+    tracker.delivered(TP, [1, 2, 3, 4])
+    tracker.withdraw([(TP, 3), (TP, 9)])  # 9 was never delivered: ignored
+
+    assert tracker.pending(TP) == 3
+    assert tracker.done(acks(TP, 1, 2, 4)) == {TP: 2}
+    assert tracker.pending(TP) == 0
+    assert tracker.done(acks(TP, 4)) == {}
+
+
+def test_a_withdrawn_offset_acknowledged_after_all_counts_once():
+    tracker = OffsetTracker()
+    tracker.delivered(TP, [1, 2])
+    tracker.withdraw([(TP, 1)])
+
+    assert tracker.done(acks(TP, 1, 2)) == {TP: 2}
+    assert tracker.pending(TP) == 0

@@ -39,7 +39,11 @@ BAD_OPTIONS = [
     ("processors.default.max_demand", "10", "must be a positive integer, got '10'"),
     ("processors.default.max_demand", -3, "must be a positive integer, got -3"),
     ("processors.default.partition_by", 5, "must be a callable or an importable dotted path to one, got 5"),
-    ("processors.default.bogus", 1, "unknown option (known options: concurrency, max_demand, partition_by), got 1"),
+    (
+        "processors.default.bogus",
+        1,
+        "unknown option (known options: concurrency, max_demand, partition_by, retry), got 1",
+    ),
     ("processors", {"other": {}}, "must have exactly the keys 'default', got {'other': {}}"),
     ("processors.default", "x", "invalid input type, got 'x'"),
     ("batchers", "x", "must be a mapping of name -> options, got 'x'"),
@@ -184,7 +188,12 @@ def test_defaults_are_filled_in():
         name="d", producer={"module": testing.DummyProducer}, processors={"default": None}, batchers={"b": {}}
     ).options
 
-    assert options["processors"]["default"] == {"concurrency": 10, "max_demand": 10, "partition_by": None}
+    assert options["processors"]["default"] == {
+        "concurrency": 10,
+        "max_demand": 10,
+        "partition_by": None,
+        "retry": None,
+    }
     assert options["batchers"]["b"] == {
         "batch_size": 100,
         "batch_timeout": 1000,

@@ -59,8 +59,7 @@ def start(cls, data, acknowledger, **options):
     return cls(
         name="stale",
         producer={"module": (Partitions, {"data": data, "acknowledger": acknowledger})},
-        processors={"default": {"concurrency": 2, "max_demand": 10}},
-        **options,
+        **{"processors": {"default": {"concurrency": 2, "max_demand": 10}}, **options},
     ).start()
 
 
@@ -156,3 +155,31 @@ def test_the_kafka_producer_calls_a_record_stale_once_its_partition_epoch_is_gon
     assert producer.is_stale(("t", 2, 0, 1)) is True  # released
     del group.held[("t", 1)]
     assert producer.is_stale(("t", 1, 5, 1)) is True
+
+
+class FailsOnFirst(Recording):
+    def on_message(self, message):
+        if message.data == (0, 0):
+            raise ConnectionError("down")
+        return message
+
+
+def test_a_message_that_turns_stale_while_it_waits_for_a_retry_is_not_tried_again():
+    acknowledger = RevocableAcknowledger()
+    pipeline = start(
+        FailsOnFirst,
+        [(0, 0), (0, 1)],
+        acknowledger,
+        processors={"default": {"retry": {"max_attempts": 5, "backoff": 200, "max_backoff": 200}}},
+    )
+    try:
+        wait_until(lambda: len(pipeline.handled) == 1, what="the first attempt")
+        acknowledger.revoked.add(0)
+
+        wait_until(lambda: acknowledger.acked == 2, what="both messages acknowledged")
+    finally:
+        assert pipeline.stop() is True
+    assert [d for _, d in pipeline.handled] == [(0, 0)]
+    assert sorted(m.data for m in acknowledger.failed) == [(0, 0), (0, 1)]
+    assert all(m.failure_reason == REVOKED for m in acknowledger.failed)
+    assert pipeline.failed_calls == []

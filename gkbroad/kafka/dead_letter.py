@@ -1,0 +1,195 @@
+"""DeadLetter: failed messages written to a Kafka topic before their offsets may be committed.
+
+Each failed message becomes one record of the dead-letter topic with the
+original key, value (the bytes the record arrived with) and headers, plus the
+headers ``source_topic``, ``source_partition``, ``source_offset``,
+``source_group`` and ``error`` (the failure reason's type and message, cut to
+ERROR_LIMIT characters), as Karafka names them, so tools that read Karafka's
+dead letters read these too.
+
+``send(messages)`` returns only once the broker acknowledged every record.
+A failed write is tried again after a backoff, up to ``max_attempts`` times;
+then the DeadLetter is broken for good: it reports the failure to the pipeline
+(when it is the Kafka producer's ``dead_letter`` service) and raises
+DeadLetterError, now and on every later send, so the messages are never
+acknowledged and the committed offset never passes a failure that was not
+written. Raised from ``handle_failed``, DeadLetterError stops the pipeline the
+same way (it is a NotAcknowledged).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import gevent
+
+from ..backoff import backoff_delay
+from ..errors import NotAcknowledged
+from ..message import Message
+from .client import ProduceFailed, RecordProducer, producer_settings
+
+__all__ = ["DeadLetter", "DeadLetterError", "dead_letter_record"]
+
+logger = logging.getLogger(__name__)
+
+ERROR_LIMIT = 1000  # characters of the failure reason kept in the `error` header
+SOURCE_HEADERS = ("source_topic", "source_partition", "source_offset", "source_group", "error")
+MAX_BACKOFF = 30.0  # seconds: the longest wait between two attempts of a write
+
+
+class DeadLetterError(NotAcknowledged):
+    """Failed messages could not be written to the dead-letter topic; they are not acknowledged."""
+
+
+class DeadLetter:
+    """Writes failed Kafka messages to `topic` and waits for the broker's acknowledgement.
+
+    `client`: kafka-python KafkaProducer settings (``bootstrap_servers`` at
+    least). `group_name` fills the ``source_group`` header. Each attempt of a
+    write may take `timeout` ms; `max_attempts` attempts are made, `backoff` ms
+    apart at first, doubling (with jitter) after each failure. From
+    ``handle_failed``: ``self.dead_letter.send(messages); return messages``.
+    """
+
+    def __init__(
+        self,
+        topic: str,
+        client: dict,
+        *,
+        group_name: str | None = None,
+        max_attempts: int = 3,
+        backoff: int = 1000,
+        timeout: int = 10000,
+    ):
+        self.topic = topic
+        self.group_name = group_name
+        self.max_attempts = max_attempts
+        self.backoff = backoff / 1000.0
+        self.failure: str | None = None  # why writes stopped for good
+        self._producer = RecordProducer(client, timeout / 1000.0)
+        self._report: Callable[[str], None] | None = None
+
+    @classmethod
+    def from_options(cls, options: dict, connection: dict, group_name: str) -> DeadLetter:
+        """The writer for a validated `dead_letter` option of the Kafka producer: it connects with
+        the connection settings of `connection` (the consumer's `client`), updated with its own."""
+        settings = {**producer_settings(connection), "client_id": "gkbroad-dead-letter", **(options["client"] or {})}
+        return cls(
+            options["topic"],
+            settings,
+            group_name=group_name,
+            max_attempts=options["max_attempts"],
+            backoff=options["backoff"],
+            timeout=options["timeout"],
+        )
+
+    # ------------------------------------------------------------ service
+
+    def supervise(self, report: Callable[[str], None]) -> None:
+        self._report = report
+        if self.failure is not None:
+            report(self.failure)
+
+    def start(self) -> None:
+        """Nothing to start: the first write connects."""
+
+    def stop(self, timeout: float) -> bool:
+        """Close the producer (every write was already acknowledged or given up)."""
+        self._producer.close(timeout)
+        return self.failure is None
+
+    # ------------------------------------------------------------ writing
+
+    def send(self, messages: list[Message]) -> None:
+        """Write one dead letter per message, in order; return once the broker acknowledged them all.
+        Raises DeadLetterError when that failed `max_attempts` times (or failed for good before)."""
+        if self.failure is not None:
+            raise DeadLetterError(self.failure)
+        if not messages:
+            return
+        try:
+            records = [dead_letter_record(message, self.group_name) for message in messages]
+        except ValueError as exc:
+            self._break(f"cannot write a dead letter to {self.topic!r}: {exc}")
+        for attempt in range(1, self.max_attempts + 1):
+            if self.failure is not None:  # another greenlet gave up meanwhile
+                raise DeadLetterError(self.failure)
+            try:
+                self._producer.send_all(self.topic, records)
+                return
+            except ProduceFailed as exc:
+                if attempt == self.max_attempts:
+                    self._break(
+                        f"writing {len(records)} dead letter(s) to {self.topic!r} failed {attempt} times, last: {exc}"
+                    )
+                delay = backoff_delay(attempt, self.backoff, MAX_BACKOFF)
+                logger.warning(
+                    "writing %d dead letter(s) to %r failed (attempt %d of %d): %s; trying again in %.1f s",
+                    len(records),
+                    self.topic,
+                    attempt,
+                    self.max_attempts,
+                    exc,
+                    delay,
+                )
+                gevent.sleep(delay)
+
+    def _break(self, reason: str) -> None:
+        """Give up for good: report to the pipeline (once) and raise."""
+        if self.failure is None:
+            self.failure = reason
+            logger.error("%s; failed messages are no longer acknowledged", reason)
+            if self._report is not None:
+                self._report(reason)
+        raise DeadLetterError(self.failure)
+
+    def __repr__(self) -> str:  # never the client settings: they may hold secrets
+        return f"<DeadLetter topic={self.topic!r} group={self.group_name!r}>"
+
+
+def dead_letter_record(message: Message, group_name: str | None) -> tuple[bytes | None, bytes | None, list]:
+    """(key, value, headers) of the dead letter of a failed Kafka message.
+
+    Key and value are the bytes the record arrived with: ``metadata["raw_key"]`` /
+    ``["raw_value"]`` when decoding put them there, else the record's own (the
+    ConsumerRecord in `data` for the "record" format; ``metadata["key"]`` and
+    `data` for "value"). Raises ValueError for a message that is not a Kafka
+    message or whose key or value is not bytes.
+    """
+    source = message.acknowledger.data
+    if not (isinstance(source, tuple) and len(source) >= 3):
+        raise ValueError(f"not a Kafka message (acknowledger data {source!r})")
+    topic, partition, offset = source[:3]
+    metadata, data = message.metadata, message.data
+    if "topic" in metadata:  # the "value" format
+        key, value, headers = metadata.get("key"), data, metadata.get("headers") or []
+    else:
+        key, value, headers = data.key, data.value, data.headers or []
+    key = _as_bytes(metadata.get("raw_key", key), "key", offset)
+    value = _as_bytes(metadata.get("raw_value", value), "value", offset)
+    headers = [(name, header) for name, header in headers if name not in SOURCE_HEADERS]
+    headers += [
+        ("source_topic", topic.encode()),
+        ("source_partition", str(partition).encode()),
+        ("source_offset", str(offset).encode()),
+        ("source_group", (group_name or "").encode()),
+        ("error", _describe(message.failure_reason).encode("utf-8", "replace")),
+    ]
+    return key, value, headers
+
+
+def _as_bytes(value: Any, part: str, offset: int) -> bytes | None:
+    if value is None or isinstance(value, bytes):
+        return value
+    if isinstance(value, (bytearray, memoryview)):
+        return bytes(value)
+    if isinstance(value, str):
+        return value.encode("utf-8")
+    raise ValueError(f"the {part} of offset {offset} is a {type(value).__name__}, not the record's bytes")
+
+
+def _describe(reason: Any) -> str:
+    text = f"{type(reason).__name__}: {reason}" if isinstance(reason, BaseException) else str(reason)
+    return text if len(text) <= ERROR_LIMIT else text[: ERROR_LIMIT - 3] + "..."
