@@ -4,7 +4,10 @@ Each method calls one Pipeline callback, checks what came back, and turns an
 exception or a wrong return value into failed messages with a reason that says
 what was expected and what arrived. It is the only place that calls user
 callbacks and the only place that acknowledges messages, so those rules, the
-stale-message check and the `on_failure` policy live here once.
+stale-message check and the `on_failure` policy live here once. Each call goes
+through the executor of the stage it is made for (gkbroad.executor): on the
+stage's greenlet, or in a native thread while that greenlet waits; the rules
+above are the same either way.
 
 "Any exception" means every `BaseException` user code or gevent can raise
 inside a greenlet (a `gevent.Timeout` included), except the ones that mean
@@ -22,6 +25,7 @@ from typing import Any
 
 from .acknowledger import ack_messages
 from .errors import STOP_PROCESS
+from .executor import Executor, GreenletExecutor, StageExecutors
 from .failure_policy import FailurePolicy
 from .message import BatchInfo, Message
 from .repeated_log import RepeatedLog
@@ -31,6 +35,9 @@ __all__ = ["Callbacks", "REVOKED"]
 logger = logging.getLogger(__name__)
 
 REVOKED = "revoked: the partition is no longer assigned to this member"
+
+ON_CALLER = GreenletExecutor()
+"""For calls made outside a processor or batcher (handle_failed of the failures released at stop)."""
 
 
 class Callbacks:
@@ -42,21 +49,24 @@ class Callbacks:
         has_prepare: bool,
         policy: FailurePolicy | None,
         on_trip: Callable[[str], None],
+        executors: StageExecutors,
     ):
         self.pipeline = pipeline
         self.context = context
         self.has_prepare = has_prepare
         self.policy = policy
         self.on_trip = on_trip
+        self.executors = executors
         self.log = RepeatedLog(pipeline.name, logger)
         self.halted = False  # the failure policy tripped: nothing is handled or acknowledged any more
         self.hooks = pipeline.hooks
 
-    def prepare_messages(self, messages: list[Message]) -> list[Message]:
+    def prepare_messages(self, processor: str, messages: list[Message]) -> list[Message]:
         """Run prepare_messages on a processor's chunk; on error every message of it fails."""
         if not self.has_prepare:
             return messages
-        return self._on_list("prepare_messages", messages, messages, self.context)
+        executor = self.executors.processor(processor)
+        return self._on_list("prepare_messages", executor, messages, messages, self.context)
 
     def handle_message(self, processor: str, message: Message) -> Message:
         if not self.hooks.timing:
@@ -69,7 +79,9 @@ class Callbacks:
 
     def _handle_message(self, processor: str, message: Message) -> Message:
         try:
-            result = self.pipeline.handle_message(processor, message, self.context)
+            result = self.executors.processor(processor).call(
+                self.pipeline.handle_message, processor, message, self.context
+            )
         except STOP_PROCESS:
             raise
         except BaseException as exc:
@@ -84,14 +96,15 @@ class Callbacks:
     def handle_batch(self, batcher: str, messages: list[Message], info: BatchInfo) -> list[Message]:
         started = self.hooks.call_started()
         try:
-            return self._on_list("handle_batch", messages, batcher, messages, info, self.context)
+            executor = self.executors.batcher(batcher)
+            return self._on_list("handle_batch", executor, messages, batcher, messages, info, self.context)
         finally:
             self.hooks.batch_done(batcher, len(messages), started)
 
-    def _on_list(self, callback: str, messages: list[Message], *args: Any) -> list[Message]:
+    def _on_list(self, callback: str, executor: Executor, messages: list[Message], *args: Any) -> list[Message]:
         """Call a callback that takes and returns a list of messages; any failure fails them all."""
         try:
-            result = getattr(self.pipeline, callback)(*args)
+            result = executor.call(getattr(self.pipeline, callback), *args)
         except STOP_PROCESS:
             raise
         except BaseException as exc:
@@ -127,8 +140,9 @@ class Callbacks:
         ack_messages([], [message.failed(REVOKED)])
         return True
 
-    def finish(self, successful: list[Message], failed: list[Message]) -> None:
-        """Apply the failure policy, handle_failed for the failed messages, then acknowledge them all."""
+    def finish(self, successful: list[Message], failed: list[Message], executor: Executor = ON_CALLER) -> None:
+        """Apply the failure policy, handle_failed for the failed messages (through the `executor` of
+        the stage that handled them), then acknowledge them all."""
         if self.halted:
             return
         if self.policy is not None and (successful or failed):
@@ -136,16 +150,16 @@ class Callbacks:
             if self.policy.tripped:
                 self._trip()
                 return
-        self._acknowledge(successful, failed)
+        self._acknowledge(successful, failed, executor)
 
     def release_held(self) -> None:
         """At stop, once every stage finished: acknowledge the failures the policy still holds."""
         if self.policy is not None and not self.halted:
-            self._acknowledge([], self.policy.release_all())
+            self._acknowledge([], self.policy.release_all(), ON_CALLER)
 
-    def _acknowledge(self, successful: list[Message], failed: list[Message]) -> None:
+    def _acknowledge(self, successful: list[Message], failed: list[Message], executor: Executor) -> None:
         if failed:
-            failed = self._handle_failed(failed)
+            failed = self._handle_failed(failed, executor)
         if successful or failed:
             ack_messages(successful, failed)
             self.hooks.acked(len(successful), len(failed))
@@ -157,9 +171,9 @@ class Callbacks:
             "them or anything handled after them"
         )
 
-    def _handle_failed(self, failed: list[Message]) -> list[Message]:
+    def _handle_failed(self, failed: list[Message], executor: Executor) -> list[Message]:
         try:
-            result = self.pipeline.handle_failed(failed, self.context)
+            result = executor.call(self.pipeline.handle_failed, failed, self.context)
         except STOP_PROCESS:
             raise
         except BaseException as exc:

@@ -19,12 +19,14 @@ from gevent.event import AsyncResult, Event
 
 from .callbacks import Callbacks
 from .errors import ConfigError, PipelineStateError
+from .executor import StageExecutors
 from .failure_policy import failure_policy
 from .message import BatchInfo, Message
 from .metrics import build_hooks
 from .options import PipelineOptions, validate
 from .status import snapshot
 from .topology import Topology
+from .watchdog import BlockingWatchdog
 
 __all__ = ["Pipeline"]
 
@@ -37,7 +39,9 @@ class Pipeline:
     Every callback runs in a greenlet and may block (HTTP calls, database
     writes); with many processors, many of them wait at once. Under plain
     gevent, blocking must go through gevent-aware I/O: apply
-    ``gevent.monkey.patch_all()`` at the very start of the program.
+    ``gevent.monkey.patch_all()`` at the very start of the program. Code that
+    blocks in C (a C database driver) needs the stage option
+    ``executor="thread"``; the watchdog (``blocking_warning_ms``) names it.
     """
 
     def __init__(self, **options: Any):
@@ -54,6 +58,7 @@ class Pipeline:
         self._topology: Topology | None = None
         self._failure: str | None = None
         self._stopper: gevent.Greenlet | None = None
+        self._watchdog: BlockingWatchdog | None = None
         self._stop_begun = Event()  # someone asked to stop, or the pipeline failed
         self._stop_result: AsyncResult = AsyncResult()
         self._done = Event()  # the stop finished (or start failed)
@@ -109,23 +114,29 @@ class Pipeline:
     def start(self) -> Pipeline:
         if self._topology is not None:
             raise PipelineStateError(f"pipeline {self.name!r} was already started; build a new one to run again")
+        executors = StageExecutors(self.options)
         callbacks = Callbacks(
             self,
             self.options["context"],
             has_prepare=self._overrides("prepare_messages"),
             policy=failure_policy(self.options["on_failure"]),
             on_trip=self._fail,
+            executors=executors,
         )
         self._topology = Topology(callbacks, self.options, self.services, self._fail)
         try:
             self._topology.start()
         except BaseException:
             # start() already stopped the services it had started; nothing runs.
+            executors.close()
             self._topology.stopped.set()
             self._stop_result.set(False)
             self._stop_begun.set()
             self._done.set()
             raise
+        if self.options["blocking_warning_ms"]:
+            self._watchdog = BlockingWatchdog(self.name, self.options["blocking_warning_ms"], self.hooks.hub_blocked)
+            self._watchdog.start()
         self.hooks.pipeline_started(self)
         logger.info("[%s] started", self.name)
         return self
@@ -230,6 +241,9 @@ class Pipeline:
             self._stop_result.set_exception(exc)
             self._done.set()
             raise
+        finally:
+            if self._watchdog is not None:
+                self._watchdog.stop()
         result = clean and self._failure is None
         if self._failure is not None:
             logger.error("[%s] stopped after a failure: %s", self.name, self._failure)

@@ -39,7 +39,11 @@ BAD_OPTIONS = [
     ("processors.default.max_demand", "10", "must be a positive integer, got '10'"),
     ("processors.default.max_demand", -3, "must be a positive integer, got -3"),
     ("processors.default.partition_by", 5, "must be a callable or an importable dotted path to one, got 5"),
-    ("processors.default.bogus", 1, "unknown option (known options: concurrency, max_demand, partition_by), got 1"),
+    (
+        "processors.default.bogus",
+        1,
+        "unknown option (known options: concurrency, executor, max_demand, partition_by), got 1",
+    ),
     ("processors", {"other": {}}, "must have exactly the keys 'default', got {'other': {}}"),
     ("processors.default", "x", "invalid input type, got 'x'"),
     ("batchers", "x", "must be a mapping of name -> options, got 'x'"),
@@ -76,7 +80,7 @@ BAD_OPTIONS = [
     (
         "procesors",
         {},
-        "unknown option (known options: batchers, context, metrics, name, on_failure, partition_by, processors, "
+        "unknown option (known options: batchers, blocking_warning_ms, context, metrics, name, on_failure, partition_by, processors, "
         "producer, shutdown_timeout, stuck_handler_timeout), got {}",
     ),
     ("on_failure.max_consecutive", 0, "must be a positive integer, got 0"),
@@ -184,14 +188,21 @@ def test_defaults_are_filled_in():
         name="d", producer={"module": testing.DummyProducer}, processors={"default": None}, batchers={"b": {}}
     ).options
 
-    assert options["processors"]["default"] == {"concurrency": 10, "max_demand": 10, "partition_by": None}
+    assert options["processors"]["default"] == {
+        "concurrency": 10,
+        "max_demand": 10,
+        "partition_by": None,
+        "executor": "greenlet",
+    }
     assert options["batchers"]["b"] == {
         "batch_size": 100,
         "batch_timeout": 1000,
         "concurrency": 1,
         "max_demand": None,
         "partition_by": None,
+        "executor": "greenlet",
     }
+    assert options["blocking_warning_ms"] == 500
     assert (options["shutdown_timeout"], options["context"], options["partition_by"]) == (30000, None, None)
     assert (options["producer"]["concurrency"], options["producer"]["rate_limiting"]) == (1, None)
 
