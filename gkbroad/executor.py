@@ -57,8 +57,9 @@ class ThreadExecutor:
         return outcome
 
     def close(self) -> None:
-        """Let the threads end once their current call returns (a call cannot be interrupted)."""
-        self.pool.kill()
+        """Let the threads end once their current call returns, without waiting for that: a call
+        cannot be interrupted, and a pipeline stop must not wait past its shutdown timeout."""
+        self.pool.maxsize = 0
 
 
 def _capture(function: Callable[..., Any], args: tuple) -> tuple[bool, Any]:

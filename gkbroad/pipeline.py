@@ -16,6 +16,7 @@ from typing import Any
 
 import gevent
 from gevent.event import AsyncResult, Event
+from gevent.monkey import get_original
 
 from .callbacks import Callbacks
 from .errors import ConfigError, PipelineStateError
@@ -31,6 +32,8 @@ from .watchdog import BlockingWatchdog
 __all__ = ["Pipeline"]
 
 logger = logging.getLogger(__name__)
+
+_thread_ident = get_original("_thread", "get_ident")  # the OS thread's, even when threading is patched
 
 
 class Pipeline:
@@ -59,6 +62,7 @@ class Pipeline:
         self._failure: str | None = None
         self._stopper: gevent.Greenlet | None = None
         self._watchdog: BlockingWatchdog | None = None
+        self._hub: Any = None  # the hub the pipeline's greenlets run on, set by start()
         self._stop_begun = Event()  # someone asked to stop, or the pipeline failed
         self._stop_result: AsyncResult = AsyncResult()
         self._done = Event()  # the stop finished (or start failed)
@@ -114,6 +118,7 @@ class Pipeline:
     def start(self) -> Pipeline:
         if self._topology is not None:
             raise PipelineStateError(f"pipeline {self.name!r} was already started; build a new one to run again")
+        self._hub = gevent.get_hub()
         executors = StageExecutors(self.options)
         callbacks = Callbacks(
             self,
@@ -151,9 +156,13 @@ class Pipeline:
 
         Called from one of the pipeline's own greenlets (a handler), it begins the stop and returns
         False at once: that greenlet is part of what the stop waits for. The stop then completes in
-        its own greenlet, and run() returns when it is done.
+        its own greenlet, and run() returns when it is done. The same holds for a handler running
+        in a thread (executor="thread").
         """
         self._require_started()
+        if self._in_executor_thread():
+            self._hub.loop.run_callback_threadsafe(self._begin_stop, timeout)
+            return False
         self._begin_stop(timeout)
         if self._in_own_greenlet():
             return False
@@ -165,6 +174,9 @@ class Pipeline:
         From one of the pipeline's own greenlets (a handler), which the stop waits for, it begins
         the stop and returns False at once instead of waiting for itself."""
         self._require_started()
+        if self._in_executor_thread():
+            self._hub.loop.run_callback_threadsafe(self._begin_stop, None)
+            return False
         if self._in_own_greenlet():
             self._begin_stop(None)
             return False
@@ -252,6 +264,10 @@ class Pipeline:
         self.hooks.pipeline_stopped(self, result)
         self._stop_result.set(result)
         self._done.set()
+
+    def _in_executor_thread(self) -> bool:
+        """True in a native thread other than the hub's: a handler running with executor="thread"."""
+        return _thread_ident() != self._hub.thread_ident
 
     def _in_own_greenlet(self) -> bool:
         current = gevent.getcurrent()
