@@ -156,8 +156,9 @@ class Pipeline:
 
         Called from one of the pipeline's own greenlets (a handler), it begins the stop and returns
         False at once: that greenlet is part of what the stop waits for. The stop then completes in
-        its own greenlet, and run() returns when it is done. The same holds for a handler running
-        in a thread (executor="thread").
+        its own greenlet, and run() returns when it is done. Called from another native thread (a
+        handler running with executor="thread", say), it hands the stop to the pipeline's hub and
+        returns False at once too.
         """
         self._require_started()
         if self._in_executor_thread():
@@ -266,7 +267,7 @@ class Pipeline:
         self._done.set()
 
     def _in_executor_thread(self) -> bool:
-        """True in a native thread other than the hub's: a handler running with executor="thread"."""
+        """True in a native thread other than the hub's, e.g. a handler running with executor="thread"."""
         return _thread_ident() != self._hub.thread_ident
 
     def _in_own_greenlet(self) -> bool:
