@@ -14,8 +14,9 @@ from collections import defaultdict
 
 import gevent
 from gevent import monkey
-from kafka_helpers import create_topic, produce, unique_name, wait_until
+from kafka_helpers import create_topic, produce, unique_name
 from pipeline_support import SESSION_TIMEOUT_MS
+from support import wait_until
 
 import gkbroad
 from gkbroad.kafka import Producer

@@ -8,8 +8,9 @@ import time
 
 import gevent
 import pytest
-from engine_support import Recording, Source, wait_until
+from engine_support import Recording, Source
 from gevent import monkey
+from support import wait_until
 
 from gkbroad import ConfigError, testing
 
