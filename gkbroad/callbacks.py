@@ -5,7 +5,10 @@ exception or a wrong return value into failed messages with a reason that says
 what was expected and what arrived. It is the only place that calls user
 callbacks and the only place that acknowledges messages, so those rules, the
 stale-message check, the `on_failure` policy and the processor's retry loop
-(around the single handle_message call) live here once.
+(around the single handle_message call) live here once. Each call goes
+through the executor of the stage it is made for (gkbroad.executor): on the
+stage's greenlet, or in a native thread while that greenlet waits; the rules
+above are the same either way.
 
 "Any exception" means every `BaseException` user code or gevent can raise
 inside a greenlet (a `gevent.Timeout` included), except the ones that mean
@@ -25,6 +28,7 @@ from gevent.event import Event
 
 from .acknowledger import ack_messages, withdraw_messages
 from .errors import STOP_PROCESS, NotAcknowledged
+from .executor import Executor, GreenletExecutor, StageExecutors
 from .failure_policy import FailurePolicy
 from .message import BatchInfo, Message
 from .repeated_log import RepeatedLog
@@ -35,6 +39,9 @@ __all__ = ["Callbacks", "REVOKED"]
 logger = logging.getLogger(__name__)
 
 REVOKED = "revoked: the partition is no longer assigned to this member"
+
+ON_CALLER = GreenletExecutor()
+"""For calls made outside a processor or batcher (handle_failed of the failures released at stop)."""
 
 
 class _TryAgain(Exception):
@@ -50,6 +57,7 @@ class Callbacks:
         has_prepare: bool,
         policy: FailurePolicy | None,
         on_trip: Callable[[str], None],
+        executors: StageExecutors,
         retry: RetryPolicy | None = None,
         stopping: Event | None = None,
     ):
@@ -58,17 +66,19 @@ class Callbacks:
         self.has_prepare = has_prepare
         self.policy = policy
         self.on_trip = on_trip
+        self.executors = executors
         self.retry = retry
         self.stopping = stopping if stopping is not None else Event()  # set once the pipeline begins to stop
         self.log = RepeatedLog(pipeline.name, logger)
         self.halted = False  # the failure policy tripped: nothing is handled or acknowledged any more
         self.hooks = pipeline.hooks
 
-    def prepare_messages(self, messages: list[Message]) -> list[Message]:
+    def prepare_messages(self, processor: str, messages: list[Message]) -> list[Message]:
         """Run prepare_messages on a processor's chunk; on error every message of it fails."""
         if not self.has_prepare:
             return messages
-        return self._on_list("prepare_messages", messages, messages, self.context)
+        executor = self.executors.processor(processor)
+        return self._on_list("prepare_messages", executor, messages, messages, self.context)
 
     def handle_message(self, processor: str, message: Message) -> Message | None:
         """handle_message, with the processor's retries when it has some: the outcome of the last attempt,
@@ -101,7 +111,9 @@ class Callbacks:
 
     def _handle_message(self, processor: str, message: Message) -> Message:
         try:
-            result = self.pipeline.handle_message(processor, message, self.context)
+            result = self.executors.processor(processor).call(
+                self.pipeline.handle_message, processor, message, self.context
+            )
         except STOP_PROCESS:
             raise
         except BaseException as exc:
@@ -120,14 +132,15 @@ class Callbacks:
     def handle_batch(self, batcher: str, messages: list[Message], info: BatchInfo) -> list[Message]:
         started = self.hooks.call_started()
         try:
-            return self._on_list("handle_batch", messages, batcher, messages, info, self.context)
+            executor = self.executors.batcher(batcher)
+            return self._on_list("handle_batch", executor, messages, batcher, messages, info, self.context)
         finally:
             self.hooks.batch_done(batcher, len(messages), started)
 
-    def _on_list(self, callback: str, messages: list[Message], *args: Any) -> list[Message]:
+    def _on_list(self, callback: str, executor: Executor, messages: list[Message], *args: Any) -> list[Message]:
         """Call a callback that takes and returns a list of messages; any failure fails them all."""
         try:
-            result = getattr(self.pipeline, callback)(*args)
+            result = executor.call(getattr(self.pipeline, callback), *args)
         except STOP_PROCESS:
             raise
         except BaseException as exc:
@@ -163,8 +176,9 @@ class Callbacks:
         ack_messages([], [message.failed(REVOKED)])
         return True
 
-    def finish(self, successful: list[Message], failed: list[Message]) -> None:
-        """Apply the failure policy, handle_failed for the failed messages, then acknowledge them all."""
+    def finish(self, successful: list[Message], failed: list[Message], executor: Executor = ON_CALLER) -> None:
+        """Apply the failure policy, handle_failed for the failed messages (through the `executor` of
+        the stage that handled them), then acknowledge them all."""
         if self.halted:
             return
         if self.policy is not None and (successful or failed):
@@ -172,17 +186,17 @@ class Callbacks:
             if self.policy.tripped:
                 self._trip()
                 return
-        self._acknowledge(successful, failed)
+        self._acknowledge(successful, failed, executor)
 
     def release_held(self) -> None:
         """At stop, once every stage finished: acknowledge the failures the policy still holds."""
         if self.policy is not None and not self.halted:
-            self._acknowledge([], self.policy.release_all())
+            self._acknowledge([], self.policy.release_all(), ON_CALLER)
 
-    def _acknowledge(self, successful: list[Message], failed: list[Message]) -> None:
+    def _acknowledge(self, successful: list[Message], failed: list[Message], executor: Executor) -> None:
         if failed:
             try:
-                failed = self._handle_failed(failed)
+                failed = self._handle_failed(failed, executor)
             except NotAcknowledged as exc:
                 self.on_trip(f"handle_failed: {exc}; {len(failed)} failed message(s) are not acknowledged")
                 withdraw_messages(failed)
@@ -198,9 +212,9 @@ class Callbacks:
             "them or anything handled after them"
         )
 
-    def _handle_failed(self, failed: list[Message]) -> list[Message]:
+    def _handle_failed(self, failed: list[Message], executor: Executor) -> list[Message]:
         try:
-            result = self.pipeline.handle_failed(failed, self.context)
+            result = executor.call(self.pipeline.handle_failed, failed, self.context)
         except (*STOP_PROCESS, NotAcknowledged):
             raise
         except BaseException as exc:

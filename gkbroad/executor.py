@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 
 from gevent.threadpool import ThreadPool
 
-__all__ = ["EXECUTORS", "GreenletExecutor", "ThreadExecutor", "build_executor"]
+__all__ = ["EXECUTORS", "Executor", "GreenletExecutor", "StageExecutors", "ThreadExecutor", "build_executor"]
 
 T = TypeVar("T")
 
@@ -38,21 +38,69 @@ class GreenletExecutor:
 class ThreadExecutor:
     """Calls user code in a native thread; the calling greenlet yields to the hub meanwhile.
 
-    An exception raised by the call is raised again in the calling greenlet,
-    with its traceback, exactly as if the call had run there.
+    Whatever the call raises (a `SystemExit` included) is raised again in the
+    calling greenlet, with its traceback, exactly as if the call had run there:
+    the thread never lets it reach gevent, which would print it and send
+    `SystemExit` or `KeyboardInterrupt` to the main greenlet instead.
+
+    Killing the calling greenlet stops the wait, not the call: a thread cannot
+    be interrupted, so it finishes the call and drops the result.
     """
 
     def __init__(self, size: int):
         self.pool = ThreadPool(size)
 
     def call(self, function: Callable[..., T], *args: Any) -> T:
-        return self.pool.apply(function, args)
+        raised, outcome = self.pool.apply(_capture, (function, args))
+        if raised:
+            raise outcome
+        return outcome
 
     def close(self) -> None:
-        """Let the threads end once their current call returns (a call cannot be interrupted)."""
-        self.pool.kill()
+        """Let the threads end once their current call returns, without waiting for that: a call
+        cannot be interrupted, and a pipeline stop must not wait past its shutdown timeout."""
+        self.pool.maxsize = 0
 
 
-def build_executor(kind: str, size: int) -> GreenletExecutor | ThreadExecutor:
+def _capture(function: Callable[..., Any], args: tuple) -> tuple[bool, Any]:
+    """Runs in the pool's thread: (False, result), or (True, the exception raised)."""
+    try:
+        return False, function(*args)
+    except BaseException as exc:
+        return True, exc
+
+
+Executor = GreenletExecutor | ThreadExecutor
+
+
+def build_executor(kind: str, size: int) -> Executor:
     """The executor an ``executor`` stage option names, for a stage of ``size`` greenlets."""
     return ThreadExecutor(size) if kind == "thread" else GreenletExecutor()
+
+
+class StageExecutors:
+    """The executor of each processor and each batcher of a pipeline, from its validated options.
+
+    A stage's greenlets share its executor; a thread pool has one thread per
+    greenlet, so every lane always has a thread to run its call.
+    """
+
+    def __init__(self, options: dict):
+        self._processors = {
+            name: build_executor(stage["executor"], stage["concurrency"])
+            for name, stage in options["processors"].items()
+        }
+        self._batchers = {
+            name: build_executor(stage["executor"], stage["concurrency"]) for name, stage in options["batchers"].items()
+        }
+
+    def processor(self, name: str) -> Executor:
+        return self._processors[name]
+
+    def batcher(self, name: str) -> Executor:
+        return self._batchers[name]
+
+    def close(self) -> None:
+        """Release the thread pools once the stages are done with them."""
+        for executor in (*self._processors.values(), *self._batchers.values()):
+            executor.close()

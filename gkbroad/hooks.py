@@ -11,6 +11,8 @@ defines and skips the rest, so a new sink needs no change to the stages:
                                             once per processor chunk, not once per message
     after_handle_batch(batcher, size, duration)
     after_ack(successful, failed)           how many messages were acknowledged, per chunk or batch
+    after_hub_blocked(stage, handler)       a stage held the gevent hub past blocking_warning_ms
+                                            (gkbroad.watchdog; called in the hub's thread once it is free)
 
 Hooks run in the pipeline's greenlets, so they must be quick and must not
 block; a hook that needs I/O (statsd) buffers and sends from its own greenlet.
@@ -44,6 +46,7 @@ HOOK_METHODS = (
     "after_handle_messages",
     "after_handle_batch",
     "after_ack",
+    "after_hub_blocked",
 )
 
 
@@ -113,6 +116,10 @@ class Hooks:
         return time.monotonic() - min(self._calls.values())
 
     # -- called by Pipeline ------------------------------------------------
+
+    def hub_blocked(self, stage: str, handler: str) -> None:
+        """The watchdog saw `stage` block the hub in `handler` (``Class.method (file:line)``)."""
+        self._emit("after_hub_blocked", stage, handler)
 
     def pipeline_started(self, pipeline: Any) -> None:
         self._emit("after_pipeline_start", pipeline)

@@ -1,7 +1,8 @@
 """The hooks every pipeline can have: counters for the status page, statsd, a periodic log line.
 
-- `Counters` is always installed: handled, failed and batch counts and the
-  records/s of the last minute, read by the status page and the summaries.
+- `Counters` is always installed: handled, failed and batch counts, how often
+  the hub was blocked, and the records/s of the last minute, read by the status
+  page and the summaries.
 - `StatsdSink` is installed by the pipeline option ``metrics = {"statsd": {...}}``.
   It adds up counts and keeps a bounded sample of timings in memory, and one
   greenlet sends them every second (the gauges every ``interval`` seconds), so
@@ -48,7 +49,7 @@ def total_lag(status: dict) -> int | None:
 
 
 class Counters:
-    """Handled, failed and batch counts since start, and records/s over the last minute."""
+    """Handled, failed, batch and hub-blocked counts since start, and records/s over the last minute."""
 
     WINDOW = 60.0
 
@@ -57,6 +58,7 @@ class Counters:
         self.handled = 0
         self.failed = 0
         self.batches = 0
+        self.hub_blocked = 0
         self._samples: deque[tuple[float, int]] = deque()  # (monotonic time, handled + failed), >= 1 s apart
 
     def after_pipeline_start(self, pipeline: Any) -> None:
@@ -64,6 +66,9 @@ class Counters:
 
     def after_handle_batch(self, batcher: str, size: int, duration: float) -> None:
         self.batches += 1
+
+    def after_hub_blocked(self, stage: str, handler: str) -> None:
+        self.hub_blocked += 1
 
     def after_ack(self, successful: int, failed: int) -> None:
         self.handled += successful
@@ -100,7 +105,7 @@ class StatsdSink:
         self.prefix = f"{prefix}.{_metric_part(pipeline_name)}"
         self.interval = interval
         self.client: statsd.StatsClient | None = None
-        self._counts = {"messages.handled": 0, "messages.failed": 0, "batches.handled": 0}
+        self._counts = {"messages.handled": 0, "messages.failed": 0, "batches.handled": 0, "hub.blocked": 0}
         self._timers = {"handle_message": _Sample(self.TIMER_SAMPLES), "handle_batch": _Sample(self.TIMER_SAMPLES)}
         self._loops: list[Periodic] = []
 
@@ -126,6 +131,9 @@ class StatsdSink:
     def after_handle_batch(self, batcher: str, size: int, duration: float) -> None:
         self._counts["batches.handled"] += 1
         self._timers["handle_batch"].add(duration)
+
+    def after_hub_blocked(self, stage: str, handler: str) -> None:
+        self._counts["hub.blocked"] += 1
 
     def after_ack(self, successful: int, failed: int) -> None:
         self._counts["messages.handled"] += successful

@@ -17,6 +17,7 @@ from marshmallow import RAISE, Schema, ValidationError, fields
 from marshmallow import validate as mm_validate
 
 from .errors import ConfigError
+from .executor import EXECUTORS
 from .redact import redact
 
 __all__ = [
@@ -43,6 +44,14 @@ __all__ = [
 def option(description: str, **kwargs) -> dict:
     """The keyword arguments that attach a description (shown in the README) to a field."""
     return {"metadata": {"description": description}, **kwargs}
+
+
+def one_of(choices: Iterable[str], description: str, **kwargs: Any) -> fields.String:
+    """A string field restricted to `choices`, with an error that lists them."""
+    return fields.String(
+        validate=mm_validate.OneOf(choices, error="must be one of {choices}"),
+        **option(description, **kwargs),
+    )
 
 
 class PositiveInt(fields.Integer):
@@ -303,7 +312,10 @@ class ProcessorOptions(Schema):
 
     concurrency = PositiveInt(
         load_default=10,
-        **option("How many processor greenlets call handle_message. Blocking I/O in handlers overlaps across them."),
+        **option(
+            "How many processor greenlets call handle_message. Blocking I/O that gevent made cooperative "
+            "(patched sockets, time.sleep) overlaps across them; for calls that block in C see `executor`."
+        ),
     )
     max_demand = PositiveInt(
         load_default=10,
@@ -325,6 +337,13 @@ class ProcessorOptions(Schema):
             "Retry a message whose handle_message raised, in its own lane: "
             "`{'max_attempts': N, 'backoff': ms, 'max_backoff': ms, 'retry_on': [...]}`; see Retries. Off by default."
         ),
+    )
+    executor = one_of(
+        EXECUTORS,
+        "Where handle_message and prepare_messages (and handle_failed for this stage's failures) run. "
+        '`"greenlet"`: on the processor\'s greenlet. `"thread"`: in a pool of `concurrency` native threads, '
+        "for handlers that block in C code gevent cannot patch (see Blocking code gevent cannot patch).",
+        load_default="greenlet",
     )
 
 
@@ -350,6 +369,13 @@ class BatcherOptions(Schema):
             "A function message -> int; batches are routed to a batch processor by the result for their "
             "first message, so one key always lands on the same batch processor."
         ),
+    )
+    executor = one_of(
+        EXECUTORS,
+        'Where handle_batch (and handle_failed for this batcher\'s failures) runs. `"greenlet"`: on the batch '
+        'processor\'s greenlet. `"thread"`: in a pool of `concurrency` native threads, for handlers that block '
+        "in C code gevent cannot patch.",
+        load_default="greenlet",
     )
 
 
@@ -427,6 +453,14 @@ class PipelineOptions(Schema):
     stuck_handler_timeout = PositiveInt(
         load_default=300,
         **option("Seconds after which a handler call still running turns /healthz red (see Health)."),
+    )
+    blocking_warning_ms = NonNegativeInt(
+        load_default=500,
+        **option(
+            "Log a WARNING naming the stage and the handler, with its stack, when a stage holds the gevent hub "
+            "(no other greenlet runs) for longer than this many milliseconds; at most once a minute per handler, "
+            "every time counted in metrics and /status.json. 0 turns the watchdog off."
+        ),
     )
 
 
@@ -510,11 +544,3 @@ def _friendly(message: str) -> str:
 def _short_repr(value: Any) -> str:
     text = repr(value)
     return text if len(text) <= 120 else text[:117] + "..."
-
-
-def one_of(choices: Iterable[str], description: str, **kwargs: Any) -> fields.String:
-    """A string field restricted to `choices`, with an error that lists them."""
-    return fields.String(
-        validate=mm_validate.OneOf(choices, error="must be one of {choices}"),
-        **option(description, **kwargs),
-    )

@@ -16,9 +16,11 @@ from typing import Any
 
 import gevent
 from gevent.event import AsyncResult, Event
+from gevent.monkey import get_original
 
 from .callbacks import Callbacks
 from .errors import ConfigError, PipelineStateError
+from .executor import StageExecutors
 from .failure_policy import failure_policy
 from .message import BatchInfo, Message
 from .metrics import build_hooks
@@ -26,10 +28,13 @@ from .options import PipelineOptions, validate
 from .retry import retry_policy
 from .status import snapshot
 from .topology import Topology
+from .watchdog import BlockingWatchdog
 
 __all__ = ["Pipeline"]
 
 logger = logging.getLogger(__name__)
+
+_thread_ident = get_original("_thread", "get_ident")  # the OS thread's, even when threading is patched
 
 
 class Pipeline:
@@ -38,7 +43,9 @@ class Pipeline:
     Every callback runs in a greenlet and may block (HTTP calls, database
     writes); with many processors, many of them wait at once. Under plain
     gevent, blocking must go through gevent-aware I/O: apply
-    ``gevent.monkey.patch_all()`` at the very start of the program.
+    ``gevent.monkey.patch_all()`` at the very start of the program. Code that
+    blocks in C (a C database driver) needs the stage option
+    ``executor="thread"``; the watchdog (``blocking_warning_ms``) names it.
     """
 
     def __init__(self, **options: Any):
@@ -55,6 +62,8 @@ class Pipeline:
         self._topology: Topology | None = None
         self._failure: str | None = None
         self._stopper: gevent.Greenlet | None = None
+        self._watchdog: BlockingWatchdog | None = None
+        self._hub: Any = None  # the hub the pipeline's greenlets run on, set by start()
         self._stop_begun = Event()  # someone asked to stop, or the pipeline failed
         self._stop_result: AsyncResult = AsyncResult()
         self._done = Event()  # the stop finished (or start failed)
@@ -110,12 +119,15 @@ class Pipeline:
     def start(self) -> Pipeline:
         if self._topology is not None:
             raise PipelineStateError(f"pipeline {self.name!r} was already started; build a new one to run again")
+        self._hub = gevent.get_hub()
+        executors = StageExecutors(self.options)
         callbacks = Callbacks(
             self,
             self.options["context"],
             has_prepare=self._overrides("prepare_messages"),
             policy=failure_policy(self.options["on_failure"]),
             on_trip=self._fail,
+            executors=executors,
             retry=retry_policy(self.options["processors"]["default"]["retry"]),
             stopping=self._stop_begun,
         )
@@ -124,11 +136,15 @@ class Pipeline:
             self._topology.start()
         except BaseException:
             # start() already stopped the services it had started; nothing runs.
+            executors.close()
             self._topology.stopped.set()
             self._stop_result.set(False)
             self._stop_begun.set()
             self._done.set()
             raise
+        if self.options["blocking_warning_ms"]:
+            self._watchdog = BlockingWatchdog(self.name, self.options["blocking_warning_ms"], self.hooks.hub_blocked)
+            self._watchdog.start()
         self.hooks.pipeline_started(self)
         logger.info("[%s] started", self.name)
         return self
@@ -143,9 +159,14 @@ class Pipeline:
 
         Called from one of the pipeline's own greenlets (a handler), it begins the stop and returns
         False at once: that greenlet is part of what the stop waits for. The stop then completes in
-        its own greenlet, and run() returns when it is done.
+        its own greenlet, and run() returns when it is done. Called from another native thread (a
+        handler running with executor="thread", say), it hands the stop to the pipeline's hub and
+        returns False at once too.
         """
         self._require_started()
+        if self._in_executor_thread():
+            self._hub.loop.run_callback_threadsafe(self._begin_stop, timeout)
+            return False
         self._begin_stop(timeout)
         if self._in_own_greenlet():
             return False
@@ -157,6 +178,9 @@ class Pipeline:
         From one of the pipeline's own greenlets (a handler), which the stop waits for, it begins
         the stop and returns False at once instead of waiting for itself."""
         self._require_started()
+        if self._in_executor_thread():
+            self._hub.loop.run_callback_threadsafe(self._begin_stop, None)
+            return False
         if self._in_own_greenlet():
             self._begin_stop(None)
             return False
@@ -233,6 +257,9 @@ class Pipeline:
             self._stop_result.set_exception(exc)
             self._done.set()
             raise
+        finally:
+            if self._watchdog is not None:
+                self._watchdog.stop()
         result = clean and self._failure is None
         if self._failure is not None:
             logger.error("[%s] stopped after a failure: %s", self.name, self._failure)
@@ -241,6 +268,10 @@ class Pipeline:
         self.hooks.pipeline_stopped(self, result)
         self._stop_result.set(result)
         self._done.set()
+
+    def _in_executor_thread(self) -> bool:
+        """True in a native thread other than the hub's, e.g. a handler running with executor="thread"."""
+        return _thread_ident() != self._hub.thread_ident
 
     def _in_own_greenlet(self) -> bool:
         current = gevent.getcurrent()

@@ -51,7 +51,12 @@ def snapshot(pipeline: Any, topology: Any) -> dict:
         "state": pipeline.state,
         "failure": getattr(pipeline, "failure", None),
         "pid": os.getpid(),
-        "counters": {"handled": counters.handled, "failed": counters.failed, "batches": counters.batches},
+        "counters": {
+            "handled": counters.handled,
+            "failed": counters.failed,
+            "batches": counters.batches,
+            "hub_blocked": counters.hub_blocked,
+        },
         "records_per_second": round(counters.rate(), 1),
         "in_flight": pipeline.in_flight,
         "longest_handler_call": round(pipeline.hooks.longest_call(), 3),

@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import gevent
@@ -125,7 +126,7 @@ class Topology:
                     batch_timeout_ms=opts["batch_timeout"],
                     outboxes=outboxes,
                     partition_by=opts["partition_by"],
-                    on_routing_error=self._fail_batch,
+                    on_routing_error=partial(self._fail_batch, name),
                 )
             )
             batch_processors.extend(
@@ -134,11 +135,11 @@ class Topology:
             )
         return stages, batch_processors, inboxes
 
-    def _fail_batch(self, messages: list[Message], reason: BaseException) -> None:
+    def _fail_batch(self, batcher: str, messages: list[Message], reason: BaseException) -> None:
         """A batcher's partition_by raised: the batch fails without being handled."""
         text = f"a batcher's partition_by raised {reason!r}; the batch of {len(messages)} fails without being handled"
         self.callbacks.log.exception("batcher partition_by", reason, text)
-        self.callbacks.finish([], [m.failed(reason) for m in messages])
+        self.callbacks.finish([], [m.failed(reason) for m in messages], self.callbacks.executors.batcher(batcher))
 
     def start(self) -> None:
         """Start the services (each told where to report trouble first), then every stage."""
@@ -197,6 +198,7 @@ class Topology:
             # handle_failed runs for them; a Timeout there is caught and they are acknowledged anyway.
             with gevent.Timeout(max(budget.left(reserve), 0.001), False):
                 self.callbacks.release_held()
+        self.callbacks.executors.close()
         self.callbacks.log.flush()
         for service in reversed(self.services):
             clean = _stop_service(service, budget.left()) and clean

@@ -38,6 +38,7 @@ from gkbroad.broker import LocalBroker  # noqa: E402
 
 PARTITIONS, KEYS, VALUE_BYTES = 8, 1000, 100
 IO_SLEEP = 0.002
+C_BLOCK = 0.010  # the c-block-* handlers block this long in the unpatched time.sleep (a C driver's call)
 # The bundled Tansu answers a fetch only when its max wait is over, even when
 # records arrived meanwhile, so the latency cases (both) ask for a short one.
 FETCH_MAX_WAIT_MS = 10
@@ -55,15 +56,17 @@ FULL = {
     "memory_seconds": 10,
     "latency_seconds": 10,
     "in_flight": 10_000,
+    "c_block_greenlet": 500,
+    "c_block_thread": 3_000,
     "session_timeout_ms": 6000,
 }
 QUICK = {"records": 20_000, "reps": 1, "io_raw": 200, "io_partition": 2_000, "io_fast": 4_000,
          "backlog": 50_000, "memory_seconds": 2, "latency_seconds": 2, "in_flight": 2_000,
-         "session_timeout_ms": 3000}  # fmt: skip
+         "c_block_greenlet": 100, "c_block_thread": 500, "session_timeout_ms": 3000}  # fmt: skip
 
 
 ALL_CASES = ["raw", "noop", "noop-batch", "io-raw", "io-partition", "io-key-100", "io-key-400", "io-threadpool",
-             "memory", "latency-raw", "latency", "shutdown"]  # fmt: skip
+             "c-block-greenlet", "c-block-thread", "memory", "latency-raw", "latency", "shutdown"]  # fmt: skip
 
 
 PEERS_VENV = HERE.parent / ".bench" / "venv"
@@ -109,6 +112,10 @@ def plan(size: dict) -> dict[str, tuple[str, dict]]:
         "io-key-100": ("2 ms handler: gkbroad ordering=key, 100 processors", {**fast, "ordering": "key", "processors": 100}),
         "io-key-400": ("2 ms handler: gkbroad ordering=key, 400 processors", {**fast, "ordering": "key", "processors": 400}),
         "io-threadpool": ("2 ms handler: kafka-python + ThreadPoolExecutor(100), per-key order", {**fast, "threads": 100}),
+        "c-block-greenlet": ("10 ms C-blocking handler: gkbroad executor=greenlet, 32 processors",
+                             {"c_block": C_BLOCK, "processors": 32, "limit": size["c_block_greenlet"]}),
+        "c-block-thread": ("10 ms C-blocking handler: gkbroad executor=thread, 32 processors",
+                           {"c_block": C_BLOCK, "processors": 32, "executor": "thread", "limit": size["c_block_thread"]}),
     }  # fmt: skip
 
 

@@ -34,4 +34,4 @@ class BatchProcessorStage(Stage):
             handled = callbacks.handle_batch(self.batcher, messages, info)
             successful = [m for m in handled if not m.is_failed]
             failed = [m for m in handled if m.is_failed]
-            callbacks.finish(successful, failed)
+            callbacks.finish(successful, failed, callbacks.executors.batcher(self.batcher))

@@ -124,7 +124,7 @@ class ProcessorStage(Stage):
         if callbacks.halted:
             return  # the failure policy tripped: these are neither handled nor acknowledged
         if callbacks.has_prepare:
-            chunk = callbacks.prepare_messages(callbacks.without_stale(chunk))
+            chunk = callbacks.prepare_messages(self.processor, callbacks.without_stale(chunk))
         successful, failed = [], []
         for index, message in enumerate(chunk):
             if not message.is_failed:
@@ -153,4 +153,4 @@ class ProcessorStage(Stage):
                         f"configured batchers: {', '.join(sorted(self.batchers)) or 'none'}"
                     )
                 )
-        callbacks.finish(successful, failed)
+        callbacks.finish(successful, failed, callbacks.executors.processor(self.processor))

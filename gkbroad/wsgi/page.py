@@ -44,6 +44,7 @@ def render_page(status: dict, problem: str | None) -> str:
         f"<span>handled {counters['handled']}</span>",
         f"<span>failed {counters['failed']}</span>",
         f"<span>batches {counters['batches']}</span>",
+        f"<span>hub blocked {counters['hub_blocked']}</span>",
         f"<span>in flight {status['in_flight']}</span>",
         f"<span>total lag {'?' if lag is None else lag}</span>",
         "</p>",

@@ -11,16 +11,36 @@ import time
 
 import gevent
 from common import Counter, emit, peak_rss_mb, wait_done
+from gevent import monkey
 
 import gkbroad
 from gkbroad.kafka import ConsumerGroup, Producer
 
 RUN_TIMEOUT = 300.0
 
+blocking_sleep = monkey.get_original("time", "sleep")  # blocks its thread, like a C driver gevent cannot patch
+
 
 class HandlerPipeline(gkbroad.Pipeline):
     def handle_message(self, processor, message, context: Counter):
         context.handle(message.data)
+        return message
+
+
+class CBlockingPipeline(gkbroad.Pipeline):
+    """The handler blocks its thread for `c_block` seconds (class attribute, set per run) before counting.
+
+    With executor="thread" handlers run in several native threads at once, so the count takes a real lock.
+    """
+
+    c_block = 0.0
+    count_lock = monkey.get_original("_thread", "allocate_lock")()
+
+    def handle_message(self, processor, message, context: Counter):
+        context.started()
+        blocking_sleep(self.c_block)
+        with self.count_lock:
+            context.handle(message.data)
         return message
 
 
@@ -65,7 +85,13 @@ def _pipeline(config: dict, counter: Counter, cls=HandlerPipeline, batchers=None
                 },
             )
         },
-        processors={"default": {"concurrency": config.get("processors", 10), "max_demand": max_demand}},
+        processors={
+            "default": {
+                "concurrency": config.get("processors", 10),
+                "max_demand": max_demand,
+                "executor": config.get("executor", "greenlet"),
+            }
+        },
         batchers=batchers or {},
         context=counter,
     )
@@ -76,6 +102,8 @@ def until_done(config: dict) -> dict:
     counter = Counter(config["limit"], config.get("sleep", 0.0), latency=config.get("latency", False))
     batchers = None
     cls = HandlerPipeline
+    if config.get("c_block"):
+        cls = type("CBlocking", (CBlockingPipeline,), {"c_block": config["c_block"]})
     if config.get("batch_size"):
         cls = BatchPipeline
         batchers = {"default": {"batch_size": config["batch_size"], "batch_timeout": config["batch_timeout"]}}
@@ -123,6 +151,8 @@ CASES = {
     "io-partition": until_done,
     "io-key-100": until_done,
     "io-key-400": until_done,
+    "c-block-greenlet": until_done,
+    "c-block-thread": until_done,
     "latency": until_done,
     "memory": memory,
     "shutdown": shutdown,

@@ -237,7 +237,7 @@ def test_check_lists_every_problem_with_its_path(tmp_path, bootstrap_servers):
     assert problems[0] == (
         "pipeline: cannot import 'recording:Missing' (AttributeError: module 'recording' has no attribute 'Missing')"
     )
-    assert problems[1].startswith("bogus: unknown option (known options: batchers, context, ")
+    assert problems[1].startswith("bogus: unknown option (known options: batchers, blocking_warning_ms, context, ")
     assert problems[2] == "shutdown_timeout: must be a non-negative integer, got -1"
 
 

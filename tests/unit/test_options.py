@@ -42,7 +42,7 @@ BAD_OPTIONS = [
     (
         "processors.default.bogus",
         1,
-        "unknown option (known options: concurrency, max_demand, partition_by, retry), got 1",
+        "unknown option (known options: concurrency, executor, max_demand, partition_by, retry), got 1",
     ),
     ("processors", {"other": {}}, "must have exactly the keys 'default', got {'other': {}}"),
     ("processors.default", "x", "invalid input type, got 'x'"),
@@ -80,7 +80,7 @@ BAD_OPTIONS = [
     (
         "procesors",
         {},
-        "unknown option (known options: batchers, context, metrics, name, on_failure, partition_by, processors, "
+        "unknown option (known options: batchers, blocking_warning_ms, context, metrics, name, on_failure, partition_by, processors, "
         "producer, shutdown_timeout, stuck_handler_timeout), got {}",
     ),
     ("on_failure.max_consecutive", 0, "must be a positive integer, got 0"),
@@ -192,6 +192,7 @@ def test_defaults_are_filled_in():
         "concurrency": 10,
         "max_demand": 10,
         "partition_by": None,
+        "executor": "greenlet",
         "retry": None,
     }
     assert options["batchers"]["b"] == {
@@ -200,7 +201,9 @@ def test_defaults_are_filled_in():
         "concurrency": 1,
         "max_demand": None,
         "partition_by": None,
+        "executor": "greenlet",
     }
+    assert options["blocking_warning_ms"] == 500
     assert (options["shutdown_timeout"], options["context"], options["partition_by"]) == (30000, None, None)
     assert (options["producer"]["concurrency"], options["producer"]["rate_limiting"]) == (1, None)
 

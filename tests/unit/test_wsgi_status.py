@@ -146,7 +146,7 @@ def test_status_json_shows_partitions_counters_and_no_client_setting(pipeline):
     assert b"hunter2" not in body and b"sasl" not in body
     data = json.loads(body)
     assert (data["name"], data["state"]) == ("status-test", "running")
-    assert data["counters"] == {"handled": 3, "failed": 0, "batches": 0}
+    assert data["counters"] == {"handled": 3, "failed": 0, "batches": 0, "hub_blocked": 0}
     assert data["concurrency"] == {"producers": 1, "processors.default": 3}
     assert [p["name"] for p in data["producers"]] == ["status-test.producer.0"]
     assert data["partitions"][1] == {
