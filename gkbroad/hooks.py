@@ -10,6 +10,8 @@ defines and skips the rest, so a new sink needs no change to the stages:
                                             once per processor chunk, not once per message
     after_handle_batch(batcher, size, duration)
     after_ack(successful, failed)           how many messages were acknowledged, per chunk or batch
+    after_commit(duration, partitions)      a service (the Kafka consumer group) committed offsets of
+                                            these (topic, partition) pairs; the commit took `duration` s
 
 Hooks run in the pipeline's greenlets, so they must be quick and must not
 block; a hook that needs I/O (statsd) buffers and sends from its own greenlet.
@@ -42,6 +44,7 @@ HOOK_METHODS = (
     "after_handle_messages",
     "after_handle_batch",
     "after_ack",
+    "after_commit",
 )
 
 
@@ -100,6 +103,10 @@ class Hooks:
             durations, self._durations = self._durations, []
             self._emit("after_handle_messages", durations)
         self._emit("after_ack", successful, failed)
+
+    def committed(self, duration: float, partitions: list[tuple[str, int]]) -> None:
+        """A service committed offsets (services get this method through ``report_commits``)."""
+        self._emit("after_commit", duration, partitions)
 
     def longest_call(self) -> float:
         """Seconds the oldest handler call in progress has been running (0 when none is).
