@@ -8,8 +8,9 @@ import json
 import time
 
 import gevent
+from kafka_helpers import wait_until
 from marshmallow import Schema, fields
-from pipeline_support import kafka_pipeline, wait_until
+from pipeline_support import kafka_pipeline
 
 import gkbroad
 from gkbroad.kafka.decoding import DecodeError

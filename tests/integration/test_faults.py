@@ -27,8 +27,8 @@ from fault_check import (
     overlaps,
     quiet_for,
 )
-from kafka_helpers import Cluster, create_topic, unique_name
-from pipeline_support import kafka_pipeline, wait_until
+from kafka_helpers import Cluster, create_topic, unique_name, wait_until
+from pipeline_support import kafka_pipeline
 
 import gkbroad
 from gkbroad.broker import LocalBroker

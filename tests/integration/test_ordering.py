@@ -14,8 +14,8 @@ from collections import defaultdict
 import gevent
 import pytest
 from kafka import KafkaProducer
-from kafka_helpers import committed_offsets, end_offsets
-from pipeline_support import kafka_pipeline, wait_until
+from kafka_helpers import committed_offsets, end_offsets, wait_until
+from pipeline_support import kafka_pipeline
 
 import gkbroad
 

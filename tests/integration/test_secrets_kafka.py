@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import logging
 
-from pipeline_support import Recording, kafka_pipeline, wait_until
+from kafka_helpers import wait_until
+from pipeline_support import Recording, kafka_pipeline
 
 from gkbroad.redact import REDACTED
 
