@@ -22,9 +22,26 @@ from __future__ import annotations
 
 from bisect import bisect_right
 from collections import deque
-from collections.abc import Hashable, Sequence
+from collections.abc import Hashable, Iterable, Iterator, Sequence
 
-__all__ = ["OffsetTracker"]
+__all__ = ["OffsetTracker", "consecutive_runs"]
+
+
+def consecutive_runs(acks: Iterable[tuple[str, int, int, int]]) -> Iterator[tuple[str, int, int, int, int]]:
+    """``(topic, partition, offset, epoch)`` tuples as ``(topic, partition,
+    epoch, first offset, last offset)`` runs: consecutive tuples of one
+    partition and epoch whose offsets follow each other form one run."""
+    run_topic = run_partition = run_epoch = None  # of the run being gathered
+    first = last = 0
+    for topic, partition, offset, epoch in acks:
+        if offset == last + 1 and partition == run_partition and epoch == run_epoch and topic == run_topic:
+            last = offset
+            continue
+        if run_topic is not None:
+            yield run_topic, run_partition, run_epoch, first, last
+        run_topic, run_partition, run_epoch, first, last = topic, partition, epoch, offset, offset
+    if run_topic is not None:
+        yield run_topic, run_partition, run_epoch, first, last
 
 
 def _run_start(run: list[int]) -> int:

@@ -23,13 +23,13 @@ Partition keys are kafka-python ``TopicPartition`` tuples (anything with
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Hashable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .offset_tracker import OffsetTracker
+from .offset_tracker import OffsetTracker, consecutive_runs
 
-__all__ = ["CommitRequest", "GroupState", "PartitionState", "Unsaved", "consecutive_runs"]
+__all__ = ["CommitRequest", "GroupState", "PartitionState", "Unsaved"]
 
 
 class PartitionState:
@@ -101,23 +101,6 @@ class Unsaved:
     def records(self) -> int:
         """Most records that will be read again (offsets may have gaps)."""
         return self.last - self.first + 1
-
-
-def consecutive_runs(acks: Iterable[tuple[str, int, int, int]]) -> Iterator[tuple[str, int, int, int, int]]:
-    """``(topic, partition, offset, epoch)`` tuples as ``(topic, partition,
-    epoch, first offset, last offset)`` runs: consecutive tuples of one
-    partition and epoch whose offsets follow each other form one run."""
-    run_topic = run_partition = run_epoch = None  # of the run being gathered
-    first = last = 0
-    for topic, partition, offset, epoch in acks:
-        if offset == last + 1 and partition == run_partition and epoch == run_epoch and topic == run_topic:
-            last = offset
-            continue
-        if run_topic is not None:
-            yield run_topic, run_partition, run_epoch, first, last
-        run_topic, run_partition, run_epoch, first, last = topic, partition, epoch, offset, offset
-    if run_topic is not None:
-        yield run_topic, run_partition, run_epoch, first, last
 
 
 class GroupState:

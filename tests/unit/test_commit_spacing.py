@@ -15,7 +15,8 @@ from fake_kafka import FakeConsumerClient, make_group
 
 from gkbroad.hooks import Hooks
 from gkbroad.kafka.client import TopicPartition
-from gkbroad.kafka.state import GroupState, consecutive_runs
+from gkbroad.kafka.offset_tracker import consecutive_runs
+from gkbroad.kafka.state import GroupState
 from gkbroad.metrics import StatsdSink
 
 TP = namedtuple("TP", "topic partition")
