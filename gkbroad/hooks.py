@@ -13,6 +13,8 @@ defines and skips the rest, so a new sink needs no change to the stages:
     after_ack(successful, failed)           how many messages were acknowledged, per chunk or batch
     after_hub_blocked(stage, handler)       a stage held the gevent hub past blocking_warning_ms
                                             (gkbroad.watchdog; called in the hub's thread once it is free)
+    after_commit(duration, partitions)      a service (the Kafka consumer group) committed offsets of
+                                            these (topic, partition) pairs; the commit took `duration` s
 
 Hooks run in the pipeline's greenlets, so they must be quick and must not
 block; a hook that needs I/O (statsd) buffers and sends from its own greenlet.
@@ -47,6 +49,7 @@ HOOK_METHODS = (
     "after_handle_batch",
     "after_ack",
     "after_hub_blocked",
+    "after_commit",
 )
 
 
@@ -105,6 +108,10 @@ class Hooks:
             durations, self._durations = self._durations, []
             self._emit("after_handle_messages", durations)
         self._emit("after_ack", successful, failed)
+
+    def committed(self, duration: float, partitions: list[tuple[str, int]]) -> None:
+        """A service committed offsets (services get this method through ``report_commits``)."""
+        self._emit("after_commit", duration, partitions)
 
     def longest_call(self) -> float:
         """Seconds the oldest handler call in progress has been running (0 when none is).

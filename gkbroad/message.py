@@ -34,9 +34,14 @@ class Acknowledger(NamedTuple):
     data: Any
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class Message:
-    """One record in flight. Create it in a producer; handlers receive and return it."""
+    """One record in flight. Create it in a producer; handlers receive and return it.
+
+    Slotted: a producer builds one per record, and slots make that and every
+    attribute read cheaper. Handlers keep their own data in `data` or
+    `metadata`, not in new attributes.
+    """
 
     data: Any
     acknowledger: Acknowledger

@@ -106,7 +106,7 @@ class StatsdSink:
         self.interval = interval
         self.client: statsd.StatsClient | None = None
         self._counts = {"messages.handled": 0, "messages.failed": 0, "batches.handled": 0, "hub.blocked": 0}
-        self._timers = {"handle_message": _Sample(self.TIMER_SAMPLES), "handle_batch": _Sample(self.TIMER_SAMPLES)}
+        self._timers = {name: _Sample(self.TIMER_SAMPLES) for name in ("handle_message", "handle_batch", "commit")}
         self._loops: list[Periodic] = []
 
     def after_pipeline_start(self, pipeline: Any) -> None:
@@ -138,6 +138,9 @@ class StatsdSink:
     def after_ack(self, successful: int, failed: int) -> None:
         self._counts["messages.handled"] += successful
         self._counts["messages.failed"] += failed
+
+    def after_commit(self, duration: float, partitions: list[tuple[str, int]]) -> None:
+        self._timers["commit"].add(duration)
 
     def flush(self) -> None:
         """Send the counts and timings gathered since the last flush."""

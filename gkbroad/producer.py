@@ -30,7 +30,10 @@ return False when it could not finish cleanly (for Kafka: acknowledged offsets
 were not committed), which makes the pipeline's stop unclean; None counts as
 clean. It may offer ``supervise(report)``, called before ``start()``: calling
 ``report(reason)`` later (from any greenlet) marks the pipeline failed and
-stops it, for a service that can no longer work.
+stops it, for a service that can no longer work. A service that commits
+offsets may offer ``report_commits(observer)``, also called before
+``start()``: it calls ``observer(seconds, [(topic, partition), ...])`` after
+each commit, which reaches the hooks' ``after_commit``.
 
 Each message carries an Acknowledger whose handler's ``ack(ref, successful,
 failed)`` is called once per message, after processing, by the processor or

@@ -4,15 +4,19 @@
 in the GroupState and wake the committer; ``count`` committer greenlets take
 the dirty partitions (coalesced: one commit carries the latest offset of
 each) and commit them through the client, never two commits of one partition
-at once (they could land in the wrong order). A failed commit is retried,
-with backoff, while the partition stays held in the same epoch. The
-rebalancer's final commit of a released partition goes through ``send`` too,
-so that every commit is booked the same way.
+at once (they could land in the wrong order), and a partition at most once
+per commit interval (GroupState.take_commits): at high rates every ack round
+would otherwise cost a commit request. A failed commit is retried, with
+backoff, while the partition stays held in the same epoch. The rebalancer's
+final commit of a released partition goes through ``send`` too, so that every
+commit is booked (and timed, for ``on_commit``) the same way.
 """
 
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import Callable
 from typing import Any
 
 import gevent
@@ -40,6 +44,8 @@ class Committer:
         self._stopped = Event()
         self._in_flight: dict[Any, Any] = {}  # tp -> future of its commit
         self.greenlets: list[gevent.Greenlet] = []
+        # Told (seconds, [(topic, partition), ...]) after each successful commit.
+        self.on_commit: Callable[[float, list[tuple[str, int]]], None] | None = None
 
     def start(self) -> list[gevent.Greenlet]:
         """Spawn the committer greenlets; returns them."""
@@ -65,6 +71,7 @@ class Committer:
         retries); returns its future. The outcome is booked in the state when
         the future finishes. Raises when the client cannot even start it (the
         request is then booked as failed)."""
+        started = time.monotonic()
         try:
             future = self._client.commit(request.offsets, timeout)
         except Exception:
@@ -72,10 +79,10 @@ class Committer:
             raise
         for tp in request.offsets:
             self._in_flight[tp] = future
-        future.add_both(lambda _: self._finished(request, future))
+        future.add_both(lambda _: self._finished(request, future, started))
         return future
 
-    def _finished(self, request: CommitRequest, future: Any) -> None:
+    def _finished(self, request: CommitRequest, future: Any, started: float) -> None:
         for tp in request.offsets:
             if self._in_flight.get(tp) is future:
                 del self._in_flight[tp]
@@ -83,19 +90,30 @@ class Committer:
         self._state.commit_done(request, succeeded)
         if succeeded:
             self._log.debug("committed %s", describe(request.offsets))
+            if self.on_commit is not None:
+                self._report(time.monotonic() - started, request)
         if self._state.commits_wanted():
             self._wanted.set()
 
+    def _report(self, duration: float, request: CommitRequest) -> None:
+        try:
+            self.on_commit(duration, [(tp.topic, tp.partition) for tp in request.offsets])
+        except Exception:
+            self._log.exception("the commit observer raised; ignored")
+
     def _run(self) -> None:
         backoff = Backoff(COMMIT_BACKOFF_MAX)
+        due_in = None  # seconds until a partition's commit interval is over
         while True:
-            self._wanted.wait()
+            self._wanted.wait(due_in)
             if self._stopped.is_set():
                 return
-            request = self._state.take_commits()
+            request = self._state.take_commits(time.monotonic())
             if not request:
                 self._wanted.clear()
+                due_in = self._state.next_commit_in(time.monotonic())
                 continue
+            due_in = None
             if self._commit(request):
                 backoff.reset()
             else:

@@ -39,6 +39,7 @@ _GROUP_OPTIONS = (
     "client",
     "fetch_strategy",
     "committers_count",
+    "commit_interval",
     "instance_id",
     "rebalance_timeout_ms",
     "session_timeout_ms",
@@ -70,7 +71,9 @@ class ConsumerGroup:
     consumer). ``rebalance_timeout_ms`` sets kafka-python's
     ``max_poll_interval_ms`` (which it sends as the rebalance timeout;
     ``client`` may set it too); keep ``drain_timeout`` below it.
-    Times are in milliseconds except the ``timeout`` arguments, in seconds.
+    ``commit_interval`` spaces the commits of each partition (see
+    GroupState). Times are in milliseconds except the ``timeout`` arguments,
+    in seconds.
     ``consumer_client`` replaces the kafka-python client (unit tests pass an
     in-memory fake).
     """
@@ -91,6 +94,7 @@ class ConsumerGroup:
         client: dict | None,
         fetch_strategy: dict | None,
         committers_count: int,
+        commit_interval: int,
         instance_id: str | None,
         rebalance_timeout_ms: int | None,
         session_timeout_ms: int | None,
@@ -116,7 +120,11 @@ class ConsumerGroup:
         self._rebalance_timeout = settings.get("max_poll_interval_ms", CONSUMER_DEFAULTS["max_poll_interval_ms"]) / 1000
         self._log = GroupLog(logger, group_name)
         self._client = consumer_client if consumer_client is not None else ConsumerClient(settings, self.topics)
-        self._state = GroupState({name: t["max_buffer_records"] for name, t in self.topics.items()}, poll_batch(topics))
+        self._state = GroupState(
+            {name: t["max_buffer_records"] for name, t in self.topics.items()},
+            poll_batch(topics),
+            commit_interval / 1000,
+        )
         self._shutdown = Shutdown()
         self._committer = Committer(self._state, self._client, group_name, committers_count)
         self._rebalancer = Rebalancer(
@@ -137,6 +145,7 @@ class ConsumerGroup:
             policies={name: t["offset_reset_policy"] for name, t in self.topics.items()},
             drain_timeout_ms=drain_timeout,
             on_failure=self._fail,
+            wake_committer=self._committer.wake,
         )
         self._greenlets: list[gevent.Greenlet] = []
         self._report: Callable[[str], None] | None = None
@@ -160,6 +169,11 @@ class ConsumerGroup:
         self._report = report
         if self.failure is not None:
             report(self.failure)
+
+    def report_commits(self, observer: Callable[[float, list[tuple[str, int]]], None]) -> None:
+        """Call ``observer(seconds, [(topic, partition), ...])`` after each
+        successful offset commit (the pipeline passes its hooks' after_commit)."""
+        self._committer.on_commit = observer
 
     def start(self) -> None:
         """Spawn the poll greenlet (which connects) and the committers; returns at once."""

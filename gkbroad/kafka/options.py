@@ -310,6 +310,14 @@ class KafkaProducerOptions(Schema):
         **option("Fetch tuning; see below."),
     )
     committers_count = PositiveInt(load_default=1, **option("Greenlets that send offset commits."))
+    commit_interval = NonNegativeInt(
+        load_default=100,
+        **option(
+            "Least time (ms) between two commits of one partition; acknowledgements that arrive meanwhile "
+            "go into the next commit. 0 commits after every acknowledgement round. The final commits "
+            "of revoked partitions, and the commits while the pipeline stops, are not held back."
+        ),
+    )
     instance_id = NonEmptyString(
         load_default=None,
         allow_none=True,

@@ -72,6 +72,7 @@ class Poller:
         policies: dict[str, str],
         drain_timeout_ms: int,
         on_failure: Callable[[str], None],
+        wake_committer: Callable[[], None],
     ):
         self._state = state
         self._client = client
@@ -81,6 +82,7 @@ class Poller:
         self._policies = policies
         self._drain_timeout = drain_timeout_ms / 1000
         self._on_failure = on_failure
+        self._wake_committer = wake_committer
         self._new_records = Event()
         self.last_poll: float | None = None  # time.monotonic() of the last completed poll
         self._unreachable_since: float | None = None
@@ -261,6 +263,7 @@ class Poller:
         go on) until every delivered record was acknowledged and committed,
         for at most the drain timeout and part of the stop budget."""
         self._state.drop_buffers()
+        self._wake_committer()  # closing: what waits for its commit interval goes now
         budget = self._shutdown.remaining()
         limit = self._drain_timeout if budget is None else min(self._drain_timeout, budget * _DRAIN_SHARE)
         deadline = self._drain_deadline = time.monotonic() + limit

@@ -27,7 +27,7 @@ from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .offset_tracker import OffsetTracker
+from .offset_tracker import OffsetTracker, consecutive_runs
 
 __all__ = ["CommitRequest", "GroupState", "PartitionState", "Unsaved"]
 
@@ -48,6 +48,7 @@ class PartitionState:
         "committed",
         "committing",
         "dirty",
+        "commit_taken_at",
     )
 
     def __init__(self, tp: Any, epoch: int, limit: int):
@@ -65,6 +66,7 @@ class PartitionState:
         self.committed: int | None = None  # last processed offset Kafka confirmed
         self.committing = False  # a commit of this partition is in flight
         self.dirty = False  # acked moved past what was committed or is being committed
+        self.commit_taken_at = float("-inf")  # when take_commits last took this partition (monotonic s)
 
     def restart_offset(self) -> int | None:
         """First offset not processed yet in this epoch, None if none was seen."""
@@ -106,12 +108,16 @@ class GroupState:
 
     ``limits`` maps each topic to its ``max_buffer_records``; ``poll_batch``
     is the most records one poll may add to a partition (pausing keeps room
-    for it).
+    for it). ``commit_interval`` is the least time (seconds) between two
+    commits of one partition taken by take_commits: acks that arrive
+    meanwhile are coalesced into the next commit. Final commits (release,
+    stop) are never held back.
     """
 
-    def __init__(self, limits: Mapping[str, int], poll_batch: int):
+    def __init__(self, limits: Mapping[str, int], poll_batch: int, commit_interval: float = 0.0):
         self.limits = dict(limits)
         self.poll_batch = poll_batch
+        self.commit_interval = commit_interval
         self.partitions: dict[Any, PartitionState] = {}
         self.tracker = OffsetTracker()
         self._epochs: dict[Any, int] = {}  # last epoch per partition, kept across releases
@@ -241,19 +247,20 @@ class GroupState:
     def ack(self, acks: Iterable[tuple[str, int, int, int]]) -> bool:
         """Acknowledge ``(topic, partition, offset, epoch)`` tuples. Acks of
         another epoch or of partitions not held are ignored. True when some
-        partition's acknowledged offset advanced."""
+        partition's acknowledged offset advanced.
+
+        Acks usually come as long runs of consecutive offsets of one partition
+        (a processor's chunk, a batch), so they are booked a run at a time."""
         partitions = self.partitions
-        accepted = []
-        for topic, partition, offset, epoch in acks:
+        advanced = False
+        for topic, partition, epoch, first, last in consecutive_runs(acks):
             state = partitions.get((topic, partition))
             if state is not None and state.epoch == epoch:
-                accepted.append((state.tp, offset))
-        if not accepted:
-            return False
-        advanced = self.tracker.done(accepted)
-        for tp, offset in advanced.items():
-            self.mark_acked(tp, offset)
-        return bool(advanced)
+                offset = self.tracker.done(state.tp, first, last)
+                if offset is not None:
+                    self.mark_acked(state.tp, offset)
+                    advanced = True
+        return advanced
 
     def withdraw(self, acks: Iterable[tuple[str, int, int, int]]) -> None:
         """``(topic, partition, offset, epoch)`` of delivered records that will
@@ -278,24 +285,45 @@ class GroupState:
             state.dirty = state.dirty or not state.released
         return True
 
-    def take_commits(self) -> CommitRequest:
-        """Offsets to commit now: partitions held, not released, with acked
-        offsets beyond the committed one and no commit of theirs in flight
-        (two could land in the wrong order). They are marked as committing."""
+    def take_commits(self, now: float) -> CommitRequest:
+        """Offsets to commit at monotonic time ``now``: partitions held, not
+        released, with acked offsets beyond the committed one, no commit of
+        theirs in flight (two could land in the wrong order) and none taken
+        within ``commit_interval`` (unless the group is closing). They are
+        marked as committing."""
         offsets, epochs = {}, {}
         for tp, state in self.partitions.items():
-            if not state.dirty or state.committing or state.released:
+            if not self._commit_due(state, now):
                 continue
             state.dirty = False
             if state.uncommitted():
                 state.committing = True
+                state.commit_taken_at = now
                 offsets[tp], epochs[tp] = state.acked, state.epoch
         return CommitRequest(offsets, epochs)
 
+    def _commit_due(self, state: PartitionState, now: float) -> bool:
+        if not state.dirty or state.committing or state.released:
+            return False
+        return self.closing or now - state.commit_taken_at >= self.commit_interval
+
     def commits_wanted(self) -> bool:
         """True while take_commits would find something (or will, once a
-        commit in flight finished)."""
+        commit in flight finished or the commit interval passed)."""
         return any(state.dirty and not state.released for state in self.partitions.values())
+
+    def next_commit_in(self, now: float) -> float | None:
+        """Seconds from ``now`` until take_commits finds a partition due (0 if
+        one is due now); None when no partition waits for the interval (the
+        commits in flight wake the committer when they finish)."""
+        waiting = [
+            state.commit_taken_at + self.commit_interval - now
+            for state in self.partitions.values()
+            if state.dirty and not state.committing and not state.released
+        ]
+        if not waiting:
+            return None
+        return 0.0 if self.closing else max(min(waiting), 0.0)
 
     def take_final_commits(self, tps: Iterable[Any]) -> CommitRequest:
         """Offsets of released partitions that were acknowledged beyond the

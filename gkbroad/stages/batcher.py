@@ -53,16 +53,19 @@ class BatcherStage(Stage):
     def run(self) -> None:
         while True:
             try:
-                item = self.inbox.get(timeout=self._until_next_deadline())
+                items = [self.inbox.get(timeout=self._until_next_deadline())]
             except Empty:
-                item = None
-            if item is STOP:
-                for key in list(self.batches):
-                    self._emit(key, "flush")
-                for outbox in self.outboxes:  # one entry per batch processor, shared or not
-                    outbox.put(STOP)
-                return
-            if item is not None:
+                items = []
+            # Whatever else is queued joins now: the deadlines are checked once per
+            # round, not once per message (the inbox holds at most max_demand).
+            items += [self.inbox.get_nowait() for _ in range(self.inbox.qsize())]
+            for item in items:
+                if item is STOP:
+                    for key in list(self.batches):
+                        self._emit(key, "flush")
+                    for outbox in self.outboxes:  # one entry per batch processor, shared or not
+                        outbox.put(STOP)
+                    return
                 self._add(item)
             self._emit_expired()
 

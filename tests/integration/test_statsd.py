@@ -104,5 +104,6 @@ def test_statsd_counts_every_record_and_lag_gauges_end_at_zero(cluster):
     )
     assert listener.counters[f"{prefix}batches.handled"] >= RECORDS * 9 // 10 // 50
     assert listener.timers[f"{prefix}handle_message"] > 0 and listener.timers[f"{prefix}handle_batch"] > 0
+    assert listener.timers[f"{prefix}commit"] > 0  # the consumer group's commits, through after_commit
     assert {f"{prefix}in_flight", f"{prefix}partitions.assigned"} <= set(listener.gauges)
     assert all(name.startswith(prefix) for name in listener.names), sorted(listener.names)

@@ -253,6 +253,7 @@ def make_group(client: FakeConsumerClient, topics: list[str], cls: type = Consum
         "client",
         "fetch_strategy",
         "committers_count",
+        "commit_interval",
         "instance_id",
         "rebalance_timeout_ms",
         "session_timeout_ms",

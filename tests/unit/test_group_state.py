@@ -7,6 +7,7 @@ from gkbroad.kafka.state import CommitRequest, GroupState, Unsaved
 TP = namedtuple("TP", "topic partition")
 Rec = namedtuple("Rec", "offset")
 A, B = TP("t", 0), TP("t", 1)
+NOW = 1000.0  # monotonic seconds; commit_interval is 0 unless a test sets it
 
 
 def make(limit=100, batch=10):
@@ -58,7 +59,7 @@ def test_acks_advance_only_the_contiguous_prefix_and_mark_the_partition_dirty():
     assert not state.commits_wanted()
     assert state.ack([("t", 0, 0, epoch)])
     assert state.commits_wanted()
-    assert state.take_commits().offsets == {A: 2}
+    assert state.take_commits(NOW).offsets == {A: 2}
 
 
 def test_commits_are_coalesced_and_never_two_in_flight_for_one_partition():
@@ -67,13 +68,13 @@ def test_commits_are_coalesced_and_never_two_in_flight_for_one_partition():
     ea, eb = held(state, A, range(10)), held(state, B, range(10))
     state.ack([("t", 0, o, ea) for o in range(3)] + [("t", 1, 0, eb)])
     state.ack([("t", 0, o, ea) for o in range(3, 6)])
-    first = state.take_commits()
+    first = state.take_commits(NOW)
     assert first.offsets == {A: 5, B: 0}  # one commit, the latest offset of each
     state.ack([("t", 0, 6, ea)])
-    assert not state.take_commits()  # A's commit is in flight: wait for it
+    assert not state.take_commits(NOW)  # A's commit is in flight: wait for it
     state.commit_done(first, succeeded=True)
     assert (state.partitions[A].committed, state.partitions[B].committed) == (5, 0)
-    assert state.take_commits().offsets == {A: 6}
+    assert state.take_commits(NOW).offsets == {A: 6}
 
 
 def test_a_failed_commit_is_retried_in_the_same_epoch_only():
@@ -81,15 +82,15 @@ def test_a_failed_commit_is_retried_in_the_same_epoch_only():
     state.assign([A])
     epoch = held(state, A, range(3))
     state.ack([("t", 0, 0, epoch)])
-    failed = state.take_commits()
+    failed = state.take_commits(NOW)
     state.commit_done(failed, succeeded=False)
-    retry = state.take_commits()
+    retry = state.take_commits(NOW)
     assert retry.offsets == {A: 0}
     state.lose([A])
     state.assign([A])
     state.commit_done(retry, succeeded=True)  # an answer for the old epoch
     assert state.partitions[A].committed is None
-    assert not state.take_commits()
+    assert not state.take_commits(NOW)
 
 
 def test_lost_partitions_commit_nothing_and_report_their_unacknowledged_records():
@@ -98,7 +99,7 @@ def test_lost_partitions_commit_nothing_and_report_their_unacknowledged_records(
     epoch = held(state, A, range(4))
     state.ack([("t", 0, 0, epoch)])
     assert state.lose([A]) == [(A, 3)]
-    assert not state.take_commits()
+    assert not state.take_commits(NOW)
     assert not state.take_final_commits([A])
     assert state.unsaved == []  # the membership was lost: nothing to save
     assert state.pullable() == []
@@ -116,7 +117,7 @@ def test_release_while_acks_are_pending_waits_for_them_then_commits_once():
     assert not state.drained([A])
     state.ack([("t", 0, o, epoch) for o in range(4)])
     assert state.drained([A])
-    assert not state.take_commits()  # released: only the final commit sends it
+    assert not state.take_commits(NOW)  # released: only the final commit sends it
     final = state.take_final_commits([A])
     assert final.offsets == {A: 3}
     state.commit_done(final, succeeded=True)
@@ -131,7 +132,7 @@ def test_release_with_an_uncommitted_ack_remembers_what_will_be_read_again():
     fill(state, A, range(10, 20))
     epoch, _ = state.pull(A, 10)
     state.ack([("t", 0, o, epoch) for o in range(10, 13)])
-    request = state.take_commits()
+    request = state.take_commits(NOW)
     state.commit_done(request, succeeded=True)  # 10..12 committed
     state.ack([("t", 0, o, epoch) for o in range(13, 16)])
     state.begin_release([A])
@@ -160,7 +161,7 @@ def test_unsettled_until_every_delivered_record_is_acked_and_committed():
     assert state.unsettled()
     state.ack([("t", 0, 0, epoch), ("t", 0, 1, epoch)])
     assert state.unsettled()
-    state.commit_done(state.take_commits(), succeeded=True)
+    state.commit_done(state.take_commits(NOW), succeeded=True)
     assert not state.unsettled()
 
 
@@ -176,7 +177,7 @@ def test_withdrawn_records_settle_the_partition_without_being_committed_past():
     assert state.pending(A) == 1 and not state.drained([A])
     state.ack([("t", 0, 3, epoch)])
     assert state.drained([A])
-    assert state.take_commits().offsets == {A: 1}
+    assert state.take_commits(NOW).offsets == {A: 1}
     state.commit_done(CommitRequest({A: 1}, {A: epoch}), succeeded=True)
     assert not state.unsettled()
 

@@ -239,7 +239,8 @@ def test_offset_tracker_never_commits_past_an_unacknowledged_offset_whatever_the
         committed = None
         for offset in rng.sample(offsets, len(offsets)):
             unacked.discard(offset)
-            committed = tracker.done([("tp", offset)]).get("tp", committed)
+            advanced = tracker.done("tp", offset, offset)
+            committed = committed if advanced is None else advanced
             lowest = min(unacked, default=None)
             expected = max((o for o in offsets if lowest is None or o < lowest), default=None)
             assert committed == expected
