@@ -81,10 +81,12 @@ class ConsumerGroup:
     client: dict | None = None
 
     @classmethod
-    def from_options(cls, options: dict) -> ConsumerGroup:
+    def from_options(cls, options: dict, consumer_client: Any = None) -> ConsumerGroup:
         """Build the group from validated KafkaProducerOptions (see the class
-        docstring); options the group does not use are ignored."""
-        return cls(options["group_name"], options["topics"], **{key: options[key] for key in _GROUP_OPTIONS})
+        docstring); options the group does not use are ignored.
+        ``consumer_client`` replaces kafka-python (the unit tests' fake)."""
+        settings = {key: options[key] for key in _GROUP_OPTIONS}
+        return cls(options["group_name"], options["topics"], consumer_client=consumer_client, **settings)
 
     def __init__(
         self,

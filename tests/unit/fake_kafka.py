@@ -249,16 +249,4 @@ def make_group(client: FakeConsumerClient, topics: list[str], cls: type = Consum
         },
         "producer.module",
     )
-    names = (
-        "client",
-        "fetch_strategy",
-        "committers_count",
-        "commit_interval",
-        "instance_id",
-        "rebalance_timeout_ms",
-        "session_timeout_ms",
-        "heartbeat_interval_ms",
-        "drain_timeout",
-        "partition_assignment_strategy",
-    )
-    return cls(opts["group_name"], opts["topics"], consumer_client=client, **{name: opts[name] for name in names})
+    return cls.from_options(opts, consumer_client=client)
