@@ -28,8 +28,8 @@ import uuid  # noqa: E402
 
 import gevent  # noqa: E402
 
+from gkbroad.cli.lag import lag_rows, total_lag  # noqa: E402
 from gkbroad.kafka.client.admin import committed_offsets, log_offsets  # noqa: E402
-from gkbroad.lag import lag_rows, total_lag  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIG = "examples/orders.toml"
@@ -141,7 +141,7 @@ def main():
     args = parser.parse_args()
     if args.bootstrap_servers:
         return run(args.bootstrap_servers, args)
-    from gkbroad.broker import LocalBroker
+    from gkbroad.testing.broker import LocalBroker
 
     with LocalBroker() as broker:
         print(f"== started the bundled broker on {broker.bootstrap_servers}")

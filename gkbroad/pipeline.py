@@ -18,17 +18,18 @@ import gevent
 from gevent.event import AsyncResult, Event
 from gevent.monkey import get_original
 
-from .callbacks import Callbacks
+from .config.schemas import PipelineOptions
+from .config.validation import validate
+from .engine.callbacks import Callbacks
+from .engine.executor import StageExecutors
+from .engine.failure_policy import failure_policy
+from .engine.retry import retry_policy
+from .engine.topology import Topology
 from .errors import ConfigError, PipelineStateError
-from .executor import StageExecutors
-from .failure_policy import failure_policy
 from .message import BatchInfo, Message
-from .metrics import build_hooks
-from .options import PipelineOptions, validate
-from .retry import retry_policy
-from .status import snapshot
-from .topology import Topology
-from .watchdog import BlockingWatchdog
+from .observability import build_hooks
+from .observability.status import snapshot
+from .observability.watchdog import BlockingWatchdog
 
 __all__ = ["Pipeline"]
 
@@ -108,7 +109,7 @@ class Pipeline:
         return "stopping" if self._stop_begun.is_set() else "running"
 
     def status(self) -> dict:
-        """A snapshot of state, counters and partitions for status pages and metrics (gkbroad.status)."""
+        """A snapshot of state, counters and partitions for status pages and metrics (gkbroad.observability.status)."""
         return snapshot(self, self._topology)
 
     @property

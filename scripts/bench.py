@@ -34,7 +34,7 @@ from kafka import KafkaProducer  # noqa: E402
 from kafka.admin import KafkaAdminClient, NewTopic  # noqa: E402
 from report import describe, machine, summarize, table  # noqa: E402
 
-from gkbroad.broker import LocalBroker  # noqa: E402
+from gkbroad.testing.broker import LocalBroker  # noqa: E402
 
 PARTITIONS, KEYS, VALUE_BYTES = 8, 1000, 100
 IO_SLEEP = 0.002

@@ -5,7 +5,7 @@ import argparse
 import pathlib
 import sys
 
-from gkbroad.docgen import render_readme
+from gkbroad.config.docgen import render_readme
 
 README = pathlib.Path(__file__).resolve().parent.parent / "README.md"
 

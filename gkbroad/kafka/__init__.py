@@ -5,9 +5,8 @@ network selector when it is first imported, and gkbroad refuses to start a
 consumer group when the order was wrong.
 """
 
-from .consumer_group import ConsumerGroup
 from .dead_letter import DeadLetter, DeadLetterError
-from .offset_tracker import OffsetTracker
+from .group import ConsumerGroup, OffsetTracker
 from .producer import Producer
 
 __all__ = ["ConsumerGroup", "DeadLetter", "DeadLetterError", "OffsetTracker", "Producer"]

@@ -25,7 +25,7 @@ from typing import Any
 
 import gevent
 
-from ..backoff import backoff_delay
+from ..engine.backoff import backoff_delay
 from ..errors import NotAcknowledged
 from ..message import Message
 from .client import ProduceFailed, RecordProducer, producer_settings

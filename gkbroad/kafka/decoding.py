@@ -23,9 +23,9 @@ from typing import Any
 
 from marshmallow import Schema, ValidationError, fields
 
+from ..config.fields import import_or_error
 from ..errors import GkbroadError
 from ..message import Message
-from ..options import import_or_error
 
 __all__ = ["DecodeError", "Decoding", "DeserializerField", "SchemaClassField", "TopicDecoder"]
 

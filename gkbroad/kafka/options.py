@@ -9,8 +9,8 @@ from __future__ import annotations
 from marshmallow import RAISE, Schema, ValidationError, fields, pre_load, validates_schema
 from marshmallow import validate as mm_validate
 
-from ..options import NonEmptyString, NonNegativeInt, PositiveInt, import_or_error, one_of, option
-from ..redact import SecretSettings
+from ..config.fields import NonEmptyString, NonNegativeInt, PositiveInt, import_or_error, one_of, option
+from ..config.redact import SecretSettings
 from .client import ASSIGNORS, CONSUMER_DEFAULTS, PRODUCER_DEFAULTS
 from .decoding import DeserializerField, SchemaClassField
 from .routing import ORDERINGS
@@ -159,7 +159,7 @@ class ConsumerGroupClass(fields.Field):
     }
 
     def _deserialize(self, value, attr, data, **kwargs):
-        from .consumer_group import ConsumerGroup
+        from .group.consumer_group import ConsumerGroup
 
         if isinstance(value, str):
             value = import_or_error(value)

@@ -24,14 +24,14 @@ from typing import Any
 
 from gevent.event import Event
 
+from ..config.validation import validate
 from ..errors import ConfigError
 from ..message import Message
-from ..options import validate
 from ..producer import BaseProducer
-from .consumer_group import ConsumerGroup
 from .dead_letter import DeadLetter, DeadLetterError
 from .decoding import Decoding
 from .formats import build_messages
+from .group.consumer_group import ConsumerGroup
 from .options import KafkaProducerOptions
 from .routing import owns, route
 

@@ -3,8 +3,8 @@
 Routes (GET or HEAD):
 
 - ``/healthz``: ``200 ok`` while healthy; ``503`` and a one-line JSON
-  ``{"healthy": false, "reason": "..."}`` otherwise (rules in gkbroad.status).
-- ``/status.json``: the pipeline's snapshot (gkbroad.status.snapshot).
+  ``{"healthy": false, "reason": "..."}`` otherwise (rules in gkbroad.observability.status).
+- ``/status.json``: the pipeline's snapshot (gkbroad.observability.status.snapshot).
 - ``/``: the same as a small HTML page that refreshes itself.
 
 Each answer is computed from in-memory state, without I/O, so the pages stay
@@ -17,7 +17,7 @@ import json
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from ..status import unhealthy
+from ..observability.status import unhealthy
 from .page import render_page
 
 __all__ = ["StatusMiddleware", "status_app"]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from html import escape
 
-from ..metrics import total_lag
+from ..observability.counters import total_lag
 
 __all__ = ["render_page", "REFRESH_SECONDS"]
 
@@ -28,7 +28,7 @@ th:first-child, td:first-child { text-align: left; }
 
 
 def render_page(status: dict, problem: str | None) -> str:
-    """The HTML page for a snapshot (gkbroad.status.snapshot) and its health problem, if any."""
+    """The HTML page for a snapshot (gkbroad.observability.status.snapshot) and its health problem, if any."""
     counters = status["counters"]
     lag = total_lag(status)
     health = f'<span class="bad">unhealthy: {escape(problem)}</span>' if problem else '<span class="ok">healthy</span>'

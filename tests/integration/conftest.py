@@ -1,7 +1,7 @@
 """Fixtures of the integration tests: a real Kafka-compatible broker.
 
 The broker is the one in GKBROAD_TEST_BOOTSTRAP_SERVERS if set, else a Tansu
-started for the session on a free loopback port (gkbroad.broker.LocalBroker).
+started for the session on a free loopback port (gkbroad.testing.broker.LocalBroker).
 No broker means failed tests, never skipped ones: a suite that silently skips
 its Kafka tests proves nothing.
 
@@ -15,9 +15,9 @@ import os
 import pytest
 from kafka_helpers import Cluster
 
-from gkbroad.broker import BrokerError, LocalBroker
 from gkbroad.errors import ConfigError
-from gkbroad.kafka.gevent_check import check_gevent_patched
+from gkbroad.kafka.client.gevent_check import check_gevent_patched
+from gkbroad.testing.broker import BrokerError, LocalBroker
 
 try:
     check_gevent_patched()

@@ -6,7 +6,7 @@ import socket
 import subprocess
 import sys
 
-from gkbroad.broker import LocalBroker
+from gkbroad.testing.broker import LocalBroker
 
 
 def run_broker_command(port: int) -> subprocess.CompletedProcess:

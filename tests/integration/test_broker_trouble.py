@@ -14,7 +14,7 @@ from kafka_helpers import Cluster, create_topic
 from support import free_port, wait_until
 from test_consumer_group import SESSION, Consumer, build_group
 
-from gkbroad.broker import LocalBroker
+from gkbroad.testing.broker import LocalBroker
 
 CLIENT = {"bootstrap_timeout_ms": 1000, "request_timeout_ms": 5000, "reconnect_backoff_max_ms": 1000}
 

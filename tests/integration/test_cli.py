@@ -137,7 +137,7 @@ def test_run_exits_1_when_the_pipeline_does_not_stop_cleanly(cluster, tmp_path):
         if process.poll() is None:
             process.kill()
     assert process.returncode == 1, output
-    assert "ERROR gkbroad.cli: pipeline cli-test" in output
+    assert "ERROR gkbroad.cli.commands: pipeline cli-test" in output
     assert not out.exists() or len(handled(out).get(0, [])) < 20
 
 

@@ -16,11 +16,11 @@ from kafka.structs import TopicPartition
 from kafka_helpers import Cluster, create_topic
 from support import free_port, wait_until
 
-from gkbroad.broker import LocalBroker
+from gkbroad.config.validation import validate
 from gkbroad.kafka.client.fetcher_fix import release_exhausted_batch
-from gkbroad.kafka.consumer_group import ConsumerGroup
+from gkbroad.kafka.group.consumer_group import ConsumerGroup
 from gkbroad.kafka.options import KafkaProducerOptions
-from gkbroad.options import validate
+from gkbroad.testing.broker import LocalBroker
 
 SESSION = {"session_timeout_ms": 6000, "heartbeat_interval_ms": 1000}
 
@@ -355,10 +355,10 @@ def test_kafka_python_pause_resume_bug_is_still_there_and_the_fix_unsticks_it(cl
 @pytest.mark.parametrize(
     "program, expected",
     [
-        ("from gkbroad.kafka.consumer_group import ConsumerGroup", "has not been applied"),
+        ("from gkbroad.kafka.group.consumer_group import ConsumerGroup", "has not been applied"),
         (
             "import kafka\nfrom gevent import monkey\nmonkey.patch_all()\n"
-            "from gkbroad.kafka.consumer_group import ConsumerGroup",
+            "from gkbroad.kafka.group.consumer_group import ConsumerGroup",
             "kafka was imported before",
         ),
     ],
@@ -366,7 +366,7 @@ def test_kafka_python_pause_resume_bug_is_still_there_and_the_fix_unsticks_it(cl
 def test_missing_or_late_monkey_patching_is_refused_with_the_fix(program, expected):
     program += (
         "\nfrom gkbroad.kafka.options import KafkaProducerOptions\n"
-        "from gkbroad.options import validate\n"
+        "from gkbroad.config.validation import validate\n"
         "options = validate(KafkaProducerOptions, {'group_name': 'g', 'topics': [{'name': 't'}],\n"
         "                                          'client': {'bootstrap_servers': 'x:1'}})\n"
         "try:\n"

@@ -11,8 +11,8 @@ from kafka.structs import TopicPartition
 from support import free_port, wait_until
 
 import gkbroad
-from gkbroad.broker import LocalBroker
 from gkbroad.kafka import DeadLetter, DeadLetterError, Producer
+from gkbroad.testing.broker import LocalBroker
 
 SESSION_TIMEOUT_MS = 6000
 

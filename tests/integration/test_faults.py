@@ -32,7 +32,7 @@ from pipeline_support import kafka_pipeline
 from support import wait_until
 
 import gkbroad
-from gkbroad.broker import LocalBroker
+from gkbroad.testing.broker import LocalBroker
 
 PARTITIONS = 8
 

@@ -9,7 +9,7 @@ import logging
 from pipeline_support import Recording, kafka_pipeline
 from support import wait_until
 
-from gkbroad.redact import REDACTED
+from gkbroad.config.redact import REDACTED
 
 SECRET = "hunter2-Sup3rS3cret"
 RECORDS = 50

@@ -13,7 +13,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 EXAMPLES = os.path.join(ROOT, "examples")
 sys.path.insert(0, EXAMPLES)
 
-from gkbroad.samples import sample_orders  # noqa: E402
+from gkbroad.cli.samples import sample_orders  # noqa: E402
 
 
 def order_values(count: int) -> list[bytes]:

@@ -17,10 +17,10 @@ from typing import Any, NamedTuple
 import gevent
 from gevent.event import Event
 
+from gkbroad.config.validation import validate
 from gkbroad.kafka.client import ConfigurationRefused, TopicPartition
-from gkbroad.kafka.consumer_group import ConsumerGroup
+from gkbroad.kafka.group.consumer_group import ConsumerGroup
 from gkbroad.kafka.options import KafkaProducerOptions
-from gkbroad.options import validate
 
 __all__ = ["FakeConsumerClient", "FakeFuture", "Record", "make_group"]
 

@@ -6,7 +6,7 @@ from engine_support import CountingAcknowledger, Recording, Source
 from support import wait_until
 
 from gkbroad import Acknowledger, Message
-from gkbroad.acknowledger import ack_messages
+from gkbroad.engine.acknowledger import ack_messages
 
 
 def message(handler, ref, data):

@@ -8,7 +8,7 @@ import textwrap
 
 import pytest
 
-from gkbroad.cli import build_parser, host_port, main
+from gkbroad.cli.commands import build_parser, host_port, main
 
 COMMANDS = ["run", "check", "lag", "produce", "broker"]
 
@@ -51,20 +51,20 @@ def test_the_parser_knows_every_command():
 
 
 def test_importing_the_console_script_imports_neither_kafka_nor_ssl_and_patching_is_clean():
-    """The console script imports gkbroad.cli before main() patches: nothing in that import may
+    """The console script imports gkbroad.cli.commands before main() patches: nothing in that import may
     load kafka (it would keep the blocking selector) or ssl (gevent warns), and the patch must
     leave kafka-python usable under gevent."""
     code = textwrap.dedent(
         """\
         import sys, warnings
-        import gkbroad.cli
+        import gkbroad.cli.commands
         early = sorted(m for m in sys.modules if m.split(".")[0] in ("kafka", "ssl"))
         assert not early, early
         from gevent.monkey import MonkeyPatchWarning
         warnings.simplefilter("error", MonkeyPatchWarning)
-        gkbroad.cli._patch_gevent()
+        gkbroad.cli.commands._patch_gevent()
         import gkbroad.kafka
-        from gkbroad.kafka.gevent_check import check_gevent_patched
+        from gkbroad.kafka.client.gevent_check import check_gevent_patched
         check_gevent_patched()
         print("clean")
         """

@@ -1,6 +1,7 @@
 """Rules of the code base that a linter cannot check, read from gkbroad's source (ast).
 
-- Only gkbroad.kafka.client.* imports kafka-python (CONTRACTS.md §1).
+- Only gkbroad.kafka.client.* imports kafka-python.
+- Each room keeps to its layer (FORBIDDEN below), and the package root holds the public API only.
 - Inside gkbroad/, gkbroad's own modules are imported relatively.
 - No import cycle between gkbroad's modules.
 """
@@ -151,3 +152,65 @@ def test_no_import_cycle_between_gkbroad_modules():
 
 def test_the_cycle_check_finds_a_cycle():
     assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+
+
+# -- layering ------------------------------------------------------------------
+# Which rooms each room may not reach, by absolute module prefix. The engine is the
+# core: it must run with any producer, so it knows nothing of Kafka, configuration
+# files, the command line or WSGI; the consumer group is below the stages (they
+# call it, never the other way); observability and wsgi are imported by a gunicorn
+# master before its workers patch gevent, so they never reach kafka.
+FORBIDDEN = {
+    "gkbroad.engine": ("gkbroad.kafka", "gkbroad.config.toml", "gkbroad.cli", "gkbroad.wsgi", "gkbroad.testing"),
+    "gkbroad.kafka.group": ("gkbroad.engine.stages", "gkbroad.engine.topology", "gkbroad.cli", "gkbroad.wsgi"),
+    "gkbroad.observability": ("gkbroad.kafka", "gkbroad.cli", "gkbroad.wsgi"),
+    "gkbroad.wsgi": ("gkbroad.kafka", "gkbroad.cli"),
+    "gkbroad.config": ("gkbroad.cli", "gkbroad.wsgi"),
+}
+
+# What may sit at the root of the package: the public API only.
+ROOT_MODULES = {"__init__", "__main__", "errors", "message", "pipeline", "producer"}
+
+
+def _within(name: str, prefix: str) -> bool:
+    return name == prefix or name.startswith(prefix + ".")
+
+
+def _layer_violations(graph: dict[str, set[str]]) -> list[str]:
+    return sorted(
+        f"{name} imports {target} (forbidden for {room})"
+        for room, banned in FORBIDDEN.items()
+        for name, targets in graph.items()
+        if _within(name, room)
+        for target in targets
+        if any(_within(target, prefix) for prefix in banned)
+    )
+
+
+def test_each_room_keeps_to_its_layer():
+    # Lazy imports inside functions count too: ast.walk sees them.
+    assert _layer_violations(_graph()) == []
+
+
+def test_the_layer_check_finds_a_violation():
+    graph = {"gkbroad.engine.topology": {"gkbroad.kafka.group.state"}, "gkbroad.kafka.group.state": set()}
+    assert _layer_violations(graph) == [
+        "gkbroad.engine.topology imports gkbroad.kafka.group.state (forbidden for gkbroad.engine)"
+    ]
+
+
+def test_the_package_root_holds_only_the_public_modules():
+    root = {path.stem for path in PACKAGE_DIR.glob("*.py")}
+    assert root <= ROOT_MODULES, f"modules at the root of gkbroad/ beyond the public API: {sorted(root - ROOT_MODULES)}"
+
+
+def test_no_module_reaches_kafka_python_through_sys_modules():
+    """Reading kafka-python's modules out of sys.modules is importing it by another name."""
+    offenders = []
+    for name, path in MODULES.items():
+        if _within(name, "gkbroad.kafka.client"):
+            continue
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str) and node.value.startswith("kafka."):
+                offenders.append(f"{name}:{node.lineno} names {node.value!r}")
+    assert offenders == []

@@ -13,11 +13,11 @@ import statsd
 from fake_kafka import FakeConsumerClient, make_group
 from support import wait_until
 
-from gkbroad.hooks import Hooks
 from gkbroad.kafka.client import TopicPartition
-from gkbroad.kafka.offset_tracker import consecutive_runs
-from gkbroad.kafka.state import GroupState
-from gkbroad.metrics import StatsdSink
+from gkbroad.kafka.group.offset_tracker import consecutive_runs
+from gkbroad.kafka.group.state import GroupState
+from gkbroad.observability import StatsdSink
+from gkbroad.observability.hooks import Hooks
 
 TP = namedtuple("TP", "topic partition")
 Rec = namedtuple("Rec", "offset")

@@ -1,4 +1,4 @@
-"""gkbroad.config: TOML files -> pipeline options, and every problem of a bad one."""
+"""gkbroad.config.toml: TOML files -> pipeline options, and every problem of a bad one."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import textwrap
 import pytest
 
 import gkbroad
-from gkbroad.config import ConfigProblems, build_pipeline, load_pipeline, pipeline_class, read_config
+from gkbroad.config.toml import ConfigProblems, build_pipeline, load_pipeline, pipeline_class, read_config
 from gkbroad.testing import DummyProducer
 
 

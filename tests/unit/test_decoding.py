@@ -11,11 +11,11 @@ from kafka.consumer.fetcher import ConsumerRecord
 from marshmallow import Schema, fields
 
 from gkbroad import ConfigError
+from gkbroad.config.validation import validate
 from gkbroad.kafka import Producer
 from gkbroad.kafka.decoding import DecodeError, Decoding, TopicDecoder
 from gkbroad.kafka.formats import build_messages
 from gkbroad.kafka.options import KafkaProducerOptions, TopicOptions
-from gkbroad.options import validate
 
 
 class Order(Schema):

@@ -2,8 +2,8 @@
 
 import pathlib
 
-from gkbroad.docgen import render_readme, schema_table
-from gkbroad.options import BatcherOptions
+from gkbroad.config.docgen import render_readme, schema_table
+from gkbroad.config.schemas import BatcherOptions
 
 README = pathlib.Path(__file__).resolve().parents[2] / "README.md"
 
@@ -36,8 +36,8 @@ def test_unset_kafka_options_show_the_installed_kafka_python_default():
 
 def test_each_kafka_setting_named_in_the_tables_is_the_one_the_option_sets():
     """The `kafka_setting` metadata the table reads its default from must be where the value goes."""
+    from gkbroad.kafka.group.settings import kafka_settings
     from gkbroad.kafka.options import FetchStrategyOptions, KafkaProducerOptions, TopicOptions
-    from gkbroad.kafka.settings import kafka_settings
 
     topic = {"name": "t", "max_buffer_records": 1000, "isolation_level": "read_uncommitted", "fetch_max_bytes": None}
     base = dict(

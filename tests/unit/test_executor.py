@@ -6,7 +6,7 @@ import gevent
 import pytest
 from gevent import monkey
 
-from gkbroad.executor import GreenletExecutor, ThreadExecutor, build_executor
+from gkbroad.engine.executor import GreenletExecutor, ThreadExecutor, build_executor
 
 blocking_sleep = monkey.get_original("time", "sleep")
 

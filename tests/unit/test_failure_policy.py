@@ -9,7 +9,7 @@ import pytest
 from engine_support import Recording, Source, SourceProducer
 from support import wait_until
 
-from gkbroad.failure_policy import FailurePolicy
+from gkbroad.engine.failure_policy import FailurePolicy
 
 
 def msgs(*names):
@@ -148,7 +148,7 @@ def test_identical_failures_are_logged_once_with_their_traceback_then_counted(ca
 
 
 def test_a_repeated_failure_is_counted_and_the_count_logged_once_per_interval(caplog):
-    from gkbroad.repeated_log import RepeatedLog
+    from gkbroad.engine.repeated_log import RepeatedLog
 
     now = [0.0]
     log = RepeatedLog("p", logging.getLogger("test.repeated"), interval=30.0, clock=lambda: now[0])

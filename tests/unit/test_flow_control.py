@@ -8,7 +8,7 @@ from engine_support import Recording, Source
 from gevent.event import Event
 from support import wait_until
 
-from gkbroad.flow import Credits, RateLimiter
+from gkbroad.engine.flow import Credits, RateLimiter
 
 
 class Slow(Recording):

@@ -10,9 +10,9 @@ import pytest
 from fake_kafka import FakeConsumerClient, make_group
 from support import wait_until
 
-from gkbroad.kafka import poller
 from gkbroad.kafka.client import PositionsLost, TopicPartition
-from gkbroad.kafka.consumer_group import ConsumerGroup
+from gkbroad.kafka.group import poller
+from gkbroad.kafka.group.consumer_group import ConsumerGroup
 from gkbroad.kafka.producer import Producer
 
 T0, T1 = TopicPartition("t", 0), TopicPartition("t", 1)

@@ -2,7 +2,7 @@
 
 from collections import namedtuple
 
-from gkbroad.kafka.state import CommitRequest, GroupState, Unsaved
+from gkbroad.kafka.group.state import CommitRequest, GroupState, Unsaved
 
 TP = namedtuple("TP", "topic partition")
 Rec = namedtuple("Rec", "offset")

@@ -1,5 +1,5 @@
 """Stage hooks: what the dispatcher reports, that a failing hook never breaks the pipeline,
-and the hooks of gkbroad.metrics (Counters, LogSummary, StatsdSink with a real UDP socket)."""
+and the hooks of gkbroad.observability (Counters, LogSummary, StatsdSink with a real UDP socket)."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ from support import wait_until
 
 import gkbroad
 from gkbroad import ConfigError, testing
-from gkbroad.hooks import Hooks
-from gkbroad.metrics import Counters, LogSummary
+from gkbroad.observability import Counters, LogSummary
+from gkbroad.observability.hooks import Hooks
 
 
 class Passing(gkbroad.Pipeline):
@@ -105,7 +105,7 @@ def test_a_failing_hook_is_logged_once_and_the_pipeline_goes_on(caplog):
             assert len(testing.wait_for_ack(pipeline, ref)[0]) == 1
     finally:
         pipeline.stop()
-    errors = [r for r in caplog.records if r.name == "gkbroad.hooks" and r.levelno == logging.ERROR]
+    errors = [r for r in caplog.records if r.name == "gkbroad.observability.hooks" and r.levelno == logging.ERROR]
     assert len(errors) == 1 and "statsd is down" in errors[0].exc_text
     assert counters.handled == 5, "hooks after the failing one still run"
 
@@ -137,7 +137,7 @@ def test_the_rate_covers_the_last_minute_only():
 
 
 def test_log_summary_logs_a_line_while_running(caplog):
-    caplog.set_level(logging.INFO, logger="gkbroad.metrics")
+    caplog.set_level(logging.INFO, logger="gkbroad.observability.log_summary")
     pipeline = built()
     pipeline.hooks.add(LogSummary(interval=0.1))
     pipeline.start()

@@ -10,10 +10,10 @@ import pytest
 from engine_support import Recording
 
 from gkbroad import ConfigError
+from gkbroad.config.validation import validate
 from gkbroad.kafka import ConsumerGroup, Producer
+from gkbroad.kafka.group.settings import kafka_settings
 from gkbroad.kafka.options import KafkaProducerOptions
-from gkbroad.kafka.settings import kafka_settings
-from gkbroad.options import validate
 
 GOOD = {"group_name": "g", "client": {"bootstrap_servers": "x:1"}, "topics": [{"name": "t"}]}
 

@@ -1,4 +1,4 @@
-"""gkbroad.lag (lag per partition from offsets) and gkbroad.samples (records for `gkbroad produce`)."""
+"""gkbroad.cli.lag (lag per partition from offsets) and gkbroad.cli.samples (records for `gkbroad produce`)."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ import json
 
 import pytest
 
+from gkbroad.cli.lag import PartitionLag, lag_rows, render_json, render_table, total_lag
+from gkbroad.cli.samples import file_records, sample_orders
 from gkbroad.errors import ConfigError
-from gkbroad.lag import PartitionLag, lag_rows, render_json, render_table, total_lag
-from gkbroad.samples import file_records, sample_orders
 
 
 def test_lag_is_end_minus_committed_and_the_whole_log_when_nothing_was_committed():

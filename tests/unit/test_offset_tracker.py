@@ -3,7 +3,7 @@
 import random
 import time
 
-from gkbroad.kafka.offset_tracker import OffsetTracker
+from gkbroad.kafka.group.offset_tracker import OffsetTracker
 
 TP = ("orders", 0)
 OTHER = ("orders", 1)

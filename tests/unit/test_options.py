@@ -6,9 +6,10 @@ import copy
 import pytest
 from engine_support import Recording, SourceProducer
 
-import gkbroad
+import gkbroad.config.schemas
 from gkbroad import ConfigError, testing
-from gkbroad.options import BatcherOptions, validate
+from gkbroad.config.schemas import BatcherOptions
+from gkbroad.config.validation import validate
 
 VALID = {
     "name": "opts",
@@ -106,7 +107,7 @@ def test_a_bad_failure_policy_says_what_was_expected(value, expected):
 
 @pytest.mark.parametrize("value", ["ack", {"max_consecutive": 5}, {"max_rate": 0.5, "window": 100}])
 def test_the_failure_policies_are_accepted(value):
-    assert validate(gkbroad.options.PipelineOptions, with_option("on_failure", value))["on_failure"] == value
+    assert validate(gkbroad.config.schemas.PipelineOptions, with_option("on_failure", value))["on_failure"] == value
 
 
 def error_for(options, cls=Recording):

@@ -5,7 +5,7 @@ import logging
 from engine_support import Recording, Source, SourceProducer
 from support import wait_until
 
-from gkbroad.stages import producer_stage
+from gkbroad.engine.stages import producer_stage
 
 
 class Service:

@@ -8,8 +8,8 @@ from engine_support import CountingAcknowledger, Recording, Source
 from support import wait_until
 
 from gkbroad import ConfigError, testing
-from gkbroad.backoff import backoff_delay
-from gkbroad.retry import RetryPolicy
+from gkbroad.engine.backoff import backoff_delay
+from gkbroad.engine.retry import RetryPolicy
 
 FAST = {"max_attempts": 3, "backoff": 1, "max_backoff": 5}
 

@@ -13,7 +13,7 @@ from support import wait_until
 
 from gkbroad import testing
 from gkbroad.kafka.formats import build_messages
-from gkbroad.kafka.offset_tracker import OffsetTracker
+from gkbroad.kafka.group.offset_tracker import OffsetTracker
 from gkbroad.kafka.routing import route
 
 KEYS = 30

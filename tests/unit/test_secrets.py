@@ -8,10 +8,10 @@ import pytest
 from engine_support import Recording
 
 from gkbroad import ConfigError, testing
+from gkbroad.config.redact import REDACTED, SecretSettings, is_secret, redact, redacted_repr
+from gkbroad.config.validation import validate
 from gkbroad.kafka import ConsumerGroup, Producer
 from gkbroad.kafka.options import KafkaProducerOptions
-from gkbroad.options import validate
-from gkbroad.redact import REDACTED, SecretSettings, is_secret, redact, redacted_repr
 
 SECRET = "hunter2-Sup3rS3cret"
 

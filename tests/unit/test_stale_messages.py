@@ -8,7 +8,7 @@ from gevent.event import Event
 from support import wait_until
 
 from gkbroad import Acknowledger, BaseProducer, Message
-from gkbroad.callbacks import REVOKED
+from gkbroad.engine.callbacks import REVOKED
 
 
 class RevocableAcknowledger(CountingAcknowledger):

@@ -10,7 +10,7 @@ from support import wait_until
 
 import gkbroad
 from gkbroad import testing
-from gkbroad.watchdog import BlockingWatchdog
+from gkbroad.observability.watchdog import BlockingWatchdog
 
 # The unpatched sleep stands in for a C driver that blocks the whole process.
 blocking_sleep = monkey.get_original("time", "sleep")
@@ -33,7 +33,7 @@ def test_a_blocking_handler_is_named_once_per_minute(caplog):
     watchdog = BlockingWatchdog("orders", 100, on_blocked=lambda stage, handler: seen.append((stage, handler)))
     watchdog.start()
     try:
-        with caplog.at_level(logging.WARNING, logger="gkbroad.watchdog"):
+        with caplog.at_level(logging.WARNING, logger="gkbroad.observability.watchdog"):
             for count in (1, 2):
                 gevent.sleep(0.1)  # the event loop turns between the two blocks
                 _run_named("orders.processor.3", Orders().handle_message, 0.6)
@@ -45,7 +45,7 @@ def test_a_blocking_handler_is_named_once_per_minute(caplog):
     assert stage == "orders.processor.3"
     assert handler.startswith("Orders.handle_message (")
     assert "test_watchdog.py" in handler
-    warnings = [r for r in caplog.records if r.name == "gkbroad.watchdog"]
+    warnings = [r for r in caplog.records if r.name == "gkbroad.observability.watchdog"]
     assert len(warnings) == 1  # the second block of the same handler within a minute is only counted
     assert "orders.processor.3" in warnings[0].getMessage()
     assert "blocking_sleep(seconds)" in warnings[0].getMessage()  # the stack shows the blocking line
@@ -87,7 +87,7 @@ def test_a_pipeline_warns_once_naming_stage_and_handler_and_counts_the_block(run
     listener.bind(("127.0.0.1", 0))
     listener.settimeout(0.3)
     statsd = {"host": "127.0.0.1", "port": listener.getsockname()[1], "prefix": "app"}
-    with caplog.at_level(logging.WARNING, logger="gkbroad.watchdog"):
+    with caplog.at_level(logging.WARNING, logger="gkbroad.observability.watchdog"):
         pipeline = run_testing(BlocksTheHub, name="wd", metrics={"statsd": statsd})  # blocking_warning_ms: 500
         testing.wait_for_ack(pipeline, testing.test_message(pipeline, "x"))
         wait_until(lambda: pipeline.status()["counters"]["hub_blocked"] >= 1, what="the block to be counted")
@@ -98,7 +98,7 @@ def test_a_pipeline_warns_once_naming_stage_and_handler_and_counts_the_block(run
     finally:
         listener.close()
 
-    warnings = [r.getMessage() for r in caplog.records if r.name == "gkbroad.watchdog"]
+    warnings = [r.getMessage() for r in caplog.records if r.name == "gkbroad.observability.watchdog"]
     assert len(warnings) == 1, warnings
     assert warnings[0].startswith("[wd] wd.processor.")
     assert "BlocksTheHub.handle_message (" in warnings[0] and "test_watchdog.py" in warnings[0]
@@ -114,9 +114,9 @@ def test_a_pipeline_warns_once_naming_stage_and_handler_and_counts_the_block(run
     ids=["thread executor", "watchdog off"],
 )
 def test_no_warning_when_the_hub_is_not_blocked_or_the_watchdog_is_off(run_testing, caplog, options):
-    with caplog.at_level(logging.WARNING, logger="gkbroad.watchdog"):
+    with caplog.at_level(logging.WARNING, logger="gkbroad.observability.watchdog"):
         pipeline = run_testing(BlocksTheHub, name="wd", **options)
         testing.wait_for_ack(pipeline, testing.test_message(pipeline, "x"))
         gevent.sleep(0.3)
-    assert [r for r in caplog.records if r.name == "gkbroad.watchdog"] == []
+    assert [r for r in caplog.records if r.name == "gkbroad.observability.watchdog"] == []
     assert pipeline.status()["counters"]["hub_blocked"] == 0

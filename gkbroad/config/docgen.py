@@ -1,0 +1,118 @@
+"""Markdown option tables generated from the marshmallow schemas.
+
+The README keeps each table between ``<!-- options:NAME -->`` and
+``<!-- /options:NAME -->`` markers; `render_readme` rewrites what is between
+them, `scripts/gen_docs.py` writes the file, and a unit test fails when the
+README and the schemas disagree. An option left unset so that kafka-python's own
+default applies (its field names the setting in ``metadata["kafka_setting"]``)
+shows that default as read from the installed kafka-python.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Any
+
+from marshmallow import Schema, fields, missing
+from marshmallow.validate import OneOf
+
+from . import fields as engine_fields
+from . import schemas as engine
+
+__all__ = ["TABLES", "render_readme", "schema_table"]
+
+_TYPE_NAMES: list[tuple[type, str]] = [
+    (engine_fields.NonNegativeInt, "int >= 0"),
+    (engine_fields.PositiveInt, "int >= 1"),
+    (engine_fields.NamedStages, "mapping of name -> options"),
+    (engine_fields.Callable, "callable or dotted path"),
+    (fields.Nested, "mapping"),
+    (fields.List, "list"),
+    (fields.String, "str"),
+    (fields.Raw, "any"),
+]
+
+
+def _type_name(field: fields.Field) -> str:
+    for validator in getattr(field, "validators", ()):
+        if isinstance(validator, OneOf):
+            return " \\| ".join(f'`"{choice}"`' for choice in validator.choices)
+    custom = getattr(field, "doc_type", None)
+    if custom:
+        return custom
+    for cls, name in _TYPE_NAMES:
+        if isinstance(field, cls):
+            return name
+    return "any"
+
+
+def _kafka_default(setting: str) -> str:
+    """The installed kafka-python's default for `setting` (read, not remembered: it changes between versions)."""
+    from ..kafka.client import CONSUMER_DEFAULTS
+
+    return f"kafka-python's: `{CONSUMER_DEFAULTS[setting]!r}`"
+
+
+def _default(field: fields.Field) -> str:
+    if field.required:
+        return "required"
+    value = field.load_default
+    if value is missing or value is None:
+        setting = field.metadata.get("kafka_setting")
+        return _kafka_default(setting) if setting else "-"
+    if callable(value):
+        value = value()
+    return f"`{value!r}`"
+
+
+def schema_table(schema: type[Schema]) -> str:
+    rows = ["| option | type | default | description |", "| --- | --- | --- | --- |"]
+    instance = schema()
+    for name, field in instance.fields.items():
+        description = field.metadata.get("description", "")
+        rows.append(f"| `{name}` | {_type_name(field)} | {_default(field)} | {description} |")
+    return "\n".join(rows)
+
+
+def _kafka_tables() -> dict[str, type[Schema]]:
+    from ..kafka import options as kafka
+
+    return {
+        "kafka-producer": kafka.KafkaProducerOptions,
+        "kafka-topic": kafka.TopicOptions,
+        "kafka-fetch-strategy": kafka.FetchStrategyOptions,
+        "kafka-dead-letter": kafka.DeadLetterOptions,
+    }
+
+
+def _engine_tables() -> dict[str, type[Schema]]:
+    return {
+        "pipeline": engine.PipelineOptions,
+        "producer-stage": engine.ProducerStageOptions,
+        "rate-limiting": engine.RateLimitingOptions,
+        "processor": engine.ProcessorOptions,
+        "processor-retry": engine.RetryOptions,
+        "batcher": engine.BatcherOptions,
+        "statsd": engine.StatsdOptions,
+    }
+
+
+TABLES: list[Callable[[], dict[str, type[Schema]]]] = [_engine_tables, _kafka_tables]
+
+_BLOCK = re.compile(r"(<!-- options:(?P<name>[\w-]+) -->\n)(?:.*?\n)?(<!-- /options:(?P=name) -->)", re.S)
+
+
+def render_readme(text: str) -> str:
+    """`text` with every option block replaced by the table generated from its schema."""
+    schemas: dict[str, Any] = {}
+    for group in TABLES:
+        schemas.update(group())
+
+    def replace(match: re.Match) -> str:
+        name = match.group("name")
+        if name not in schemas:
+            raise KeyError(f"README names an unknown option table {name!r}; known: {', '.join(sorted(schemas))}")
+        return match.group(1) + schema_table(schemas[name]) + "\n" + match.group(3)
+
+    return _BLOCK.sub(replace, text)

@@ -1,0 +1,244 @@
+"""Calls into user code, so that nothing a handler does can kill a stage.
+
+Each method calls one Pipeline callback, checks what came back, and turns an
+exception or a wrong return value into failed messages with a reason that says
+what was expected and what arrived. It is the only place that calls user
+callbacks and the only place that acknowledges messages, so those rules, the
+stale-message check, the `on_failure` policy and the processor's retry loop
+(around the single handle_message call) live here once. Each call goes
+through the executor of the stage it is made for (gkbroad.engine.executor): on the
+stage's greenlet, or in a native thread while that greenlet waits; the rules
+above are the same either way.
+
+"Any exception" means every `BaseException` user code or gevent can raise
+inside a greenlet (a `gevent.Timeout` included), except the ones that mean
+"stop this process": `KeyboardInterrupt`, `SystemExit`, and `GreenletExit`
+(a greenlet being killed). Those propagate and end the stage that called the
+handler: the pipeline then stops as failed, unless it was the pipeline's own
+stop that killed the stage.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from gevent.event import Event
+
+from ..errors import STOP_PROCESS, NotAcknowledged
+from ..message import BatchInfo, Message
+from .acknowledger import ack_messages, withdraw_messages
+from .executor import Executor, GreenletExecutor, StageExecutors
+from .failure_policy import FailurePolicy
+from .repeated_log import RepeatedLog
+from .retry import Abandoned, RetryPolicy
+
+__all__ = ["Callbacks", "REVOKED"]
+
+logger = logging.getLogger(__name__)
+
+REVOKED = "revoked: the partition is no longer assigned to this member"
+
+ON_CALLER = GreenletExecutor()
+"""For calls made outside a processor or batcher (handle_failed of the failures released at stop)."""
+
+
+class _TryAgain(Exception):
+    """handle_message raised an exception the retry policy gives another attempt."""
+
+
+class Callbacks:
+    def __init__(
+        self,
+        pipeline: Any,
+        context: Any,
+        *,
+        has_prepare: bool,
+        policy: FailurePolicy | None,
+        on_trip: Callable[[str], None],
+        executors: StageExecutors,
+        retry: RetryPolicy | None = None,
+        stopping: Event | None = None,
+    ):
+        self.pipeline = pipeline
+        self.context = context
+        self.has_prepare = has_prepare
+        self.policy = policy
+        self.on_trip = on_trip
+        self.executors = executors
+        self.retry = retry
+        self.stopping = stopping if stopping is not None else Event()  # set once the pipeline begins to stop
+        self.log = RepeatedLog(pipeline.name, logger)
+        self.halted = False  # the failure policy tripped: nothing is handled or acknowledged any more
+        self.hooks = pipeline.hooks
+
+    def prepare_messages(self, processor: str, messages: list[Message]) -> list[Message]:
+        """Run prepare_messages on a processor's chunk; on error every message of it fails."""
+        if not self.has_prepare:
+            return messages
+        executor = self.executors.processor(processor)
+        return self._on_list("prepare_messages", executor, messages, messages, self.context)
+
+    def handle_message(self, processor: str, message: Message) -> Message | None:
+        """handle_message, with the processor's retries when it has some: the outcome of the last attempt,
+        or None when the message turned stale while it waited for an attempt (it was then acknowledged as
+        revoked). Raises Abandoned when the pipeline began to stop during a wait (see gkbroad.engine.retry)."""
+        retry = self.retry
+        if retry is None:
+            return self._attempt(processor, message)
+        attempt = 1
+        while True:
+            message.metadata["attempt"] = attempt
+            try:
+                return self._attempt(processor, message)
+            except _TryAgain:
+                pass
+            if not retry.wait(attempt, self.stopping):
+                raise Abandoned(f"the pipeline is stopping; attempt {attempt + 1} of a message is not made")
+            if self.drop_if_stale(message):
+                return None
+            attempt += 1
+
+    def _attempt(self, processor: str, message: Message) -> Message:
+        if not self.hooks.timing:
+            return self._handle_message(processor, message)
+        started = self.hooks.call_started()
+        try:
+            return self._handle_message(processor, message)
+        finally:
+            self.hooks.message_done(started)
+
+    def _handle_message(self, processor: str, message: Message) -> Message:
+        try:
+            result = self.executors.processor(processor).call(
+                self.pipeline.handle_message, processor, message, self.context
+            )
+        except STOP_PROCESS:
+            raise
+        except BaseException as exc:
+            if self.retry is not None and self.retry.retries(exc, message.metadata["attempt"]):
+                text = f"handle_message raised {exc!r} on attempt {message.metadata['attempt']}; it is retried"
+                self.log.exception("handle_message retried", exc, text)
+                raise _TryAgain from exc
+            self.log.exception("handle_message", exc, f"handle_message raised {exc!r}; the message fails")
+            return message.failed(exc)
+        if not isinstance(result, Message):
+            reason = f"handle_message must return a Message, got {type(result).__name__}: {result!r:.80}"
+            self.log.error(("handle_message", "return", type(result)), reason)
+            return message.failed(reason)
+        return result
+
+    def handle_batch(self, batcher: str, messages: list[Message], info: BatchInfo) -> list[Message]:
+        started = self.hooks.call_started()
+        try:
+            executor = self.executors.batcher(batcher)
+            return self._on_list("handle_batch", executor, messages, batcher, messages, info, self.context)
+        finally:
+            self.hooks.batch_done(batcher, len(messages), started)
+
+    def _on_list(self, callback: str, executor: Executor, messages: list[Message], *args: Any) -> list[Message]:
+        """Call a callback that takes and returns a list of messages; any failure fails them all."""
+        try:
+            result = executor.call(getattr(self.pipeline, callback), *args)
+        except STOP_PROCESS:
+            raise
+        except BaseException as exc:
+            text = f"{callback} raised {exc!r}; all {len(messages)} of its messages fail"
+            self.log.exception(callback, exc, text)
+            return [m.failed(exc) for m in messages]
+        problem = _not_messages(result, len(messages))
+        if problem:
+            reason = f"{callback} must return a list of the {len(messages)} messages it was given, {problem}"
+            self.log.error((callback, "return", problem), reason)
+            return [m.failed(reason) for m in messages]
+        return result
+
+    def without_stale(self, messages: list[Message]) -> list[Message]:
+        """`messages` less the stale ones (see drop_if_stale); allocates only when one is stale."""
+        fresh = None
+        for index, message in enumerate(messages):
+            if self.drop_if_stale(message):
+                if fresh is None:
+                    fresh = messages[:index]
+            elif fresh is not None:
+                fresh.append(message)
+        return messages if fresh is None else fresh
+
+    def drop_if_stale(self, message: Message) -> bool:
+        """True when the message's acknowledger defines ``is_stale(data)`` and it says so (for Kafka:
+        the partition was given away since the message was pulled). Such a message must not reach
+        a handler: it is acknowledged at once as failed with REVOKED, without handle_failed."""
+        handler, _, data = message.acknowledger
+        check = getattr(handler, "is_stale", None)
+        if check is None or not check(data):
+            return False
+        ack_messages([], [message.failed(REVOKED)])
+        return True
+
+    def finish(self, successful: list[Message], failed: list[Message], executor: Executor = ON_CALLER) -> None:
+        """Apply the failure policy, handle_failed for the failed messages (through the `executor` of
+        the stage that handled them), then acknowledge them all."""
+        if self.halted:
+            return
+        if self.policy is not None and (successful or failed):
+            failed = self.policy.admit(len(successful), failed)
+            if self.policy.tripped:
+                self._trip()
+                return
+        self._acknowledge(successful, failed, executor)
+
+    def release_held(self) -> None:
+        """At stop, once every stage finished: acknowledge the failures the policy still holds."""
+        if self.policy is not None and not self.halted:
+            self._acknowledge([], self.policy.release_all(), ON_CALLER)
+
+    def _acknowledge(self, successful: list[Message], failed: list[Message], executor: Executor) -> None:
+        if failed:
+            try:
+                failed = self._handle_failed(failed, executor)
+            except NotAcknowledged as exc:
+                self.on_trip(f"handle_failed: {exc}; {len(failed)} failed message(s) are not acknowledged")
+                withdraw_messages(failed)
+                failed = []
+        if successful or failed:
+            ack_messages(successful, failed)
+            self.hooks.acked(len(successful), len(failed))
+
+    def _trip(self) -> None:
+        self.halted = True
+        self.on_trip(
+            f"on_failure: {self.policy.description}; the pipeline stops without acknowledging "
+            "them or anything handled after them"
+        )
+
+    def _handle_failed(self, failed: list[Message], executor: Executor) -> list[Message]:
+        try:
+            result = executor.call(self.pipeline.handle_failed, failed, self.context)
+        except (*STOP_PROCESS, NotAcknowledged):
+            raise
+        except BaseException as exc:
+            text = f"handle_failed raised {exc!r}; acknowledging {len(failed)} messages as failed"
+            self.log.exception("handle_failed", exc, text)
+            return failed
+        problem = _not_messages(result, len(failed))
+        if problem:
+            self.log.error(
+                ("handle_failed", "return", problem),
+                f"handle_failed must return a list of the {len(failed)} messages it was given, {problem}; "
+                "acknowledging the originals as failed",
+            )
+            return failed
+        return result
+
+
+def _not_messages(result: Any, expected: int) -> str | None:
+    """Why `result` is not a list of `expected` messages, or None when it is."""
+    if not isinstance(result, list):
+        return f"got {type(result).__name__}"
+    if len(result) != expected:
+        return f"got {len(result)}"
+    for item in result:
+        if not isinstance(item, Message):
+            return f"got an item of type {type(item).__name__}"
+    return None

@@ -1,0 +1,346 @@
+"""ConsumerGroup: one Kafka consumer-group membership shared by a pipeline's
+producer greenlets.
+
+It wires four parts around one GroupState (the per-partition facts): the
+ConsumerClient (the only door into kafka-python), the Poller (the one
+greenlet that drives the client and fills the buffers), the Committer
+(greenlets that send committable offsets) and the Rebalancer (drains and
+commits revoked partitions before they are given up). What remains here is
+the producer-facing API, the service life cycle (start, supervise, stop) and
+the two user callbacks. Its options were validated by gkbroad.kafka.options
+and are translated to kafka-python settings by gkbroad.kafka.group.settings.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import gevent
+from gevent.event import AsyncResult
+
+from ..client import CONSUMER_DEFAULTS, ConsumerClient
+from .committer import Committer
+from .grouplog import GroupLog
+from .poller import Poller
+from .rebalancer import Rebalancer
+from .settings import kafka_settings, poll_batch
+from .state import GroupState
+from .timing import Shutdown
+
+__all__ = ["ConsumerGroup"]
+
+logger = logging.getLogger(__name__)
+
+# KafkaProducerOptions the constructor takes by name, besides group_name and topics.
+_GROUP_OPTIONS = (
+    "client",
+    "fetch_strategy",
+    "committers_count",
+    "commit_interval",
+    "instance_id",
+    "rebalance_timeout_ms",
+    "session_timeout_ms",
+    "heartbeat_interval_ms",
+    "drain_timeout",
+    "partition_assignment_strategy",
+)
+
+
+class ConsumerGroup:
+    """One consumer-group membership: buffers, pull/ack/commit, rebalances.
+
+    The Producer builds it (``from_options``) from options that
+    gkbroad.kafka.options.KafkaProducerOptions validated and completed with
+    defaults, and the group takes them as they are, without checking them
+    again: whoever builds one directly (tests) must validate first, e.g.
+    ``ConsumerGroup.from_options(validate(KafkaProducerOptions, {...}))``.
+
+    Subclass it to carry kafka-python connection settings in the ``client``
+    class attribute (used when the ``client`` argument is None) and to define
+    ``handle_consumer_start`` / ``handle_consumer_stop``. Those callbacks run
+    on kafka-python's I/O loop while the group rebalances, so keep them
+    short; their exceptions are logged and otherwise ignored.
+
+    ``topics`` are validated topic configs (dicts with ``name``,
+    ``offset_reset_policy``, ``fetch_max_bytes``, ``max_buffer_records``,
+    ``isolation_level``); they share one isolation level, and the largest
+    ``fetch_max_bytes`` applies to all (kafka-python has one of each per
+    consumer). ``rebalance_timeout_ms`` sets kafka-python's
+    ``max_poll_interval_ms`` (which it sends as the rebalance timeout;
+    ``client`` may set it too); keep ``drain_timeout`` below it.
+    ``commit_interval`` spaces the commits of each partition (see
+    GroupState). Times are in milliseconds except the ``timeout`` arguments,
+    in seconds.
+    ``consumer_client`` replaces the kafka-python client (unit tests pass an
+    in-memory fake).
+    """
+
+    client: dict | None = None
+
+    @classmethod
+    def from_options(cls, options: dict, consumer_client: Any = None) -> ConsumerGroup:
+        """Build the group from validated KafkaProducerOptions (see the class
+        docstring); options the group does not use are ignored.
+        ``consumer_client`` replaces kafka-python (the unit tests' fake)."""
+        settings = {key: options[key] for key in _GROUP_OPTIONS}
+        return cls(options["group_name"], options["topics"], consumer_client=consumer_client, **settings)
+
+    def __init__(
+        self,
+        group_name: str,
+        topics: list[dict],
+        *,
+        client: dict | None,
+        fetch_strategy: dict | None,
+        committers_count: int,
+        commit_interval: int,
+        instance_id: str | None,
+        rebalance_timeout_ms: int | None,
+        session_timeout_ms: int | None,
+        heartbeat_interval_ms: int | None,
+        drain_timeout: int,
+        partition_assignment_strategy: str,
+        consumer_client: Any = None,
+    ):
+        self.group_name = group_name
+        self.topics = {topic["name"]: topic for topic in topics}
+        self.failure: str | None = None  # why the group can no longer work
+        settings = kafka_settings(
+            group_name,
+            topics,
+            self.client if client is None else client,
+            fetch_strategy=fetch_strategy,
+            instance_id=instance_id,
+            rebalance_timeout_ms=rebalance_timeout_ms,
+            session_timeout_ms=session_timeout_ms,
+            heartbeat_interval_ms=heartbeat_interval_ms,
+            partition_assignment_strategy=partition_assignment_strategy,
+        )
+        self._rebalance_timeout = settings.get("max_poll_interval_ms", CONSUMER_DEFAULTS["max_poll_interval_ms"]) / 1000
+        self._log = GroupLog(logger, group_name)
+        self._client = consumer_client if consumer_client is not None else ConsumerClient(settings, self.topics)
+        self._state = GroupState(
+            {name: t["max_buffer_records"] for name, t in self.topics.items()},
+            poll_batch(topics),
+            commit_interval / 1000,
+        )
+        self._shutdown = Shutdown()
+        self._committer = Committer(self._state, self._client, group_name, committers_count)
+        self._rebalancer = Rebalancer(
+            self._state,
+            self._client,
+            self._committer,
+            self._shutdown,
+            callbacks=self,
+            group_name=group_name,
+            drain_timeout_ms=drain_timeout,
+        )
+        self._poller = Poller(
+            self._state,
+            self._client,
+            self._rebalancer,
+            self._shutdown,
+            group_name=group_name,
+            policies={name: t["offset_reset_policy"] for name, t in self.topics.items()},
+            drain_timeout_ms=drain_timeout,
+            on_failure=self._fail,
+            wake_committer=self._committer.wake,
+        )
+        self._greenlets: list[gevent.Greenlet] = []
+        self._report: Callable[[str], None] | None = None
+        self._stopped: AsyncResult = AsyncResult()  # stop()'s result
+
+    # --------------------------------------------------------------- callbacks
+
+    def handle_consumer_start(self, topic: str, partition: int, group_name: str) -> None:
+        """Called when ``(topic, partition)`` was assigned to this member."""
+
+    def handle_consumer_stop(self, topic: str, partition: int, group_name: str, reason: str) -> None:
+        """Called when ``(topic, partition)`` was released; ``reason`` is
+        "revoked" (rebalance, after drain and commit), "lost" (the membership
+        was lost, nothing committed) or "shutdown" (stop())."""
+
+    # ----------------------------------------------------------------- service
+
+    def supervise(self, report: Callable[[str], None]) -> None:
+        """Call ``report(reason)`` once if the group can no longer work: its
+        poll loop or a committer died, or kafka-python refused the settings."""
+        self._report = report
+        if self.failure is not None:
+            report(self.failure)
+
+    def report_commits(self, observer: Callable[[float, list[tuple[str, int]]], None]) -> None:
+        """Call ``observer(seconds, [(topic, partition), ...])`` after each
+        successful offset commit (the pipeline passes its hooks' after_commit)."""
+        self._committer.on_commit = observer
+
+    def start(self) -> None:
+        """Spawn the poll greenlet (which connects) and the committers; returns at once."""
+        if self._greenlets:
+            return
+        poller = gevent.spawn(self._poller.run)
+        poller.link_exception(lambda g: self._died("the poll loop", g))
+        self._greenlets = [poller]
+        for committer in self._committer.start():
+            committer.link_exception(lambda g: self._died("a committer", g))
+            self._greenlets.append(committer)
+
+    def stop(self, timeout: float | None = None) -> bool:
+        """Stop pulls, keep the membership until every delivered record was
+        acknowledged and committed (at most ``drain_timeout``), then leave the
+        group, calling ``handle_consumer_stop(..., "shutdown")`` per partition.
+        Leaving lets the others rebalance at once.
+
+        Returns within ``timeout`` seconds (None: no limit) whatever the
+        brokers do: every wait inside takes what is left of it. Returns True
+        only when everything acknowledged was committed and the group shut
+        down cleanly; otherwise logs how many acknowledged records will be
+        read again and returns False.
+        """
+        if self._shutdown.requested:  # stopped, or being stopped by another greenlet
+            return bool(self._stopped.wait(timeout))
+        self._shutdown.request(timeout)
+        earlier = len(self._state.unsaved)  # given up by rebalances before the stop (logged then)
+        clean = self._stop_poller(timeout)
+        self._committer.stop()
+        committers = self._greenlets[1:]
+        done = gevent.joinall(committers, timeout=self._shutdown.remaining())
+        late = [g for g in committers if g not in done]
+        if late:
+            gevent.killall(late, block=False)
+            clean = False
+        unsaved = self._state.unsaved[earlier:] + self._state.uncommitted_now()
+        if unsaved:
+            self._log.warning(
+                "stop: %d acknowledged record(s) could not be committed and will be read again: %s",
+                sum(item.records for item in unsaved),
+                ", ".join(f"{u.tp.topic}:{u.tp.partition} offsets {u.first}..{u.last}" for u in unsaved),
+            )
+        result = clean and not unsaved and self.failure is None
+        self._stopped.set(result)
+        return result
+
+    def _stop_poller(self, timeout: float | None) -> bool:
+        """Let the poll loop drain and close within the budget; True if it did."""
+        if not self._greenlets:
+            return True
+        poller = self._greenlets[0]
+        # Kept back to abandon the client if the poll loop overruns.
+        margin = None if timeout is None else min(0.5, timeout / 10)
+        left = self._shutdown.remaining()
+        poller.join(None if left is None else max(left - margin, 0.0))
+        if not poller.dead:
+            self._log.warning("stop: the stop budget of %.1f s is spent; abandoning the consumer", timeout)
+            poller.kill(block=False)
+            self._client.abandon(margin / 2)
+            return False
+        if self._client.connected:  # the poll loop died before closing the client
+            try:
+                left = self._shutdown.remaining()
+                self._client.close(None if left is None else left / 3)
+            except Exception:
+                self._log.exception("closing the consumer failed")
+                return False
+        return poller.successful()
+
+    def _died(self, what: str, greenlet: gevent.Greenlet) -> None:
+        self._log.error("%s died", what, exc_info=greenlet.exc_info)
+        self._fail(f"{what} of consumer group {self.group_name} died: {greenlet.exception!r}")
+
+    def _fail(self, reason: str) -> None:
+        if self.failure is not None:
+            return
+        self.failure = reason
+        if self._report is not None:
+            self._report(reason)
+
+    # --------------------------------------------------------- producer side
+
+    def assigned_partitions(self) -> list[tuple[str, int]]:
+        """``(topic, partition)`` pairs that can be pulled now."""
+        return self._state.pullable()
+
+    def pull(self, topic: str, partition: int, max_records: int) -> tuple[int, list[Any]]:
+        """Take up to ``max_records`` buffered records of the partition.
+
+        Returns ``(epoch, records)``: records in offset order, registered as
+        delivered; ``epoch`` identifies this assignment of the partition and
+        must come back with each ack.
+        """
+        return self._state.pull((topic, partition), max_records)
+
+    def ack(self, acks: Iterable[tuple[str, int, int, int]]) -> None:
+        """Acknowledge ``(topic, partition, offset, epoch)`` tuples, successful
+        or failed alike. Acks from an earlier epoch of a partition (before it
+        was reassigned) or for partitions no longer held are ignored."""
+        if self._state.ack(acks):
+            self._committer.wake()
+            self._rebalancer.acks_arrived()
+
+    def withdraw(self, acks: Iterable[tuple[str, int, int, int]]) -> None:
+        """``(topic, partition, offset, epoch)`` of delivered records that will
+        not be acknowledged in this epoch: drains and the stop stop waiting
+        for them, and no commit of their partition passes them."""
+        self._state.withdraw(acks)
+        self._rebalancer.acks_arrived()
+
+    def commit(self, topic: str, partition: int, offset: int) -> None:
+        """Ask for ``offset`` (the last processed one) to be committed; Kafka
+        stores ``offset + 1``. Returns at once; commits are coalesced per
+        partition and sent by the committer greenlets."""
+        if self._state.mark_acked((topic, partition), offset):
+            self._committer.wake()
+        else:
+            self._log.debug("commit of %s:%s@%s ignored, partition not assigned", topic, partition, offset)
+
+    def is_current(self, topic: str, partition: int, epoch: int) -> bool:
+        """True while ``(topic, partition)`` is held in ``epoch`` (a partition
+        being drained is still held). A message of another epoch, or of a
+        partition given up since it was pulled, is stale: its next owner
+        reads it again."""
+        return self._state.is_current((topic, partition), epoch)
+
+    def wait_for_records(self, timeout: float) -> bool:
+        """Block the calling greenlet until new records were buffered or
+        ``timeout`` seconds passed; True if records arrived."""
+        return self._poller.wait_for_records(timeout)
+
+    def stats(self) -> dict:
+        """A small snapshot for progress reports and health checks.
+
+        Per partition: ``buffered`` records; ``pending`` acks; ``committed``,
+        the offset Kafka stores for the group (last processed + 1; None until
+        the first commit of this assignment); ``position``, the next offset to
+        be buffered; ``highwater``, the end offset the fetcher last saw;
+        ``lag`` (highwater - committed); ``paused``; ``epoch``. None marks
+        what is not known yet. ``last_poll_age``: seconds since the poll loop
+        last completed a poll (None before the first); ``rebalance_timeout``:
+        seconds kafka-python allows between polls.
+        """
+        state = self._state
+        partitions = {}
+        for tp, held in state.partitions.items():
+            committed = held.committed + 1 if held.committed is not None else None
+            highwater, fetch_position = self._client.fetch_state(tp)
+            partitions[(tp.topic, tp.partition)] = {
+                "buffered": len(held.records),
+                "pending": state.pending(tp),
+                "committed": committed,
+                "position": held.last_buffered + 1 if held.last_buffered >= 0 else fetch_position,
+                "highwater": highwater,
+                "lag": highwater - committed if None not in (highwater, committed) else None,
+                "paused": held.paused,
+                "epoch": held.epoch,
+            }
+        last_poll = self._poller.last_poll
+        return {
+            "group": self.group_name,
+            "assigned": self.assigned_partitions(),
+            "partitions": partitions,
+            "failure": self.failure,
+            "last_poll_age": None if last_poll is None else time.monotonic() - last_poll,
+            "rebalance_timeout": self._rebalance_timeout,
+        }
