@@ -117,6 +117,17 @@ class Pipeline:
         """Messages currently held by the processors (bounded by concurrency x max_demand)."""
         return self._topology.in_flight if self._topology else 0
 
+    @property
+    def stage_greenlets(self) -> dict[str, gevent.Greenlet]:
+        """{stage name ("<pipeline>.processor.0", ...): its greenlet} once started, empty before.
+
+        Read-only, for supervision tools and tests that need to watch (or, in a
+        test, kill) one stage; a pipeline is driven through start/stop only.
+        """
+        if self._topology is None:
+            return {}
+        return {stage.name: stage.greenlet for stage in self._topology.stages if stage.greenlet is not None}
+
     def start(self) -> Pipeline:
         if self._topology is not None:
             raise PipelineStateError(f"pipeline {self.name!r} was already started; build a new one to run again")

@@ -17,6 +17,14 @@ if os.environ.get("GKBROAD_GEVENT_PATCH") == "1":
     from gevent import monkey
 
     monkey.patch_all()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        import gevent
+
+        def _keep_hub_awake():
+            while True:
+                gevent.sleep(1)
+
+        gevent.spawn(_keep_hub_awake)
 
 import pytest  # noqa: E402
 

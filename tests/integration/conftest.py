@@ -13,11 +13,11 @@ anything imports kafka); scripts/test.sh sets it.
 import os
 
 import pytest
-from kafka_helpers import Cluster
 
 from gkbroad.errors import ConfigError
 from gkbroad.kafka.client.gevent_check import check_gevent_patched
 from gkbroad.testing.broker import BrokerError, LocalBroker
+from tests.helpers.kafka_helpers import Cluster
 
 try:
     check_gevent_patched()

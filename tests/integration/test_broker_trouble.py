@@ -10,22 +10,20 @@ import resource
 import time
 
 import gevent
-from kafka_helpers import Cluster, create_topic
-from support import free_port, wait_until
-from test_consumer_group import SESSION, Consumer, build_group
 
 from gkbroad.testing.broker import LocalBroker
+from tests.helpers.group_support import Consumer, build_group
+from tests.helpers.kafka_helpers import Cluster, create_topic
+from tests.helpers.kafka_options import producer_options
+from tests.helpers.support import free_port, wait_until
 
 CLIENT = {"bootstrap_timeout_ms": 1000, "request_timeout_ms": 5000, "reconnect_backoff_max_ms": 1000}
 
 
 def group_on(cluster: Cluster, topic: str, **options):
-    return build_group(
-        group_name=cluster.group_id(),
-        topics=[{"name": topic, "offset_reset_policy": "earliest"}],
-        client={"bootstrap_servers": cluster.bootstrap_servers, **CLIENT},
-        **{**SESSION, **options},
-    )
+    group_options = producer_options(cluster.bootstrap_servers, cluster.group_id(), [topic], **options)
+    group_options["client"].update(CLIENT)
+    return build_group(**group_options)
 
 
 def gkbroad_records(caplog, level: int, text: str) -> list[logging.LogRecord]:
@@ -98,8 +96,8 @@ def test_the_consumer_asks_the_broker_not_to_create_missing_topics(cluster):
     group = group_on(cluster, cluster.topic(partitions=1))
     group.start()
     try:
-        wait_until(lambda: group._client.connected, 30, "the consumer")
-        assert group._client._consumer.config["allow_auto_create_topics"] is False
+        wait_until(lambda: group.consumer_client.connected, 30, "the consumer")
+        assert group.consumer_client.settings["allow_auto_create_topics"] is False
     finally:
         group.stop(timeout=10)
 

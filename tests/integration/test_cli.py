@@ -15,7 +15,8 @@ import urllib.request
 
 from kafka import KafkaAdminClient, TopicPartition
 from kafka.structs import OffsetAndMetadata
-from support import free_port, wait_until
+
+from tests.helpers.support import free_port, wait_until
 
 # A pipeline module the configs below name; it records every handled record in a file.
 PIPELINE_MODULE = '''

@@ -13,75 +13,14 @@ import gevent
 import pytest
 from kafka import KafkaConsumer
 from kafka.structs import TopicPartition
-from kafka_helpers import Cluster, create_topic
-from support import free_port, wait_until
 
-from gkbroad.config.validation import validate
 from gkbroad.kafka.client.fetcher_fix import release_exhausted_batch
 from gkbroad.kafka.group.consumer_group import ConsumerGroup
-from gkbroad.kafka.options import KafkaProducerOptions
 from gkbroad.testing.broker import LocalBroker
-
-SESSION = {"session_timeout_ms": 6000, "heartbeat_interval_ms": 1000}
-
-
-def build_group(cls=ConsumerGroup, **options):
-    """A group built as the Producer builds it: from options the schema validated."""
-    return cls.from_options(validate(KafkaProducerOptions, options, "producer.module"))
-
-
-def make_group(cluster, topic, group_id, cls=ConsumerGroup, topic_config=None, **options):
-    config = {"name": topic, "offset_reset_policy": "earliest", **(topic_config or {})}
-    return build_group(
-        cls,
-        group_name=group_id,
-        topics=[config],
-        client={"bootstrap_servers": cluster.bootstrap_servers},
-        **{**SESSION, **options},
-    )
-
-
-class Consumer:
-    """Pulls from a group like a producer stage, acking at once or later."""
-
-    def __init__(self, group, batch=100, ack=True):
-        self.group = group
-        self.batch = batch
-        self.auto_ack = ack
-        self.seen = {}  # partition -> [offsets] in pull order
-        self.unacked = []  # (topic, partition, offset, epoch) kept back
-
-    @property
-    def count(self):
-        return sum(len(offsets) for offsets in self.seen.values())
-
-    def pull_round(self):
-        pulled = 0
-        for topic, partition in self.group.assigned_partitions():
-            epoch, records = self.group.pull(topic, partition, self.batch)
-            acks = [(r.topic, r.partition, r.offset, epoch) for r in records]
-            self.seen.setdefault(partition, []).extend(r.offset for r in records)
-            if self.auto_ack:
-                self.group.ack(acks)
-            else:
-                self.unacked.extend(acks)
-            pulled += len(records)
-        return pulled
-
-    def run_until(self, count, timeout, pause=0.0):
-        self.pull_until(lambda: self.count >= count, timeout, pause, f"{count} records")
-
-    def pull_until(self, condition, timeout, pause=0.0, what="the condition"):
-        deadline = time.monotonic() + timeout
-        while not condition():
-            if time.monotonic() > deadline:
-                raise AssertionError(f"no {what} after {timeout}s (pulled {self.count}); stats: {self.group.stats()}")
-            if not self.pull_round():
-                self.group.wait_for_records(0.2)
-            if pause:
-                gevent.sleep(pause)
-            else:
-                gevent.sleep(0)
+from tests.helpers.group_support import Consumer, build_group, make_group
+from tests.helpers.kafka_helpers import Cluster, create_topic
+from tests.helpers.kafka_options import producer_options
+from tests.helpers.support import free_port, wait_until
 
 
 def test_pulls_every_record_in_order_and_commits_end_offsets_on_stop(cluster, report):
@@ -257,7 +196,7 @@ def test_lost_membership_reports_lost_and_ignores_acks_of_the_old_epoch(cluster)
         stale = Consumer(group, ack=False)
         stale.run_until(20, timeout=60)
         # What kafka-python itself does when the member exceeded max_poll_interval_ms.
-        group._client._consumer._coordinator.maybe_leave_group(reason="test: membership lost")
+        group.consumer_client.kafka_consumer._coordinator.maybe_leave_group(reason="test: membership lost")
         wait_until(
             lambda: group.stats()["partitions"].get((topic, 0), {}).get("epoch") == 2, 30, "the partition to come back"
         )
@@ -281,12 +220,9 @@ def test_each_topic_starts_where_its_offset_reset_policy_says(cluster):
         # One record per batch: the bundled Tansu answers ListOffsets(latest)
         # with the last batch's base offset + 1.
         cluster.produce(late, 1)
-    group = build_group(
-        group_name=cluster.group_id(),
-        topics=[{"name": early, "offset_reset_policy": "earliest"}, {"name": late, "offset_reset_policy": "latest"}],
-        client={"bootstrap_servers": cluster.bootstrap_servers},
-        **SESSION,
-    )
+    options = producer_options(cluster.bootstrap_servers, cluster.group_id(), [early, late])
+    options["topics"][1]["offset_reset_policy"] = "latest"
+    group = build_group(**options)
     group.start()
     try:
         consumer = Consumer(group)
@@ -385,17 +321,10 @@ def test_waits_for_an_unreachable_broker_and_survives_losing_it(caplog):
     # A broker of its own: this test starts it late and kills it.
     broker = LocalBroker(port=free_port())
     cluster = Cluster(f"127.0.0.1:{broker.port}")
-    group = build_group(
-        group_name=cluster.group_id(),
-        topics=[{"name": "orders", "offset_reset_policy": "earliest"}],
-        client={
-            "bootstrap_servers": cluster.bootstrap_servers,
-            "bootstrap_timeout_ms": 1000,
-            "request_timeout_ms": 5000,
-            "reconnect_backoff_max_ms": 1000,
-        },
-        **SESSION,
-    )
+    client = {"bootstrap_timeout_ms": 1000, "request_timeout_ms": 5000, "reconnect_backoff_max_ms": 1000}
+    options = producer_options(cluster.bootstrap_servers, cluster.group_id(), ["orders"])
+    options["client"].update(client)
+    group = build_group(**options)
     group.start()
     try:
         gevent.sleep(2)
@@ -406,9 +335,9 @@ def test_waits_for_an_unreachable_broker_and_survives_losing_it(caplog):
         Consumer(group).run_until(10, timeout=60)
         broker.stop()
         gevent.sleep(3)
-        assert all(not greenlet.dead for greenlet in group._greenlets)
+        assert all(not greenlet.dead for greenlet in group.greenlets)
         assert group.stats()["assigned"] == [("orders", 0)]
     finally:
         broker.stop()
         group.stop(timeout=60)
-    assert all(greenlet.dead for greenlet in group._greenlets)
+    assert all(greenlet.dead for greenlet in group.greenlets)

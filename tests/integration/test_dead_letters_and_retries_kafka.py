@@ -8,13 +8,12 @@ import time
 import gevent
 from kafka import KafkaConsumer, KafkaProducer
 from kafka.structs import TopicPartition
-from support import free_port, wait_until
 
 import gkbroad
 from gkbroad.kafka import DeadLetter, DeadLetterError, Producer
 from gkbroad.testing.broker import LocalBroker
-
-SESSION_TIMEOUT_MS = 6000
+from tests.helpers.kafka_options import producer_options
+from tests.helpers.support import free_port, wait_until
 
 
 class PoisonFails(gkbroad.Pipeline):
@@ -28,23 +27,14 @@ class PoisonFails(gkbroad.Pipeline):
         return message
 
 
-def pipeline(bootstrap_servers, group, topic, context, *, processors=None, **producer_options):
+def pipeline(bootstrap_servers, group, topic, context, *, processors=None, **overrides):
     return PoisonFails(
         name=f"dl-{group}",
         producer={
             "module": (
                 Producer,
-                {
-                    "client": {"bootstrap_servers": bootstrap_servers},
-                    "group_name": group,
-                    "topics": [{"name": topic, "offset_reset_policy": "earliest"}],
-                    "receive_interval": 200,
-                    "session_timeout_ms": SESSION_TIMEOUT_MS,
-                    "heartbeat_interval_ms": 1000,
-                    # the group's stop waits this long for acks that will never come
-                    "drain_timeout": 2000,
-                    **producer_options,
-                },
+                # the group's stop waits drain_timeout for acks that will never come
+                producer_options(bootstrap_servers, group, [topic], **{"drain_timeout": 2000, **overrides}),
             )
         },
         processors=processors or {"default": {"concurrency": 4, "max_demand": 5}},

@@ -9,11 +9,11 @@ import time
 
 import gevent
 from marshmallow import Schema, fields
-from pipeline_support import kafka_pipeline
-from support import wait_until
 
 import gkbroad
 from gkbroad.kafka.decoding import DecodeError
+from tests.helpers.pipeline_support import kafka_pipeline
+from tests.helpers.support import wait_until
 
 PARTITIONS = 3
 RECORDS = 600

@@ -15,7 +15,10 @@ import random
 import time
 
 import gevent
-from fault_check import (
+
+import gkbroad
+from gkbroad.testing.broker import LocalBroker
+from tests.helpers.fault_check import (
     Run,
     Worker,
     duplicate_sources,
@@ -27,12 +30,9 @@ from fault_check import (
     overlaps,
     quiet_for,
 )
-from kafka_helpers import Cluster, create_topic, unique_name
-from pipeline_support import kafka_pipeline
-from support import wait_until
-
-import gkbroad
-from gkbroad.testing.broker import LocalBroker
+from tests.helpers.kafka_helpers import Cluster, create_topic, unique_name
+from tests.helpers.pipeline_support import kafka_pipeline
+from tests.helpers.support import wait_until
 
 PARTITIONS = 8
 

@@ -5,19 +5,20 @@ from __future__ import annotations
 
 import gevent
 import pytest
-from support import wait_until
-from test_consumer_group import Consumer, make_group
+
+from tests.helpers.group_support import Consumer, make_group
+from tests.helpers.support import wait_until
 
 
 def break_the_poll_loop(group):
     def paused():
         raise RuntimeError("a bug in the poll loop")
 
-    group._client.paused = paused
+    group.consumer_client.paused = paused
 
 
 def kill_a_committer(group):
-    group._greenlets[1].kill(RuntimeError("a bug in a committer"), block=False)
+    group.greenlets[1].kill(RuntimeError("a bug in a committer"), block=False)
 
 
 @pytest.mark.parametrize("breaking", [break_the_poll_loop, kill_a_committer], ids=["poll loop", "committer"])

@@ -15,8 +15,9 @@ import sys
 import time
 
 import pytest
-from support import free_port, wait_until
-from web_support import EXAMPLES, example_env, get_json, order_values, stop_process
+
+from tests.helpers.support import free_port, wait_until
+from tests.helpers.web_support import EXAMPLES, example_env, get_json, order_values, stop_process
 
 PARTITIONS = 6
 RECORDS = 3000

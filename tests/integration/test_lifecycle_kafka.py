@@ -3,23 +3,22 @@ of a partition handled after the partition was given to another member."""
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
-import sys
 import time
 from collections import defaultdict
 
 import gevent
 from gevent.event import Event
-from kafka_helpers import committed_offsets, create_topic, produce, unique_name
-from pipeline_support import SESSION_TIMEOUT_MS, kafka_pipeline
-from support import wait_until
 
 import gkbroad
 from gkbroad.kafka import ConsumerGroup, Producer
+from tests.helpers.kafka_helpers import committed_offsets, create_topic, produce, unique_name
+from tests.helpers.kafka_options import producer_options
+from tests.helpers.pipeline_support import kafka_pipeline
+from tests.helpers.support import start_module, wait_until
 
-MEMBER = os.path.join(os.path.dirname(__file__), "member.py")
+MEMBER = "tests.helpers.group_member"
 
 
 class Events:
@@ -56,9 +55,7 @@ def test_a_handler_that_calls_stop_ends_the_process_and_commits_what_was_acknowl
     group = unique_name("selfstop-group")
     log = tmp_path / "member.log"
     began = time.monotonic()
-    member = subprocess.Popen(
-        [sys.executable, MEMBER, bootstrap_servers, topic, group, str(log), "cooperative-sticky", str(STOP_AFTER)]
-    )
+    member = start_module(MEMBER, bootstrap_servers, topic, group, str(log), "cooperative-sticky", str(STOP_AFTER))
     try:
         code = member.wait(120)  # no signal: the handler's stop() must end the process
     finally:
@@ -118,9 +115,7 @@ def test_no_record_of_a_revoked_partition_is_handled_after_a_drain_timeout(boots
     try:
         # Blocked calls, with every credit taken by the records queued behind them.
         wait_until(lambda: events.handled() and pipeline.in_flight == 16 * 10, 60, "the pipeline full of records")
-        other = subprocess.Popen(
-            [sys.executable, MEMBER, bootstrap_servers, topic, group, str(other_log), "cooperative-sticky"]
-        )
+        other = start_module(MEMBER, bootstrap_servers, topic, group, str(other_log), "cooperative-sticky")
         wait_until(lambda: any(e[0] == "stop" and e[2] != "shutdown" for e in events.log), 90, "a partition revoked")
         revoked = {e[1] for e in events.log if e[0] == "stop" and e[2] != "shutdown"}
         wait_until(
@@ -196,9 +191,7 @@ def test_records_in_flight_when_a_rebalance_drains_are_still_handled(bootstrap_s
     everything = {(p, o) for p in range(partitions) for o in range(250)}
     try:
         wait_until(lambda: pipeline.in_flight > 50, 60, "records in flight")
-        other = subprocess.Popen(
-            [sys.executable, MEMBER, bootstrap_servers, topic, group, str(other_log), "cooperative-sticky"]
-        )
+        other = start_module(MEMBER, bootstrap_servers, topic, group, str(other_log), "cooperative-sticky")
         wait_until(lambda: any(e[0] == "stop" for e in events.log), 90, "a partition revoked")
         wait_until(lambda: set(events.handled()) | other_handled() >= everything, 90, "every record handled")
     finally:
@@ -231,15 +224,8 @@ def test_a_tripped_failure_policy_stops_the_pipeline_before_committing_the_failu
         producer={
             "module": (
                 Producer,
-                {
-                    "client": {"bootstrap_servers": bootstrap_servers},
-                    "group_name": group,
-                    "topics": [{"name": topic, "offset_reset_policy": "earliest"}],
-                    "session_timeout_ms": SESSION_TIMEOUT_MS,
-                    "heartbeat_interval_ms": 1000,
-                    # the group's stop waits this long for acks of the records the breaker held back
-                    "drain_timeout": 2000,
-                },
+                # the group's stop waits drain_timeout for acks of the records the breaker held back
+                producer_options(bootstrap_servers, group, [topic], drain_timeout=2000),
             )
         },
         processors={"default": {"concurrency": 4, "max_demand": 10}},

@@ -4,23 +4,20 @@ including across a SIGKILL and a restart."""
 
 from __future__ import annotations
 
-import os
 import random
 import signal
-import subprocess
-import sys
 from collections import defaultdict
 
 import gevent
 import pytest
 from kafka import KafkaProducer
-from kafka_helpers import committed_offsets, end_offsets
-from pipeline_support import kafka_pipeline
-from support import wait_until
 
 import gkbroad
+from tests.helpers.kafka_helpers import committed_offsets, end_offsets
+from tests.helpers.pipeline_support import kafka_pipeline
+from tests.helpers.support import start_module, wait_until
 
-ORDERING_MEMBER = os.path.join(os.path.dirname(__file__), "ordering_member.py")
+ORDERING_MEMBER = "tests.helpers.ordering_member"
 PARTITIONS = 4
 KEYS = 1000
 RECORDS = 4000
@@ -126,12 +123,12 @@ def test_ordering_modes_keep_their_order_lose_nothing_and_never_commit_early(boo
         assert {k: sorted(v) for k, v in observed.by_key.items()} == sent
 
 
-class MemberProcess:
+class OrderingMemberProcess:
     """ordering_member.py in its own process, appending "handled P OFFSET" lines to a file."""
 
     def __init__(self, bootstrap: str, topic: str, group: str, ordering: str, path):
         self.path = path
-        self.process = subprocess.Popen([sys.executable, ORDERING_MEMBER, bootstrap, topic, group, ordering, str(path)])
+        self.process = start_module(ORDERING_MEMBER, bootstrap, topic, group, ordering, str(path))
 
     def handled(self) -> dict[int, set]:
         offsets = defaultdict(set)
@@ -152,7 +149,7 @@ def test_sigkill_and_restart_lose_nothing_and_commit_nothing_unhandled(bootstrap
     group = cluster.group_id(f"kill-{ordering}")
     produce_keyed(bootstrap_servers, topic, RECORDS, KEYS)
     ends = end_offsets(bootstrap_servers, topic, PARTITIONS)
-    first = MemberProcess(bootstrap_servers, topic, group, ordering, tmp_path / "first.log")
+    first = OrderingMemberProcess(bootstrap_servers, topic, group, ordering, tmp_path / "first.log")
     try:
         wait_until(lambda: first.count() >= RECORDS // 3, 90, "the first process to handle a third of the records")
         first.process.send_signal(signal.SIGKILL)
@@ -166,7 +163,7 @@ def test_sigkill_and_restart_lose_nothing_and_commit_nothing_unhandled(bootstrap
     restart_at = {p: committed_offsets(bootstrap_servers, group, topic).get(p, 0) for p in ends}
     assert sum(restart_at.values()) > 0, "the first process committed nothing while it ran"
 
-    second = MemberProcess(bootstrap_servers, topic, group, ordering, tmp_path / "second.log")
+    second = OrderingMemberProcess(bootstrap_servers, topic, group, ordering, tmp_path / "second.log")
     try:
         wait_until(
             lambda: second.count() >= sum(ends[p] - restart_at[p] for p in ends),

@@ -12,12 +12,12 @@ import time
 
 import pytest
 from kafka import KafkaProducer
-from kafka_helpers import committed_offsets, create_topic, end_offsets, produce, unique_name
-from pipeline_support import Recording, kafka_pipeline
-from support import wait_until
 
 import gkbroad
 from gkbroad.kafka import ConsumerGroup
+from tests.helpers.kafka_helpers import committed_offsets, create_topic, end_offsets, produce, unique_name
+from tests.helpers.pipeline_support import SeenOffsets, kafka_pipeline
+from tests.helpers.support import wait_until
 
 PARTITIONS = 8
 RECORDS = 20_000
@@ -40,7 +40,7 @@ def test_every_record_in_partition_order_and_committed(bootstrap_servers, produc
     ends = end_offsets(bootstrap_servers, topic, PARTITIONS)
     assert sum(ends.values()) == RECORDS
     group = unique_name("e2e-group")
-    seen = Recording(max_sleep=0.002)
+    seen = SeenOffsets(max_sleep=0.002)
     pipeline = kafka_pipeline(
         bootstrap_servers,
         group,
@@ -68,7 +68,7 @@ def test_every_record_in_partition_order_and_committed(bootstrap_servers, produc
 
     # A restart after the clean stop starts from the committed offsets: only new records arrive.
     produce(bootstrap_servers, topic, 100)
-    again = Recording()
+    again = SeenOffsets()
     restarted = kafka_pipeline(
         bootstrap_servers, group, [topic], context=again, batchers={"default": {"batch_size": 10, "batch_timeout": 100}}
     )
@@ -116,7 +116,7 @@ def test_value_format_metadata(bootstrap_servers):
 def test_record_format_is_the_consumer_record(bootstrap_servers):
     topic = create_topic(bootstrap_servers, unique_name("rec"), 1)
     produce(bootstrap_servers, topic, 3)
-    seen = Recording()
+    seen = SeenOffsets()
     captured = []
 
     class Capture(gkbroad.Pipeline):
@@ -149,7 +149,7 @@ def test_consumer_group_callbacks(bootstrap_servers):
             events.append(("stop", topic, partition, group_name, reason))
 
     group = unique_name("cb-group")
-    pipeline = kafka_pipeline(bootstrap_servers, group, [topic], context=Recording(), consumer_group=Tracked)
+    pipeline = kafka_pipeline(bootstrap_servers, group, [topic], context=SeenOffsets(), consumer_group=Tracked)
     pipeline.start()
     try:
         wait_until(lambda: len(events) == 4, 60, "4 partitions assigned")
@@ -173,7 +173,7 @@ def test_slow_handler_keeps_the_membership(bootstrap_servers):
         def handle_consumer_stop(self, topic, partition, group_name, reason):
             stops.append(reason)
 
-    seen = Recording(slow_first=9.0)
+    seen = SeenOffsets(slow_first=9.0)
     pipeline = kafka_pipeline(
         bootstrap_servers, unique_name("slow-group"), [topic], context=seen, consumer_group=Watched, drain_timeout=5000
     )
@@ -191,7 +191,7 @@ def test_full_buffers_pause_and_resume(bootstrap_servers):
     topic = create_topic(bootstrap_servers, unique_name("pause"), 2)
     produce(bootstrap_servers, topic, 3000)
     ends = end_offsets(bootstrap_servers, topic, 2)
-    seen = Recording(max_sleep=0.0005)
+    seen = SeenOffsets(max_sleep=0.0005)
     group = unique_name("pause-group")
     pipeline = kafka_pipeline(
         bootstrap_servers, group, [topic], context=seen, default_topic_config={"max_buffer_records": 25}

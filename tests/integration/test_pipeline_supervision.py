@@ -9,16 +9,17 @@ import time
 import gevent
 import pytest
 from gevent.event import Event
-from pipeline_support import Recording, RecordingPipeline, kafka_pipeline
-from support import wait_until
 from test_group_supervision import break_the_poll_loop, kill_a_committer
+
+from tests.helpers.pipeline_support import OffsetRecordingPipeline, SeenOffsets, kafka_pipeline
+from tests.helpers.support import wait_until
 
 HELD_OFFSET = 25  # its handler never returns: nothing from here on may be committed
 SHUTDOWN_TIMEOUT = 8.0
 
 
-class HoldingPipeline(RecordingPipeline):
-    """Records like RecordingPipeline, but the handler of HELD_OFFSET waits forever."""
+class HoldingPipeline(OffsetRecordingPipeline):
+    """Records like OffsetRecordingPipeline, but the handler of HELD_OFFSET waits forever."""
 
     never = Event()
     holding = Event()
@@ -36,7 +37,7 @@ def test_a_dead_group_greenlet_fails_and_stops_the_pipeline(cluster, breaking, r
     cluster.produce(topic, 40)
     group_id = cluster.group_id()
     pipeline = kafka_pipeline(
-        cluster.bootstrap_servers, group_id, [topic], context=Recording(), cls=HoldingPipeline, drain_timeout=3000
+        cluster.bootstrap_servers, group_id, [topic], context=SeenOffsets(), cls=HoldingPipeline, drain_timeout=3000
     )
     pipeline.options["shutdown_timeout"] = int(SHUTDOWN_TIMEOUT * 1000)
     HoldingPipeline.holding.clear()

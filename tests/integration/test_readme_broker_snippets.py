@@ -14,8 +14,9 @@ import time
 import urllib.request
 
 import pytest
-from readme_snippets import snippets, write_workspace
-from support import free_port, wait_until
+
+from tests.helpers.support import free_port, wait_until
+from tests.readme_snippets import snippets, write_workspace
 
 SNIPPETS = snippets()
 BROKER = [s for s in SNIPPETS if s.broker]

@@ -6,10 +6,9 @@ from __future__ import annotations
 
 import logging
 
-from pipeline_support import Recording, kafka_pipeline
-from support import wait_until
-
 from gkbroad.config.redact import REDACTED
+from tests.helpers.pipeline_support import SeenOffsets, kafka_pipeline
+from tests.helpers.support import wait_until
 
 SECRET = "hunter2-Sup3rS3cret"
 RECORDS = 50
@@ -28,7 +27,7 @@ def test_a_debug_level_run_never_shows_the_password(cluster, caplog, capsys):
     topic = cluster.topic(2, prefix="secret")
     group = cluster.group_id()
     cluster.produce(topic, RECORDS, partitions=2)
-    seen = Recording()
+    seen = SeenOffsets()
     client = {
         "bootstrap_servers": cluster.bootstrap_servers,
         # PLAINTEXT: the test broker has no SASL; kafka-python keeps these settings all the same.

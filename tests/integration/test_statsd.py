@@ -10,11 +10,11 @@ import socket
 from collections import defaultdict
 
 import gevent
-from pipeline_support import SESSION_TIMEOUT_MS
-from support import wait_until
 
 import gkbroad
 from gkbroad.kafka import Producer
+from tests.helpers.kafka_options import producer_options
+from tests.helpers.support import wait_until
 
 RECORDS = 3000
 PARTITIONS = 3
@@ -70,13 +70,7 @@ def test_statsd_counts_every_record_and_lag_gauges_end_at_zero(cluster):
         producer={
             "module": (
                 Producer,
-                {
-                    "client": {"bootstrap_servers": cluster.bootstrap_servers},
-                    "group_name": cluster.group_id("statsd"),
-                    "topics": [{"name": topic, "offset_reset_policy": "earliest"}],
-                    "session_timeout_ms": SESSION_TIMEOUT_MS,
-                    "heartbeat_interval_ms": 1000,
-                },
+                producer_options(cluster.bootstrap_servers, cluster.group_id("statsd"), [topic]),
             )
         },
         processors={"default": {"concurrency": 10}},

@@ -14,13 +14,13 @@ from collections import defaultdict
 
 import gevent
 from gevent import monkey
-from kafka_helpers import create_topic, produce, unique_name
-from pipeline_support import SESSION_TIMEOUT_MS
-from support import wait_until
 
 import gkbroad
 from gkbroad.kafka import Producer
 from gkbroad.kafka.routing import stable_hash
+from tests.helpers.kafka_helpers import create_topic, produce, unique_name
+from tests.helpers.kafka_options import producer_options
+from tests.helpers.support import wait_until
 
 blocking_sleep = monkey.get_original("time", "sleep")
 
@@ -84,14 +84,7 @@ def run_once(bootstrap_servers, executor: str, records: int) -> tuple[float, flo
         producer={
             "module": (
                 Producer,
-                {
-                    "client": {"bootstrap_servers": bootstrap_servers},
-                    "group_name": unique_name("executor-group"),
-                    "topics": [{"name": topic, "offset_reset_policy": "earliest"}],
-                    "receive_interval": 200,
-                    "session_timeout_ms": SESSION_TIMEOUT_MS,
-                    "heartbeat_interval_ms": 1000,
-                },
+                producer_options(bootstrap_servers, unique_name("executor-group"), [topic]),
             )
         },
         processors={"default": {"concurrency": PROCESSORS, "max_demand": 10, "executor": executor}},

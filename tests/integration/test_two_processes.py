@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
-import sys
 import time
 from collections import Counter
 
 import pytest
-from kafka_helpers import committed_offsets, create_topic, end_offsets, produce, unique_name
-from support import wait_until
 
-MEMBER = os.path.join(os.path.dirname(__file__), "member.py")
+from tests.helpers.kafka_helpers import committed_offsets, create_topic, end_offsets, produce, unique_name
+from tests.helpers.support import start_module, wait_until
+
+MEMBER = "tests.helpers.group_member"
 PARTITIONS = 8
 RECORDS = 4000
 
@@ -21,7 +20,7 @@ RECORDS = 4000
 class MemberProcess:
     def __init__(self, bootstrap, topic, group, path, assignor):
         self.path = path
-        self.process = subprocess.Popen([sys.executable, MEMBER, bootstrap, topic, group, str(path), assignor])
+        self.process = start_module(MEMBER, bootstrap, topic, group, str(path), assignor)
 
     def lines(self) -> list[list[str]]:
         if not self.path.exists():

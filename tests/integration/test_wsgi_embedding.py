@@ -15,8 +15,8 @@ import subprocess
 import sys
 import time
 
-from support import wait_until
-from web_support import EXAMPLES, example_env, get, get_json, order_values, stop_process
+from tests.helpers.support import wait_until
+from tests.helpers.web_support import EXAMPLES, example_env, get, get_json, order_values, stop_process
 
 RECORDS = 20_000
 PARTITIONS = 4

@@ -10,9 +10,9 @@ import contextlib
 
 import gevent
 import pytest
-from engine_support import SourceProducer
 
 from gkbroad import testing
+from tests.helpers.engine_support import SourceProducer
 
 TEARDOWN_STOP_LIMIT = 15.0
 

@@ -2,11 +2,10 @@
 
 import logging
 
-from engine_support import CountingAcknowledger, Recording, Source
-from support import wait_until
-
 from gkbroad import Acknowledger, Message
 from gkbroad.engine.acknowledger import ack_messages
+from tests.helpers.engine_support import CountingAcknowledger, RecordingPipeline, Source
+from tests.helpers.support import wait_until
 
 
 def message(handler, ref, data):
@@ -42,7 +41,7 @@ def test_an_acknowledger_that_raises_does_not_stop_the_others(caplog):
 def test_a_batch_mixing_two_refs_is_acknowledged_in_one_call_per_ref(run_source):
     source = Source(range(20), ref=lambda data: data % 2)
     run_source(
-        Recording,
+        RecordingPipeline,
         source,
         processors={"default": {"concurrency": 1}},
         batchers={"default": {"batch_size": 10, "batch_timeout": 60_000}},
@@ -67,7 +66,7 @@ def test_an_acknowledger_that_raises_does_not_stop_the_pipeline(run_source):
             raise RuntimeError("acknowledger down")
 
     source.acknowledger.ack = flaky_ack
-    run_source(Recording, source, processors={"default": {"concurrency": 2, "max_demand": 3}})
+    run_source(RecordingPipeline, source, processors={"default": {"concurrency": 2, "max_demand": 3}})
 
     wait_until(lambda: source.acknowledger.acked == 30, what="every message acknowledged")
     assert len(calls) > 1

@@ -2,16 +2,15 @@
 
 import time
 
-from engine_support import Recording
-from support import wait_until
-
 from gkbroad import testing
+from tests.helpers.engine_support import RecordingPipeline
+from tests.helpers.support import wait_until
 
 ONE_PROCESSOR = {"default": {"concurrency": 1}}  # keeps arrival order at the batcher deterministic
 NEVER = 60_000  # a batch_timeout no test waits for
 
 
-class KeyedByFirstLetter(Recording):
+class KeyedByFirstLetter(RecordingPipeline):
     def on_message(self, message):
         return message.put_batch_key(message.data[0])
 
@@ -92,7 +91,7 @@ def test_stop_flushes_partial_batches(run_testing):
     assert batches_summary(pipeline) == [("a", "flush", ("a1", "a2")), ("b", "flush", ("b1",))]
 
 
-class EvenOdd(Recording):
+class EvenOdd(RecordingPipeline):
     def on_message(self, message):
         return message.put_batcher("even" if message.data % 2 == 0 else "odd")
 
@@ -118,7 +117,7 @@ def test_messages_go_to_the_batcher_they_name(run_testing):
     assert sorted(seen["odd"]) == [1, 3, 5, 7, 9]
 
 
-class ToMissingBatcher(Recording):
+class ToMissingBatcher(RecordingPipeline):
     def on_message(self, message):
         return message.put_batcher("nope") if message.data == "lost" else message
 

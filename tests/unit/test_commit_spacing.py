@@ -10,14 +10,14 @@ from collections import namedtuple
 
 import gevent
 import statsd
-from fake_kafka import FakeConsumerClient, make_group
-from support import wait_until
 
 from gkbroad.kafka.client import TopicPartition
 from gkbroad.kafka.group.offset_tracker import consecutive_runs
 from gkbroad.kafka.group.state import GroupState
 from gkbroad.observability import StatsdSink
 from gkbroad.observability.hooks import Hooks
+from tests.helpers.fake_kafka import FakeConsumerClient, make_group
+from tests.helpers.support import wait_until
 
 TP = namedtuple("TP", "topic partition")
 Rec = namedtuple("Rec", "offset")

@@ -4,7 +4,6 @@ refusing to acknowledge (the path DeadLetter.send takes when it gives up)."""
 from __future__ import annotations
 
 import pytest
-from engine_support import Recording
 from kafka.consumer.fetcher import ConsumerRecord
 
 from gkbroad import ConfigError, testing
@@ -12,6 +11,7 @@ from gkbroad.errors import NotAcknowledged
 from gkbroad.kafka import DeadLetter, Producer
 from gkbroad.kafka.dead_letter import ERROR_LIMIT, dead_letter_record
 from gkbroad.kafka.formats import build_messages
+from tests.helpers.engine_support import RecordingPipeline
 
 GOOD = {"group_name": "g", "client": {"bootstrap_servers": "x:1"}, "topics": [{"name": "t"}]}
 
@@ -81,7 +81,7 @@ def test_the_dead_letter_repr_shows_no_settings():
 
 def error_for(dead_letter):
     with pytest.raises(ConfigError) as caught:
-        Recording(
+        RecordingPipeline(
             name="k",
             producer={"module": (Producer, {**GOOD, "dead_letter": dead_letter})},
             processors={"default": {}},
@@ -115,7 +115,7 @@ def test_bad_dead_letter_options_name_the_option(dead_letter, expected):
 
 
 def test_handle_failed_raising_not_acknowledged_fails_the_pipeline_and_acknowledges_nothing_of_them(run_testing):
-    class CannotWrite(Recording):
+    class CannotWrite(RecordingPipeline):
         def on_message(self, message):
             return message.failed("bad") if message.data == "bad" else message
 

@@ -6,7 +6,6 @@ import json
 from decimal import Decimal
 
 import pytest
-from engine_support import Recording
 from kafka.consumer.fetcher import ConsumerRecord
 from marshmallow import Schema, fields
 
@@ -16,6 +15,7 @@ from gkbroad.kafka import Producer
 from gkbroad.kafka.decoding import DecodeError, Decoding, TopicDecoder
 from gkbroad.kafka.formats import build_messages
 from gkbroad.kafka.options import KafkaProducerOptions, TopicOptions
+from tests.helpers.engine_support import RecordingPipeline
 
 
 class Order(Schema):
@@ -163,7 +163,7 @@ def test_default_topic_config_decodes_every_topic():
 def config_error(**kafka_options):
     options = {"client": {"bootstrap_servers": "x:1"}, "group_name": "g", "topics": [{"name": "t"}], **kafka_options}
     with pytest.raises(ConfigError) as caught:
-        Recording(name="d", producer={"module": (Producer, options)}, processors={"default": {}})
+        RecordingPipeline(name="d", producer={"module": (Producer, options)}, processors={"default": {}})
     return str(caught.value)
 
 

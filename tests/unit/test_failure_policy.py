@@ -6,10 +6,10 @@ import logging
 
 import gevent
 import pytest
-from engine_support import Recording, Source, SourceProducer
-from support import wait_until
 
 from gkbroad.engine.failure_policy import FailurePolicy
+from tests.helpers.engine_support import RecordingPipeline, Source, SourceProducer
+from tests.helpers.support import wait_until
 
 
 def msgs(*names):
@@ -68,7 +68,7 @@ def test_rate_one_needs_a_whole_window_of_failures():
 # -- in a pipeline ----------------------------------------------------------------
 
 
-class FailsFrom(Recording):
+class FailsFrom(RecordingPipeline):
     """Fails every message whose data is >= `first_bad` (a handler broken by a deploy), or, with
     `every`, every `every`-th message."""
 

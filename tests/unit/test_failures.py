@@ -6,9 +6,9 @@ import logging
 from collections import Counter
 
 import pytest
-from engine_support import Recording
 
 from gkbroad import testing
+from tests.helpers.engine_support import RecordingPipeline
 
 BOOM = "boom"
 DATA = ["a", "b", BOOM, "c", "d", "e"]
@@ -25,7 +25,7 @@ def raise_boom(where):
     return fail
 
 
-class Misbehaving(Recording):
+class Misbehaving(RecordingPipeline):
     """Any call that is given the message "boom" returns `<callback>_result(what it was given)`
     instead of behaving; the data of every such call is kept in `bad_groups`."""
 
@@ -170,7 +170,7 @@ def test_a_wrong_return_value_fails_the_messages_with_a_reason_saying_why(run_te
     assert_pipeline_keeps_going(pipeline)
 
 
-class MarksBoomFailed(Recording):
+class MarksBoomFailed(RecordingPipeline):
     def on_message(self, message):
         return message.failed("not today") if message.data == BOOM else message
 
@@ -185,7 +185,7 @@ def test_a_message_marked_failed_skips_the_batcher_and_goes_to_handle_failed(run
     assert pipeline.failed_counts == {BOOM: 1}
 
 
-class FailsHalfOfEachBatch(Recording):
+class FailsHalfOfEachBatch(RecordingPipeline):
     def on_batch(self, messages, info):
         return [m.failed("odd") if m.data % 2 else m for m in messages]
 
@@ -229,7 +229,7 @@ def partition_by_fails_on_boom(message):
 
 def test_processor_partition_by_raising_fails_that_message(run_testing):
     pipeline = run_testing(
-        Recording, processors={"default": {"concurrency": 3, "partition_by": partition_by_fails_on_boom}}
+        RecordingPipeline, processors={"default": {"concurrency": 3, "partition_by": partition_by_fails_on_boom}}
     )
     successful, failed = testing.wait_for_ack(pipeline, testing.test_batch(pipeline, DATA))
 
@@ -241,7 +241,7 @@ def test_processor_partition_by_raising_fails_that_message(run_testing):
     assert_pipeline_keeps_going(pipeline)
 
 
-class BoomHasItsOwnBatch(Recording):
+class BoomHasItsOwnBatch(RecordingPipeline):
     def on_message(self, message):
         return message.put_batch_key(message.data == BOOM)
 

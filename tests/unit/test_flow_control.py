@@ -4,14 +4,14 @@ import itertools
 import time
 
 import gevent
-from engine_support import Recording, Source
 from gevent.event import Event
-from support import wait_until
 
 from gkbroad.engine.flow import Credits, RateLimiter
+from tests.helpers.engine_support import RecordingPipeline, Source
+from tests.helpers.support import wait_until
 
 
-class Slow(Recording):
+class Slow(RecordingPipeline):
     def on_message(self, message):
         gevent.sleep(0.001)
         return message
@@ -43,7 +43,7 @@ def test_an_idle_producer_does_not_starve_a_busy_one(run_source):
     idle.idle_wait = release_idle.wait  # blocks in receive() until the test is done
     try:
         run_source(
-            Recording,
+            RecordingPipeline,
             sources=[idle, busy],
             producer={"concurrency": 2},
             processors={"default": {"concurrency": 2, "max_demand": 5}},
@@ -64,7 +64,7 @@ def test_rate_limiting_caps_throughput_across_all_producers(run_source):
     source = Source(itertools.count())
     began = time.monotonic()
     pipeline = run_source(
-        Recording,
+        RecordingPipeline,
         source,
         producer={"concurrency": 3, "rate_limiting": {"allowed_messages": allowed, "interval": interval_ms}},
     )

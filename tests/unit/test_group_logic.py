@@ -7,13 +7,13 @@ import time
 
 import gevent
 import pytest
-from fake_kafka import FakeConsumerClient, make_group
-from support import wait_until
 
 from gkbroad.kafka.client import PositionsLost, TopicPartition
 from gkbroad.kafka.group import poller
 from gkbroad.kafka.group.consumer_group import ConsumerGroup
 from gkbroad.kafka.producer import Producer
+from tests.helpers.fake_kafka import FakeConsumerClient, make_group
+from tests.helpers.support import wait_until
 
 T0, T1 = TopicPartition("t", 0), TopicPartition("t", 1)
 
@@ -180,11 +180,11 @@ def _break_the_poll_loop(group, client):
         raise RuntimeError("a bug")
 
     client.paused = paused  # the poll loop's own code fails, not the poll
-    group._greenlets[0].join(5)
+    group.greenlets[0].join(5)
 
 
 def _kill_a_committer(group, client):
-    group._greenlets[1].kill(RuntimeError("a bug"), block=True)
+    group.greenlets[1].kill(RuntimeError("a bug"), block=True)
 
 
 @pytest.mark.parametrize("breaking", [_break_the_poll_loop, _kill_a_committer], ids=["poll loop", "committer"])
@@ -193,7 +193,7 @@ def test_a_dying_greenlet_is_reported_once(started, breaking):
     reports = []
     group.supervise(reports.append)
     breaking(group, client)
-    group._greenlets[-1].kill(RuntimeError("another bug"), block=True)
+    group.greenlets[-1].kill(RuntimeError("another bug"), block=True)
     gevent.sleep(0)
     assert len(reports) == 1
     assert "died" in reports[0] and "a bug" in reports[0]
@@ -265,7 +265,7 @@ def test_a_failing_poll_waits_with_backoff_instead_of_spinning(started, error):
     before = client.polls
     gevent.sleep(1.0)
     assert client.polls - before <= 6  # 0.1 + 0.2 + 0.4 s ... of backoff, not thousands of calls
-    assert not group._greenlets[0].dead
+    assert not group.greenlets[0].dead
 
 
 def test_the_kafka_producer_calls_messages_of_a_given_up_partition_stale(started):

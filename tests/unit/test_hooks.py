@@ -8,12 +8,12 @@ import socket
 
 import gevent
 import pytest
-from support import wait_until
 
 import gkbroad
 from gkbroad import ConfigError, testing
 from gkbroad.observability import Counters, LogSummary
 from gkbroad.observability.hooks import Hooks
+from tests.helpers.support import wait_until
 
 
 class Passing(gkbroad.Pipeline):

@@ -7,13 +7,13 @@ on (one isolation level for all topics, settings kafka-python knows, topic
 defaults) is checked and filled in here."""
 
 import pytest
-from engine_support import Recording
 
 from gkbroad import ConfigError
 from gkbroad.config.validation import validate
 from gkbroad.kafka import ConsumerGroup, Producer
 from gkbroad.kafka.group.settings import kafka_settings
 from gkbroad.kafka.options import KafkaProducerOptions
+from tests.helpers.engine_support import RecordingPipeline
 
 GOOD = {"group_name": "g", "client": {"bootstrap_servers": "x:1"}, "topics": [{"name": "t"}]}
 
@@ -24,7 +24,9 @@ class ManagedSettingGroup(ConsumerGroup):
 
 def error_for(kafka_options):
     with pytest.raises(ConfigError) as caught:
-        Recording(name="k", producer={"module": (Producer, {**GOOD, **kafka_options})}, processors={"default": {}})
+        RecordingPipeline(
+            name="k", producer={"module": (Producer, {**GOOD, **kafka_options})}, processors={"default": {}}
+        )
     return str(caught.value)
 
 

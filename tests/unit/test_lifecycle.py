@@ -1,18 +1,18 @@
 """Pipeline lifecycle: start/stop/join states, and what every callback is given."""
 
 import pytest
-from engine_support import Recording, SourceProducer
 
 import gkbroad
 from gkbroad import PipelineStateError, testing
+from tests.helpers.engine_support import RecordingPipeline, SourceProducer
 
 
-def new_pipeline(cls=Recording, **options):
+def new_pipeline(cls=RecordingPipeline, **options):
     return cls(name="life", producer={"module": testing.DummyProducer}, processors={"default": {}}, **options)
 
 
 def test_start_twice_is_refused(run_testing):
-    pipeline = run_testing(Recording)
+    pipeline = run_testing(RecordingPipeline)
 
     with pytest.raises(PipelineStateError, match="already started"):
         pipeline.start()
@@ -95,7 +95,7 @@ class TwoServices(SourceProducer):
 
 def test_a_service_failing_to_start_fails_start_and_stops_the_ones_started():
     events = []
-    pipeline = Recording(
+    pipeline = RecordingPipeline(
         name="life", producer={"module": (TwoServices, {"events": events, "source": None})}, processors={"default": {}}
     )
 

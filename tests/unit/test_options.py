@@ -4,12 +4,12 @@ the option path, what was expected, and what was given."""
 import copy
 
 import pytest
-from engine_support import Recording, SourceProducer
 
 import gkbroad.config.schemas
 from gkbroad import ConfigError, testing
 from gkbroad.config.schemas import BatcherOptions
 from gkbroad.config.validation import validate
+from tests.helpers.engine_support import RecordingPipeline, SourceProducer
 
 VALID = {
     "name": "opts",
@@ -61,9 +61,10 @@ BAD_OPTIONS = [
     ("producer.module", 42, "must be a producer class, a dotted path to one, or a (class, options dict) pair, got 42"),
     (
         "producer.module",
-        "engine_support:NoSuchProducer",
-        "cannot import 'engine_support:NoSuchProducer' "
-        "(module 'engine_support' has no attribute 'NoSuchProducer'), got 'engine_support:NoSuchProducer'",
+        "tests.helpers.engine_support:NoSuchProducer",
+        "cannot import 'tests.helpers.engine_support:NoSuchProducer' "
+        "(module 'tests.helpers.engine_support' has no attribute 'NoSuchProducer'), "
+        "got 'tests.helpers.engine_support:NoSuchProducer'",
     ),
     (
         "producer.module",
@@ -110,7 +111,7 @@ def test_the_failure_policies_are_accepted(value):
     assert validate(gkbroad.config.schemas.PipelineOptions, with_option("on_failure", value))["on_failure"] == value
 
 
-def error_for(options, cls=Recording):
+def error_for(options, cls=RecordingPipeline):
     with pytest.raises(ConfigError) as caught:
         cls(**options)
     return str(caught.value)
@@ -185,7 +186,7 @@ def test_a_pipeline_without_handle_message_is_a_config_error():
 
 
 def test_defaults_are_filled_in():
-    options = Recording(
+    options = RecordingPipeline(
         name="d", producer={"module": testing.DummyProducer}, processors={"default": None}, batchers={"b": {}}
     ).options
 
@@ -209,9 +210,13 @@ def test_defaults_are_filled_in():
     assert (options["producer"]["concurrency"], options["producer"]["rate_limiting"]) == (1, None)
 
 
-@pytest.mark.parametrize("path", ["engine_support:SourceProducer", "engine_support.SourceProducer"])
+@pytest.mark.parametrize(
+    "path", ["tests.helpers.engine_support:SourceProducer", "tests.helpers.engine_support.SourceProducer"]
+)
 def test_producer_module_may_be_a_dotted_path(path):
-    options = Recording(name="p", producer={"module": (path, {"source": None})}, processors={"default": {}}).options
+    options = RecordingPipeline(
+        name="p", producer={"module": (path, {"source": None})}, processors={"default": {}}
+    ).options
 
     assert options["producer"]["module"] == (SourceProducer, {"source": None})
 
@@ -225,7 +230,7 @@ def own_key(message):
 
 
 def test_pipeline_partition_by_applies_to_every_stage_without_its_own():
-    options = Recording(
+    options = RecordingPipeline(
         name="p",
         producer={"module": testing.DummyProducer},
         partition_by=f"{__name__}:key_of",
@@ -239,7 +244,7 @@ def test_pipeline_partition_by_applies_to_every_stage_without_its_own():
 
 
 def test_the_producer_may_add_services_and_rewrite_its_options():
-    pipeline = Recording(name="p", producer={"module": testing.DummyProducer}, processors={"default": {}})
+    pipeline = RecordingPipeline(name="p", producer={"module": testing.DummyProducer}, processors={"default": {}})
 
     (channel,) = pipeline.services
     assert pipeline.options["producer"]["module"] == (testing.DummyProducer, {"channel": channel})

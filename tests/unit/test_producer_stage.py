@@ -2,10 +2,9 @@
 
 import logging
 
-from engine_support import Recording, Source, SourceProducer
-from support import wait_until
-
 from gkbroad.engine.stages import producer_stage
+from tests.helpers.engine_support import RecordingPipeline, Source, SourceProducer
+from tests.helpers.support import wait_until
 
 
 class Service:
@@ -42,7 +41,7 @@ class ScriptedProducer(SourceProducer):
 def start_scripted(run_source, source, **options):
     events = []
     pipeline = run_source(
-        Recording,
+        RecordingPipeline,
         producer={"module": (ScriptedProducer, {"source": source, "events": events}), "concurrency": 2},
         **options,
     )
@@ -82,7 +81,7 @@ class FlakySource(Source):
 def test_a_receive_that_raises_is_logged_and_retried(run_source, monkeypatch, caplog):
     monkeypatch.setattr(producer_stage, "RECEIVE_ERROR_BACKOFF", 0.01)
     source = FlakySource(range(20), failures=3)
-    run_source(Recording, source)
+    run_source(RecordingPipeline, source)
 
     wait_until(lambda: source.acknowledger.acked == 20, what="every message acknowledged after the failures")
 
@@ -98,7 +97,7 @@ class GenerousSource(Source):
 
 def test_messages_beyond_the_demand_are_processed_anyway(run_source, caplog):
     source = GenerousSource(range(30))
-    run_source(Recording, source, processors={"default": {"concurrency": 1, "max_demand": 2}})
+    run_source(RecordingPipeline, source, processors={"default": {"concurrency": 1, "max_demand": 2}})
 
     wait_until(lambda: source.acknowledger.acked == 30, what="every message acknowledged")
 
@@ -113,7 +112,7 @@ class DrainingFails(SourceProducer):
 
 def test_prepare_for_draining_raising_is_logged_and_the_stop_goes_on(run_source, caplog):
     source = Source(range(100))
-    pipeline = run_source(Recording, producer={"module": (DrainingFails, {"source": source})})
+    pipeline = run_source(RecordingPipeline, producer={"module": (DrainingFails, {"source": source})})
     wait_until(lambda: source.acknowledger.acked > 0, what="a first ack")
 
     assert pipeline.stop() is True

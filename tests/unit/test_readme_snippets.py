@@ -5,7 +5,8 @@ import subprocess
 import sys
 
 import pytest
-from readme_snippets import Snippet, snippets, write_workspace
+
+from tests.readme_snippets import Snippet, snippets, write_workspace
 
 SNIPPETS = snippets()
 PLAIN = [s for s in SNIPPETS if not s.broker]

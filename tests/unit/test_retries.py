@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import gevent
 import pytest
-from engine_support import CountingAcknowledger, Recording, Source
-from support import wait_until
 
 from gkbroad import ConfigError, testing
 from gkbroad.engine.backoff import backoff_delay
 from gkbroad.engine.retry import RetryPolicy
+from tests.helpers.engine_support import CountingAcknowledger, RecordingPipeline, Source
+from tests.helpers.support import wait_until
 
 FAST = {"max_attempts": 3, "backoff": 1, "max_backoff": 5}
 
 
-class Flaky(Recording):
+class Flaky(RecordingPipeline):
     """Raises ConnectionError for the first `failures[data]` attempts of a message."""
 
     failures: dict = {}
@@ -55,7 +55,7 @@ def test_a_handler_that_always_fails_fails_after_the_last_attempt(run_testing):
 
 
 def test_only_the_listed_exceptions_are_retried(run_testing):
-    class WrongType(Recording):
+    class WrongType(RecordingPipeline):
         def on_message(self, message):
             raise ValueError("not transient")
 
@@ -68,7 +68,7 @@ def test_only_the_listed_exceptions_are_retried(run_testing):
 
 @pytest.mark.parametrize("reason", ["bad data", ConnectionError("even with an exception as its reason")])
 def test_a_message_the_handler_marks_failed_is_not_retried(run_testing, reason):
-    class Refuses(Recording):
+    class Refuses(RecordingPipeline):
         def on_message(self, message):
             return message.failed(reason)
 
@@ -80,7 +80,7 @@ def test_a_message_the_handler_marks_failed_is_not_retried(run_testing, reason):
 
 
 def test_without_retry_there_is_one_attempt_and_no_attempt_metadata(run_testing):
-    pipeline = run_testing(Recording)
+    pipeline = run_testing(RecordingPipeline)
 
     successful, _ = testing.wait_for_ack(pipeline, testing.test_message(pipeline, "a"))
 
@@ -184,5 +184,5 @@ def test_the_policy_counts_attempts_and_exception_types():
 )
 def test_bad_retry_options_name_the_option(retry, expected):
     with pytest.raises(ConfigError) as raised:
-        Recording(name="bad", producer={"module": testing.DummyProducer}, processors=processors(retry))
+        RecordingPipeline(name="bad", producer={"module": testing.DummyProducer}, processors=processors(retry))
     assert expected in str(raised.value)

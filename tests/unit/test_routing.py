@@ -8,13 +8,13 @@ from typing import Any, NamedTuple
 
 import gevent
 import pytest
-from engine_support import Recording, Source
-from support import wait_until
 
 from gkbroad import testing
 from gkbroad.kafka.formats import build_messages
 from gkbroad.kafka.group.offset_tracker import OffsetTracker
 from gkbroad.kafka.routing import route
+from tests.helpers.engine_support import RecordingPipeline, Source
+from tests.helpers.support import wait_until
 
 KEYS = 30
 PER_KEY = 20
@@ -29,7 +29,7 @@ def keyed_data(keys=range(KEYS), per_key=PER_KEY):
     return [(key, seq) for seq in range(per_key) for key in keys]
 
 
-class RandomlySlow(Recording):
+class RandomlySlow(RecordingPipeline):
     """Sleeps a random 0-3 ms per message, so processors finish out of step."""
 
     rng = random.Random(7)

@@ -5,13 +5,13 @@ tests/integration/test_secrets_kafka.py."""
 import logging
 
 import pytest
-from engine_support import Recording
 
 from gkbroad import ConfigError, testing
 from gkbroad.config.redact import REDACTED, SecretSettings, is_secret, redact, redacted_repr
 from gkbroad.config.validation import validate
 from gkbroad.kafka import ConsumerGroup, Producer
 from gkbroad.kafka.options import KafkaProducerOptions
+from tests.helpers.engine_support import RecordingPipeline
 
 SECRET = "hunter2-Sup3rS3cret"
 
@@ -84,7 +84,7 @@ def captured(caplog, capsys):
 @pytest.mark.parametrize("bad", BAD_KAFKA_OPTIONS.values(), ids=BAD_KAFKA_OPTIONS.keys())
 def test_no_configuration_error_shows_a_secret(bad, captured):
     with pytest.raises(ConfigError) as caught:
-        Recording(name="s", producer={"module": (Producer, {**BASE, **bad})}, processors={"default": {}})
+        RecordingPipeline(name="s", producer={"module": (Producer, {**BASE, **bad})}, processors={"default": {}})
     message = str(caught.value)
     assert SECRET not in message
     assert SECRET not in repr(caught.value)
@@ -102,7 +102,7 @@ def test_the_mutually_exclusive_error_still_says_what_was_given():
 
 def test_a_bad_producer_module_pair_does_not_show_its_secrets():
     with pytest.raises(ConfigError) as caught:
-        Recording(
+        RecordingPipeline(
             name="s", producer={"module": (Producer, {"client": secret_client()}, "extra")}, processors={"default": {}}
         )
     assert "producer.module: must be a producer class" in str(caught.value)

@@ -8,14 +8,15 @@ import time
 
 import gevent
 import pytest
-from engine_support import Recording, Source
 from gevent.event import Event
-from support import wait_until
+
+from tests.helpers.engine_support import RecordingPipeline, Source
+from tests.helpers.support import wait_until
 
 NEVER = 60_000
 
 
-class RandomlySlow(Recording):
+class RandomlySlow(RecordingPipeline):
     rng = random.Random(3)
 
     def on_message(self, message):
@@ -59,13 +60,13 @@ def wait_forever_on_stuck(messages):
         Event().wait()
 
 
-class StuckInHandleMessage(Recording):
+class StuckInHandleMessage(RecordingPipeline):
     def on_message(self, message):
         wait_forever_on_stuck([message])
         return message
 
 
-class StuckInHandleBatch(Recording):
+class StuckInHandleBatch(RecordingPipeline):
     def on_batch(self, messages, info):
         wait_forever_on_stuck(messages)
         return messages
@@ -127,14 +128,14 @@ def test_a_second_stop_waits_for_the_first_and_returns_its_result(run_source):
 
 @pytest.fixture
 def run_in_greenlet():
-    """run_in_greenlet(source, **options): a Recording pipeline whose run() blocks in a greenlet."""
+    """run_in_greenlet(source, **options): a RecordingPipeline pipeline whose run() blocks in a greenlet."""
     started = []
 
     def start(source, **options):
-        pipeline = Recording(
+        pipeline = RecordingPipeline(
             name="unit",
             processors={"default": {"concurrency": 3}},
-            producer={"module": ("engine_support:SourceProducer", {"source": source})},
+            producer={"module": ("tests.helpers.engine_support:SourceProducer", {"source": source})},
             **options,
         )
         runner = gevent.spawn(pipeline.run)

@@ -3,12 +3,12 @@ given to another member), it never reaches handle_message or handle_batch, and i
 as failed ("revoked") without going through handle_failed."""
 
 import gevent
-from engine_support import CountingAcknowledger, Recording
 from gevent.event import Event
-from support import wait_until
 
 from gkbroad import Acknowledger, BaseProducer, Message
 from gkbroad.engine.callbacks import REVOKED
+from tests.helpers.engine_support import CountingAcknowledger, RecordingPipeline
+from tests.helpers.support import wait_until
 
 
 class RevocableAcknowledger(CountingAcknowledger):
@@ -42,7 +42,7 @@ class Partitions(BaseProducer):
         return [Message(data=d, acknowledger=Acknowledger(self.acknowledger, "ref", d)) for d in taken]
 
 
-class BlocksOnFirst(Recording):
+class BlocksOnFirst(RecordingPipeline):
     """handle_message blocks on (0, 0) until `release` is set, like a handler stuck past drain_timeout."""
 
     def __init__(self, **options):
@@ -83,7 +83,7 @@ def test_messages_that_became_stale_while_a_handler_blocked_are_not_handled():
     assert pipeline.failed_calls == [], "stale messages must not go to handle_failed"
 
 
-class BatchesByPartition(Recording):
+class BatchesByPartition(RecordingPipeline):
     def on_message(self, message):
         return message.put_batch_key(message.data[0])
 
@@ -110,7 +110,7 @@ def test_stale_messages_skip_handle_batch():
 
 
 def test_a_message_stale_before_it_was_handled_never_reaches_prepare_messages():
-    class Prepares(Recording):
+    class Prepares(RecordingPipeline):
         prepared = []
 
         def prepare_messages(self, messages, context):
@@ -157,7 +157,7 @@ def test_the_kafka_producer_calls_a_record_stale_once_its_partition_epoch_is_gon
     assert producer.is_stale(("t", 1, 5, 1)) is True
 
 
-class FailsOnFirst(Recording):
+class FailsOnFirst(RecordingPipeline):
     def on_message(self, message):
         if message.data == (0, 0):
             raise ConnectionError("down")

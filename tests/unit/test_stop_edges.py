@@ -6,14 +6,15 @@ import signal
 
 import gevent
 import pytest
-from engine_support import Recording, Source, SourceProducer
 from gevent.event import Event
-from support import wait_until
+
+from tests.helpers.engine_support import RecordingPipeline, Source, SourceProducer
+from tests.helpers.support import wait_until
 
 STOP_AFTER = 25
 
 
-class StopsItself(Recording):
+class StopsItself(RecordingPipeline):
     """Calls self.<how>() from handle_message once it has seen STOP_AFTER messages."""
 
     how = "stop"
@@ -83,7 +84,7 @@ class WithService(SourceProducer):
         return [options["service"]], pipeline_options
 
 
-class StuckOnSeven(Recording):
+class StuckOnSeven(RecordingPipeline):
     def on_message(self, message):
         if message.data == 7:
             Event().wait()

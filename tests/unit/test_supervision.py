@@ -6,16 +6,17 @@ import time
 
 import gevent
 import pytest
-from engine_support import Recording, Source, SourceProducer, stage_greenlet
 from gevent.event import Event
-from support import wait_until
+
+from tests.helpers.engine_support import RecordingPipeline, Source, SourceProducer, stage_greenlet
+from tests.helpers.support import wait_until
 
 SHUTDOWN_MS = 2000
 STOP_LIMIT = SHUTDOWN_MS / 1000 + 5.0  # generous: the assertion is "bounded", not "fast"
 NEVER = 60_000
 
 
-class HoldsOne(Recording):
+class HoldsOne(RecordingPipeline):
     """Blocks in handle_message (or handle_batch) on the message "held" until `release` is set."""
 
     def __init__(self, **options):
@@ -79,7 +80,7 @@ def test_a_dead_processor_fails_the_pipeline_and_what_it_held_is_not_acknowledge
 
 @pytest.mark.parametrize("exception", [SystemExit(3), KeyboardInterrupt()], ids=["SystemExit", "KeyboardInterrupt"])
 def test_a_handler_raising_a_stop_the_process_exception_fails_the_pipeline(exception):
-    class Exits(Recording):
+    class Exits(RecordingPipeline):
         def on_message(self, message):
             if message.data == 5:
                 raise exception
@@ -111,11 +112,13 @@ def test_a_dead_batch_processor_fails_the_pipeline_and_its_batch_is_not_acknowle
 
 def test_a_dead_batcher_fails_the_pipeline_and_its_partial_batch_is_not_acknowledged():
     source = Source(range(5))
-    pipeline = new_pipeline(Recording, source, batchers={"default": {"batch_size": 100, "batch_timeout": NEVER}})
+    pipeline = new_pipeline(
+        RecordingPipeline, source, batchers={"default": {"batch_size": 100, "batch_timeout": NEVER}}
+    )
     runner = run_in_background(pipeline)
     wait_until(lambda: len(pipeline.handled) == 5, what="all messages handled and waiting in the batcher")
 
-    stage_greenlet(pipeline, "batcher").kill(RuntimeError("a bug in gkbroad"), block=False)
+    stage_greenlet(pipeline, "batcher.default").kill(RuntimeError("a bug in gkbroad"), block=False)
 
     assert_failed_and_stopped(pipeline, runner, "sup.batcher.default")
     assert "RuntimeError: a bug in gkbroad" in pipeline.failure
@@ -125,11 +128,11 @@ def test_a_dead_batcher_fails_the_pipeline_and_its_partial_batch_is_not_acknowle
 
 def test_a_dead_producer_fails_the_pipeline_and_what_it_handed_over_is_still_drained():
     source = Source(range(100_000))
-    pipeline = new_pipeline(Recording, source)
+    pipeline = new_pipeline(RecordingPipeline, source)
     runner = run_in_background(pipeline)
     wait_until(lambda: source.acknowledger.acked > 20, what="some acks")
 
-    stage_greenlet(pipeline, "producer").kill(block=False)
+    stage_greenlet(pipeline, "producer.0").kill(block=False)
 
     assert_failed_and_stopped(pipeline, runner, "sup.producer.0")
     source.assert_each_produced_message_acked_once()
@@ -161,7 +164,7 @@ class WithService(SourceProducer):
 def test_a_service_that_reports_fails_the_pipeline_which_stops_it_once():
     service = ReportingService()
     source = Source(range(100_000))
-    pipeline = Recording(
+    pipeline = RecordingPipeline(
         name="sup",
         producer={"module": (WithService, {"source": source, "service": service})},
         processors={"default": {}},
@@ -187,7 +190,7 @@ class UncleanService(ReportingService):
 
 def test_a_service_that_did_not_stop_cleanly_makes_stop_return_false():
     service = UncleanService()
-    pipeline = Recording(
+    pipeline = RecordingPipeline(
         name="sup",
         producer={"module": (WithService, {"source": Source(range(10)), "service": service})},
         processors={"default": {}},
@@ -198,7 +201,7 @@ def test_a_service_that_did_not_stop_cleanly_makes_stop_return_false():
 
 
 def test_a_gevent_timeout_in_a_handler_fails_only_that_message(run_source):
-    class TimesOut(Recording):
+    class TimesOut(RecordingPipeline):
         def on_message(self, message):
             if message.data == 3:
                 with gevent.Timeout(0.01):
@@ -223,7 +226,7 @@ class BrokenAtStart(ReportingService):
 def test_a_service_that_reports_before_it_starts_makes_run_return_false():
     service = BrokenAtStart()
     source = Source(range(10))
-    pipeline = Recording(
+    pipeline = RecordingPipeline(
         name="sup",
         producer={"module": (WithService, {"source": source, "service": service})},
         processors={"default": {}},

@@ -8,11 +8,11 @@ import time
 
 import gevent
 import pytest
-from engine_support import Recording, Source
 from gevent import monkey
-from support import wait_until
 
 from gkbroad import ConfigError, testing
+from tests.helpers.engine_support import RecordingPipeline, Source
+from tests.helpers.support import wait_until
 
 blocking_sleep = monkey.get_original("time", "sleep")
 thread_ident = monkey.get_original("_thread", "get_ident")  # the OS thread, even under monkey patching
@@ -21,7 +21,7 @@ HUB_THREAD = thread_ident()
 THREADS = {"executor": "thread"}
 
 
-class InThreads(Recording):
+class InThreads(RecordingPipeline):
     """Records the OS thread of every callback call; handlers block briefly in "C"."""
 
     def __init__(self, **options):
@@ -99,7 +99,7 @@ def test_failures_are_handled_the_same_on_threads_and_on_greenlets(run_testing, 
 
 @pytest.mark.parametrize("exception", [SystemExit(3), KeyboardInterrupt()], ids=["SystemExit", "KeyboardInterrupt"])
 def test_a_stop_the_process_exception_in_a_thread_fails_the_pipeline_as_on_a_greenlet(run_source, exception):
-    class Exits(Recording):
+    class Exits(RecordingPipeline):
         def on_message(self, message):
             if message.data == 5:
                 raise exception
@@ -114,7 +114,7 @@ def test_a_stop_the_process_exception_in_a_thread_fails_the_pipeline_as_on_a_gre
     assert {m.data for m in source.acknowledger.successful} == set(range(5)), "acked past the unfinished message"
 
 
-class SlowInC(Recording):
+class SlowInC(RecordingPipeline):
     """handle_message blocks the calling thread for `seconds` (class attribute)."""
 
     seconds = 0.3
@@ -185,9 +185,11 @@ def test_an_unknown_executor_names_the_option():
     with pytest.raises(
         ConfigError, match=r"processors\.default\.executor: must be one of greenlet, thread, got 'fork'"
     ):
-        Recording(name="x", producer={"module": testing.DummyProducer}, processors={"default": {"executor": "fork"}})
+        RecordingPipeline(
+            name="x", producer={"module": testing.DummyProducer}, processors={"default": {"executor": "fork"}}
+        )
     with pytest.raises(ConfigError, match=r"batchers\.b\.executor: must be one of greenlet, thread, got 'threads'"):
-        Recording(
+        RecordingPipeline(
             name="x",
             producer={"module": testing.DummyProducer},
             processors={"default": {}},
@@ -196,7 +198,7 @@ def test_an_unknown_executor_names_the_option():
 
 
 def test_a_handler_in_a_thread_can_stop_its_pipeline(run_source):
-    class StopsOnThree(Recording):
+    class StopsOnThree(RecordingPipeline):
         def on_message(self, message):
             if message.data == 3:
                 self.stop_result = self.stop()

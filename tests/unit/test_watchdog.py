@@ -6,11 +6,11 @@ import socket
 import gevent
 import pytest
 from gevent import monkey
-from support import wait_until
 
 import gkbroad
 from gkbroad import testing
 from gkbroad.observability.watchdog import BlockingWatchdog
+from tests.helpers.support import wait_until
 
 # The unpatched sleep stands in for a C driver that blocks the whole process.
 blocking_sleep = monkey.get_original("time", "sleep")

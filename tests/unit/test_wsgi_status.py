@@ -9,11 +9,12 @@ import sys
 import gevent
 import pytest
 from gevent.event import Event
-from support import wait_until
 
 import gkbroad
 from gkbroad import testing
 from gkbroad.wsgi import StatusMiddleware, status_app
+from tests.helpers.engine_support import stage_greenlet
+from tests.helpers.support import wait_until
 
 
 class Waiting(gkbroad.Pipeline):
@@ -103,7 +104,7 @@ def test_healthz_follows_the_pipeline_lifecycle(pipeline):
 def test_healthz_fails_while_the_pipeline_reports_a_failure(pipeline):
     pipeline.start()
     gevent.sleep(0.01)  # the stages are running
-    pipeline._topology.processors[0].greenlet.kill(RuntimeError("boom"), block=True)  # a bug kills a stage
+    stage_greenlet(pipeline, "processor.0").kill(RuntimeError("boom"), block=True)  # a bug kills a stage
     status, _, body = call(status_app(pipeline), "/healthz")
     assert status.startswith("503")
     assert json.loads(body)["reason"] == f"pipeline failed: {pipeline.failure}"

@@ -186,6 +186,16 @@ class ConsumerClient:
         return self._settings.get("reconnect_backoff_max_ms", CONSUMER_DEFAULTS["reconnect_backoff_max_ms"]) / 1000
 
     @property
+    def kafka_consumer(self) -> KafkaConsumer | None:
+        """The KafkaConsumer between connect() and close(), else None; read-only, for diagnostics."""
+        return self._consumer
+
+    @property
+    def settings(self) -> dict:
+        """A copy of the settings the KafkaConsumer is (or will be) created with."""
+        return dict(self._settings)
+
+    @property
     def static_member(self) -> bool:
         return self._settings.get("group_instance_id") is not None
 

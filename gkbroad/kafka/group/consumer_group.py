@@ -257,6 +257,19 @@ class ConsumerGroup:
         if self._report is not None:
             self._report(reason)
 
+    @property
+    def greenlets(self) -> tuple[gevent.Greenlet, ...]:
+        """The group's running greenlets: the poll loop first, then the committers (empty before start).
+
+        Read-only, for supervision tools and tests; ``supervise`` reports their deaths.
+        """
+        return tuple(self._greenlets)
+
+    @property
+    def consumer_client(self) -> Any:
+        """The Kafka client the group drives (a ``ConsumerClient``, or the one passed in), read-only."""
+        return self._client
+
     # --------------------------------------------------------- producer side
 
     def assigned_partitions(self) -> list[tuple[str, int]]:

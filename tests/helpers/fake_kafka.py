@@ -22,10 +22,10 @@ from gkbroad.kafka.client import ConfigurationRefused, TopicPartition
 from gkbroad.kafka.group.consumer_group import ConsumerGroup
 from gkbroad.kafka.options import KafkaProducerOptions
 
-__all__ = ["FakeConsumerClient", "FakeFuture", "Record", "make_group"]
+__all__ = ["FakeConsumerClient", "FakeFuture", "FakeRecord", "make_group"]
 
 
-class Record(NamedTuple):
+class FakeRecord(NamedTuple):
     topic: str
     partition: int
     offset: int
@@ -76,7 +76,7 @@ class FakeConsumerClient:
 
     def __init__(self, logs: dict[tuple[str, int], int], *, refuse_configuration: bool = False):
         self.logs = {
-            TopicPartition(*key): [Record(key[0], key[1], offset, b"v%d" % offset) for offset in range(count)]
+            TopicPartition(*key): [FakeRecord(key[0], key[1], offset, b"v%d" % offset) for offset in range(count)]
             for key, count in logs.items()
         }
         self.assigned: set = set()

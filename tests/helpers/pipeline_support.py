@@ -9,12 +9,11 @@ import gevent
 
 import gkbroad
 from gkbroad.kafka import Producer
+from tests.helpers.kafka_options import producer_options
 
-SESSION_TIMEOUT_MS = 6000
 
-
-class Recording:
-    """What a RecordingPipeline saw, per (topic, partition), in the order it saw it."""
+class SeenOffsets:
+    """What a OffsetRecordingPipeline saw, per (topic, partition), in the order it saw it."""
 
     def __init__(self, max_sleep: float = 0.0, slow_first: float = 0.0):
         self.handled = defaultdict(list)
@@ -32,10 +31,10 @@ class Recording:
         return sum(len(offsets) - len(set(offsets)) for offsets in self.handled.values())
 
 
-class RecordingPipeline(gkbroad.Pipeline):
+class OffsetRecordingPipeline(gkbroad.Pipeline):
     """Records offsets in handle_message and handle_batch; sleeps a random bit to shuffle timing."""
 
-    def handle_message(self, processor, message, context: Recording):
+    def handle_message(self, processor, message, context: SeenOffsets):
         topic, partition, offset = _position(message)
         if context.slow_first and not context.handled:
             gevent.sleep(context.slow_first)
@@ -44,7 +43,7 @@ class RecordingPipeline(gkbroad.Pipeline):
         context.handled[(topic, partition)].append(offset)
         return message
 
-    def handle_batch(self, batcher, messages, batch_info, context: Recording):
+    def handle_batch(self, batcher, messages, batch_info, context: SeenOffsets):
         context.batch_infos.append(batch_info)
         for message in messages:
             topic, partition, offset = _position(message)
@@ -70,23 +69,15 @@ def kafka_pipeline(
     producer_concurrency=1,
     processors=20,
     batchers=None,
-    cls=RecordingPipeline,
-    **producer_options,
+    cls=OffsetRecordingPipeline,
+    **overrides,
 ):
-    options = {
-        "client": {"bootstrap_servers": bootstrap_servers},
-        "group_name": group,
-        "topics": [{"name": t, "offset_reset_policy": "earliest"} for t in topics],
-        "receive_interval": 200,
-        "session_timeout_ms": SESSION_TIMEOUT_MS,
-        "heartbeat_interval_ms": 1000,
-        **producer_options,
-    }
-    if "consumer_group" in options:
-        options.pop("client")
     return cls(
         name=f"it-{group}",
-        producer={"module": (Producer, options), "concurrency": producer_concurrency},
+        producer={
+            "module": (Producer, producer_options(bootstrap_servers, group, topics, **overrides)),
+            "concurrency": producer_concurrency,
+        },
         processors={"default": {"concurrency": processors, "max_demand": 10}},
         batchers=batchers or {},
         context=context,

@@ -1,6 +1,6 @@
 """One group member in its own process, for the multi-process tests.
 
-    python member.py BOOTSTRAP TOPIC GROUP OUTFILE ASSIGNOR [STOP_AFTER]
+    python -m tests.helpers.group_member BOOTSTRAP TOPIC GROUP OUTFILE ASSIGNOR [STOP_AFTER]
 
 Runs a pipeline until SIGTERM (or, with STOP_AFTER, until its handler has seen
 that many records and calls self.stop()), appending to OUTFILE one line per
@@ -16,12 +16,13 @@ import sys  # noqa: E402
 
 import gkbroad  # noqa: E402
 from gkbroad.kafka import ConsumerGroup, Producer  # noqa: E402
+from tests.helpers.kafka_options import producer_options  # noqa: E402
 
 
 def main(bootstrap, topic, group, outfile, assignor, stop_after=None):
     out = open(outfile, "a", buffering=1)  # noqa: SIM115 - open for the process lifetime
 
-    class Member(ConsumerGroup):
+    class ReportingGroup(ConsumerGroup):
         client = {"bootstrap_servers": bootstrap}
 
         def handle_consumer_start(self, topic, partition, group_name):
@@ -45,16 +46,14 @@ def main(bootstrap, topic, group, outfile, assignor, stop_after=None):
         producer={
             "module": (
                 Producer,
-                {
-                    "consumer_group": Member,
-                    "group_name": group,
-                    "topics": [{"name": topic, "offset_reset_policy": "earliest"}],
-                    "receive_interval": 100,
-                    "session_timeout_ms": 6000,
-                    "heartbeat_interval_ms": 1000,
-                    "drain_timeout": 10000,
-                    "partition_assignment_strategy": assignor,
-                },
+                producer_options(
+                    bootstrap,
+                    group,
+                    [topic],
+                    consumer_group=ReportingGroup,
+                    drain_timeout=10000,
+                    partition_assignment_strategy=assignor,
+                ),
             )
         },
         processors={"default": {"concurrency": 8}},

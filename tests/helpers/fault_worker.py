@@ -1,6 +1,6 @@
 """One pipeline process for the fault tests, killed and restarted by them.
 
-    python fault_worker.py BOOTSTRAP TOPIC GROUP OUTFILE [--max-sleep S] [--assignor A] [--drain-timeout MS]
+    python -m tests.helpers.fault_worker BOOTSTRAP TOPIC GROUP OUTFILE [--max-sleep S] [--assignor A] [--drain-timeout MS]
 
 handle_message sleeps a random bit (so a kill lands while records are being
 handled); handle_batch appends one line per record to OUTFILE and fsyncs before
@@ -35,6 +35,7 @@ import gevent  # noqa: E402
 
 import gkbroad  # noqa: E402
 from gkbroad.kafka import ConsumerGroup, Producer  # noqa: E402
+from tests.helpers.kafka_options import producer_options  # noqa: E402
 
 
 class Journal:
@@ -64,7 +65,7 @@ def main() -> None:
     stacks = open(f"{args.outfile}.stacks", "w")  # noqa: SIM115 - open for the process lifetime
     faulthandler.register(signal.SIGUSR1, file=stacks)
 
-    class Member(ConsumerGroup):
+    class FaultGroup(ConsumerGroup):
         client = {"bootstrap_servers": args.bootstrap}
 
         def handle_consumer_start(self, topic, partition, group_name):
@@ -73,7 +74,7 @@ def main() -> None:
         def handle_consumer_stop(self, topic, partition, group_name, reason):
             journal.write([f"stop {partition} {reason}"])
 
-    class Worker(gkbroad.Pipeline):
+    class FaultPipeline(gkbroad.Pipeline):
         def handle_message(self, processor, message, context):
             gevent.sleep(random.uniform(0, args.max_sleep))
             return message
@@ -82,22 +83,20 @@ def main() -> None:
             journal.write([f"handled {m.metadata['partition']} {m.metadata['offset']}" for m in messages])
             return messages
 
-    pipeline = Worker(
+    pipeline = FaultPipeline(
         name="fault-worker",
         producer={
             "module": (
                 Producer,
-                {
-                    "consumer_group": Member,
-                    "group_name": args.group,
-                    "topics": [{"name": args.topic, "offset_reset_policy": "earliest"}],
-                    "message_format": "value",
-                    "receive_interval": 100,
-                    "session_timeout_ms": 6000,
-                    "heartbeat_interval_ms": 1000,
-                    "drain_timeout": args.drain_timeout,
-                    "partition_assignment_strategy": args.assignor,
-                },
+                producer_options(
+                    args.bootstrap,
+                    args.group,
+                    [args.topic],
+                    consumer_group=FaultGroup,
+                    message_format="value",
+                    drain_timeout=args.drain_timeout,
+                    partition_assignment_strategy=args.assignor,
+                ),
             )
         },
         processors={"default": {"concurrency": 8, "max_demand": 10}},

@@ -1,6 +1,6 @@
 """Shared pieces of the engine's unit tests: a recording pipeline, a counting
 acknowledger, a lazy producer that follows gkbroad/producer.py's protocol, and
-the shared waits come from tests/support.py. Fixtures that start pipelines live in conftest.py."""
+the shared waits come from tests/helpers/support.py. Fixtures that start pipelines live in tests/unit/conftest.py."""
 
 from __future__ import annotations
 
@@ -16,10 +16,10 @@ import gkbroad
 from gkbroad import Acknowledger, BaseProducer, BatchInfo, Message
 
 
-def stage_greenlet(pipeline: gkbroad.Pipeline, kind: str, index: int = 0) -> gevent.Greenlet:
-    """The greenlet of a running pipeline's stage: kind is producer, processor, batcher or batch_processor."""
-    prefix = f"{pipeline.name}.{kind}."
-    return [s for s in pipeline._topology.stages if s.name.startswith(prefix)][index].greenlet
+def stage_greenlet(pipeline: gkbroad.Pipeline, stage: str) -> gevent.Greenlet:
+    """The greenlet of a running pipeline's stage, named without the pipeline's name:
+    "producer.0", "processor.0", "batcher.default", "batch_processor.default.0"."""
+    return pipeline.stage_greenlets[f"{pipeline.name}.{stage}"]
 
 
 @dataclass
@@ -30,7 +30,7 @@ class BatchCall:
     greenlet: Any
 
 
-class Recording(gkbroad.Pipeline):
+class RecordingPipeline(gkbroad.Pipeline):
     """Passes every message through and records every callback call.
 
     Tests subclass it and override `on_message` / `on_batch` (what the handler

@@ -10,13 +10,14 @@ which took it over, handles it too.
 from __future__ import annotations
 
 import subprocess
-import sys
 import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-WORKER = Path(__file__).with_name("fault_worker.py")
+from tests.helpers.support import start_module
+
+WORKER = "tests.helpers.fault_worker"
 
 
 @dataclass
@@ -125,7 +126,7 @@ class Worker:
 
     def __init__(self, bootstrap: str, topic: str, group: str, path: Path, *args: str):
         self.path = path
-        self.process = subprocess.Popen([sys.executable, str(WORKER), bootstrap, topic, group, str(path), *args])
+        self.process = start_module(WORKER, bootstrap, topic, group, str(path), *args)
 
     def run(self) -> Run:
         return read_run(self.path)

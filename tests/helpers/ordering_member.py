@@ -1,6 +1,6 @@
 """A pipeline in its own process for the kill-and-restart tests of test_ordering.py.
 
-    python ordering_member.py BOOTSTRAP TOPIC GROUP ORDERING OUTFILE
+    python -m tests.helpers.ordering_member BOOTSTRAP TOPIC GROUP ORDERING OUTFILE
 
 Handles records with a random short sleep, appending "handled PARTITION OFFSET"
 to OUTFILE when a handler finishes (before the record is acknowledged), until
@@ -17,9 +17,10 @@ import time  # noqa: E402
 
 import gkbroad  # noqa: E402
 from gkbroad.kafka import Producer  # noqa: E402
+from tests.helpers.kafka_options import producer_options  # noqa: E402
 
 
-class Member(gkbroad.Pipeline):
+class OrderingPipeline(gkbroad.Pipeline):
     def handle_message(self, processor, message, context):
         time.sleep(random.random() * 0.003)
         context.write(f"handled {message.data.partition} {message.data.offset}\n")
@@ -28,20 +29,12 @@ class Member(gkbroad.Pipeline):
 
 def main(bootstrap, topic, group, ordering, outfile):
     with open(outfile, "a", buffering=1) as out:
-        pipeline = Member(
+        pipeline = OrderingPipeline(
             name="ordering-member",
             producer={
                 "module": (
                     Producer,
-                    {
-                        "client": {"bootstrap_servers": bootstrap},
-                        "group_name": group,
-                        "topics": [{"name": topic, "offset_reset_policy": "earliest"}],
-                        "ordering": ordering,
-                        "receive_interval": 100,
-                        "session_timeout_ms": 6000,
-                        "heartbeat_interval_ms": 1000,
-                    },
+                    producer_options(bootstrap, group, [topic], ordering=ordering),
                 )
             },
             processors={"default": {"concurrency": 20, "max_demand": 10}},

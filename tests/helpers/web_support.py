@@ -3,17 +3,14 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 import urllib.error
 import urllib.request
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-EXAMPLES = os.path.join(ROOT, "examples")
-sys.path.insert(0, EXAMPLES)
+from gkbroad.cli.samples import sample_orders
+from tests.helpers.support import ROOT, root_on_pythonpath
 
-from gkbroad.cli.samples import sample_orders  # noqa: E402
+EXAMPLES = str(ROOT / "examples")
 
 
 def order_values(count: int) -> list[bytes]:
@@ -38,13 +35,8 @@ def get_json(url: str) -> dict:
 
 def example_env(bootstrap_servers: str, topic: str, group: str) -> dict:
     """The environment the examples read their Kafka settings from (examples/orders_service.py)."""
-    return {
-        **os.environ,
-        "GKBROAD_BOOTSTRAP_SERVERS": bootstrap_servers,
-        "GKBROAD_TOPIC": topic,
-        "GKBROAD_GROUP": group,
-        "PYTHONPATH": os.pathsep.join(p for p in (ROOT, os.environ.get("PYTHONPATH")) if p),
-    }
+    settings = {"GKBROAD_BOOTSTRAP_SERVERS": bootstrap_servers, "GKBROAD_TOPIC": topic, "GKBROAD_GROUP": group}
+    return {**root_on_pythonpath(), **settings}
 
 
 def stop_process(process: subprocess.Popen, log_path) -> str:

@@ -1,0 +1,36 @@
+"""The one place the integration tests spell out gkbroad.kafka.Producer's options.
+
+Every test that consumes from the broker, in this process or in a helper
+process, starts from `producer_options(...)` and overrides what it is about,
+so a change of defaults (a shorter session, a faster poll) is made once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+SESSION_TIMEOUT_MS = 6000
+"""Short enough that a killed member is dropped within seconds, long enough for a loaded machine."""
+
+HEARTBEAT_INTERVAL_MS = 1000
+
+
+def producer_options(bootstrap_servers: str, group: str, topics: Iterable[str], **overrides: Any) -> dict:
+    """Producer options for `group` reading `topics` from the beginning; `overrides` replace or add options.
+
+    With a `consumer_group` class in `overrides` the `client` option is left
+    out: that class names its own client, and the two may not both be given.
+    """
+    options = {
+        "client": {"bootstrap_servers": bootstrap_servers},
+        "group_name": group,
+        "topics": [{"name": topic, "offset_reset_policy": "earliest"} for topic in topics],
+        "receive_interval": 100,
+        "session_timeout_ms": SESSION_TIMEOUT_MS,
+        "heartbeat_interval_ms": HEARTBEAT_INTERVAL_MS,
+        **overrides,
+    }
+    if "consumer_group" in overrides:
+        del options["client"]
+    return options
