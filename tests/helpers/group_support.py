@@ -66,3 +66,17 @@ class Consumer:
                 gevent.sleep(pause)
             else:
                 gevent.sleep(0)
+
+
+def break_the_poll_loop(group):
+    """Make the next round of the group's poll loop raise, as a bug in it would."""
+
+    def paused():
+        raise RuntimeError("a bug in the poll loop")
+
+    group.consumer_client.paused = paused
+
+
+def kill_a_committer(group):
+    """Kill the group's first committer greenlet, as a bug in it would."""
+    group.greenlets[1].kill(RuntimeError("a bug in a committer"), block=False)

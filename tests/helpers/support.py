@@ -18,14 +18,27 @@ ROOT = Path(__file__).resolve().parents[2]
 """The repository's root: on sys.path, `tests.helpers...` imports from it."""
 
 
-def wait_until(predicate: Callable[[], object], timeout: float = 5.0, what: str = "the condition") -> float:
-    """Poll `predicate` (yielding to other greenlets) until it is true; returns the
-    seconds it took, fails the test after `timeout`."""
+def wait_until(
+    predicate: Callable[[], object],
+    timeout: float = 5.0,
+    what: str = "the condition",
+    interval: float = 0.01,
+    seen: Callable[[], object] | None = None,
+) -> float:
+    """Poll `predicate` every `interval` seconds (yielding to other greenlets) until it
+    is true; returns the seconds it took, fails the test after `timeout`, saying
+    what `seen()` returns then (the counts or offsets that fell short).
+
+    A predicate that reads the broker or parses journals should poll at a
+    slower `interval`: on a loaded machine the polling itself takes the CPU
+    the code under test needs.
+    """
     start = time.monotonic()
     while not predicate():
         if time.monotonic() - start > timeout:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        gevent.sleep(0.01)
+            found = f"; saw {seen()}" if seen is not None else ""
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}{found}")
+        gevent.sleep(interval)
     return time.monotonic() - start
 
 

@@ -11,9 +11,12 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 BENCH = os.path.join(os.path.dirname(__file__), "..", "..", "scripts", "bench.py")
 
 
+@pytest.mark.long
 def test_quick_benchmark_completes_every_case(bootstrap_servers, report):
     done = subprocess.run(
         [sys.executable, BENCH, "--quick", "--json", "--bootstrap-servers", bootstrap_servers],

@@ -10,6 +10,7 @@ import resource
 import time
 
 import gevent
+import pytest
 
 from gkbroad.testing.broker import LocalBroker
 from tests.helpers.group_support import Consumer, build_group
@@ -30,6 +31,7 @@ def gkbroad_records(caplog, level: int, text: str) -> list[logging.LogRecord]:
     return [r for r in caplog.records if r.name.startswith("gkbroad") and r.levelno == level and text in r.getMessage()]
 
 
+@pytest.mark.long
 def test_stop_while_the_broker_is_down_keeps_to_its_budget_and_says_what_is_lost(caplog, report):
     broker = LocalBroker(port=free_port()).start()
     cluster = Cluster(broker.bootstrap_servers)
@@ -42,7 +44,7 @@ def test_stop_while_the_broker_is_down_keeps_to_its_budget_and_says_what_is_lost
         consumer.run_until(20, timeout=60)
         first, rest = consumer.unacked[:5], consumer.unacked[5:]
         group.ack(first)
-        wait_until(lambda: cluster.committed(group.group_name, topic) == {0: 5}, 15, "the first commit")
+        wait_until(lambda: cluster.committed(group.group_name, topic) == {0: 5}, 60, "the first commit", interval=0.2)
         broker.stop()
         group.ack(rest[:10])  # acknowledged after the broker went away: cannot be committed
         begun = time.monotonic()
@@ -59,6 +61,7 @@ def test_stop_while_the_broker_is_down_keeps_to_its_budget_and_says_what_is_lost
     assert len(lost) == 1 and "10 acknowledged record(s)" in lost[0].getMessage()
 
 
+@pytest.mark.long
 def test_unreachable_brokers_are_reported_once_per_interval_and_their_return_once(caplog):
     port = free_port()
     broker = LocalBroker(port=port)
@@ -102,6 +105,7 @@ def test_the_consumer_asks_the_broker_not_to_create_missing_topics(cluster):
         group.stop(timeout=10)
 
 
+@pytest.mark.long
 def test_the_poll_loop_does_not_spin_while_the_broker_is_down():
     broker = LocalBroker(port=free_port()).start()
     cluster = Cluster(broker.bootstrap_servers)

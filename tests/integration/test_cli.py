@@ -190,7 +190,9 @@ def test_run_serves_the_status_app_from_the_same_process(cluster, tmp_path):
                 return False
 
         wait_until(healthy, 60, "/healthz to answer 200")
-        wait_until(lambda: cluster.committed(group, topic) == {0: 25, 1: 25}, 60, "the records to be committed")
+        wait_until(
+            lambda: cluster.committed(group, topic) == {0: 25, 1: 25}, 60, "the records to be committed", interval=0.2
+        )
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/status.json", timeout=5) as response:
             assert topic in response.read().decode()
         process.send_signal(signal.SIGTERM)

@@ -56,9 +56,9 @@ def test_commits_only_the_contiguous_acknowledged_prefix(cluster):
         gevent.sleep(1)
         assert cluster.committed(group_id, topic) == {}
         group.ack(held[o] for o in (2, 0, 1))
-        wait_until(lambda: cluster.committed(group_id, topic) == {0: 3}, 10, "commit of 0..2")
+        wait_until(lambda: cluster.committed(group_id, topic) == {0: 3}, 60, "commit of 0..2", interval=0.2)
         group.ack(held[o] for o in (4, 3))
-        wait_until(lambda: cluster.committed(group_id, topic) == {0: 10}, 10, "commit of 0..9")
+        wait_until(lambda: cluster.committed(group_id, topic) == {0: 10}, 60, "commit of 0..9", interval=0.2)
         assert group.stats()["partitions"][(topic, 0)]["committed"] == 10
     finally:
         group.stop(timeout=30)
@@ -131,6 +131,7 @@ def test_a_consumer_slower_than_max_poll_interval_keeps_the_membership(cluster):
     assert cluster.committed(group_id, topic) == cluster.end_offsets(topic, 2)
 
 
+@pytest.mark.long
 @pytest.mark.parametrize("assignor", ["cooperative-sticky", "range"])
 def test_two_members_split_partitions_and_a_revocation_drains_first(cluster, assignor):
     topic = cluster.topic(partitions=4)
@@ -317,6 +318,7 @@ def test_missing_or_late_monkey_patching_is_refused_with_the_fix(program, expect
     assert "monkey.patch_all()" in result.stdout
 
 
+@pytest.mark.long
 def test_waits_for_an_unreachable_broker_and_survives_losing_it(caplog):
     # A broker of its own: this test starts it late and kills it.
     broker = LocalBroker(port=free_port())

@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 
 import gevent
+import pytest
 from kafka import KafkaConsumer, KafkaProducer
 from kafka.structs import TopicPartition
 
@@ -84,7 +85,9 @@ def test_poison_records_end_in_the_dead_letter_topic_with_their_source_headers(c
     p = pipeline(cluster.bootstrap_servers, group, topic, context, dead_letter={"topic": dead})
     p.start()
     try:
-        wait_until(lambda: cluster.committed(group, topic) == {0: 20, 1: 20}, 60, "every offset committed")
+        wait_until(
+            lambda: cluster.committed(group, topic) == {0: 20, 1: 20}, 60, "every offset committed", interval=0.2
+        )
     finally:
         assert p.stop() is True
     letters = read_all(cluster.bootstrap_servers, dead, 4)
@@ -131,6 +134,7 @@ def test_with_the_dead_letter_cluster_unreachable_nothing_is_committed_past_the_
     assert committed == 5, f"committed {committed}: offsets 0-4 were handled, the failure at 5 was not written"
 
 
+@pytest.mark.long
 def test_when_the_dead_letter_broker_stops_the_commit_stays_below_the_first_unwritten_failure(cluster):
     """The bundled broker creates missing topics, so "unreachable" is a dead-letter broker that is
     stopped mid-run: the failure before the outage is written and committed past, the one after it
@@ -150,7 +154,9 @@ def test_when_the_dead_letter_broker_stops_the_commit_stays_below_the_first_unwr
     p = pipeline(cluster.bootstrap_servers, group, topic, {"handled": []}, dead_letter=dead_letter)
     try:
         p.start()
-        wait_until(lambda: cluster.committed(group, topic) == {0: 10}, 60, "the first ten records committed")
+        wait_until(
+            lambda: cluster.committed(group, topic) == {0: 10}, 60, "the first ten records committed", interval=0.2
+        )
         assert [letter.value for letter in read_all(dead_broker.bootstrap_servers, "dead", 1)] == [b"poison-a"]
         dead_broker.stop()
         second = [b"poison-b" if i == 4 else b"good-1%d" % i for i in range(10)]  # poison-b is offset 14

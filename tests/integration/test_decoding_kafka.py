@@ -80,7 +80,7 @@ def test_a_topic_of_mixed_records_is_consumed_to_its_end(cluster, report):
     try:
         wait_until(lambda: len(seen.handled) + len(seen.failed) >= RECORDS, 120, "every record handled or failed")
         started = min(ticks)
-        wait_until(lambda: cluster.committed(group, topic) == ends, 30, "every offset committed")
+        wait_until(lambda: cluster.committed(group, topic) == ends, 60, "every offset committed", interval=0.2)
     finally:
         assert pipeline.stop(30)
         ticker.kill()

@@ -15,6 +15,7 @@ import random
 import time
 
 import gevent
+import pytest
 
 import gkbroad
 from gkbroad.testing.broker import LocalBroker
@@ -37,19 +38,25 @@ from tests.helpers.support import wait_until
 PARTITIONS = 8
 
 
-def fault_seed(report) -> random.Random:
-    """A seeded random source; the seed is printed and reported, and GKBROAD_FAULT_SEED replays a run."""
+def fault_seed(report) -> int:
+    """A seed for the test's random choices; it is printed and reported, and GKBROAD_FAULT_SEED replays a run."""
     seed = int(os.environ.get("GKBROAD_FAULT_SEED") or time.time_ns() % 1_000_000)
     print(f"fault seed: {seed} (GKBROAD_FAULT_SEED={seed} replays it)")
     report(f"fault seed: {seed}")
-    return random.Random(seed)
+    return seed
 
 
-def assert_nothing_lost(runs, ends):
+def assert_nothing_lost(runs, ends, seed=None):
     lost = missing(runs, ends)
-    assert not lost, f"{len(lost)} produced records were never handled, e.g. {lost[:10]}"
+    replay = f" (seed {seed})" if seed is not None else ""
+    assert not lost, f"{len(lost)} produced records were never handled, e.g. {lost[:10]}{replay}"
     for run in runs:
-        assert not out_of_order(run), f"{run.name}: offsets out of order {out_of_order(run)[:10]}"
+        assert not out_of_order(run), f"{run.name}: offsets out of order {out_of_order(run)[:10]}{replay}"
+
+
+def holds_all(run, partitions: int) -> bool:
+    """Whether the run's journal shows it was given every partition (so its pipeline is running)."""
+    return {p for kind, p, _, _ in run.events if kind == "start"} == set(range(partitions))
 
 
 def test_the_checker_finds_loss_disorder_and_shared_partitions():
@@ -67,36 +74,71 @@ def test_the_checker_finds_loss_disorder_and_shared_partitions():
     assert duplicates_of(b, [a]) == 1 and duplicate_sources([a, b]) == {"a->b": 1}
 
 
+@pytest.mark.long
 def test_crash_and_restart_loses_nothing(cluster, tmp_path, slow, report):
     """SIGKILL a busy pipeline at random instants, restart it each time: every record is handled."""
     records, kills = (50_000, 6) if slow else (10_000, 5)
-    rng = fault_seed(report)
+    seed = fault_seed(report)
+    rng = random.Random(seed)
     started = time.monotonic()
     topic, group = cluster.topic(PARTITIONS, prefix="crash"), cluster.group_id()
     cluster.produce(topic, records, partitions=PARTITIONS)
     ends = cluster.end_offsets(topic, PARTITIONS)
-    runs = []
+    workers: list[Worker] = []  # the killed ones, then the last
+
+    def journals():
+        return [w.run() for w in workers]
+
+    def seen():
+        runs = journals()
+        return (
+            f"handled per run {[len(run.handled) for run in runs]}, {len(missing(runs, ends))} records missing, "
+            f"committed {cluster.committed(group, topic)} of {ends} (seed {seed})"
+        )
+
+    def start(name):
+        workers.append(Worker(cluster.bootstrap_servers, topic, group, tmp_path / name))
+        return workers[-1]
+
     try:
         for i in range(kills):
-            worker = Worker(cluster.bootstrap_servers, topic, group, tmp_path / f"run{i}.log")
-            target = rng.randint(records // (3 * kills), records // kills)
-            wait_until(lambda w=worker, n=target: w.handled_count() >= n, 120, f"run {i} to handle {target} records")
+            # Kill i lands once the runs so far handled about (i + u) / (kills + 1) of the records, u random:
+            # always short of all of them, so every target is reached, however far earlier runs overshot theirs.
+            target = int(records * (i + rng.uniform(0.3, 1.0)) / (kills + 1))
+            before = len({pair for run in journals() for pair in run.handled})
+            worker = start(f"run{i}.log")
+            wait_until(
+                lambda w=worker, n=target - before: w.handled_count() >= n,
+                180,
+                f"run {i} to bring the records handled to {target}",
+                0.05,
+                seen,
+            )
             gevent.sleep(rng.uniform(0, 0.3))
             worker.kill()
-            runs.append(worker.run())
-        last = Worker(cluster.bootstrap_servers, topic, group, tmp_path / "final.log")
-        wait_until(lambda: not missing([*runs, last.run()], ends), 300, "every record handled after the last restart")
+        last = start("final.log")
+        # The killed runs go past their targets before the kill lands, and together they may have handled every
+        # record already: "nothing missing" alone can then hold while the last worker is still importing, before
+        # its run() handles SIGTERM. It is done once it holds every partition and the group committed to the end.
+        wait_until(
+            lambda: holds_all(last.run(), PARTITIONS) and not missing(journals(), ends),
+            300,
+            "the last worker to hold every partition and every record to be handled",
+            0.5,
+            seen,
+        )
+        wait_until(lambda: cluster.committed(group, topic) == ends, 60, "the commit of every record", 0.5, seen)
         code = last.terminate()
     finally:
-        for worker in (locals().get("worker"), locals().get("last")):
-            if worker is not None and worker.process.poll() is None:
+        for worker in workers:
+            if worker.process.poll() is None:
                 worker.kill()
-    runs.append(last.run())
-    assert code == 0 and runs[-1].exit == "clean"
-    assert_nothing_lost(runs, ends)
-    assert cluster.committed(group, topic) == ends
-    per_restart = [duplicates_of(run, runs[:i]) for i, run in enumerate(runs) if i]
+    runs = journals()
     handled_per_run = [len(run.handled) for run in runs]
+    assert (code, runs[-1].exit) == (0, "clean"), f"the last worker exited {code}, {runs[-1].exit}; {seen()}"
+    assert_nothing_lost(runs, ends, seed)
+    assert cluster.committed(group, topic) == ends, seen()
+    per_restart = [duplicates_of(run, runs[:i]) for i, run in enumerate(runs) if i]
     report(
         f"crash/restart: {records} records on {PARTITIONS} partitions, {kills} SIGKILLs, handled per run "
         f"{handled_per_run}, duplicates per restart {per_restart} (total {handled_twice(runs)}), "
@@ -104,6 +146,7 @@ def test_crash_and_restart_loses_nothing(cluster, tmp_path, slow, report):
     )
 
 
+@pytest.mark.long
 def test_rebalance_under_load_loses_nothing_and_never_shares_a_partition(cluster, tmp_path, report):
     """Three members: two start, a third joins late, the first is SIGKILLed, the second stops cleanly."""
     records = 16_000
@@ -121,6 +164,13 @@ def test_rebalance_under_load_loses_nothing_and_never_shares_a_partition(cluster
     def journals():
         return [m.run() for m in members]
 
+    def seen():
+        runs = journals()
+        return (
+            f"handled per member {[len(run.handled) for run in runs]}, holders {holders(runs)}, "
+            f"{len(missing(runs, ends))} records missing, quiet for {quiet_for(runs):.1f}s"
+        )
+
     def settled():
         # Tansu can loop forever in JoinGroup/SyncGroup (same generation each time) when a member dies or
         # leaves during a rebalance, so the faults are injected only once no rebalance has run for a while.
@@ -128,28 +178,31 @@ def test_rebalance_under_load_loses_nothing_and_never_shares_a_partition(cluster
 
     members = [member("first"), member("second")]
     try:
-        wait_until(lambda: handled() >= records * 0.15, 120, "15% handled by the first two members")
+        wait_until(lambda: handled() >= records * 0.15, 180, "15% handled by the first two members", 0.1, seen)
         members.append(member("late"))
-        wait_until(lambda: members[2].handled_count() > 0, 120, "the late member to handle records")
-        wait_until(lambda: handled() >= records * 0.4 and settled(), 120, "40% handled, the group settled")
+        wait_until(lambda: members[2].handled_count() > 0, 180, "the late member to handle records", 0.1, seen)
+        wait_until(lambda: handled() >= records * 0.4 and settled(), 180, "40% handled, the group settled", 0.25, seen)
         members[0].kill()
         wait_until(
             lambda: set(holders(journals()).values()) == {"second.log", "late.log"} and settled(),
-            120,
+            180,
             "the killed member's partitions taken over, the group settled",
+            0.25,
+            seen,
         )
         second_code = members[1].terminate()
-        wait_until(lambda: not missing([m.run() for m in members], ends), 180, "every record handled")
+        wait_until(lambda: not missing(journals(), ends), 240, "every record handled", 0.25, seen)
         late_code = members[2].terminate()
     finally:
         for m in members:
             if m.process.poll() is None:
                 m.kill()
     runs = [m.run() for m in members]
-    assert (second_code, runs[1].exit, late_code, runs[2].exit) == (0, "clean", 0, "clean")
+    exits = (second_code, runs[1].exit, late_code, runs[2].exit)
+    assert exits == (0, "clean", 0, "clean"), f"exits of the second and late members {exits}; {seen()}"
     assert_nothing_lost(runs, ends)
     assert not overlaps(runs), overlaps(runs)[:10]
-    assert cluster.committed(group, topic) == ends
+    assert cluster.committed(group, topic) == ends, seen()
     report(
         f"rebalance under load: {records} records, handled per member {[len(r.handled) for r in runs]} "
         f"(first SIGKILLed, second stopped, third late), {handled_twice(runs)} handled twice "
@@ -167,6 +220,7 @@ class ValuesSeen(gkbroad.Pipeline):
         return message
 
 
+@pytest.mark.long
 def test_broker_outage_resumes_and_loses_nothing_produced_after_the_restart(caplog, report):
     """Stop the broker for 10 s mid-run and start it again on the same port.
 
@@ -196,7 +250,7 @@ def test_broker_outage_resumes_and_loses_nothing_produced_after_the_restart(capl
             client=client,
         )
         pipeline.start()
-        wait_until(lambda: len(seen) >= before // 4, 60, "records handled before the outage")
+        wait_until(lambda: len(seen) >= before // 4, 120, "records handled before the outage")
         handled_at_stop = len(seen)
         broker.stop(timeout=1)  # Tansu may linger on SIGTERM with clients connected; then it is killed
         stopped_at = time.monotonic()
@@ -209,8 +263,8 @@ def test_broker_outage_resumes_and_loses_nothing_produced_after_the_restart(capl
         cluster.produce(topic, after, partitions=4, value=lambda i: b"after-%d" % i)
         expected = {b"after-%d" % i for i in range(after)}
         waited = wait_until(lambda: expected <= set(seen), 180, "every record produced after the restart")
-        assert pipeline.running
-        assert pipeline.stop(30)
+        assert pipeline.running, f"the pipeline stopped after the outage: {pipeline.failure}"
+        assert pipeline.stop(30), f"the stop was not clean: {pipeline.failure}"
     finally:
         if "pipeline" in locals() and pipeline.running:
             pipeline.stop(30)
@@ -240,6 +294,7 @@ class SlowOnce(gkbroad.Pipeline):
         return message
 
 
+@pytest.mark.long
 def test_a_handler_slower_than_the_rebalance_timeout_commits_nothing_past_it(cluster, caplog, report):
     """Member A is stuck on offset 25 of both partitions (12 s, the rebalance timeout is 8 s) when B joins.
 
@@ -280,6 +335,7 @@ def test_a_handler_slower_than_the_rebalance_timeout_commits_nothing_past_it(clu
             lambda: all(cluster.committed(group, topic).get(p, 0) > slow_offset - max_demand for p in range(2)),
             30,
             "A to commit what it acknowledged before the stuck chunk",
+            interval=0.2,
         )
         committed_before = cluster.committed(group, topic)
         b.start()
@@ -295,8 +351,9 @@ def test_a_handler_slower_than_the_rebalance_timeout_commits_nothing_past_it(clu
     assert warning.levelno == logging.WARNING and warning.name.startswith("gkbroad")
     assert "timed out after 3.0 s" in warning.getMessage()  # drain_timeout=3000 (ms)
     # The stuck record was never acknowledged: no commit passed it, during the drain or after.
-    assert all(committed_before[p] <= committed_after_drain[p] <= slow_offset for p in range(2))
-    assert cluster.committed(group, topic) == ends
+    committed = f"committed {committed_before} before B joined, {committed_after_drain} after the drain gave up"
+    assert all(committed_before[p] <= committed_after_drain[p] <= slow_offset for p in range(2)), committed
+    assert cluster.committed(group, topic) == ends, f"{committed}, {cluster.committed(group, topic)} at the end"
     report(
         f"slow handler during a rebalance: drain gave up with a warning {gave_up_after:.1f}s into the test, "
         f"committed {committed_before} before and {committed_after_drain} after (stuck at offset {slow_offset}); "

@@ -6,21 +6,11 @@ from __future__ import annotations
 import gevent
 import pytest
 
-from tests.helpers.group_support import Consumer, make_group
+from tests.helpers.group_support import Consumer, break_the_poll_loop, kill_a_committer, make_group
 from tests.helpers.support import wait_until
 
 
-def break_the_poll_loop(group):
-    def paused():
-        raise RuntimeError("a bug in the poll loop")
-
-    group.consumer_client.paused = paused
-
-
-def kill_a_committer(group):
-    group.greenlets[1].kill(RuntimeError("a bug in a committer"), block=False)
-
-
+@pytest.mark.long
 @pytest.mark.parametrize("breaking", [break_the_poll_loop, kill_a_committer], ids=["poll loop", "committer"])
 def test_a_dead_greenlet_is_reported_and_the_stop_commits_only_what_was_acknowledged(cluster, breaking):
     topic = cluster.topic(partitions=1)
@@ -34,7 +24,7 @@ def test_a_dead_greenlet_is_reported_and_the_stop_commits_only_what_was_acknowle
         consumer = Consumer(group, ack=False)
         consumer.run_until(20, timeout=60)
         group.ack(consumer.unacked[:7])  # offset 7 and above never acknowledged
-        wait_until(lambda: cluster.committed(group_id, topic) == {0: 7}, 15, "the commit of 0..6")
+        wait_until(lambda: cluster.committed(group_id, topic) == {0: 7}, 60, "the commit of 0..6", interval=0.2)
         group.ack(consumer.unacked[8:13:2])  # 8, 10, 12: above the gap at 7, not committable
         breaking(group)
         wait_until(lambda: reports, 15, "the report")

@@ -35,6 +35,7 @@ def start_gunicorn(env, port, log_path, *extra, config="gunicorn.conf.py"):
         )
 
 
+@pytest.mark.long
 def test_two_gevent_workers_share_the_partitions_and_sigterm_commits(cluster, tmp_path):
     topic = cluster.topic(PARTITIONS, prefix="gunicorn")
     group = cluster.group_id("gunicorn")

@@ -9,6 +9,7 @@ import time
 from collections import defaultdict
 
 import gevent
+import pytest
 from gevent.event import Event
 
 import gkbroad
@@ -93,6 +94,7 @@ class BlocksFirstOfEachPartition(gkbroad.Pipeline):
         return message
 
 
+@pytest.mark.long
 def test_no_record_of_a_revoked_partition_is_handled_after_a_drain_timeout(bootstrap_servers, tmp_path, report):
     partitions = 4
     topic = create_topic(bootstrap_servers, unique_name("stale"), partitions)
@@ -159,6 +161,7 @@ class SlowHandler(gkbroad.Pipeline):
         return message
 
 
+@pytest.mark.long
 def test_records_in_flight_when_a_rebalance_drains_are_still_handled(bootstrap_servers, tmp_path):
     """The counterpart of the stale check: while a revoked partition drains (within drain_timeout),
     its records in flight are current and must be handled, not skipped; every record is handled by

@@ -33,6 +33,7 @@ def assert_complete_and_ordered(seen: dict, topic: str, ends: dict) -> None:
         )
 
 
+@pytest.mark.long
 @pytest.mark.parametrize("producer_concurrency", [1, 3])
 def test_every_record_in_partition_order_and_committed(bootstrap_servers, producer_concurrency, report):
     topic = create_topic(bootstrap_servers, unique_name("e2e"), PARTITIONS)
@@ -161,6 +162,7 @@ def test_consumer_group_callbacks(bootstrap_servers):
     assert stops == [("stop", topic, p, group, "shutdown") for p in range(4)]
 
 
+@pytest.mark.long
 def test_slow_handler_keeps_the_membership(bootstrap_servers):
     """A handler slower than max_poll_interval_ms must not cost the group its partitions."""
     topic = create_topic(bootstrap_servers, unique_name("slow"), 2)

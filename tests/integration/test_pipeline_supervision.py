@@ -9,8 +9,8 @@ import time
 import gevent
 import pytest
 from gevent.event import Event
-from test_group_supervision import break_the_poll_loop, kill_a_committer
 
+from tests.helpers.group_support import break_the_poll_loop, kill_a_committer
 from tests.helpers.pipeline_support import OffsetRecordingPipeline, SeenOffsets, kafka_pipeline
 from tests.helpers.support import wait_until
 
@@ -31,6 +31,7 @@ class HoldingPipeline(OffsetRecordingPipeline):
         return super().handle_message(processor, message, context)
 
 
+@pytest.mark.long
 @pytest.mark.parametrize("breaking", [break_the_poll_loop, kill_a_committer], ids=["poll loop", "committer"])
 def test_a_dead_group_greenlet_fails_and_stops_the_pipeline(cluster, breaking, report):
     topic = cluster.topic(partitions=1)
@@ -45,7 +46,7 @@ def test_a_dead_group_greenlet_fails_and_stops_the_pipeline(cluster, breaking, r
     try:
         wait_until(HoldingPipeline.holding.is_set, 60, "the handler of the held offset")
         # Acks go per processor chunk, so the commit stops at the start of the held record's chunk.
-        wait_until(lambda: cluster.committed(group_id, topic).get(0, 0) > 0, 15, "a commit")
+        wait_until(lambda: cluster.committed(group_id, topic).get(0, 0) > 0, 60, "a commit", interval=0.2)
         gevent.sleep(1.5)  # nothing below the hold is still on its way
         committed = cluster.committed(group_id, topic)
         assert committed[0] <= HELD_OFFSET

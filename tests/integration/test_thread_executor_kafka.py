@@ -13,6 +13,7 @@ import time
 from collections import defaultdict
 
 import gevent
+import pytest
 from gevent import monkey
 
 import gkbroad
@@ -103,6 +104,7 @@ def run_once(bootstrap_servers, executor: str, records: int) -> tuple[float, flo
     return rate, ticker.longest_gap(first, last), seen["offsets"]
 
 
+@pytest.mark.long
 def test_thread_executor_overlaps_c_blocking_handlers_and_keeps_the_hub_running(bootstrap_servers, report):
     greenlet_rate, greenlet_gap, _ = run_once(bootstrap_servers, "greenlet", records=10 * PARTITIONS)
     thread_rate, thread_gap, offsets = run_once(bootstrap_servers, "thread", records=50 * PARTITIONS)

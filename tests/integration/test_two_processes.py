@@ -49,6 +49,7 @@ class MemberProcess:
             raise
 
 
+@pytest.mark.long
 @pytest.mark.parametrize("assignor", ["cooperative-sticky", "range"])
 def test_two_members_split_partitions_and_handle_everything(bootstrap_servers, tmp_path, assignor, report):
     topic = create_topic(bootstrap_servers, unique_name("two"), PARTITIONS)

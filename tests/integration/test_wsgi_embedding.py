@@ -15,6 +15,8 @@ import subprocess
 import sys
 import time
 
+import pytest
+
 from tests.helpers.support import wait_until
 from tests.helpers.web_support import EXAMPLES, example_env, get, get_json, order_values, stop_process
 
@@ -23,6 +25,7 @@ PARTITIONS = 4
 P99_LIMIT = 0.100  # seconds; the bound for the app's route while the pipeline works
 
 
+@pytest.mark.long
 def test_the_app_stays_responsive_while_its_pipeline_consumes(cluster, report, tmp_path):
     topic = cluster.topic(PARTITIONS, prefix="wsgi")
     group = cluster.group_id("wsgi")
@@ -56,7 +59,7 @@ def test_the_app_stays_responsive_while_its_pipeline_consumes(cluster, report, t
         assert p99 < P99_LIMIT, f"p99 {p99 * 1000:.1f} ms"
         assert max(lags) > 0, "the status page showed the lag while records were waiting"
 
-        wait_until(lambda: all_committed(base, ends), timeout=30, what="every partition committed to its end")
+        wait_until(lambda: all_committed(base, ends), 60, what="every partition committed to its end", interval=0.2)
         status = get_json(f"{base}/_gkbroad/status.json")
         shown = {(p["topic"], p["partition"]) for p in status["partitions"]}
         assert shown == {(topic, p) for p in range(PARTITIONS)}
