@@ -5,7 +5,7 @@
 #   1. unit tests, plain (no monkey patching);
 #   2. everything (unit + integration against the bundled broker) under
 #      gevent.monkey.patch_all(), which the Kafka parts require.
-# Extra arguments are passed to both pytest runs.
+# Extra arguments are passed to both pytest runs (--slow: the fault tests at full size).
 # Set GKBROAD_TEST_BOOTSTRAP_SERVERS=host:port to use your own Kafka instead of
 # the bundled Tansu broker.
 set -euo pipefail
@@ -17,8 +17,18 @@ start=$(date +%s)
 echo "== lint: ruff check and ruff format --check"
 "$ROOT/.venv/bin/ruff" check "$ROOT"
 "$ROOT/.venv/bin/ruff" format --check "$ROOT"
+# Both runs spread the tests over pytest-xdist worker processes, one test at a time to whichever
+# is free (the tests marked long go first). The integration tests mostly wait on the broker, so
+# more workers than cores pays; each worker starts a broker of its own (or, with
+# GKBROAD_TEST_BOOTSTRAP_SERVERS, shares that one: topic and group names are unique per process).
+# GKBROAD_TEST_WORKERS=0 runs everything in this process.
+PARALLEL=(-n "${GKBROAD_TEST_WORKERS:-6}" --maxschedchunk 1)
 echo "== run 1/2: unit tests, no monkey patching"
-"$PY" -m pytest tests/unit "$@"
+run_start=$SECONDS
+"$PY" -m pytest tests/unit "${PARALLEL[@]}" "$@"
+echo "== run 1/2 took $((SECONDS - run_start))s"
 echo "== run 2/2: unit + integration tests under gevent.monkey.patch_all()"
-GKBROAD_GEVENT_PATCH=1 "$PY" -m pytest tests "$@"
+run_start=$SECONDS
+GKBROAD_GEVENT_PATCH=1 "$PY" -m pytest tests "${PARALLEL[@]}" "$@"
+echo "== run 2/2 took $((SECONDS - run_start))s"
 echo "== scripts/test.sh finished in $(( $(date +%s) - start ))s"
