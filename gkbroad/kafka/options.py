@@ -13,6 +13,7 @@ from ..config.fields import NonEmptyString, NonNegativeInt, PositiveInt, import_
 from ..config.redact import SecretSettings
 from .client import ASSIGNORS, CONSUMER_DEFAULTS, PRODUCER_DEFAULTS
 from .decoding import DeserializerField, SchemaClassField
+from .formats import MESSAGE_FORMATS
 from .routing import ORDERINGS
 
 __all__ = [
@@ -291,7 +292,7 @@ class KafkaProducerOptions(Schema):
         ),
     )
     message_format = one_of(
-        ("record", "value"),
+        MESSAGE_FORMATS,
         "Shape of each message: see Message formats.",
         load_default="record",
     )

@@ -36,32 +36,26 @@ def test_unset_kafka_options_show_the_installed_kafka_python_default():
 
 def test_each_kafka_setting_named_in_the_tables_is_the_one_the_option_sets():
     """The `kafka_setting` metadata the table reads its default from must be where the value goes."""
-    from gkbroad.kafka.group.settings import kafka_settings
+    from gkbroad.config.validation import validate
+    from gkbroad.kafka.group.settings import GroupSettings
     from gkbroad.kafka.options import FetchStrategyOptions, KafkaProducerOptions, TopicOptions
 
-    topic = {"name": "t", "max_buffer_records": 1000, "isolation_level": "read_uncommitted", "fetch_max_bytes": None}
-    base = dict(
-        fetch_strategy=None,
-        instance_id=None,
-        rebalance_timeout_ms=None,
-        session_timeout_ms=None,
-        heartbeat_interval_ms=None,
-        partition_assignment_strategy="range",
-    )
+    base = {"group_name": "g", "client": {"bootstrap_servers": "x:1"}, "drain_timeout": 1000}
     checked = 0
     for schema, place in ((KafkaProducerOptions, "top"), (FetchStrategyOptions, "fetch"), (TopicOptions, "topic")):
         for name, field in schema().fields.items():
             setting = field.metadata.get("kafka_setting")
             if not setting:
                 continue
-            kwargs, topics = dict(base), [dict(topic)]
+            options = {**base, "topics": [{"name": "t"}]}
             if place == "top":
-                kwargs[name] = 12345
+                options[name] = 12345
             elif place == "fetch":
-                kwargs["fetch_strategy"] = {name: 12345}
+                options["fetch_strategy"] = {name: 12345}
             else:
-                topics[0][name] = 12345
-            settings = kafka_settings("g", topics, {"bootstrap_servers": "x:1"}, **kwargs)
+                options["topics"][0][name] = 12345
+            group = GroupSettings.from_options(validate(KafkaProducerOptions, options))
+            settings = group.kafka_settings(group.client)
             assert settings.get(setting) == 12345, f"{schema.__name__}.{name} does not set {setting}"
             checked += 1
     assert checked == 7
