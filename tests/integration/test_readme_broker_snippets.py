@@ -1,4 +1,4 @@
-"""The README's blocks that need a broker, run against the test broker as a user would run them.
+"""The blocks of README.md and docs/**/*.md that need a broker, run against the test broker as a user would.
 
 The broker address is rewritten to the test broker's and each topic a block names is
 replaced by a fresh one holding sample orders. A block that runs until stopped is
@@ -14,10 +14,10 @@ import time
 import urllib.request
 
 import pytest
-from readme_snippets import snippets, write_workspace
+from readme_snippets import all_snippets, write_workspace
 from support import free_port, wait_until
 
-SNIPPETS = snippets()
+SNIPPETS = all_snippets()
 BROKER = [s for s in SNIPPETS if s.broker]
 READY_TIMEOUT = 90  # the bundled broker's first join takes half the session timeout (45 s by default)
 ORDERS = 50
