@@ -49,7 +49,7 @@ class OrdersPipeline(gkbroad.Pipeline):
         return messages
 
     def after_pipeline_stop(self, pipeline, clean):
-        """A hook (gkbroad/hooks.py): runs once the stop is over, however it was asked for."""
+        """A hook (gkbroad/observability/hooks.py): runs once the stop is over, however it was asked for."""
         counts = self.counts
         logger.info(
             "orders tally: handled=%d failed=%d batches=%d", counts["handled"], counts["failed"], counts["batches"]

@@ -2,7 +2,7 @@
 
 Subclass `Pipeline`, write `handle_message` (and `handle_batch`), give it a
 producer (`gkbroad.kafka.Producer` for Kafka, `gkbroad.testing.DummyProducer`
-in tests) and `start()` it. See README.md for the guide.
+in tests) and `start()` it. See docs/ for the guides.
 """
 
 from .errors import ConfigError, GkbroadError, NotAcknowledged, PipelineStateError

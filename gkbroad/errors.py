@@ -8,10 +8,11 @@ class GkbroadError(Exception):
 
 
 class ConfigError(GkbroadError, ValueError):
-    """An option was missing or invalid.
+    """An option was missing or invalid, or gkbroad was set up in a way that cannot work
+    (gevent patched too late, a gunicorn hook without a pipeline, an object that is no hook).
 
     Raised at construction or start, never later, with a message that names the
-    option path, what was expected and what was given.
+    option path (or the call), what was expected and what was given.
     """
 
 

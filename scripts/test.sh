@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The test command: installs what it needs, checks lint and format, then runs
 # the suite twice.
-#   0. ruff check and ruff format --check (configuration in pyproject.toml);
+#   0. ruff check and ruff format --check (configuration in pyproject.toml),
+#      then the docs site built with `mkdocs build --strict` (mkdocs.yml);
 #   1. unit tests, plain (no monkey patching);
 #   2. everything (unit + integration against the bundled broker) under
 #      gevent.monkey.patch_all(), which the Kafka parts require.
@@ -17,6 +18,8 @@ start=$(date +%s)
 echo "== lint: ruff check and ruff format --check"
 "$ROOT/.venv/bin/ruff" check "$ROOT"
 "$ROOT/.venv/bin/ruff" format --check "$ROOT"
+echo "== docs: mkdocs build --strict (a broken link or a page missing from the nav fails)"
+NO_MKDOCS_2_WARNING=1 "$ROOT/.venv/bin/mkdocs" build --strict  # into site/ (gitignored); not --quiet, which hides the warnings strict counts
 # Both runs spread the tests over pytest-xdist worker processes, one test at a time to whichever
 # is free (the tests marked long go first). The integration tests mostly wait on the broker, so
 # more workers than cores pays; each worker starts a broker of its own (or, with

@@ -1,14 +1,16 @@
-"""The README's Python blocks, read so that tests can run each one as a user would.
+"""The Python blocks of README.md and docs/**/*.md, read so that tests can run each one as a user would.
 
-Every ```python block of README.md is a snippet. An HTML comment on the line
-before its fence (invisible on GitHub) says how to run it, as space-separated
-words and key=value pairs:
+Every ```python block of those pages is a snippet. An HTML comment on the line
+before its fence (invisible on GitHub and on the docs site) says how to run it,
+as space-separated words and key=value pairs:
 
     <!-- snippet: file=orders.py broker run=sigterm ready=file:orders.jsonl topics=orders -->
 
-- ``file=NAME``: the file the block is saved as. Every named block is written
-  next to the one being run, so a block may import another (``from orders
-  import Orders``). Unnamed blocks get ``snippet_<line>.py``.
+- ``file=NAME``: the file the block is saved as. Every block of every page is
+  written next to the one being run, so a block may import another, from its
+  own page or any other (``from orders import Orders``, the README's quick
+  start). Names must be unique across all pages. Unnamed blocks get
+  ``snippet_<page>_<line>.py``.
 - ``broker``: it needs a Kafka broker; only the integration test runs it,
   with ``localhost:9092`` / ``127.0.0.1:9092`` rewritten to the test broker.
 - ``topics=a,b``: topics the integration test creates before running it.
@@ -18,6 +20,9 @@ words and key=value pairs:
   APP`` with ``app=module:app``, then likewise).
 - ``ready=``: ``file:NAME`` (the file exists and is not empty) or
   ``http:PATH`` (answers 200 on the port given in the PORT variable).
+
+A snippet is named ``page:line`` (``docs/guides/retries.md:14``), in test ids
+and in every error about its marker.
 """
 
 from __future__ import annotations
@@ -26,7 +31,9 @@ import dataclasses
 import pathlib
 import re
 
-README = pathlib.Path(__file__).resolve().parents[1] / "README.md"
+from gkbroad.config.docgen import documentation_pages
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 _FENCE = re.compile(r"^```(\w*)\s*$")
 _MARKER = re.compile(r"^<!--\s*snippet:(?P<words>.*?)-->\s*$")
@@ -35,6 +42,7 @@ _RUN_MODES = ("python", "pytest", "sigterm", "gunicorn")
 
 @dataclasses.dataclass
 class Snippet:
+    page: str
     line: int
     code: str
     file: str
@@ -45,54 +53,69 @@ class Snippet:
     app: str | None = None
 
     def __str__(self) -> str:
-        return f"README.md:{self.line} ({self.file})"
+        return f"{self.page}:{self.line} ({self.file})"
 
 
-def _parse_marker(words: str, line: int) -> dict:
+def _parse_marker(words: str, where: str) -> dict:
     settings: dict = {}
     for word in words.split():
         key, sep, value = word.partition("=")
         if not sep:
             if key != "broker":
-                raise ValueError(f"README.md:{line}: unknown snippet flag {key!r}")
+                raise ValueError(f"{where}: unknown snippet flag {key!r}")
             settings["broker"] = True
         elif key == "topics":
             settings["topics"] = tuple(value.split(","))
         elif key in ("file", "run", "ready", "app"):
             settings[key] = value
         else:
-            raise ValueError(f"README.md:{line}: unknown snippet setting {key!r}")
+            raise ValueError(f"{where}: unknown snippet setting {key!r}")
     if settings.get("run", "python") not in _RUN_MODES:
-        raise ValueError(f"README.md:{line}: run must be one of {', '.join(_RUN_MODES)}, got {settings['run']!r}")
+        raise ValueError(f"{where}: run must be one of {', '.join(_RUN_MODES)}, got {settings['run']!r}")
     return settings
 
 
-def snippets(text: str | None = None) -> list[Snippet]:
-    """Every python block of the README, in order, with its marker's settings."""
-    lines = (README.read_text() if text is None else text).splitlines()
+def _default_file(page: str, line: int) -> str:
+    return f"snippet_{re.sub(r'[^0-9A-Za-z]+', '_', page.removesuffix('.md'))}_{line}.py"
+
+
+def snippets(text: str, page: str) -> list[Snippet]:
+    """Every python block of one page's `text`, in order, with its marker's settings."""
+    lines = text.splitlines()
     found = []
     i = 0
     while i < len(lines):
-        fence = _FENCE.match(lines[i])
+        fence = _FENCE.match(lines[i].strip())
         if not fence:
             i += 1
             continue
         start = i
         end = start + 1
-        while end < len(lines) and not lines[end].startswith("```"):
+        while end < len(lines) and not lines[end].strip().startswith("```"):
             end += 1
         if fence.group(1) == "python":
-            marker = _MARKER.match(lines[start - 1]) if start else None
-            settings = _parse_marker(marker.group("words"), start) if marker else {}
-            settings.setdefault("file", f"snippet_{start + 1}.py")
-            found.append(Snippet(line=start + 1, code="\n".join(lines[start + 1 : end]) + "\n", **settings))
+            line = start + 1
+            indent = len(lines[start]) - len(lines[start].lstrip())
+            marker = _MARKER.match(lines[start - 1].strip()) if start else None
+            settings = _parse_marker(marker.group("words"), f"{page}:{line}") if marker else {}
+            settings.setdefault("file", _default_file(page, line))
+            code = "\n".join(text_line[indent:] for text_line in lines[start + 1 : end]) + "\n"
+            found.append(Snippet(page=page, line=line, code=code, **settings))
         i = end + 1
     return found
 
 
-def write_workspace(directory: pathlib.Path, all_snippets: list[Snippet], rewrite: dict[str, str]) -> None:
+def all_snippets(root: pathlib.Path = ROOT) -> list[Snippet]:
+    """Every python block of README.md and of every page under docs/."""
+    found = []
+    for path in documentation_pages(root):
+        found += snippets(path.read_text(), str(path.relative_to(root)))
+    return found
+
+
+def write_workspace(directory: pathlib.Path, every_snippet: list[Snippet], rewrite: dict[str, str]) -> None:
     """Save every snippet as its file in `directory`, with the `rewrite` replacements applied."""
-    for snippet in all_snippets:
+    for snippet in every_snippet:
         code = snippet.code
         for old, new in rewrite.items():
             code = code.replace(old, new)

@@ -129,7 +129,7 @@ def build_parser() -> argparse.ArgumentParser:
         "produce",
         _produce,
         "produce sample orders or the lines of a file to a topic",
-        "Produce records for trying pipelines: --count N sample JSON orders (about 1%% invalid), or one "
+        "Produce records for trying pipelines: --count N sample JSON orders (about 1% invalid), or one "
         "record per non-empty line of FILE ('-' for stdin). Creates the topic when it does not exist.",
         "WARNING",
         True,

@@ -1,17 +1,19 @@
 """Markdown option tables generated from the marshmallow schemas.
 
-The README keeps each table between ``<!-- options:NAME -->`` and
-``<!-- /options:NAME -->`` markers; `render_readme` rewrites what is between
-them, `scripts/gen_docs.py` writes the file, and a unit test fails when the
-README and the schemas disagree. An option left unset so that kafka-python's own
-default applies (its field names the setting in ``metadata["kafka_setting"]``)
-shows that default as read from the installed kafka-python.
+A documentation page keeps each table between ``<!-- options:NAME -->`` and
+``<!-- /options:NAME -->`` markers; `render_option_tables` rewrites what is
+between them, `scripts/gen_docs.py` writes every page that has markers
+(`pages_with_option_tables`), and a unit test fails when a page and the
+schemas disagree. An option left unset so that kafka-python's own default
+applies (its field names the setting in ``metadata["kafka_setting"]``) shows
+that default as read from the installed kafka-python.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from marshmallow import Schema, fields, missing
@@ -20,7 +22,7 @@ from marshmallow.validate import OneOf
 from . import fields as engine_fields
 from . import schemas as engine
 
-__all__ = ["TABLES", "render_readme", "schema_table"]
+__all__ = ["TABLES", "documentation_pages", "pages_with_option_tables", "render_option_tables", "schema_table"]
 
 _TYPE_NAMES: list[tuple[type, str]] = [
     (engine_fields.NonNegativeInt, "int >= 0"),
@@ -103,7 +105,7 @@ TABLES: list[Callable[[], dict[str, type[Schema]]]] = [_engine_tables, _kafka_ta
 _BLOCK = re.compile(r"(<!-- options:(?P<name>[\w-]+) -->\n)(?:.*?\n)?(<!-- /options:(?P=name) -->)", re.S)
 
 
-def render_readme(text: str) -> str:
+def render_option_tables(text: str) -> str:
     """`text` with every option block replaced by the table generated from its schema."""
     schemas: dict[str, Any] = {}
     for group in TABLES:
@@ -112,7 +114,18 @@ def render_readme(text: str) -> str:
     def replace(match: re.Match) -> str:
         name = match.group("name")
         if name not in schemas:
-            raise KeyError(f"README names an unknown option table {name!r}; known: {', '.join(sorted(schemas))}")
+            raise KeyError(f"unknown option table {name!r}; known: {', '.join(sorted(schemas))}")
         return match.group(1) + schema_table(schemas[name]) + "\n" + match.group(3)
 
     return _BLOCK.sub(replace, text)
+
+
+def documentation_pages(root: Path) -> list[Path]:
+    """The Markdown pages of a checkout at `root`: README.md, then every page under docs/, sorted."""
+    readme = root / "README.md"
+    return ([readme] if readme.exists() else []) + sorted((root / "docs").rglob("*.md"))
+
+
+def pages_with_option_tables(root: Path) -> list[Path]:
+    """The documentation pages that hold at least one generated option table."""
+    return [page for page in documentation_pages(root) if _BLOCK.search(page.read_text())]

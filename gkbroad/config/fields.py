@@ -32,7 +32,7 @@ __all__ = [
 
 
 def option(description: str, **kwargs) -> dict:
-    """The keyword arguments that attach a description (shown in the README) to a field."""
+    """The keyword arguments that attach a description (shown in docs/options.md) to a field."""
     return {"metadata": {"description": description}, **kwargs}
 
 

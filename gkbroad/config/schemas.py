@@ -231,7 +231,7 @@ class PipelineOptions(Schema):
             'committed) after handle_failed. A circuit breaker, `{"max_consecutive": N}` (N failures in a row) '
             'or `{"max_rate": r, "window": N}` (at least r x N of the last N messages failed), holds failures '
             "back until they can no longer trip it, and when it trips stops the pipeline as failed without "
-            "acknowledging them or anything after them. See Lifecycle."
+            "acknowledging them or anything after them. See Delivery and lifecycle."
         ),
     )
     metrics = fields.Nested(

@@ -1,7 +1,7 @@
 """Pipeline configuration files: a TOML file -> the options `Pipeline(**options)` takes.
 
-The file's structure is exactly the options dict, so the option tables of the
-README apply as they are. Three things are added for TOML:
+The file's structure is exactly the options dict, so the option tables of
+docs/options.md apply as they are. Three things are added for TOML:
 
 - a top-level ``pipeline = "pkg.module:Class"`` names the Pipeline subclass
   (``gkbroad run --pipeline`` overrides it);

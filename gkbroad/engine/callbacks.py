@@ -26,11 +26,12 @@ from typing import Any
 
 from gevent.event import Event
 
-from ..errors import STOP_PROCESS, NotAcknowledged
+from ..errors import NotAcknowledged
 from ..message import BatchInfo, Message
 from .acknowledger import ack_messages, withdraw_messages
 from .executor import Executor, GreenletExecutor, StageExecutors
 from .failure_policy import FailurePolicy
+from .guard import reraise_stops
 from .repeated_log import RepeatedLog
 from .retry import Abandoned, RetryPolicy
 
@@ -114,9 +115,8 @@ class Callbacks:
             result = self.executors.processor(processor).call(
                 self.pipeline.handle_message, processor, message, self.context
             )
-        except STOP_PROCESS:
-            raise
         except BaseException as exc:
+            reraise_stops(exc)
             if self.retry is not None and self.retry.retries(exc, message.metadata["attempt"]):
                 text = f"handle_message raised {exc!r} on attempt {message.metadata['attempt']}; it is retried"
                 self.log.exception("handle_message retried", exc, text)
@@ -141,9 +141,8 @@ class Callbacks:
         """Call a callback that takes and returns a list of messages; any failure fails them all."""
         try:
             result = executor.call(getattr(self.pipeline, callback), *args)
-        except STOP_PROCESS:
-            raise
         except BaseException as exc:
+            reraise_stops(exc)
             text = f"{callback} raised {exc!r}; all {len(messages)} of its messages fail"
             self.log.exception(callback, exc, text)
             return [m.failed(exc) for m in messages]
@@ -215,9 +214,8 @@ class Callbacks:
     def _handle_failed(self, failed: list[Message], executor: Executor) -> list[Message]:
         try:
             result = executor.call(self.pipeline.handle_failed, failed, self.context)
-        except (*STOP_PROCESS, NotAcknowledged):
-            raise
         except BaseException as exc:
+            reraise_stops(exc, NotAcknowledged)
             text = f"handle_failed raised {exc!r}; acknowledging {len(failed)} messages as failed"
             self.log.exception("handle_failed", exc, text)
             return failed

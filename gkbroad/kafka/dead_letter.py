@@ -26,11 +26,11 @@ from typing import Any
 import gevent
 
 from ..engine.backoff import backoff_delay
-from ..errors import NotAcknowledged
+from ..errors import GkbroadError, NotAcknowledged
 from ..message import Message
 from .client import ProduceFailed, RecordProducer, producer_settings
 
-__all__ = ["DeadLetter", "DeadLetterError", "dead_letter_record"]
+__all__ = ["DeadLetter", "DeadLetterError", "UnwritableRecord", "dead_letter_record"]
 
 logger = logging.getLogger(__name__)
 
@@ -41,6 +41,10 @@ MAX_BACKOFF = 30.0  # seconds: the longest wait between two attempts of a write
 
 class DeadLetterError(NotAcknowledged):
     """Failed messages could not be written to the dead-letter topic; they are not acknowledged."""
+
+
+class UnwritableRecord(GkbroadError, ValueError):
+    """A failed message that cannot become a dead letter: not a Kafka message, or its key or value is not bytes."""
 
 
 class DeadLetter:
@@ -111,7 +115,7 @@ class DeadLetter:
             return
         try:
             records = [dead_letter_record(message, self.group_name) for message in messages]
-        except ValueError as exc:
+        except UnwritableRecord as exc:
             self._break(f"cannot write a dead letter to {self.topic!r}: {exc}")
         for attempt in range(1, self.max_attempts + 1):
             if self.failure is not None:  # another greenlet gave up meanwhile
@@ -155,12 +159,12 @@ def dead_letter_record(message: Message, group_name: str | None) -> tuple[bytes 
     Key and value are the bytes the record arrived with: ``metadata["raw_key"]`` /
     ``["raw_value"]`` when decoding put them there, else the record's own (the
     ConsumerRecord in `data` for the "record" format; ``metadata["key"]`` and
-    `data` for "value"). Raises ValueError for a message that is not a Kafka
+    `data` for "value"). Raises UnwritableRecord for a message that is not a Kafka
     message or whose key or value is not bytes.
     """
     source = message.acknowledger.data
     if not (isinstance(source, tuple) and len(source) >= 3):
-        raise ValueError(f"not a Kafka message (acknowledger data {source!r})")
+        raise UnwritableRecord(f"not a Kafka message (acknowledger data {source!r})")
     topic, partition, offset = source[:3]
     metadata, data = message.metadata, message.data
     if "topic" in metadata:  # the "value" format
@@ -187,7 +191,7 @@ def _as_bytes(value: Any, part: str, offset: int) -> bytes | None:
         return bytes(value)
     if isinstance(value, str):
         return value.encode("utf-8")
-    raise ValueError(f"the {part} of offset {offset} is a {type(value).__name__}, not the record's bytes")
+    raise UnwritableRecord(f"the {part} of offset {offset} is a {type(value).__name__}, not the record's bytes")
 
 
 def _describe(reason: Any) -> str:

@@ -10,7 +10,7 @@ acknowledged like any other, so the partition keeps moving.
 
 Decoding runs in the producer greenlet rather than in the processors because
 both share one thread under gevent: moving the work would not make it cheaper,
-and doing it here needs no hook in the engine (see the README's Decoding).
+and doing it here needs no hook in the engine (see Decoding in docs/guides/messages.md).
 A null key or value (a tombstone) stays None: there is nothing to decode.
 """
 

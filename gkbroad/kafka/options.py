@@ -1,7 +1,7 @@
 """Option schemas of the Kafka producer stage (`producer.module` options).
 
-Same names and meaning as the reference producer where it has them; the README's
-Kafka option tables are generated from these classes.
+Same names and meaning as the reference producer where it has them; the Kafka
+option tables of docs/options.md are generated from these classes.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from ..config.fields import NonEmptyString, NonNegativeInt, PositiveInt, import_
 from ..config.redact import SecretSettings
 from .client import ASSIGNORS, CONSUMER_DEFAULTS, PRODUCER_DEFAULTS
 from .decoding import DeserializerField, SchemaClassField
+from .formats import MESSAGE_FORMATS
 from .routing import ORDERINGS
 
 __all__ = [
@@ -51,7 +52,7 @@ CLIENT_SETTINGS_REFUSED = {"key_deserializer", "value_deserializer"}
 
 def kafka_option(description: str, setting: str) -> dict:
     """`option()` for a field passed on as kafka-python's `setting`: when the option is unset,
-    kafka-python's own default applies, and the README table shows the installed one."""
+    kafka-python's own default applies, and docs/options.md shows the installed one."""
     fields_kwargs = option(description)
     fields_kwargs["metadata"]["kafka_setting"] = setting
     return fields_kwargs
@@ -291,7 +292,7 @@ class KafkaProducerOptions(Schema):
         ),
     )
     message_format = one_of(
-        ("record", "value"),
+        MESSAGE_FORMATS,
         "Shape of each message: see Message formats.",
         load_default="record",
     )

@@ -41,7 +41,7 @@ OPTIONS_PATH = "producer.module"
 
 
 class Producer(BaseProducer):
-    """Consume Kafka topics through one consumer-group membership. Options: see the README."""
+    """Consume Kafka topics through one consumer-group membership. Options: see docs/options.md."""
 
     @classmethod
     def prepare_for_start(cls, options: dict, pipeline_options: dict) -> tuple[list[Any], dict]:

@@ -37,6 +37,8 @@ from typing import Any
 
 from gevent import getcurrent
 
+from ..errors import ConfigError
+
 __all__ = ["HOOK_METHODS", "Hooks"]
 
 logger = logging.getLogger(__name__)
@@ -70,7 +72,7 @@ class Hooks:
         """Register a hook; add hooks before start() so they see the whole run."""
         known = [name for name in HOOK_METHODS if callable(getattr(hook, name, None))]
         if not known:
-            raise TypeError(f"{hook!r} is not a hook: it defines none of {', '.join(HOOK_METHODS)}")
+            raise ConfigError(f"{hook!r} is not a hook: it defines none of {', '.join(HOOK_METHODS)}")
         self._hooks.append(hook)
         for name in known:
             self._methods[name].append((hook, getattr(hook, name)))

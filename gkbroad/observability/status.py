@@ -6,7 +6,7 @@ concurrencies, and per partition the offsets and counts its services report
 through their optional ``stats()``. Only listed fields are copied out of
 those stats, so no client setting (passwords, tokens) can reach a page.
 
-`unhealthy()` applies the /healthz rules; see the README's Health section.
+`unhealthy()` applies the /healthz rules; see docs/guides/observability.md.
 """
 
 from __future__ import annotations

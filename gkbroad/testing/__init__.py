@@ -7,6 +7,15 @@ broker.py).
 """
 
 from .broker import BrokerError, LocalBroker
-from .helpers import DummyProducer, running, test_batch, test_message, wait_for_ack
+from .helpers import AckTimeout, DummyProducer, running, test_batch, test_message, wait_for_ack
 
-__all__ = ["BrokerError", "DummyProducer", "LocalBroker", "running", "test_batch", "test_message", "wait_for_ack"]
+__all__ = [
+    "AckTimeout",
+    "BrokerError",
+    "DummyProducer",
+    "LocalBroker",
+    "running",
+    "test_batch",
+    "test_message",
+    "wait_for_ack",
+]

@@ -28,9 +28,13 @@ from ..message import Acknowledger, Message
 from ..pipeline import Pipeline
 from ..producer import BaseProducer
 
-__all__ = ["DummyProducer", "running", "test_batch", "test_message", "wait_for_ack"]
+__all__ = ["AckTimeout", "DummyProducer", "running", "test_batch", "test_message", "wait_for_ack"]
 
 _refs = itertools.count(1)
+
+
+class AckTimeout(GkbroadError, TimeoutError):
+    """wait_for_ack gave up: not every message of the ref was acknowledged in time."""
 
 
 class TestAcknowledger:
@@ -60,7 +64,7 @@ class TestAcknowledger:
             raise GkbroadError(f"unknown test ref {ref!r}; use the value test_message or test_batch returned")
         if not self._complete[ref].wait(timeout):
             ok, bad = self._acked[ref]
-            raise TimeoutError(
+            raise AckTimeout(
                 f"ref {ref}: {len(ok) + len(bad)} of {self._expected[ref]} messages acknowledged after {timeout}s"
             )
         self._complete.pop(ref)

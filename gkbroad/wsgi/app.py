@@ -17,6 +17,7 @@ import json
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from ..errors import ConfigError
 from ..observability.status import unhealthy
 from .page import render_page
 
@@ -64,7 +65,7 @@ class StatusMiddleware:
 
     def __init__(self, app: WSGIApp, pipeline: Any, prefix: str = "/_gkbroad"):
         if not prefix.startswith("/") or prefix.endswith("/"):
-            raise ValueError(f"prefix: must start with '/' and not end with one, got {prefix!r}")
+            raise ConfigError(f"prefix: must start with '/' and not end with one, got {prefix!r}")
         self.app = app
         self.pipeline = pipeline
         self.prefix = prefix

@@ -35,6 +35,8 @@ from typing import Any
 
 from gevent import monkey
 
+from ..errors import ConfigError
+
 __all__ = ["on_starting", "post_worker_init", "run_in_worker", "worker_exit"]
 
 logger = logging.getLogger(__name__)
@@ -50,7 +52,7 @@ _pipelines: list[Any] = []
 def run_in_worker(pipeline_class: type, **options: Any) -> Any:
     """Build ``pipeline_class(**options)`` for this worker; post_worker_init starts it, worker_exit stops it."""
     if not monkey.is_module_patched("socket"):
-        raise RuntimeError(
+        raise ConfigError(
             "gkbroad: run_in_worker() was called before gevent patched this process, so the app module is "
             "being imported in the gunicorn master (or outside a gevent worker), where kafka-python would hang; "
             + _WHAT_TO_CHANGE
@@ -63,7 +65,7 @@ def run_in_worker(pipeline_class: type, **options: Any) -> Any:
 def on_starting(server: Any) -> None:
     """Master hook: refuse to start when kafka is already imported here, before any worker patched."""
     if "kafka" in sys.modules:
-        raise RuntimeError(
+        raise ConfigError(
             "gkbroad: kafka was imported in the gunicorn master before the gevent workers patch the standard "
             "library, and kafka-python would hang in the workers; " + _WHAT_TO_CHANGE
         )
@@ -72,7 +74,7 @@ def on_starting(server: Any) -> None:
 def post_worker_init(worker: Any) -> None:
     """Worker hook: start the pipelines the app module registered with run_in_worker."""
     if not _pipelines:
-        raise RuntimeError(
+        raise ConfigError(
             "gkbroad: no pipeline to start in this worker: build it with "
             "gkbroad.wsgi.gunicorn.run_in_worker(PipelineClass, **options) in the app module"
         )

@@ -1,12 +1,14 @@
-"""The README's blocks that need a broker, run against the test broker as a user would run them.
+"""The blocks of README.md and docs/**/*.md that need a broker, run against the test broker as a user would.
 
-The broker address is rewritten to the test broker's and each topic a block names is
-replaced by a fresh one holding sample orders. A block that runs until stopped is
-started in its own process, sent SIGTERM once it is ready, and must exit 0.
+The broker address is rewritten to the test broker's, each topic a block names is
+replaced by a fresh one holding sample orders, and each consumer group by a fresh
+one. A block that runs until stopped is started in its own process, sent SIGTERM
+once it is ready, and must exit 0.
 """
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -16,12 +18,13 @@ import urllib.request
 import pytest
 
 from tests.helpers.support import free_port, wait_until
-from tests.readme_snippets import snippets, write_workspace
+from tests.readme_snippets import all_snippets, write_workspace
 
-SNIPPETS = snippets()
+SNIPPETS = all_snippets()
 BROKER = [s for s in SNIPPETS if s.broker]
 READY_TIMEOUT = 90  # the bundled broker's first join takes half the session timeout (45 s by default)
 ORDERS = 50
+_GROUP_NAME = re.compile(r'"group_name": "([^"]+)"')
 
 
 def _sample_order(i):
@@ -56,6 +59,10 @@ def test_broker_block_runs(snippet, cluster, tmp_path):
         topic = cluster.topic(4, prefix=f"readme-{name}")
         cluster.produce(topic, ORDERS, value=_sample_order)
         rewrite[f'"name": "{name}"'] = f'"name": "{topic}"'
+    for group in sorted({g for s in SNIPPETS for g in _GROUP_NAME.findall(s.code)}):
+        # A group of its own for each test: on the bundled broker, joining a group that an earlier
+        # block's members had just left once took past READY_TIMEOUT (its JoinGroup timed out).
+        rewrite[f'"group_name": "{group}"'] = f'"group_name": "{cluster.group_id(prefix=f"readme-{group}")}"'
     write_workspace(tmp_path, SNIPPETS, rewrite)
     port = free_port()
     env = {**os.environ, "PORT": str(port)}

@@ -214,3 +214,35 @@ def test_no_module_reaches_kafka_python_through_sys_modules():
             if isinstance(node, ast.Constant) and isinstance(node.value, str) and node.value.startswith("kafka."):
                 offenders.append(f"{name}:{node.lineno} names {node.value!r}")
     assert offenders == []
+
+
+# Built-in exceptions gkbroad may raise itself, and why each never reaches a user as a
+# stray non-GkbroadError: errors.py promises that catching GkbroadError catches them all.
+BUILTIN_RAISES_ALLOWED = {
+    ("gkbroad.pipeline", "NotImplementedError"): "a handler the subclass must define; Python's own convention",
+    ("gkbroad.producer", "NotImplementedError"): "receive() the producer class must define",
+    (
+        "gkbroad.config.fields",
+        "ImportError",
+    ): "import_object; import_or_error and the TOML loader turn it into config problems",
+    ("gkbroad.config.docgen", "KeyError"): "a docs page names an unknown option table: a build-time error of the docs",
+    ("gkbroad.testing.broker", "ConnectionError"): "caught by the readiness loop as OSError, then BrokerError",
+}
+
+
+def _builtin_raises() -> set[tuple[str, str]]:
+    import builtins
+
+    found = set()
+    for name, path in MODULES.items():
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.Raise) and isinstance(node.exc, ast.Call) and isinstance(node.exc.func, ast.Name):
+                exc_name = node.exc.func.id
+                if isinstance(getattr(builtins, exc_name, None), type):
+                    found.add((name, exc_name))
+    return found
+
+
+def test_gkbroad_raises_its_own_errors():
+    unexpected = sorted(_builtin_raises() - set(BUILTIN_RAISES_ALLOWED))
+    assert unexpected == [], f"raise a GkbroadError subclass instead (or allow it here, with the reason): {unexpected}"

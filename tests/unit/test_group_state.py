@@ -32,7 +32,7 @@ def test_each_assignment_starts_a_new_epoch_and_an_empty_partition():
     fill(state, A, range(5))
     state.begin_release([A])
     state.release(A)
-    assert state.epoch(A) == 1
+    assert A not in state.partitions and not state.is_current(A, 1)
     assert [s.epoch for s in state.assign([A])] == [2]
     assert state.pull(A, 10) == (2, [])
     assert state.is_current(A, 2) and not state.is_current(A, 1)

@@ -111,7 +111,7 @@ def test_a_failing_hook_is_logged_once_and_the_pipeline_goes_on(caplog):
 
 
 def test_an_object_without_hook_methods_is_refused():
-    with pytest.raises(TypeError, match="defines none of"):
+    with pytest.raises(ConfigError, match="defines none of"):
         Hooks((object(),))
 
 

@@ -11,7 +11,7 @@ import pytest
 from gkbroad import ConfigError
 from gkbroad.config.validation import validate
 from gkbroad.kafka import ConsumerGroup, Producer
-from gkbroad.kafka.group.settings import kafka_settings
+from gkbroad.kafka.group.settings import GroupSettings
 from gkbroad.kafka.options import KafkaProducerOptions
 from tests.helpers.engine_support import RecordingPipeline
 
@@ -145,27 +145,29 @@ def test_topic_defaults_are_filled_in_by_the_schema():
 
 
 def test_validated_topics_become_kafka_python_settings():
-    topics = validate(
-        KafkaProducerOptions,
-        {
-            **GOOD,
-            "topics": [
-                {"name": "a", "fetch_max_bytes": 100, "isolation_level": "read_committed"},
-                {"name": "b", "fetch_max_bytes": 300, "max_buffer_records": 40, "isolation_level": "read_committed"},
-            ],
-        },
-    )["topics"]
-    settings = kafka_settings(
-        "g",
-        topics,
-        {"bootstrap_servers": "x:1", "client_id": "me"},
-        fetch_strategy={"max_wait_ms": 0, "min_bytes": None, "max_bytes": None},
-        instance_id=None,
-        rebalance_timeout_ms=9000,
-        session_timeout_ms=None,
-        heartbeat_interval_ms=None,
-        partition_assignment_strategy="range",
+    group = GroupSettings.from_options(
+        validate(
+            KafkaProducerOptions,
+            {
+                **GOOD,
+                "client": {"bootstrap_servers": "x:1", "client_id": "me"},
+                "fetch_strategy": {"max_wait_ms": 0},
+                "rebalance_timeout_ms": 9000,
+                "drain_timeout": 5000,
+                "partition_assignment_strategy": "range",
+                "topics": [
+                    {"name": "a", "fetch_max_bytes": 100, "isolation_level": "read_committed"},
+                    {
+                        "name": "b",
+                        "fetch_max_bytes": 300,
+                        "max_buffer_records": 40,
+                        "isolation_level": "read_committed",
+                    },
+                ],
+            },
+        )
     )
+    settings = group.kafka_settings(group.client)
 
     assert [cls.name for cls in settings.pop("partition_assignment_strategy")] == ["range"]
     assert settings == {
@@ -185,16 +187,8 @@ def test_validated_topics_become_kafka_python_settings():
 
 
 def test_consumers_create_topics_only_when_the_client_settings_ask():
-    topics = validate(KafkaProducerOptions, GOOD)["topics"]
-    common = {
-        "fetch_strategy": None,
-        "instance_id": None,
-        "rebalance_timeout_ms": None,
-        "session_timeout_ms": None,
-        "heartbeat_interval_ms": None,
-        "partition_assignment_strategy": "range",
-    }
-    default = kafka_settings("g", topics, {"bootstrap_servers": "x:1"}, **common)
-    asked = kafka_settings("g", topics, {"bootstrap_servers": "x:1", "allow_auto_create_topics": True}, **common)
+    group = GroupSettings.from_options(validate(KafkaProducerOptions, GOOD))
+    default = group.kafka_settings({"bootstrap_servers": "x:1"})
+    asked = group.kafka_settings({"bootstrap_servers": "x:1", "allow_auto_create_topics": True})
     assert default["allow_auto_create_topics"] is False
     assert asked["allow_auto_create_topics"] is True

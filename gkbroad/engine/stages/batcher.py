@@ -15,8 +15,8 @@ from collections.abc import Callable, Hashable
 
 from gevent.queue import Empty, Queue
 
-from ...errors import STOP_PROCESS
 from ...message import BatchInfo, Message
+from ..guard import reraise_stops
 from .base import STOP, Stage
 
 
@@ -102,9 +102,8 @@ class BatcherStage(Stage):
         if self.partition_by is not None:
             try:
                 index = self.partition_by(messages[0]) % len(self.outboxes)
-            except STOP_PROCESS:
-                raise
             except BaseException as exc:
+                reraise_stops(exc)
                 self.on_routing_error(messages, exc)
                 return
         info = BatchInfo(batcher=self.batcher, batch_key=key, partition=index, size=len(messages), trigger=trigger)

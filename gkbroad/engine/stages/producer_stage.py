@@ -19,9 +19,9 @@ from typing import Any
 
 from gevent.event import Event
 
-from ...errors import STOP_PROCESS
 from ...message import Message
 from ..flow import Credits, RateLimiter
+from ..guard import reraise_stops
 from .base import Stage
 from .router import Router
 
@@ -95,9 +95,8 @@ class ProducerStage(Stage):
             return True
         try:
             function()
-        except STOP_PROCESS:
-            raise
-        except BaseException:
+        except BaseException as exc:
+            reraise_stops(exc)
             logger.exception("%s: %s raised", self.name, method)
             return False
         return True
@@ -105,9 +104,8 @@ class ProducerStage(Stage):
     def _receive(self, demand: int) -> list[Message]:
         try:
             return list(self.producer.receive(demand))
-        except STOP_PROCESS:
-            raise
-        except BaseException:
+        except BaseException as exc:
+            reraise_stops(exc)
             logger.exception("%s: receive(%d) raised; retrying in %.1fs", self.name, demand, RECEIVE_ERROR_BACKOFF)
             self.draining.wait(RECEIVE_ERROR_BACKOFF)
             return []

@@ -12,8 +12,8 @@ from collections.abc import Callable
 
 from gevent.queue import Queue
 
-from ...errors import STOP_PROCESS
 from ...message import Message
+from ..guard import reraise_stops
 from ..repeated_log import RepeatedLog
 from .base import STOP
 
@@ -37,9 +37,8 @@ class Router:
             return
         try:
             index = self.partition_by(message) % len(self.queues)
-        except STOP_PROCESS:
-            raise
         except BaseException as exc:
+            reraise_stops(exc)
             self.log.exception(
                 "partition_by", exc, f"partition_by raised {exc!r}; the message fails without being handled"
             )

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import gevent
@@ -26,27 +26,13 @@ from .committer import Committer
 from .grouplog import GroupLog
 from .poller import Poller
 from .rebalancer import Rebalancer
-from .settings import kafka_settings, poll_batch
+from .settings import GroupSettings
 from .state import GroupState
 from .timing import Shutdown
 
 __all__ = ["ConsumerGroup"]
 
 logger = logging.getLogger(__name__)
-
-# KafkaProducerOptions the constructor takes by name, besides group_name and topics.
-_GROUP_OPTIONS = (
-    "client",
-    "fetch_strategy",
-    "committers_count",
-    "commit_interval",
-    "instance_id",
-    "rebalance_timeout_ms",
-    "session_timeout_ms",
-    "heartbeat_interval_ms",
-    "drain_timeout",
-    "partition_assignment_strategy",
-)
 
 
 class ConsumerGroup:
@@ -59,21 +45,16 @@ class ConsumerGroup:
     ``ConsumerGroup.from_options(validate(KafkaProducerOptions, {...}))``.
 
     Subclass it to carry kafka-python connection settings in the ``client``
-    class attribute (used when the ``client`` argument is None) and to define
+    class attribute (used when the ``client`` option is None) and to define
     ``handle_consumer_start`` / ``handle_consumer_stop``. Those callbacks run
     on kafka-python's I/O loop while the group rebalances, so keep them
     short; their exceptions are logged and otherwise ignored.
 
-    ``topics`` are validated topic configs (dicts with ``name``,
-    ``offset_reset_policy``, ``fetch_max_bytes``, ``max_buffer_records``,
-    ``isolation_level``); they share one isolation level, and the largest
-    ``fetch_max_bytes`` applies to all (kafka-python has one of each per
-    consumer). ``rebalance_timeout_ms`` sets kafka-python's
-    ``max_poll_interval_ms`` (which it sends as the rebalance timeout;
-    ``client`` may set it too); keep ``drain_timeout`` below it.
-    ``commit_interval`` spaces the commits of each partition (see
-    GroupState). Times are in milliseconds except the ``timeout`` arguments,
-    in seconds.
+    ``settings`` (a `GroupSettings`) holds the group's options, each named
+    once; see there how they become kafka-python settings. Keep
+    ``drain_timeout`` below the rebalance timeout. ``commit_interval``
+    spaces the commits of each partition (see GroupState). Times are in
+    milliseconds except the ``timeout`` arguments, in seconds.
     ``consumer_client`` replaces the kafka-python client (unit tests pass an
     in-memory fake).
     """
@@ -81,54 +62,29 @@ class ConsumerGroup:
     client: dict | None = None
 
     @classmethod
-    def from_options(cls, options: dict, consumer_client: Any = None) -> ConsumerGroup:
+    def from_options(cls, options: Mapping[str, Any], consumer_client: Any = None) -> ConsumerGroup:
         """Build the group from validated KafkaProducerOptions (see the class
         docstring); options the group does not use are ignored.
         ``consumer_client`` replaces kafka-python (the unit tests' fake)."""
-        settings = {key: options[key] for key in _GROUP_OPTIONS}
-        return cls(options["group_name"], options["topics"], consumer_client=consumer_client, **settings)
+        return cls(GroupSettings.from_options(options), consumer_client=consumer_client)
 
-    def __init__(
-        self,
-        group_name: str,
-        topics: list[dict],
-        *,
-        client: dict | None,
-        fetch_strategy: dict | None,
-        committers_count: int,
-        commit_interval: int,
-        instance_id: str | None,
-        rebalance_timeout_ms: int | None,
-        session_timeout_ms: int | None,
-        heartbeat_interval_ms: int | None,
-        drain_timeout: int,
-        partition_assignment_strategy: str,
-        consumer_client: Any = None,
-    ):
-        self.group_name = group_name
-        self.topics = {topic["name"]: topic for topic in topics}
+    def __init__(self, settings: GroupSettings, consumer_client: Any = None):
+        self.settings = settings
+        self.group_name = group_name = settings.group_name
+        self.topics = settings.topic_configs()
         self.failure: str | None = None  # why the group can no longer work
-        settings = kafka_settings(
-            group_name,
-            topics,
-            self.client if client is None else client,
-            fetch_strategy=fetch_strategy,
-            instance_id=instance_id,
-            rebalance_timeout_ms=rebalance_timeout_ms,
-            session_timeout_ms=session_timeout_ms,
-            heartbeat_interval_ms=heartbeat_interval_ms,
-            partition_assignment_strategy=partition_assignment_strategy,
-        )
-        self._rebalance_timeout = settings.get("max_poll_interval_ms", CONSUMER_DEFAULTS["max_poll_interval_ms"]) / 1000
+        drain_timeout = settings.drain_timeout
+        kafka = settings.kafka_settings(self.client if settings.client is None else settings.client)
+        self._rebalance_timeout = kafka.get("max_poll_interval_ms", CONSUMER_DEFAULTS["max_poll_interval_ms"]) / 1000
         self._log = GroupLog(logger, group_name)
-        self._client = consumer_client if consumer_client is not None else ConsumerClient(settings, self.topics)
+        self._client = consumer_client if consumer_client is not None else ConsumerClient(kafka, self.topics)
         self._state = GroupState(
             {name: t["max_buffer_records"] for name, t in self.topics.items()},
-            poll_batch(topics),
-            commit_interval / 1000,
+            settings.poll_batch(),
+            settings.commit_interval / 1000,
         )
         self._shutdown = Shutdown()
-        self._committer = Committer(self._state, self._client, group_name, committers_count)
+        self._committer = Committer(self._state, self._client, group_name, settings.committers_count)
         self._rebalancer = Rebalancer(
             self._state,
             self._client,
@@ -299,15 +255,6 @@ class ConsumerGroup:
         for them, and no commit of their partition passes them."""
         self._state.withdraw(acks)
         self._rebalancer.acks_arrived()
-
-    def commit(self, topic: str, partition: int, offset: int) -> None:
-        """Ask for ``offset`` (the last processed one) to be committed; Kafka
-        stores ``offset + 1``. Returns at once; commits are coalesced per
-        partition and sent by the committer greenlets."""
-        if self._state.mark_acked((topic, partition), offset):
-            self._committer.wake()
-        else:
-            self._log.debug("commit of %s:%s@%s ignored, partition not assigned", topic, partition, offset)
 
     def is_current(self, topic: str, partition: int, epoch: int) -> bool:
         """True while ``(topic, partition)`` is held in ``epoch`` (a partition

@@ -9,11 +9,13 @@ one place that translates; it checks nothing, the options schema did.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
 from typing import Any
 
 from ..client import ASSIGNORS
 
-__all__ = ["kafka_settings", "poll_batch"]
+__all__ = ["GroupSettings"]
 
 # fetch_strategy option -> kafka-python setting.
 FETCH_STRATEGY = {"max_wait_ms": "fetch_max_wait_ms", "min_bytes": "fetch_min_bytes", "max_bytes": "fetch_max_bytes"}
@@ -21,58 +23,79 @@ FETCH_STRATEGY = {"max_wait_ms": "fetch_max_wait_ms", "min_bytes": "fetch_min_by
 _MAX_POLL_RECORDS = 500
 
 
-def poll_batch(topics: list[dict]) -> int:
-    """Most records one poll may return for these topic configs.
+@dataclass(frozen=True)
+class GroupSettings:
+    """The consumer-group options of a validated KafkaProducerOptions, each named once.
 
-    A partition is paused while its buffer could not take that many more, so
-    buffers never overflow."""
-    smallest = min(config["max_buffer_records"] for config in topics)
-    return max(1, min(_MAX_POLL_RECORDS, smallest // 4))
-
-
-def kafka_settings(
-    group_name: str,
-    topics: list[dict],
-    client: dict,
-    *,
-    fetch_strategy: dict | None,
-    instance_id: str | None,
-    rebalance_timeout_ms: int | None,
-    session_timeout_ms: int | None,
-    heartbeat_interval_ms: int | None,
-    partition_assignment_strategy: str,
-) -> dict[str, Any]:
-    """KafkaConsumer keyword arguments for validated options.
-
-    ``topics`` are validated topic configs, which share one isolation level
-    (the schema checks it); the largest ``fetch_max_bytes`` applies to every
-    partition. ``rebalance_timeout_ms`` becomes ``max_poll_interval_ms``,
-    which kafka-python sends as the rebalance timeout. Consumers do not
-    create the topics they subscribe to unless the client settings set
-    ``allow_auto_create_topics`` (a mistyped name must not become a topic).
+    Built once by `from_options`, which reads exactly the fields below from the
+    validated options (anything else there belongs to the producer stage).
+    ``topics`` are validated topic configs; they share one isolation level (the
+    schema checks it). Times are in milliseconds.
     """
-    settings = {"allow_auto_create_topics": False, **client}
-    settings.update(
-        group_id=group_name,
-        group_instance_id=instance_id,
-        enable_auto_commit=False,
-        # The poll greenlet resets offsets per topic, as each topic's policy says.
-        auto_offset_reset="none",
-        partition_assignment_strategy=[ASSIGNORS[partition_assignment_strategy]],
-        isolation_level=topics[0]["isolation_level"],
-        max_poll_records=poll_batch(topics),
-    )
-    fetch_bytes = [config["fetch_max_bytes"] for config in topics if config["fetch_max_bytes"] is not None]
-    if fetch_bytes:
-        settings["max_partition_fetch_bytes"] = max(fetch_bytes)
-    for option, value in (fetch_strategy or {}).items():
-        if value is not None:
-            settings[FETCH_STRATEGY[option]] = value
-    for key, value in (
-        ("max_poll_interval_ms", rebalance_timeout_ms),
-        ("session_timeout_ms", session_timeout_ms),
-        ("heartbeat_interval_ms", heartbeat_interval_ms),
-    ):
-        if value is not None:
-            settings[key] = value
-    return settings
+
+    group_name: str
+    topics: tuple[Mapping[str, Any], ...]
+    client: Mapping[str, Any] | None
+    fetch_strategy: Mapping[str, Any] | None
+    committers_count: int
+    commit_interval: int
+    instance_id: str | None
+    rebalance_timeout_ms: int | None
+    session_timeout_ms: int | None
+    heartbeat_interval_ms: int | None
+    drain_timeout: int
+    partition_assignment_strategy: str
+
+    @classmethod
+    def from_options(cls, options: Mapping[str, Any]) -> GroupSettings:
+        values = {field.name: options[field.name] for field in fields(cls)}
+        values["topics"] = tuple(values["topics"])
+        return cls(**values)
+
+    def topic_configs(self) -> dict[str, Mapping[str, Any]]:
+        """Each topic's validated config by name."""
+        return {topic["name"]: topic for topic in self.topics}
+
+    def poll_batch(self) -> int:
+        """Most records one poll may return.
+
+        A partition is paused while its buffer could not take that many more,
+        so buffers never overflow."""
+        smallest = min(config["max_buffer_records"] for config in self.topics)
+        return max(1, min(_MAX_POLL_RECORDS, smallest // 4))
+
+    def kafka_settings(self, client: Mapping[str, Any]) -> dict[str, Any]:
+        """KafkaConsumer keyword arguments, over the connection settings ``client``.
+
+        The largest ``fetch_max_bytes`` of the topics applies to every
+        partition (kafka-python has one per consumer). ``rebalance_timeout_ms``
+        becomes ``max_poll_interval_ms``, which kafka-python sends as the
+        rebalance timeout. Consumers do not create the topics they subscribe
+        to unless ``client`` sets ``allow_auto_create_topics`` (a mistyped
+        name must not become a topic).
+        """
+        settings = {"allow_auto_create_topics": False, **client}
+        settings.update(
+            group_id=self.group_name,
+            group_instance_id=self.instance_id,
+            enable_auto_commit=False,
+            # The poll greenlet resets offsets per topic, as each topic's policy says.
+            auto_offset_reset="none",
+            partition_assignment_strategy=[ASSIGNORS[self.partition_assignment_strategy]],
+            isolation_level=self.topics[0]["isolation_level"],
+            max_poll_records=self.poll_batch(),
+        )
+        fetch_bytes = [config["fetch_max_bytes"] for config in self.topics if config["fetch_max_bytes"] is not None]
+        if fetch_bytes:
+            settings["max_partition_fetch_bytes"] = max(fetch_bytes)
+        for option, value in (self.fetch_strategy or {}).items():
+            if value is not None:
+                settings[FETCH_STRATEGY[option]] = value
+        for key, value in (
+            ("max_poll_interval_ms", self.rebalance_timeout_ms),
+            ("session_timeout_ms", self.session_timeout_ms),
+            ("heartbeat_interval_ms", self.heartbeat_interval_ms),
+        ):
+            if value is not None:
+                settings[key] = value
+        return settings

@@ -187,10 +187,6 @@ class GroupState:
         state = self.partitions.get(tp)
         return state is not None and state.epoch == epoch
 
-    def epoch(self, tp: Any) -> int:
-        """Epoch of the latest assignment of ``tp`` (0: never assigned)."""
-        return self._epochs.get(tp, 0)
-
     # --------------------------------------------------------------- records
 
     def buffer(self, fetched: Mapping[Any, Sequence[Any]]) -> tuple[bool, list[tuple[Any, int]]]:
@@ -258,7 +254,7 @@ class GroupState:
             if state is not None and state.epoch == epoch:
                 offset = self.tracker.done(state.tp, first, last)
                 if offset is not None:
-                    self.mark_acked(state.tp, offset)
+                    self._mark_acked(state.tp, offset)
                     advanced = True
         return advanced
 
@@ -274,16 +270,13 @@ class GroupState:
                 withdrawn.append((state.tp, offset))
         self.tracker.withdraw(withdrawn)
 
-    def mark_acked(self, key: Hashable, offset: int) -> bool:
-        """Record ``offset`` as processed; True if the partition is held (a
-        later take_commits or take_final_commits will send it)."""
-        state = self.partitions.get(key)
-        if state is None:
-            return False
+    def _mark_acked(self, key: Hashable, offset: int) -> None:
+        """Record ``offset`` of a held partition as processed (a later
+        take_commits or take_final_commits will send it)."""
+        state = self.partitions[key]
         if state.acked is None or offset > state.acked:
             state.acked = offset
             state.dirty = state.dirty or not state.released
-        return True
 
     def take_commits(self, now: float) -> CommitRequest:
         """Offsets to commit at monotonic time ``now``: partitions held, not
