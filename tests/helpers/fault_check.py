@@ -134,6 +134,11 @@ class Worker:
     def handled_count(self) -> int:
         return self.path.read_bytes().count(b"handled ") if self.path.exists() else 0
 
+    def failed_syncs(self) -> int:
+        """SyncGroup answers kafka-python logged as failed (the bundled broker's stuck rebalance shows as many)."""
+        log = self.path.with_name(f"{self.path.name}.log")
+        return log.read_bytes().count(b"SyncGroup for group") if log.exists() else 0
+
     def kill(self) -> None:
         self.process.kill()
         self.process.wait(30)

@@ -93,7 +93,8 @@ def test_crash_and_restart_loses_nothing(cluster, tmp_path, slow, report):
         runs = journals()
         return (
             f"handled per run {[len(run.handled) for run in runs]}, {len(missing(runs, ends))} records missing, "
-            f"committed {cluster.committed(group, topic)} of {ends} (seed {seed})"
+            f"committed {cluster.committed(group, topic)} of {ends}, failed SyncGroups per run "
+            f"{[w.failed_syncs() for w in workers]} (seed {seed})"
         )
 
     def start(name):
