@@ -12,6 +12,7 @@ import uuid
 
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 from kafka.admin import NewTopic
+from kafka.errors import TopicAlreadyExistsError
 from kafka.structs import TopicPartition
 
 _counter = itertools.count()
@@ -22,13 +23,31 @@ def unique_name(prefix):
     return f"{prefix}-{os.getpid()}-{next(_counter)}-{uuid.uuid4().hex[:6]}"
 
 
-def create_topic(bootstrap_servers, name, partitions):
+def create_topic(bootstrap_servers, name, partitions, exist_ok=False):
+    """Create topic `name`; with `exist_ok`, one that exists already is left as it is.
+
+    `exist_ok` is for a topic a consumer subscribed to before the broker was up:
+    the bundled Tansu creates a subscribed topic itself when the consumer asks
+    for its metadata, and may do so before the test does.
+    """
     admin = KafkaAdminClient(bootstrap_servers=bootstrap_servers, client_id="gkbroad-tests")
     try:
         admin.create_topics([NewTopic(name, num_partitions=partitions, replication_factor=1)])
+    except TopicAlreadyExistsError:
+        if not exist_ok:
+            raise
     finally:
         admin.close()
     return name
+
+
+def partition_count(bootstrap_servers, topic):
+    """How many partitions `topic` has (0 when the broker does not know it)."""
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap_servers)
+    try:
+        return len(consumer.partitions_for_topic(topic) or ())
+    finally:
+        consumer.close()
 
 
 def produce(bootstrap_servers, topic, count, partitions=None, value=lambda i: b"v%d" % i):
