@@ -118,5 +118,9 @@ def test_thread_executor_overlaps_c_blocking_handlers_and_keeps_the_hub_running(
     assert sorted(offsets) == list(range(PARTITIONS))
     for partition, seen in offsets.items():
         assert seen == list(range(50)), f"partition {partition} out of order or incomplete"
-    assert thread_rate >= 5 * greenlet_rate
-    assert thread_gap <= 0.2, f"the hub stalled for {thread_gap * 1000:.0f} ms with executor='thread'"
+    assert thread_rate >= 5 * greenlet_rate, f"{thread_rate:.1f} records/s in threads, {greenlet_rate:.1f} on greenlets"
+    # The beat is 100 ms; a busy machine delays it by itself, so the bound is loose but far below the greenlet gap.
+    assert thread_gap < min(1.0, greenlet_gap / 4), (
+        f"the hub stalled for {thread_gap * 1000:.0f} ms with executor='thread' "
+        f"({greenlet_gap * 1000:.0f} ms with executor='greenlet')"
+    )
