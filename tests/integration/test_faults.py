@@ -104,12 +104,14 @@ def test_crash_and_restart_loses_nothing(cluster, tmp_path, slow, report):
     try:
         for i in range(kills):
             # Kill i lands once the runs so far handled about (i + u) / (kills + 1) of the records, u random:
-            # always short of all of them, so every target is reached, however far earlier runs overshot theirs.
+            # always short of all of them, so every target is reached, however far earlier runs overshot theirs;
+            # and never before this run handled a record, so that it is busy when killed.
             target = int(records * (i + rng.uniform(0.3, 1.0)) / (kills + 1))
             before = len({pair for run in journals() for pair in run.handled})
+            own_share = max(target - before, 1)
             worker = start(f"run{i}.log")
             wait_until(
-                lambda w=worker, n=target - before: w.handled_count() >= n,
+                lambda w=worker, n=own_share: w.handled_count() >= n,
                 180,
                 f"run {i} to bring the records handled to {target}",
                 0.05,
