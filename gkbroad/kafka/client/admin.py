@@ -50,7 +50,7 @@ class KafkaRequestError(GkbroadError, RuntimeError):
     """A request to Kafka failed: no broker answered, or a broker refused it."""
 
 
-def _settings(kafka_class: type, client: dict, timeout: float, **overrides: Any) -> dict:
+def _settings(kafka_class: type[Any], client: dict, timeout: float, **overrides: Any) -> dict:
     """The settings of `client` that `kafka_class` takes, with timeouts of `timeout` seconds."""
     settings = {key: value for key, value in client.items() if key in kafka_class.DEFAULT_CONFIG}
     settings.setdefault("client_id", _CLIENT_ID)

@@ -1,9 +1,10 @@
 """ConsumerClient: the consumer group's one door into kafka-python.
 
 Everything the group needs from kafka-python goes through this class, so
-that the group's logic talks to a small surface (and unit tests can put an
-in-memory fake in its place, tests/unit/fake_kafka.py) and so that a
-kafka-python upgrade only has to be checked here.
+that the group's logic talks to a small surface, the ``GroupClient`` Protocol
+of group_client.py (unit tests put an in-memory fake in its place,
+tests/unit/fake_kafka.py), and so that a kafka-python upgrade only has to be
+checked here.
 
 What it does: builds the ``KafkaConsumer`` in two steps (``__init__`` starts
 kafka-python's I/O thread before it bootstraps, so a half-built consumer must
@@ -39,8 +40,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Awaitable, Iterable
-from typing import Any, Protocol
+from collections.abc import Iterable
+from typing import Any
 
 import kafka.errors as Errors
 from kafka import KafkaConsumer
@@ -57,6 +58,7 @@ from kafka.structs import OffsetAndMetadata, TopicPartition
 
 from .fetcher_fix import release_exhausted_batch
 from .gevent_check import check_gevent_patched
+from .group_client import RebalanceHandler
 
 __all__ = [
     "ASSIGNORS",
@@ -129,16 +131,6 @@ class PositionsLost(Exception):
         self.cause = cause
 
 
-class RebalanceHandler(Protocol):
-    """What the client calls, on kafka-python's I/O loop, when the assignment changes."""
-
-    def assigned(self, tps: set) -> None: ...
-
-    def revoked(self, tps: set) -> Awaitable[None]: ...
-
-    def lost(self, tps: set) -> None: ...
-
-
 class _Listener(AsyncConsumerRebalanceListener):
     """Forwards kafka-python's rebalance events to the group's handler."""
 
@@ -156,7 +148,7 @@ class _Listener(AsyncConsumerRebalanceListener):
 
 
 class ConsumerClient:
-    """One kafka-python ``KafkaConsumer`` for one group membership.
+    """One kafka-python ``KafkaConsumer`` for one group membership (a ``GroupClient[Future]``).
 
     Not greenlet-safe, like the consumer itself: ``connect``, ``poll``,
     ``pause``/``resume``/``seek*`` and ``close`` belong to the poll greenlet;
@@ -251,9 +243,16 @@ class ConsumerClient:
 
     # ------------------------------------------------------------- fetching
 
+    def _live(self) -> KafkaConsumer:
+        """The consumer between connect() and close()/abandon()."""
+        consumer = self._consumer
+        if consumer is None:
+            raise Errors.KafkaConnectionError("the consumer is closed")
+        return consumer
+
     def poll(self, timeout_ms: int, max_records: int) -> dict:
         """{TopicPartition: [ConsumerRecord]}; raises PositionsLost."""
-        consumer = self._consumer
+        consumer = self._live()
         release_exhausted_batch(consumer)
         try:
             return consumer.poll(timeout_ms=timeout_ms, max_records=max_records)
@@ -268,25 +267,25 @@ class ConsumerClient:
             raise PositionsLost(dict.fromkeys(partitions), exc) from exc
 
     def assignment(self) -> set:
-        return set(self._consumer.assignment())
+        return set(self._live().assignment())
 
     def paused(self) -> set:
-        return set(self._consumer.paused())
+        return set(self._live().paused())
 
     def pause(self, tps: Iterable[Any]) -> None:
-        self._consumer.pause(*tps)
+        self._live().pause(*tps)
 
     def resume(self, tps: Iterable[Any]) -> None:
-        self._consumer.resume(*tps)
+        self._live().resume(*tps)
 
     def seek(self, tp: Any, offset: int) -> None:
-        self._consumer.seek(tp, offset)
+        self._live().seek(tp, offset)
 
     def seek_to_beginning(self, tp: Any) -> None:
-        self._consumer.seek_to_beginning(tp)
+        self._live().seek_to_beginning(tp)
 
     def seek_to_end(self, tp: Any) -> None:
-        self._consumer.seek_to_end(tp)
+        self._live().seek_to_end(tp)
 
     def fetch_state(self, tp: Any) -> tuple[int | None, int | None]:
         """(high watermark, fetch position) known for ``tp``, read without I/O."""
@@ -304,9 +303,7 @@ class ConsumerClient:
         kafka-python's retries of retriable errors for at most ``timeout``
         seconds (default: the request timeout). Returns the commit's future
         (``is_done``, ``failed()``, ``exception``, ``add_both``)."""
-        consumer = self._consumer
-        if consumer is None:
-            raise Errors.KafkaConnectionError("the consumer is closed")
+        consumer = self._live()
         timeout = self.request_timeout if timeout is None else min(timeout, self.request_timeout)
         to_send = {tp: OffsetAndMetadata(offset + 1, "", -1) for tp, offset in offsets.items()}
         return consumer._manager.call_soon(

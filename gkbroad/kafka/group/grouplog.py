@@ -18,9 +18,10 @@ class GroupLog(logging.LoggerAdapter):
 
     def __init__(self, logger: logging.Logger, group_name: str):
         super().__init__(logger, {"group": group_name})
+        self._prefix = f"group {group_name}: "
 
     def process(self, msg: Any, kwargs: Any) -> tuple[str, Any]:
-        return f"group {self.extra['group']}: {msg}", kwargs
+        return f"{self._prefix}{msg}", kwargs
 
 
 def describe(partitions: Iterable[Any] | Mapping[Any, int]) -> str:

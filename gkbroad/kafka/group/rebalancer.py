@@ -18,6 +18,7 @@ import logging
 import time
 from typing import Any
 
+from ..client import CommitFuture, GroupClient
 from .committer import Committer
 from .grouplog import GroupLog, describe
 from .state import GroupState
@@ -39,7 +40,7 @@ class Rebalancer:
     def __init__(
         self,
         state: GroupState,
-        client: Any,
+        client: GroupClient[Any],
         committer: Committer,
         shutdown: Shutdown,
         *,
@@ -55,7 +56,7 @@ class Rebalancer:
         self._drain_timeout = drain_timeout_ms / 1000
         self._callbacks = callbacks
         self._group_name = group_name
-        self._drain: tuple[list, Any] | None = None  # (partitions, future) while a release waits
+        self._drain: tuple[list[Any], CommitFuture] | None = None  # (partitions, future) while a release waits
 
     def assigned(self, tps: set) -> None:
         for state in self._state.assign(tps):
