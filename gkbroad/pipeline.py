@@ -66,7 +66,7 @@ class Pipeline:
         self._watchdog: BlockingWatchdog | None = None
         self._hub: Any = None  # the hub the pipeline's greenlets run on, set by start()
         self._stop_begun = Event()  # someone asked to stop, or the pipeline failed
-        self._stop_result: AsyncResult = AsyncResult()
+        self._stop_result: AsyncResult[bool] = AsyncResult()
         self._done = Event()  # the stop finished (or start failed)
 
     @property
@@ -171,7 +171,7 @@ class Pipeline:
         self._begin_stop(timeout)
         if self._in_own_greenlet():
             return False
-        return self._stop_result.get()
+        return self._stop_result.get() is True
 
     def join(self, timeout: float | None = None) -> bool:
         """Block until the pipeline has stopped; False if `timeout` passed first.
@@ -220,8 +220,8 @@ class Pipeline:
                 arrived.clear()
                 gevent.wait([arrived, self._done], count=1)
             if not self._done.is_set():
-                self._topology.abort()
-            return self._stop_result.get()
+                self._require_started().abort()
+            return self._stop_result.get() is True
         finally:
             for handler in handlers:
                 handler.cancel()
@@ -253,7 +253,7 @@ class Pipeline:
         logger.info("[%s] stopping (up to %.1fs)", self.name, timeout)
         self.hooks.pipeline_stopping(self)
         try:
-            clean = self._topology.stop(timeout)
+            clean = self._require_started().stop(timeout)
         except BaseException as exc:
             self._stop_result.set_exception(exc)
             self._done.set()
@@ -278,7 +278,7 @@ class Pipeline:
         current = gevent.getcurrent()
         if current is self._stopper:
             return True
-        return any(stage.greenlet is current for stage in self._topology.stages)
+        return any(stage.greenlet is current for stage in self._require_started().stages)
 
     def _require_started(self) -> Topology:
         if self._topology is None:

@@ -269,7 +269,9 @@ def _lag(args: argparse.Namespace) -> int:
     if missing:
         print(f"gkbroad lag: no such topic: {', '.join(missing)}", file=sys.stderr)
         return EXIT_FAILURE
-    partitions = [(topic, partition) for topic, count in counts.items() for partition in range(count)]
+    partitions = [
+        (topic, partition) for topic, count in counts.items() if count is not None for partition in range(count)
+    ]
     rows = lag_rows(committed, log_offsets(client, partitions, args.timeout))
     print(render_json(args.group, rows) if args.json else render_table(args.group, rows))
     if args.max_lag is not None and total_lag(rows) > args.max_lag:

@@ -108,7 +108,8 @@ class NamedStages(fields.Field):
             raise self.make_error("names", allowed=", ".join(repr(n) for n in self.allowed_names))
         if not value and self.required:
             raise self.make_error("empty")
-        result, errors = {}, {}
+        result: dict[str, Any] = {}
+        errors: dict[str, Any] = {}  # stage name -> its validation messages
         for name, options in value.items():
             if not isinstance(name, str) or not name:
                 errors[repr(name)] = ["stage names must be non-empty strings"]
@@ -122,7 +123,7 @@ class NamedStages(fields.Field):
         return result
 
 
-class ProducerModule(fields.Field):
+class ProducerModule(fields.Field[tuple[type[Any], dict[str, Any]]]):
     """`ProducerClass`, `"pkg.module:ProducerClass"`, or `(either, {options})`."""
 
     doc_type = "class, dotted path, or (class, options) pair"

@@ -241,8 +241,9 @@ def _producer_problems(options: dict) -> list[str]:
     producer = options.get("producer")
     if not isinstance(producer, dict) or "module" not in producer:
         return []
+    module: object = producer["module"]  # not None: marshmallow then types the result as a pair
     try:
-        producer_cls, producer_options = ProducerModule().deserialize(producer["module"])
+        producer_cls, producer_options = ProducerModule().deserialize(module)
     except ValidationError:
         return []  # the option schema reported it
     prepare = getattr(producer_cls, "prepare_for_start", None)

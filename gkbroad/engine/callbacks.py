@@ -183,7 +183,7 @@ class Callbacks:
         if self.policy is not None and (successful or failed):
             failed = self.policy.admit(len(successful), failed)
             if self.policy.tripped:
-                self._trip()
+                self._trip(self.policy)
                 return
         self._acknowledge(successful, failed, executor)
 
@@ -204,10 +204,10 @@ class Callbacks:
             ack_messages(successful, failed)
             self.hooks.acked(len(successful), len(failed))
 
-    def _trip(self) -> None:
+    def _trip(self, policy: FailurePolicy) -> None:
         self.halted = True
         self.on_trip(
-            f"on_failure: {self.policy.description}; the pipeline stops without acknowledging "
+            f"on_failure: {policy.description}; the pipeline stops without acknowledging "
             "them or anything handled after them"
         )
 

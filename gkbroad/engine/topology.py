@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from functools import partial
 from typing import Any
 
@@ -108,11 +108,16 @@ class Topology:
             for i in range(count)
         ]
 
-    def _build_batchers(self, batchers: dict) -> tuple[list[BatcherStage], list[BatchProcessorStage], dict]:
-        stages, batch_processors, inboxes = [], [], {}
+    def _build_batchers(
+        self, batchers: dict[str, Any]
+    ) -> tuple[list[BatcherStage], list[BatchProcessorStage], dict[str, Queue[Any]]]:
+        stages: list[BatcherStage] = []
+        batch_processors: list[BatchProcessorStage] = []
+        inboxes: dict[str, Queue[Any]] = {}
         for name, opts in batchers.items():
             inboxes[name] = Queue(maxsize=opts["max_demand"] or opts["batch_size"])
             count = opts["concurrency"]
+            outboxes: list[Queue[Any]]
             if opts["partition_by"]:
                 outboxes = [Queue(maxsize=1) for _ in range(count)]
             else:
@@ -194,12 +199,13 @@ class Topology:
         clean = self._join(self.producers, budget, reserve)
         self.router.stop_all(len(self.processors))
         clean = self._join(self.processors, budget, reserve) and clean
-        for stage in self.batcher_stages:
-            self._send_stop(stage, budget, reserve)
+        for batcher in self.batcher_stages:
+            self._send_stop(batcher, budget, reserve)
         clean = self._join([*self.batcher_stages, *self.batch_processors], budget, reserve) and clean
         if not self.aborted.is_set():
             # handle_failed runs for them; a Timeout there is caught and they are acknowledged anyway.
-            with gevent.Timeout(max(budget.left(reserve), 0.001), False):
+            # gevent documents `False` as "end the block silently"; its stubs only allow exceptions.
+            with gevent.Timeout(max(budget.left(reserve), 0.001), False):  # type: ignore[arg-type]
                 self.callbacks.release_held()
         self.callbacks.executors.close()
         self.callbacks.log.flush()
@@ -220,23 +226,23 @@ class Topology:
                 if not budget.left(reserve):
                     return
 
-    def _join(self, stages: list[Stage], budget: _Budget, reserve: float) -> bool:
+    def _join(self, stages: Sequence[Stage], budget: _Budget, reserve: float) -> bool:
         """Wait for the stages to finish, until the budget less `reserve` is spent; kill the late ones.
         False when one was late, or had died before."""
-        greenlets = [s.greenlet for s in stages if s.greenlet is not None]
-        done = {id(g) for g in gevent.joinall(greenlets, timeout=budget.left(reserve))}
-        late = [s for s in stages if s.greenlet is not None and id(s.greenlet) not in done]
+        running = [(s, s.greenlet) for s in stages if s.greenlet is not None]
+        done = {id(g) for g in gevent.joinall([g for _, g in running], timeout=budget.left(reserve))}
+        late = [(s, g) for s, g in running if id(g) not in done]
         if late and not self.aborted.is_set():
             logger.error(
                 "[%s] shutdown timeout: killing %d stage(s) still busy (%s); their messages are not acknowledged "
                 "and will be delivered again",
                 self.name,
                 len(late),
-                ", ".join(s.name for s in late),
+                ", ".join(s.name for s, _ in late),
             )
-        for stage in late:
+        for stage, _ in late:
             stage.cancel()
-        gevent.joinall([s.greenlet for s in late], timeout=max(budget.left(reserve), KILL_WAIT_MIN))
+        gevent.joinall([g for _, g in late], timeout=max(budget.left(reserve), KILL_WAIT_MIN))
         return not late and all(s.death is None for s in stages)
 
 

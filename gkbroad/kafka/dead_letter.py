@@ -20,7 +20,7 @@ same way (it is a NotAcknowledged).
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import gevent
@@ -76,7 +76,7 @@ class DeadLetter:
         self._report: Callable[[str], None] | None = None
 
     @classmethod
-    def from_options(cls, options: dict, connection: dict, group_name: str) -> DeadLetter:
+    def from_options(cls, options: dict, connection: Mapping[str, Any], group_name: str) -> DeadLetter:
         """The writer for a validated `dead_letter` option of the Kafka producer: it connects with
         the connection settings of `connection` (the consumer's `client`), updated with its own."""
         settings = {**producer_settings(connection), "client_id": "gkbroad-dead-letter", **(options["client"] or {})}

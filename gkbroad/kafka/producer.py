@@ -52,8 +52,7 @@ class Producer(BaseProducer):
         services: list[Any] = [group]
         dead_letter = None
         if opts["dead_letter"] is not None:
-            connection = opts["client"] if opts["client"] is not None else group_class.client
-            dead_letter = DeadLetter.from_options(opts["dead_letter"], connection, opts["group_name"])
+            dead_letter = DeadLetter.from_options(opts["dead_letter"], group.connection, opts["group_name"])
             services.append(dead_letter)
         pipeline_options["producer"]["module"] = (cls, {**opts, "group": group, "dead_letter_writer": dead_letter})
         route(pipeline_options, opts["ordering"], opts["message_format"])
@@ -104,16 +103,16 @@ class Producer(BaseProducer):
         and with a dead-letter topic, they count once the broker acknowledged their dead letters (until
         then this call blocks; when the writer gives up they are never acknowledged)."""
         if failed and self.dead_letter is not None:
-            failed = self._dead_lettered(failed)
+            failed = self._dead_lettered(self.dead_letter, failed)
         self.group.ack(m.acknowledger.data for group in (successful, failed) for m in group)
 
-    def _dead_lettered(self, failed: list[Message]) -> list[Message]:
+    def _dead_lettered(self, writer: DeadLetter, failed: list[Message]) -> list[Message]:
         """The failed messages that may be acknowledged: the stale ones (whose partition moved on: the
         group ignores them, their new owner reads them again) and the rest once written."""
         stale = [m for m in failed if self.is_stale(m.acknowledger.data)]
         current = [m for m in failed if m not in stale] if stale else failed
         try:
-            self.dead_letter.send(current)
+            writer.send(current)
         except DeadLetterError:
             # The writer reported it: the pipeline fails, and nothing is committed past these offsets.
             self.group.withdraw(m.acknowledger.data for m in current)

@@ -115,7 +115,7 @@ class DummyProducer(BaseProducer):
 
     def receive(self, demand: int) -> list[Message]:
         queue = self.channel.queue
-        messages = []
+        messages: list[Message] = []
         while len(messages) < demand and not queue.empty():
             messages.append(queue.get_nowait())
         return messages

@@ -97,13 +97,14 @@ class ProcessorStage(Stage):
                 if callbacks.drop_if_stale(message):
                     continue
                 try:
-                    message = callbacks.handle_message(self.processor, message)
+                    handled = callbacks.handle_message(self.processor, message)
                 except Abandoned:
                     self.abandoned = len(chunk) - index
                     withdraw_messages(chunk[index:])
                     break
-                if message is None:  # turned stale while waiting for a retry; already acknowledged
+                if handled is None:  # turned stale while waiting for a retry; already acknowledged
                     continue
+                message = handled
             if message.is_failed:
                 failed.append(message)
             elif message.batcher in self.batchers:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Mapping
 from typing import Any
 
 from gevent.lock import Semaphore
@@ -87,7 +88,7 @@ class RecordProducer:
         return f"<RecordProducer connected={self._producer is not None}>"
 
 
-def producer_settings(client: dict[str, Any]) -> dict[str, Any]:
+def producer_settings(client: Mapping[str, Any]) -> dict[str, Any]:
     """The settings of a consumer `client` mapping that say where and how to connect
     (servers, security, protocol version), as KafkaProducer settings."""
     return {

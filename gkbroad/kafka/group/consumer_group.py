@@ -80,6 +80,8 @@ class ConsumerGroup:
             raise ConfigError(
                 f"consumer group {group_name}: no kafka-python settings (a `client` option or class attribute)"
             )
+        # The connection settings in use: the `client` option, else the class attribute.
+        self.connection: Mapping[str, Any] = connection
         kafka = settings.kafka_settings(connection)
         self._rebalance_timeout = kafka.get("max_poll_interval_ms", CONSUMER_DEFAULTS["max_poll_interval_ms"]) / 1000
         self._log = GroupLog(logger, group_name)
