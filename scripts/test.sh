@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The test command: installs what it needs, checks lint and format, then runs
 # the suite twice.
-#   0. ruff check and ruff format --check (configuration in pyproject.toml);
+#   0. ruff check and ruff format --check, then mypy (configuration of both in
+#      pyproject.toml);
 #   1. unit tests, plain (no monkey patching);
 #   2. everything (unit + integration against the bundled broker) under
 #      gevent.monkey.patch_all(), which the Kafka parts require.
@@ -17,6 +18,8 @@ start=$(date +%s)
 echo "== lint: ruff check and ruff format --check"
 "$ROOT/.venv/bin/ruff" check "$ROOT"
 "$ROOT/.venv/bin/ruff" format --check "$ROOT"
+echo "== types: mypy"
+"$ROOT/.venv/bin/mypy"
 echo "== run 1/2: unit tests, no monkey patching"
 "$PY" -m pytest tests/unit "$@"
 echo "== run 2/2: unit + integration tests under gevent.monkey.patch_all()"
