@@ -40,7 +40,7 @@ class CommitFuture(Protocol):
 
     def failed(self) -> bool: ...
 
-    def add_both(self, callback: Callable[[Any], object]) -> object:
+    def add_both(self, callback: Callable[[Any], object], /) -> object:
         """Call ``callback(value or exception)`` once it finishes (at once if it has)."""
 
 
