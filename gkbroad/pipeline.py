@@ -30,6 +30,7 @@ from .message import BatchInfo, Message
 from .observability import build_hooks
 from .observability.status import snapshot
 from .observability.watchdog import BlockingWatchdog
+from .producer import Service
 
 __all__ = ["Pipeline"]
 
@@ -54,7 +55,7 @@ class Pipeline:
         self._check_callbacks(opts)
         producer_cls, producer_options = opts["producer"]["module"]
         prepare = getattr(producer_cls, "prepare_for_start", None)
-        services: list[Any] = []
+        services: list[Service] = []
         if prepare is not None:
             services, opts = prepare(producer_options, opts)
         self.options = _apply_default_partition_by(opts)

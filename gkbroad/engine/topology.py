@@ -26,6 +26,7 @@ from gevent.event import Event
 from gevent.queue import Full, Queue
 
 from ..message import Message
+from ..producer import ProducerClass, Service
 from .callbacks import Callbacks
 from .flow import Credits, RateLimiter
 from .stages import STOP, BatcherStage, BatchProcessorStage, ProcessorStage, ProducerStage, Router
@@ -55,7 +56,9 @@ class _Budget:
 
 
 class Topology:
-    def __init__(self, callbacks: Callbacks, options: dict, services: list[Any], on_failure: Callable[[str], None]):
+    def __init__(
+        self, callbacks: Callbacks, options: dict, services: Sequence[Service], on_failure: Callable[[str], None]
+    ):
         self.name = options["name"]
         self.services = services
         self.on_failure = on_failure
@@ -87,7 +90,8 @@ class Topology:
         return [*self.producers, *self.processors, *self.batcher_stages, *self.batch_processors]
 
     def _build_producers(self, stage: dict) -> list[ProducerStage]:
-        cls, producer_options = stage["module"]
+        module: tuple[ProducerClass, dict[str, Any]] = stage["module"]
+        cls, producer_options = module
         limit = stage["rate_limiting"]
         limiter = RateLimiter(limit["allowed_messages"], limit["interval"]) if limit else None
         count = stage["concurrency"]
@@ -170,7 +174,7 @@ class Topology:
     def _stage_died(self, stage: Stage, reason: str) -> None:
         self.on_failure(f"stage {stage.name} died: {reason}")
 
-    def _service_report(self, service: Any) -> Callable[[str], None]:
+    def _service_report(self, service: Service) -> Callable[[str], None]:
         def report(reason: str) -> None:
             logger.error("[%s] service %r reports it cannot work any more: %s", self.name, service, reason)
             self.on_failure(f"service {type(service).__name__} failed: {reason}")
@@ -246,7 +250,7 @@ class Topology:
         return not late and all(s.death is None for s in stages)
 
 
-def _stop_service(service: Any, timeout: float) -> bool:
+def _stop_service(service: Service, timeout: float) -> bool:
     """Stop one service within `timeout`; False when it says it could not stop cleanly, or raised.
     A service whose stop() returns nothing (None) counts as clean."""
     try:

@@ -27,7 +27,7 @@ from gevent.event import Event
 from ..config.validation import validate
 from ..errors import ConfigError
 from ..message import Message
-from ..producer import BaseProducer
+from ..producer import BaseProducer, Service
 from .dead_letter import DeadLetter, DeadLetterError
 from .decoding import Decoding
 from .formats import build_messages
@@ -44,12 +44,14 @@ class Producer(BaseProducer):
     """Consume Kafka topics through one consumer-group membership. Options: see the README."""
 
     @classmethod
-    def prepare_for_start(cls, options: dict, pipeline_options: dict) -> tuple[list[Any], dict]:
+    def prepare_for_start(
+        cls, options: dict[str, Any], pipeline_options: dict[str, Any]
+    ) -> tuple[list[Service], dict[str, Any]]:
         opts = validate(KafkaProducerOptions, options, OPTIONS_PATH)
         _refuse_partition_by(pipeline_options)
         group_class = opts["consumer_group"] or ConsumerGroup
         group = group_class.from_options(opts)
-        services: list[Any] = [group]
+        services: list[Service] = [group]
         dead_letter = None
         if opts["dead_letter"] is not None:
             dead_letter = DeadLetter.from_options(opts["dead_letter"], group.connection, opts["group_name"])

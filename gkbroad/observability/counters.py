@@ -11,6 +11,8 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
+from .hook_protocols import AfterAck, AfterHandleBatch, AfterHubBlocked, AfterPipelineStart
+
 __all__ = ["Counters", "total_lag"]
 
 
@@ -20,7 +22,7 @@ def total_lag(status: dict) -> int | None:
     return sum(lags) if lags else None
 
 
-class Counters:
+class Counters(AfterPipelineStart, AfterHandleBatch, AfterHubBlocked, AfterAck):
     """Handled, failed, batch and hub-blocked counts since start, and records/s over the last minute."""
 
     WINDOW = 60.0

@@ -15,12 +15,29 @@ from typing import Any
 
 import statsd
 
+from .hook_protocols import (
+    AfterAck,
+    AfterCommit,
+    AfterHandleBatch,
+    AfterHandleMessages,
+    AfterHubBlocked,
+    AfterPipelineStart,
+    BeforePipelineStop,
+)
 from .periodic import Periodic
 
 __all__ = ["StatsdSink"]
 
 
-class StatsdSink:
+class StatsdSink(
+    AfterPipelineStart,
+    BeforePipelineStop,
+    AfterHandleMessages,
+    AfterHandleBatch,
+    AfterHubBlocked,
+    AfterAck,
+    AfterCommit,
+):
     """Counters, timers and gauges to statsd, every name under ``<prefix>.<pipeline name>.``."""
 
     FLUSH_INTERVAL = 1.0

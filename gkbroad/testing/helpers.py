@@ -26,7 +26,7 @@ from ..config.redact import redacted_repr
 from ..errors import ConfigError, GkbroadError, PipelineStateError
 from ..message import Acknowledger, Message
 from ..pipeline import Pipeline
-from ..producer import BaseProducer
+from ..producer import BaseProducer, Service
 
 __all__ = ["AckTimeout", "DummyProducer", "running", "test_batch", "test_message", "wait_for_ack"]
 
@@ -102,7 +102,9 @@ class DummyProducer(BaseProducer):
     POLL_INTERVAL = 0.05
 
     @classmethod
-    def prepare_for_start(cls, options: dict, pipeline_options: dict) -> tuple[list[Any], dict]:
+    def prepare_for_start(
+        cls, options: dict[str, Any], pipeline_options: dict[str, Any]
+    ) -> tuple[list[Service], dict[str, Any]]:
         if options:
             raise ConfigError(f"producer.module: DummyProducer takes no options, got {redacted_repr(options)}")
         channel = TestChannel()
