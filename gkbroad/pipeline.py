@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import signal
+from collections.abc import Callable
 from typing import Any
 
 import gevent
@@ -36,7 +37,8 @@ __all__ = ["Pipeline"]
 
 logger = logging.getLogger(__name__)
 
-_thread_ident = get_original("_thread", "get_ident")  # the OS thread's, even when threading is patched
+# The OS thread's, even when threading is patched.
+_thread_ident: Callable[[], int] = get_original("_thread", "get_ident")
 
 
 class Pipeline:
@@ -63,7 +65,7 @@ class Pipeline:
         self.hooks = build_hooks(self.options)
         self._topology: Topology | None = None
         self._failure: str | None = None
-        self._stopper: gevent.Greenlet | None = None
+        self._stopper: gevent.Greenlet[[float], None] | None = None
         self._watchdog: BlockingWatchdog | None = None
         self._hub: Any = None  # the hub the pipeline's greenlets run on, set by start()
         self._stop_begun = Event()  # someone asked to stop, or the pipeline failed
@@ -72,7 +74,8 @@ class Pipeline:
 
     @property
     def name(self) -> str:
-        return self.options["name"]
+        name: str = self.options["name"]
+        return name
 
     # -- user callbacks -------------------------------------------------
 
@@ -109,7 +112,7 @@ class Pipeline:
             return "stopped"
         return "stopping" if self._stop_begun.is_set() else "running"
 
-    def status(self) -> dict:
+    def status(self) -> dict[str, Any]:
         """A snapshot of state, counters and partitions for status pages and metrics (gkbroad.observability.status)."""
         return snapshot(self, self._topology)
 
@@ -273,7 +276,8 @@ class Pipeline:
 
     def _in_executor_thread(self) -> bool:
         """True in a native thread other than the hub's, e.g. a handler running with executor="thread"."""
-        return _thread_ident() != self._hub.thread_ident
+        hub_thread: int = self._hub.thread_ident
+        return _thread_ident() != hub_thread
 
     def _in_own_greenlet(self) -> bool:
         current = gevent.getcurrent()
@@ -290,7 +294,7 @@ class Pipeline:
         """Whether the subclass defines its own `method` instead of Pipeline's."""
         return getattr(type(self), method) is not getattr(Pipeline, method)
 
-    def _check_callbacks(self, opts: dict) -> None:
+    def _check_callbacks(self, opts: dict[str, Any]) -> None:
         cls = type(self)
         if not self._overrides("handle_message"):
             raise ConfigError(f"{cls.__name__} must define handle_message(self, processor, message, context)")
@@ -301,7 +305,7 @@ class Pipeline:
             )
 
 
-def _apply_default_partition_by(opts: dict) -> dict:
+def _apply_default_partition_by(opts: dict[str, Any]) -> dict[str, Any]:
     """A pipeline-level partition_by applies to every stage that sets none of its own."""
     default = opts["partition_by"]
     if default is None:

@@ -57,7 +57,11 @@ class _Budget:
 
 class Topology:
     def __init__(
-        self, callbacks: Callbacks, options: dict, services: Sequence[Service], on_failure: Callable[[str], None]
+        self,
+        callbacks: Callbacks,
+        options: dict[str, Any],
+        services: Sequence[Service],
+        on_failure: Callable[[str], None],
     ):
         self.name = options["name"]
         self.services = services
@@ -89,7 +93,7 @@ class Topology:
     def stages(self) -> list[Stage]:
         return [*self.producers, *self.processors, *self.batcher_stages, *self.batch_processors]
 
-    def _build_producers(self, stage: dict) -> list[ProducerStage]:
+    def _build_producers(self, stage: dict[str, Any]) -> list[ProducerStage]:
         module: tuple[ProducerClass, dict[str, Any]] = stage["module"]
         cls, producer_options = module
         limit = stage["rate_limiting"]

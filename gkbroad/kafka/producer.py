@@ -60,7 +60,7 @@ class Producer(BaseProducer):
         route(pipeline_options, opts["ordering"], opts["message_format"])
         return services, pipeline_options
 
-    def __init__(self, options: dict, *, index: int, count: int):
+    def __init__(self, options: dict[str, Any], *, index: int, count: int):
         super().__init__(options, index=index, count=count)
         self.group: ConsumerGroup = options["group"]
         self.dead_letter: DeadLetter | None = options.get("dead_letter_writer")
@@ -138,7 +138,7 @@ class Producer(BaseProducer):
         self.draining.set()
 
 
-def _refuse_partition_by(pipeline_options: dict) -> None:
+def _refuse_partition_by(pipeline_options: dict[str, Any]) -> None:
     places = []
     if pipeline_options.get("partition_by") is not None:
         places.append("partition_by")

@@ -9,6 +9,8 @@ hook method (`AfterAck`, `AfterCommit`, ...; see hook_protocols.py), and
 
 from __future__ import annotations
 
+from typing import Any
+
 from .counters import Counters, total_lag
 from .hook_protocols import (
     AfterAck,
@@ -45,7 +47,7 @@ __all__ = [
 ]
 
 
-def build_hooks(options: dict) -> Hooks:
+def build_hooks(options: dict[str, Any]) -> Hooks:
     """The hooks a pipeline's validated options ask for: Counters, plus StatsdSink when configured."""
     hooks = Hooks((Counters(),))
     metrics = options.get("metrics")

@@ -16,7 +16,7 @@ from .hook_protocols import AfterAck, AfterHandleBatch, AfterHubBlocked, AfterPi
 __all__ = ["Counters", "total_lag"]
 
 
-def total_lag(status: dict) -> int | None:
+def total_lag(status: dict[str, Any]) -> int | None:
     """Sum of the known partition lags of a status snapshot; None when no lag is known yet."""
     lags = [p["lag"] for p in status["partitions"] if p["lag"] is not None]
     return sum(lags) if lags else None

@@ -33,7 +33,7 @@ class LogSummary(AfterPipelineStart, BeforePipelineStop):
             self._loop.stop()
 
     @staticmethod
-    def log(status: dict) -> None:
+    def log(status: dict[str, Any]) -> None:
         counters = status["counters"]
         lag = total_lag(status)
         logger.info(

@@ -100,7 +100,7 @@ class StatsdSink(
                 for seconds in values:
                     pipe.timing(name, seconds * 1000.0)
 
-    def send_gauges(self, status: dict) -> None:
+    def send_gauges(self, status: dict[str, Any]) -> None:
         """in_flight, partitions.assigned and lag.<topic>.<partition> for every partition with a known lag
         (nothing before the pipeline started)."""
         client = self.client

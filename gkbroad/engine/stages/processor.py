@@ -15,6 +15,7 @@ ahead of an earlier one that was not handled.
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from gevent.queue import Queue
 
@@ -33,12 +34,12 @@ class ProcessorStage(Stage):
         self,
         name: str,
         processor: str,
-        inbox: Queue,
+        inbox: Queue[Any],
         sharers: int,
         max_demand: int,
         callbacks: Callbacks,
         credits: Credits,
-        batchers: dict[str, Queue],
+        batchers: dict[str, Queue[Any]],
     ):
         self.name = name
         self.processor = processor

@@ -43,11 +43,11 @@ class Committer:
         self._wanted = Event()
         self._stopped = Event()
         self._in_flight: dict[Any, CommitFuture] = {}  # tp -> future of its commit
-        self.greenlets: list[gevent.Greenlet] = []
+        self.greenlets: list[gevent.Greenlet[[], None]] = []
         # Told (seconds, [(topic, partition), ...]) after each successful commit.
         self.on_commit: Callable[[float, list[tuple[str, int]]], None] | None = None
 
-    def start(self) -> list[gevent.Greenlet]:
+    def start(self) -> list[gevent.Greenlet[[], None]]:
         """Spawn the committer greenlets; returns them."""
         self.greenlets = [gevent.spawn(self._run) for _ in range(self._count)]
         return self.greenlets
@@ -73,7 +73,7 @@ class Committer:
         request is then booked as failed)."""
         started = time.monotonic()
         try:
-            future = self._client.commit(request.offsets, timeout)
+            future: CommitFuture = self._client.commit(request.offsets, timeout)
         except Exception:
             self._state.commit_done(request, succeeded=False)
             raise

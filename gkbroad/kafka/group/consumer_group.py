@@ -60,7 +60,7 @@ class ConsumerGroup:
     in-memory fake).
     """
 
-    client: dict | None = None
+    client: dict[str, Any] | None = None
 
     @classmethod
     def from_options(cls, options: Mapping[str, Any], consumer_client: GroupClient[Any] | None = None) -> ConsumerGroup:
@@ -115,9 +115,9 @@ class ConsumerGroup:
             on_failure=self._fail,
             wake_committer=self._committer.wake,
         )
-        self._greenlets: list[gevent.Greenlet] = []
+        self._greenlets: list[gevent.Greenlet[[], None]] = []
         self._report: Callable[[str], None] | None = None
-        self._stopped: AsyncResult = AsyncResult()  # stop()'s result
+        self._stopped: AsyncResult[bool] = AsyncResult()  # stop()'s result
 
     # --------------------------------------------------------------- callbacks
 
@@ -214,7 +214,7 @@ class ConsumerGroup:
                 return False
         return poller.successful()
 
-    def _died(self, what: str, greenlet: gevent.Greenlet) -> None:
+    def _died(self, what: str, greenlet: gevent.Greenlet[[], None]) -> None:
         self._log.error("%s died", what, exc_info=greenlet.exc_info)
         self._fail(f"{what} of consumer group {self.group_name} died: {greenlet.exception!r}")
 
@@ -267,7 +267,7 @@ class ConsumerGroup:
         ``timeout`` seconds passed; True if records arrived."""
         return self._poller.wait_for_records(timeout)
 
-    def stats(self) -> dict:
+    def stats(self) -> dict[str, Any]:
         """A small snapshot for progress reports and health checks.
 
         Per partition: ``buffered`` records; ``pending`` acks; ``committed``,

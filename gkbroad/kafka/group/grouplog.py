@@ -10,7 +10,7 @@ from typing import Any
 __all__ = ["GroupLog", "describe"]
 
 
-class GroupLog(logging.LoggerAdapter):
+class GroupLog(logging.LoggerAdapter[logging.Logger]):
     """A module's logger whose lines start with ``group <name>:``.
 
     Arguments stay lazy: the prefix is added to the format string only.
