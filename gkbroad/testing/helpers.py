@@ -42,7 +42,7 @@ class TestAcknowledger:
 
     __test__ = False  # not a pytest test class
 
-    def __init__(self):
+    def __init__(self) -> None:
         self._expected: dict[int, int] = {}
         self._acked: dict[int, tuple[list[Message], list[Message]]] = {}
         self._complete: dict[int, Event] = {}
@@ -77,8 +77,8 @@ class TestChannel:
 
     __test__ = False
 
-    def __init__(self):
-        self.queue: Queue = Queue()
+    def __init__(self) -> None:
+        self.queue: Queue[Message] = Queue()
         self.acknowledger = TestAcknowledger()
         self.draining = Event()
 
@@ -111,7 +111,7 @@ class DummyProducer(BaseProducer):
         pipeline_options["producer"]["module"] = (cls, {"channel": channel})
         return [channel], pipeline_options
 
-    def __init__(self, options: dict, *, index: int, count: int):
+    def __init__(self, options: dict[str, Any], *, index: int, count: int):
         super().__init__(options, index=index, count=count)
         self.channel: TestChannel = options["channel"]
 
@@ -139,7 +139,7 @@ def _channel(pipeline: Pipeline) -> TestChannel:
     )
 
 
-def _push(pipeline: Pipeline, data: Iterable[Any], metadata: dict | None, batch_mode: str) -> int:
+def _push(pipeline: Pipeline, data: Iterable[Any], metadata: dict[str, Any] | None, batch_mode: str) -> int:
     channel = _channel(pipeline)
     ref = next(_refs)
     ack = channel.acknowledger
@@ -154,7 +154,9 @@ def _push(pipeline: Pipeline, data: Iterable[Any], metadata: dict | None, batch_
     return ref
 
 
-def test_message(pipeline: Pipeline, data: Any, metadata: dict | None = None, batch_mode: str = "flush") -> int:
+def test_message(
+    pipeline: Pipeline, data: Any, metadata: dict[str, Any] | None = None, batch_mode: str = "flush"
+) -> int:
     """Send one message through the pipeline; returns the ref to wait_for_ack on.
 
     Its batch_mode defaults to "flush", so it does not wait for batch_timeout.
@@ -162,7 +164,9 @@ def test_message(pipeline: Pipeline, data: Any, metadata: dict | None = None, ba
     return _push(pipeline, [data], metadata, batch_mode)
 
 
-def test_batch(pipeline: Pipeline, data: Iterable[Any], metadata: dict | None = None, batch_mode: str = "bulk") -> int:
+def test_batch(
+    pipeline: Pipeline, data: Iterable[Any], metadata: dict[str, Any] | None = None, batch_mode: str = "bulk"
+) -> int:
     """Send several messages at once under one ref; wait_for_ack returns when all were acknowledged."""
     return _push(pipeline, data, metadata, batch_mode)
 

@@ -125,7 +125,7 @@ class PositionsLost(Exception):
     (no committed offset, or it is out of range).
     """
 
-    def __init__(self, targets: dict, cause: Exception):
+    def __init__(self, targets: dict[Any, int | None], cause: Exception):
         super().__init__(f"{type(cause).__name__}: {cause}")
         self.targets = targets
         self.cause = cause
@@ -157,7 +157,7 @@ class ConsumerClient:
     rebalance handler).
     """
 
-    def __init__(self, settings: dict, topics: Iterable[str]):
+    def __init__(self, settings: dict[str, Any], topics: Iterable[str]):
         check_gevent_patched()
         self._settings = dict(settings)
         self._topics = list(topics)
@@ -170,12 +170,14 @@ class ConsumerClient:
     @property
     def request_timeout(self) -> float:
         """kafka-python's request timeout, in seconds."""
-        return self._settings.get("request_timeout_ms", CONSUMER_DEFAULTS["request_timeout_ms"]) / 1000
+        return float(self._settings.get("request_timeout_ms", CONSUMER_DEFAULTS["request_timeout_ms"]) / 1000)
 
     @property
     def reconnect_backoff_max(self) -> float:
         """Longest wait of kafka-python between reconnection attempts, in seconds."""
-        return self._settings.get("reconnect_backoff_max_ms", CONSUMER_DEFAULTS["reconnect_backoff_max_ms"]) / 1000
+        return float(
+            self._settings.get("reconnect_backoff_max_ms", CONSUMER_DEFAULTS["reconnect_backoff_max_ms"]) / 1000
+        )
 
     @property
     def static_member(self) -> bool:
@@ -250,12 +252,13 @@ class ConsumerClient:
             raise Errors.KafkaConnectionError("the consumer is closed")
         return consumer
 
-    def poll(self, timeout_ms: int, max_records: int) -> dict:
+    def poll(self, timeout_ms: int, max_records: int) -> dict[Any, list[Any]]:
         """{TopicPartition: [ConsumerRecord]}; raises PositionsLost."""
         consumer = self._live()
         release_exhausted_batch(consumer)
         try:
-            return consumer.poll(timeout_ms=timeout_ms, max_records=max_records)
+            fetched: dict[Any, list[Any]] = consumer.poll(timeout_ms=timeout_ms, max_records=max_records)
+            return fetched
         except Errors.LogTruncationError as exc:
             targets = {
                 tp: (divergent.offset if divergent is not None else None)
@@ -266,10 +269,10 @@ class ConsumerClient:
             partitions = exc.args[0] if exc.args else ()
             raise PositionsLost(dict.fromkeys(partitions), exc) from exc
 
-    def assignment(self) -> set:
+    def assignment(self) -> set[Any]:
         return set(self._live().assignment())
 
-    def paused(self) -> set:
+    def paused(self) -> set[Any]:
         return set(self._live().paused())
 
     def pause(self, tps: Iterable[Any]) -> None:
@@ -298,7 +301,7 @@ class ConsumerClient:
 
     # ------------------------------------------------------------- commits
 
-    def commit(self, offsets: dict, timeout: float | None = None) -> Future:
+    def commit(self, offsets: dict[Any, int], timeout: float | None = None) -> Future:
         """Start committing {tp: last processed offset} on the I/O loop, with
         kafka-python's retries of retriable errors for at most ``timeout``
         seconds (default: the request timeout). Returns the commit's future
@@ -337,12 +340,12 @@ class ConsumerClient:
         True if it finished (successfully or not: check ``future.failed()``)."""
         consumer = self._consumer
         if consumer is None or future.is_done:
-            return future.is_done
+            return bool(future.is_done)
         timeout_ms = None if timeout is None else max(int(timeout * 1000), 1)
         # A timeout, or the future's own failure: the caller reads the future.
         with contextlib.suppress(Exception):
             await consumer._manager.wait_for(future, timeout_ms)
-        return future.is_done
+        return bool(future.is_done)
 
     # -------------------------------------------------------------- health
 

@@ -41,7 +41,7 @@ class RecordProducer:
     a failed start). Safe to share between greenlets.
     """
 
-    def __init__(self, settings: dict, timeout: float):
+    def __init__(self, settings: dict[str, Any], timeout: float):
         timeout_ms = max(int(timeout * 1000), 1)
         self._settings = {
             "bootstrap_timeout_ms": timeout_ms,
