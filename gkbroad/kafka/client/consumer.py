@@ -170,14 +170,17 @@ class ConsumerClient:
     @property
     def request_timeout(self) -> float:
         """kafka-python's request timeout, in seconds."""
-        return float(self._settings.get("request_timeout_ms", CONSUMER_DEFAULTS["request_timeout_ms"]) / 1000)
+        return self._seconds("request_timeout_ms")
 
     @property
     def reconnect_backoff_max(self) -> float:
         """Longest wait of kafka-python between reconnection attempts, in seconds."""
-        return float(
-            self._settings.get("reconnect_backoff_max_ms", CONSUMER_DEFAULTS["reconnect_backoff_max_ms"]) / 1000
-        )
+        return self._seconds("reconnect_backoff_max_ms")
+
+    def _seconds(self, setting: str) -> float:
+        """A kafka-python setting in milliseconds (the one given, else its default), in seconds."""
+        milliseconds: float = self._settings.get(setting, CONSUMER_DEFAULTS[setting])
+        return milliseconds / 1000
 
     @property
     def static_member(self) -> bool:
