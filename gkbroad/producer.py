@@ -46,25 +46,97 @@ It may define ``withdraw(ref, messages)`` too: called for messages that will
 never be acknowledged in this run (a stop ended their retry's wait, or their
 dead letters could not be written), so that it stops waiting for them, but must
 not treat them as done (for Kafka: nothing is committed past them).
+
+The same contract as types, for type checkers and editors: what is required
+is a Protocol (`ProducerProtocol`, `ProducerClass`, `Service`), and each
+optional method has a Protocol of its own (`SupportsIdle`, ...), since the
+pipeline calls it only where it is defined. `BaseProducer` implements the
+producer's side with no-op optional methods; a class that does not derive
+from it can list the Protocols it implements as bases to have its methods'
+signatures checked.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, Protocol
 
 from .message import Message
 
-__all__ = ["BaseProducer"]
+__all__ = [
+    "BaseProducer",
+    "ProducerClass",
+    "ProducerProtocol",
+    "Service",
+    "SupportsDraining",
+    "SupportsIdle",
+    "SupportsPrepareForStart",
+    "SupportsReportCommits",
+    "SupportsSupervise",
+]
 
 
-class BaseProducer:
+class ProducerProtocol(Protocol):
+    """A producer instance, one per producer greenlet (step 3 above)."""
+
+    def receive(self, demand: int) -> list[Message]:
+        """At most ``demand`` messages, those ready now."""
+
+
+class SupportsIdle(Protocol):
+    def idle(self) -> None:
+        """Block after an empty receive until messages may be ready, or about a second (step 4)."""
+
+
+class SupportsDraining(Protocol):
+    def prepare_for_draining(self) -> None:
+        """The pipeline stops: ``receive`` is not called again (step 5)."""
+
+
+class Service(Protocol):
+    """What ``prepare_for_start`` may return for the pipeline to start before
+    the producers and stop after every message was acknowledged."""
+
+    def start(self) -> None: ...
+
+    def stop(self, timeout: float) -> bool | None:
+        """Return within ``timeout`` seconds; False when it could not finish cleanly."""
+
+
+class SupportsSupervise(Protocol):
+    def supervise(self, report: Callable[[str], None]) -> None:
+        """Called before ``start()``: ``report(reason)`` later marks the pipeline failed and stops it."""
+
+
+class SupportsReportCommits(Protocol):
+    def report_commits(self, observer: Callable[[float, list[tuple[str, int]]], None]) -> None:
+        """Called before ``start()``: call ``observer(seconds, [(topic, partition), ...])`` after each commit."""
+
+
+class ProducerClass(Protocol):
+    """The ``producer.module`` class: built once per producer greenlet (step 2)."""
+
+    def __call__(self, options: dict[str, Any], *, index: int, count: int) -> ProducerProtocol: ...
+
+
+class SupportsPrepareForStart(Protocol):
+    """The ``producer.module`` class's optional class method (step 1)."""
+
+    def prepare_for_start(
+        self, options: dict[str, Any], pipeline_options: dict[str, Any]
+    ) -> tuple[list[Service], dict[str, Any]]: ...
+
+
+class BaseProducer(ProducerProtocol, SupportsIdle, SupportsDraining):
     """Convenience base class with the optional parts of the protocol."""
 
     @classmethod
-    def prepare_for_start(cls, options: dict, pipeline_options: dict) -> tuple[list[Any], dict]:
+    def prepare_for_start(
+        cls, options: dict[str, Any], pipeline_options: dict[str, Any]
+    ) -> tuple[list[Service], dict[str, Any]]:
         return [], pipeline_options
 
-    def __init__(self, options: dict, *, index: int, count: int):
+    def __init__(self, options: dict[str, Any], *, index: int, count: int):
         self.options = options
         self.index = index
         self.count = count

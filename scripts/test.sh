@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The test command: installs what it needs, checks lint and format, then runs
 # the suite twice.
-#   0. ruff check and ruff format --check (configuration in pyproject.toml),
-#      then the docs site built with `mkdocs build --strict` (mkdocs.yml);
+#   0. ruff check and ruff format --check, then mypy (configuration of all in
+#      pyproject.toml), then the docs site built with `mkdocs build --strict` (mkdocs.yml);
 #   1. unit tests, plain (no monkey patching);
 #   2. everything (unit + integration against the bundled broker) under
 #      gevent.monkey.patch_all(), which the Kafka parts require.
@@ -18,6 +18,8 @@ start=$(date +%s)
 echo "== lint: ruff check and ruff format --check"
 "$ROOT/.venv/bin/ruff" check "$ROOT"
 "$ROOT/.venv/bin/ruff" format --check "$ROOT"
+echo "== types: mypy"
+"$ROOT/.venv/bin/mypy"
 echo "== docs: mkdocs build --strict (a broken link or a page missing from the nav fails)"
 NO_MKDOCS_2_WARNING=1 "$ROOT/.venv/bin/mkdocs" build --strict  # into site/ (gitignored); not --quiet, which hides the warnings strict counts
 # Both runs spread the tests over pytest-xdist worker processes, one test at a time to whichever

@@ -59,7 +59,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"gkbroad {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    def command(name: str, handler: Any, summary: str, description: str, log_level: str, gevent: bool):
+    def command(
+        name: str, handler: Any, summary: str, description: str, log_level: str, gevent: bool
+    ) -> argparse.ArgumentParser:
         sub = commands.add_parser(name, help=summary, description=description, epilog=_EPILOG)
         sub.add_argument(
             "--log-level",
@@ -175,7 +177,7 @@ def _kafka_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for Kafka (default 10)")
 
 
-def _client(args: argparse.Namespace) -> dict:
+def _client(args: argparse.Namespace) -> dict[str, Any]:
     return {"bootstrap_servers": [server.strip() for server in args.bootstrap_servers.split(",") if server.strip()]}
 
 
@@ -269,7 +271,9 @@ def _lag(args: argparse.Namespace) -> int:
     if missing:
         print(f"gkbroad lag: no such topic: {', '.join(missing)}", file=sys.stderr)
         return EXIT_FAILURE
-    partitions = [(topic, partition) for topic, count in counts.items() for partition in range(count)]
+    partitions = [
+        (topic, partition) for topic, count in counts.items() if count is not None for partition in range(count)
+    ]
     rows = lag_rows(committed, log_offsets(client, partitions, args.timeout))
     print(render_json(args.group, rows) if args.json else render_table(args.group, rows))
     if args.max_lag is not None and total_lag(rows) > args.max_lag:
@@ -364,7 +368,8 @@ def main(argv: list[str] | None = None) -> int:
     from ..errors import ConfigError, GkbroadError
 
     try:
-        return args.handler(args)
+        status: int = args.handler(args)
+        return status
     except ConfigProblems as exc:
         for problem in exc.problems:
             print(problem, file=sys.stderr)

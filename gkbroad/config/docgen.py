@@ -36,13 +36,13 @@ _TYPE_NAMES: list[tuple[type, str]] = [
 ]
 
 
-def _type_name(field: fields.Field) -> str:
+def _type_name(field: fields.Field[Any]) -> str:
     for validator in getattr(field, "validators", ()):
         if isinstance(validator, OneOf):
             return " \\| ".join(f'`"{choice}"`' for choice in validator.choices)
     custom = getattr(field, "doc_type", None)
     if custom:
-        return custom
+        return str(custom)
     for cls, name in _TYPE_NAMES:
         if isinstance(field, cls):
             return name
@@ -56,7 +56,7 @@ def _kafka_default(setting: str) -> str:
     return f"kafka-python's: `{CONSUMER_DEFAULTS[setting]!r}`"
 
 
-def _default(field: fields.Field) -> str:
+def _default(field: fields.Field[Any]) -> str:
     if field.required:
         return "required"
     value = field.load_default
@@ -111,7 +111,7 @@ def render_option_tables(text: str) -> str:
     for group in TABLES:
         schemas.update(group())
 
-    def replace(match: re.Match) -> str:
+    def replace(match: re.Match[str]) -> str:
         name = match.group("name")
         if name not in schemas:
             raise KeyError(f"unknown option table {name!r}; known: {', '.join(sorted(schemas))}")

@@ -9,7 +9,7 @@ what the generated option reference shows, so every option is described once.
 from __future__ import annotations
 
 import importlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from marshmallow import RAISE, Schema, ValidationError, fields
@@ -31,7 +31,7 @@ __all__ = [
 ]
 
 
-def option(description: str, **kwargs) -> dict:
+def option(description: str, **kwargs: Any) -> dict[str, Any]:
     """The keyword arguments that attach a description (shown in docs/options.md) to a field."""
     return {"metadata": {"description": description}, **kwargs}
 
@@ -50,7 +50,7 @@ class PositiveInt(fields.Integer):
     minimum = 1
     default_error_messages = {"invalid": "must be a positive integer"}
 
-    def _deserialize(self, value, attr, data, **kwargs):
+    def _deserialize(self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any) -> Any:
         if isinstance(value, bool) or not isinstance(value, int) or value < self.minimum:
             raise self.make_error("invalid")
         return value
@@ -64,18 +64,18 @@ class NonNegativeInt(PositiveInt):
 class NonEmptyString(fields.String):
     default_error_messages = {"invalid": "must be a non-empty string"}
 
-    def _deserialize(self, value, attr, data, **kwargs):
+    def _deserialize(self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any) -> Any:
         if not isinstance(value, str) or not value:
             raise self.make_error("invalid")
         return value
 
 
-class Callable(fields.Field):
+class Callable(fields.Field[Any]):
     """A function (or any callable); a dotted path string is imported."""
 
     default_error_messages = {"invalid": "must be a callable or an importable dotted path to one"}
 
-    def _deserialize(self, value, attr, data, **kwargs):
+    def _deserialize(self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any) -> Any:
         if isinstance(value, str):
             value = import_or_error(value)
         if not callable(value):
@@ -83,7 +83,7 @@ class Callable(fields.Field):
         return value
 
 
-class NamedStages(fields.Field):
+class NamedStages(fields.Field[Any]):
     """A mapping of stage name -> options validated by `schema`, with errors keyed by name.
 
     Used for `processors` and `batchers`, so that an error reads
@@ -96,19 +96,20 @@ class NamedStages(fields.Field):
         "empty": "must name at least one stage",
     }
 
-    def __init__(self, schema: type[Schema], allowed_names: tuple[str, ...] | None = None, **kwargs):
+    def __init__(self, schema: type[Schema], allowed_names: tuple[str, ...] | None = None, **kwargs: Any):
         super().__init__(**kwargs)
         self.schema = schema
         self.allowed_names = allowed_names
 
-    def _deserialize(self, value, attr, data, **kwargs):
+    def _deserialize(self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any) -> Any:
         if not isinstance(value, dict):
             raise self.make_error("invalid")
         if self.allowed_names is not None and set(value) != set(self.allowed_names):
             raise self.make_error("names", allowed=", ".join(repr(n) for n in self.allowed_names))
         if not value and self.required:
             raise self.make_error("empty")
-        result, errors = {}, {}
+        result: dict[str, Any] = {}
+        errors: dict[str, Any] = {}  # stage name -> its validation messages
         for name, options in value.items():
             if not isinstance(name, str) or not name:
                 errors[repr(name)] = ["stage names must be non-empty strings"]
@@ -122,7 +123,7 @@ class NamedStages(fields.Field):
         return result
 
 
-class ProducerModule(fields.Field):
+class ProducerModule(fields.Field[tuple[type[Any], dict[str, Any]]]):
     """`ProducerClass`, `"pkg.module:ProducerClass"`, or `(either, {options})`."""
 
     doc_type = "class, dotted path, or (class, options) pair"
@@ -133,7 +134,7 @@ class ProducerModule(fields.Field):
         "protocol": "must be a producer class with a receive(demand) method",
     }
 
-    def _deserialize(self, value, attr, data, **kwargs):
+    def _deserialize(self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any) -> Any:
         options: Any = {}
         if isinstance(value, (tuple, list)):
             if len(value) != 2:
@@ -194,7 +195,7 @@ class FailureRate(Schema):
     window = PositiveInt(required=True, validate=_WINDOW_LIMIT)
 
 
-class FailureMode(fields.Field):
+class FailureMode(fields.Field[Any]):
     """`"ack"`, `{"max_consecutive": N}` or `{"max_rate": r, "window": N}`."""
 
     doc_type = '`"ack"` or mapping'
@@ -204,7 +205,7 @@ class FailureMode(fields.Field):
         "invalid": 'must be "ack", {{"max_consecutive": N}} or {{"max_rate": 0 < r <= 1, "window": N}}',
     }
 
-    def _deserialize(self, value, attr, data, **kwargs):
+    def _deserialize(self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any) -> Any:
         if value == "ack":
             return value
         if not isinstance(value, dict):
@@ -216,7 +217,7 @@ class FailureMode(fields.Field):
         raise self.make_error("invalid")
 
 
-class ExceptionClasses(fields.Field):
+class ExceptionClasses(fields.Field[Any]):
     """A list of exception classes, or dotted paths to them; loaded as a tuple for isinstance()."""
 
     doc_type = "list of exception classes or dotted paths"
@@ -225,7 +226,7 @@ class ExceptionClasses(fields.Field):
         "item": "item {index} must be an exception class or a dotted path to one, got {value!r}",
     }
 
-    def _deserialize(self, value, attr, data, **kwargs):
+    def _deserialize(self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any) -> Any:
         if not isinstance(value, (list, tuple)) or not value:
             raise self.make_error("invalid")
         classes = []

@@ -67,7 +67,7 @@ def redacted_repr(value: Any, name: Any = None) -> str:
     return repr(redact(value, name))
 
 
-class SecretSettings(dict):
+class SecretSettings(dict[str, Any]):
     """A dict of client settings whose repr and str never show a secret.
 
     It is an ordinary dict otherwise: code that needs the real values (the

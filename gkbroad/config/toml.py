@@ -102,7 +102,7 @@ def _from_toml(value: Any, path: str, problems: list[str]) -> Any:
 
 
 def _expand_environment(text: str, path: str, problems: list[str]) -> str:
-    def replace(match: re.Match) -> str:
+    def replace(match: re.Match[str]) -> str:
         if match.group(0) == "$${":
             return "${"
         name, default = match.group(1), match.group(2)
@@ -205,7 +205,7 @@ def _problem_lines(exc: ConfigError) -> list[str]:
     return lines
 
 
-def _unreached_problems(cls: type[Pipeline] | None, options: dict, schema_failed: bool) -> list[str]:
+def _unreached_problems(cls: type[Pipeline] | None, options: dict[str, Any], schema_failed: bool) -> list[str]:
     """Problems of the construction steps after a failed one: schema, handlers, producer options."""
     problems: list[str] = []
     if schema_failed:
@@ -219,7 +219,7 @@ def _unreached_problems(cls: type[Pipeline] | None, options: dict, schema_failed
     return problems
 
 
-def _handler_problems(cls: type[Pipeline], options: dict) -> list[str]:
+def _handler_problems(cls: type[Pipeline], options: dict[str, Any]) -> list[str]:
     """Does `cls` define the handlers these options need? Asked of the Pipeline itself,
     with minimal valid options, so that the rules live in one place."""
     batchers = options.get("batchers")
@@ -236,13 +236,14 @@ def _handler_problems(cls: type[Pipeline], options: dict) -> list[str]:
     return []
 
 
-def _producer_problems(options: dict) -> list[str]:
+def _producer_problems(options: dict[str, Any]) -> list[str]:
     """The producer's own options, checked by its prepare_for_start as Pipeline would."""
     producer = options.get("producer")
     if not isinstance(producer, dict) or "module" not in producer:
         return []
+    module: object = producer["module"]  # not None: marshmallow then types the result as a pair
     try:
-        producer_cls, producer_options = ProducerModule().deserialize(producer["module"])
+        producer_cls, producer_options = ProducerModule().deserialize(module)
     except ValidationError:
         return []  # the option schema reported it
     prepare = getattr(producer_cls, "prepare_for_start", None)

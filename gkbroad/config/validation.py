@@ -7,6 +7,7 @@ secrets in the value redacted.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 from marshmallow import Schema, ValidationError, fields
@@ -18,13 +19,14 @@ from .redact import redact
 __all__ = ["validate"]
 
 
-def validate(schema: type[Schema], data: Any, path: str = "") -> dict:
+def validate(schema: type[Schema], data: Any, path: str = "") -> dict[str, Any]:
     """Load `data` with `schema`, or raise ConfigError listing every problem with its path."""
     if not isinstance(data, dict):
         where = f"{path}: " if path else ""
         raise ConfigError(f"{where}expected a mapping of options, got {_short_repr(redact(data))}")
     try:
-        return schema().load(data)
+        loaded: dict[str, Any] = schema().load(data)
+        return loaded
     except ValidationError as exc:
         lines = sorted(_describe(exc.messages, schema(), data, path))
         raise ConfigError("invalid options:\n  " + "\n  ".join(lines) if len(lines) > 1 else lines[0]) from None
@@ -33,7 +35,7 @@ def validate(schema: type[Schema], data: Any, path: str = "") -> dict:
 _MISSING = object()
 
 
-def _describe(errors: Any, node: Any, data: Any, path: str):
+def _describe(errors: Any, node: Any, data: Any, path: str) -> Iterator[str]:
     """Yield ``path: message, got value`` lines, walking errors, schema and input together."""
     if isinstance(errors, (list, tuple)) and all(isinstance(e, str) for e in errors):
         for message in errors:

@@ -29,7 +29,7 @@ def ack_messages(successful: list[Message], failed: list[Message]) -> None:
         # The common case (always for Kafka): one acknowledger for the whole chunk.
         _ack(handler, ref, successful, failed)
         return
-    groups: dict[tuple, tuple[list[Message], list[Message]]] = {}
+    groups: dict[tuple[Any, ...], tuple[list[Message], list[Message]]] = {}
     for index, messages in enumerate((successful, failed)):
         for message in messages:
             handler, ref, _ = message.acknowledger
@@ -40,7 +40,7 @@ def ack_messages(successful: list[Message], failed: list[Message]) -> None:
 
 def withdraw_messages(messages: Iterable[Message]) -> None:
     """Tell each acknowledger that defines ``withdraw`` that these messages will never be acknowledged."""
-    groups: dict[tuple, list[Message]] = {}
+    groups: dict[tuple[Any, ...], list[Message]] = {}
     for message in messages:
         handler, ref, _ = message.acknowledger
         if hasattr(handler, "withdraw"):

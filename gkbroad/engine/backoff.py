@@ -17,7 +17,7 @@ JITTER = 0.2  # each delay is drawn from +-20 % around its nominal value
 def backoff_delay(failures: int, first: float, limit: float) -> float:
     """The wait after `failures` consecutive failures (1 for the first): `first`, doubled for
     each further failure, capped at `limit`, with jitter. Same unit as `first` and `limit`."""
-    nominal = min(limit, first * 2 ** min(max(failures - 1, 0), 62))
+    nominal = min(limit, first * 2.0 ** min(max(failures - 1, 0), 62))
     return nominal * random.uniform(1 - JITTER, 1 + JITTER)
 
 

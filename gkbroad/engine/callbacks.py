@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 from gevent.event import Event
 
@@ -151,7 +151,7 @@ class Callbacks:
             reason = f"{callback} must return a list of the {len(messages)} messages it was given, {problem}"
             self.log.error((callback, "return", problem), reason)
             return [m.failed(reason) for m in messages]
-        return result
+        return cast(list[Message], result)  # _not_messages checked it
 
     def without_stale(self, messages: list[Message]) -> list[Message]:
         """`messages` less the stale ones (see drop_if_stale); allocates only when one is stale."""
@@ -183,7 +183,7 @@ class Callbacks:
         if self.policy is not None and (successful or failed):
             failed = self.policy.admit(len(successful), failed)
             if self.policy.tripped:
-                self._trip()
+                self._trip(self.policy)
                 return
         self._acknowledge(successful, failed, executor)
 
@@ -204,10 +204,10 @@ class Callbacks:
             ack_messages(successful, failed)
             self.hooks.acked(len(successful), len(failed))
 
-    def _trip(self) -> None:
+    def _trip(self, policy: FailurePolicy) -> None:
         self.halted = True
         self.on_trip(
-            f"on_failure: {self.policy.description}; the pipeline stops without acknowledging "
+            f"on_failure: {policy.description}; the pipeline stops without acknowledging "
             "them or anything handled after them"
         )
 
@@ -227,7 +227,7 @@ class Callbacks:
                 "acknowledging the originals as failed",
             )
             return failed
-        return result
+        return cast(list[Message], result)  # _not_messages checked it
 
 
 def _not_messages(result: Any, expected: int) -> str | None:

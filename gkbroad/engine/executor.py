@@ -14,7 +14,7 @@ acknowledgement, retries and failure handling do not change.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from gevent.threadpool import ThreadPool
 
@@ -54,7 +54,7 @@ class ThreadExecutor:
         raised, outcome = self.pool.apply(_capture, (function, args))
         if raised:
             raise outcome
-        return outcome
+        return cast(T, outcome)  # what `function` returned
 
     def close(self) -> None:
         """Let the threads end once their current call returns, without waiting for that: a call
@@ -62,7 +62,7 @@ class ThreadExecutor:
         self.pool.maxsize = 0
 
 
-def _capture(function: Callable[..., Any], args: tuple) -> tuple[bool, Any]:
+def _capture(function: Callable[..., Any], args: tuple[Any, ...]) -> tuple[bool, Any]:
     """Runs in the pool's thread: (False, result), or (True, the exception raised)."""
     try:
         return False, function(*args)
@@ -85,7 +85,7 @@ class StageExecutors:
     greenlet, so every lane always has a thread to run its call.
     """
 
-    def __init__(self, options: dict):
+    def __init__(self, options: dict[str, Any]):
         self._processors = {
             name: build_executor(stage["executor"], stage["concurrency"])
             for name, stage in options["processors"].items()

@@ -20,7 +20,10 @@ from __future__ import annotations
 
 import math
 from collections import deque
+from collections.abc import Mapping
+from typing import Any
 
+from ..errors import ConfigError
 from ..message import Message
 
 __all__ = ["FailurePolicy", "failure_policy"]
@@ -32,10 +35,12 @@ class FailurePolicy:
             self.window = max_consecutive
             self.threshold = max_consecutive
             self.consecutive = True
-        else:
+        elif max_rate is not None and window is not None:
             self.window = window
             self.threshold = max(1, math.ceil(max_rate * window - 1e-9))
             self.consecutive = False
+        else:
+            raise ConfigError("a failure policy needs max_consecutive, or max_rate and window")
         self.description = (
             f"{max_consecutive} consecutive failures"
             if self.consecutive
@@ -90,8 +95,9 @@ class FailurePolicy:
         return held
 
 
-def failure_policy(on_failure: str | dict) -> FailurePolicy | None:
-    """The breaker for a validated `on_failure` option; None for "ack" (acknowledge every failure)."""
-    if on_failure == "ack":
+def failure_policy(on_failure: str | Mapping[str, Any]) -> FailurePolicy | None:
+    """The breaker for a validated `on_failure` option; None for "ack" (acknowledge every failure),
+    the only string the option takes."""
+    if isinstance(on_failure, str):
         return None
     return FailurePolicy(**on_failure)

@@ -9,6 +9,9 @@ processor greenlet that holds the message, so the lane waits for the outcome.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from gevent.event import Event
 
 from .backoff import backoff_delay
@@ -44,6 +47,6 @@ class RetryPolicy:
         return not stopping.wait(backoff_delay(attempt, self.first, self.limit))
 
 
-def retry_policy(option: dict | None) -> RetryPolicy | None:
+def retry_policy(option: Mapping[str, Any] | None) -> RetryPolicy | None:
     """The policy for a validated processor `retry` option; None when retries are off."""
     return None if option is None else RetryPolicy(**option)

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from functools import partial
 from typing import Any
 
@@ -26,6 +26,7 @@ from gevent.event import Event
 from gevent.queue import Full, Queue
 
 from ..message import Message
+from ..producer import ProducerClass, Service
 from .callbacks import Callbacks
 from .flow import Credits, RateLimiter
 from .stages import STOP, BatcherStage, BatchProcessorStage, ProcessorStage, ProducerStage, Router
@@ -55,7 +56,13 @@ class _Budget:
 
 
 class Topology:
-    def __init__(self, callbacks: Callbacks, options: dict, services: list[Any], on_failure: Callable[[str], None]):
+    def __init__(
+        self,
+        callbacks: Callbacks,
+        options: dict[str, Any],
+        services: Sequence[Service],
+        on_failure: Callable[[str], None],
+    ):
         self.name = options["name"]
         self.services = services
         self.on_failure = on_failure
@@ -86,8 +93,9 @@ class Topology:
     def stages(self) -> list[Stage]:
         return [*self.producers, *self.processors, *self.batcher_stages, *self.batch_processors]
 
-    def _build_producers(self, stage: dict) -> list[ProducerStage]:
-        cls, producer_options = stage["module"]
+    def _build_producers(self, stage: dict[str, Any]) -> list[ProducerStage]:
+        module: tuple[ProducerClass, dict[str, Any]] = stage["module"]
+        cls, producer_options = module
         limit = stage["rate_limiting"]
         limiter = RateLimiter(limit["allowed_messages"], limit["interval"]) if limit else None
         count = stage["concurrency"]
@@ -108,11 +116,16 @@ class Topology:
             for i in range(count)
         ]
 
-    def _build_batchers(self, batchers: dict) -> tuple[list[BatcherStage], list[BatchProcessorStage], dict]:
-        stages, batch_processors, inboxes = [], [], {}
+    def _build_batchers(
+        self, batchers: dict[str, Any]
+    ) -> tuple[list[BatcherStage], list[BatchProcessorStage], dict[str, Queue[Any]]]:
+        stages: list[BatcherStage] = []
+        batch_processors: list[BatchProcessorStage] = []
+        inboxes: dict[str, Queue[Any]] = {}
         for name, opts in batchers.items():
             inboxes[name] = Queue(maxsize=opts["max_demand"] or opts["batch_size"])
             count = opts["concurrency"]
+            outboxes: list[Queue[Any]]
             if opts["partition_by"]:
                 outboxes = [Queue(maxsize=1) for _ in range(count)]
             else:
@@ -165,7 +178,7 @@ class Topology:
     def _stage_died(self, stage: Stage, reason: str) -> None:
         self.on_failure(f"stage {stage.name} died: {reason}")
 
-    def _service_report(self, service: Any) -> Callable[[str], None]:
+    def _service_report(self, service: Service) -> Callable[[str], None]:
         def report(reason: str) -> None:
             logger.error("[%s] service %r reports it cannot work any more: %s", self.name, service, reason)
             self.on_failure(f"service {type(service).__name__} failed: {reason}")
@@ -194,12 +207,13 @@ class Topology:
         clean = self._join(self.producers, budget, reserve)
         self.router.stop_all(len(self.processors))
         clean = self._join(self.processors, budget, reserve) and clean
-        for stage in self.batcher_stages:
-            self._send_stop(stage, budget, reserve)
+        for batcher in self.batcher_stages:
+            self._send_stop(batcher, budget, reserve)
         clean = self._join([*self.batcher_stages, *self.batch_processors], budget, reserve) and clean
         if not self.aborted.is_set():
             # handle_failed runs for them; a Timeout there is caught and they are acknowledged anyway.
-            with gevent.Timeout(max(budget.left(reserve), 0.001), False):
+            # gevent documents `False` as "end the block silently"; its stubs only allow exceptions.
+            with gevent.Timeout(max(budget.left(reserve), 0.001), False):  # type: ignore[arg-type]
                 self.callbacks.release_held()
         self.callbacks.executors.close()
         self.callbacks.log.flush()
@@ -220,27 +234,27 @@ class Topology:
                 if not budget.left(reserve):
                     return
 
-    def _join(self, stages: list[Stage], budget: _Budget, reserve: float) -> bool:
+    def _join(self, stages: Sequence[Stage], budget: _Budget, reserve: float) -> bool:
         """Wait for the stages to finish, until the budget less `reserve` is spent; kill the late ones.
         False when one was late, or had died before."""
-        greenlets = [s.greenlet for s in stages if s.greenlet is not None]
-        done = {id(g) for g in gevent.joinall(greenlets, timeout=budget.left(reserve))}
-        late = [s for s in stages if s.greenlet is not None and id(s.greenlet) not in done]
+        running = [(s, s.greenlet) for s in stages if s.greenlet is not None]
+        done = {id(g) for g in gevent.joinall([g for _, g in running], timeout=budget.left(reserve))}
+        late = [(s, g) for s, g in running if id(g) not in done]
         if late and not self.aborted.is_set():
             logger.error(
                 "[%s] shutdown timeout: killing %d stage(s) still busy (%s); their messages are not acknowledged "
                 "and will be delivered again",
                 self.name,
                 len(late),
-                ", ".join(s.name for s in late),
+                ", ".join(s.name for s, _ in late),
             )
-        for stage in late:
+        for stage, _ in late:
             stage.cancel()
-        gevent.joinall([s.greenlet for s in late], timeout=max(budget.left(reserve), KILL_WAIT_MIN))
+        gevent.joinall([g for _, g in late], timeout=max(budget.left(reserve), KILL_WAIT_MIN))
         return not late and all(s.death is None for s in stages)
 
 
-def _stop_service(service: Any, timeout: float) -> bool:
+def _stop_service(service: Service, timeout: float) -> bool:
     """Stop one service within `timeout`; False when it says it could not stop cleanly, or raised.
     A service whose stop() returns nothing (None) counts as clean."""
     try:

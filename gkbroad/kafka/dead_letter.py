@@ -20,7 +20,7 @@ same way (it is a NotAcknowledged).
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import gevent
@@ -60,7 +60,7 @@ class DeadLetter:
     def __init__(
         self,
         topic: str,
-        client: dict,
+        client: dict[str, Any],
         *,
         group_name: str | None = None,
         max_attempts: int = 3,
@@ -76,7 +76,7 @@ class DeadLetter:
         self._report: Callable[[str], None] | None = None
 
     @classmethod
-    def from_options(cls, options: dict, connection: dict, group_name: str) -> DeadLetter:
+    def from_options(cls, options: dict[str, Any], connection: Mapping[str, Any], group_name: str) -> DeadLetter:
         """The writer for a validated `dead_letter` option of the Kafka producer: it connects with
         the connection settings of `connection` (the consumer's `client`), updated with its own."""
         settings = {**producer_settings(connection), "client_id": "gkbroad-dead-letter", **(options["client"] or {})}
@@ -153,7 +153,9 @@ class DeadLetter:
         return f"<DeadLetter topic={self.topic!r} group={self.group_name!r}>"
 
 
-def dead_letter_record(message: Message, group_name: str | None) -> tuple[bytes | None, bytes | None, list]:
+def dead_letter_record(
+    message: Message, group_name: str | None
+) -> tuple[bytes | None, bytes | None, list[tuple[str, bytes]]]:
     """(key, value, headers) of the dead letter of a failed Kafka message.
 
     Key and value are the bytes the record arrived with: ``metadata["raw_key"]`` /

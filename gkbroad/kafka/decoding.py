@@ -18,8 +18,8 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Iterable
-from typing import Any
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, cast
 
 from marshmallow import Schema, ValidationError, fields
 
@@ -54,7 +54,7 @@ class DecodeError(GkbroadError):
         self.errors = errors
 
 
-class DeserializerField(fields.Field):
+class DeserializerField(fields.Field[str | Callable[[bytes], Any]]):
     """`"bytes"`, `"str"`, `"json"`, a callable, or a dotted path to one (loaded as the function)."""
 
     doc_type = '`"bytes"` \\| `"str"` \\| `"json"` \\| callable or dotted path'
@@ -62,23 +62,25 @@ class DeserializerField(fields.Field):
         "invalid": 'must be "bytes", "str", "json", a callable of the raw bytes, or a dotted path to one',
     }
 
-    def _deserialize(self, value, attr, data, **kwargs):
+    def _deserialize(
+        self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any
+    ) -> str | Callable[[bytes], Any]:
         if isinstance(value, str) and value in BUILTIN_DESERIALIZERS:
             return value
         if isinstance(value, str) and (":" in value or "." in value):
             value = import_or_error(value)
         if not callable(value):
             raise self.make_error("invalid")
-        return value
+        return cast(Callable[[bytes], Any], value)  # a deserializer function: checked callable above
 
 
-class SchemaClassField(fields.Field):
+class SchemaClassField(fields.Field[Schema]):
     """A marshmallow Schema subclass or a dotted path to one; loaded as an instance, built once."""
 
     doc_type = "marshmallow Schema class or dotted path"
     default_error_messages = {"invalid": "must be a marshmallow Schema subclass or a dotted path to one"}
 
-    def _deserialize(self, value, attr, data, **kwargs):
+    def _deserialize(self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any) -> Schema:
         if isinstance(value, str):
             value = import_or_error(value)
         if not (isinstance(value, type) and issubclass(value, Schema)):
@@ -86,12 +88,12 @@ class SchemaClassField(fields.Field):
         return value()
 
 
-def _function(deserializer: str | Callable) -> Callable[[bytes], Any] | None:
+def _function(deserializer: str | Callable[[bytes], Any]) -> Callable[[bytes], Any] | None:
     """The function of a validated deserializer option (None: keep the bytes)."""
     return BUILTIN_DESERIALIZERS[deserializer] if isinstance(deserializer, str) else deserializer
 
 
-def _name(deserializer: str | Callable) -> str:
+def _name(deserializer: str | Callable[[bytes], Any]) -> str:
     if isinstance(deserializer, str):
         return repr(deserializer)
     return getattr(deserializer, "__qualname__", None) or repr(deserializer)
@@ -100,7 +102,7 @@ def _name(deserializer: str | Callable) -> str:
 class TopicDecoder:
     """Decodes the records of one topic as its validated options say."""
 
-    def __init__(self, topic_options: dict):
+    def __init__(self, topic_options: dict[str, Any]):
         self.topic = topic_options["name"]
         self.key_option = topic_options["key_deserializer"]
         self.value_option = topic_options["value_deserializer"]
@@ -129,7 +131,9 @@ class TopicDecoder:
         return key, value
 
     @staticmethod
-    def _deserialize(part: str, option: Any, function: Callable | None, raw: bytes | None, where: str) -> Any:
+    def _deserialize(
+        part: str, option: Any, function: Callable[[bytes], Any] | None, raw: bytes | None, where: str
+    ) -> Any:
         if function is None or raw is None:
             return raw
         try:
@@ -143,7 +147,7 @@ class TopicDecoder:
 class Decoding:
     """The decoders of a Kafka producer's topics, applied to each message it builds."""
 
-    def __init__(self, topics: Iterable[dict], message_format: str):
+    def __init__(self, topics: Iterable[dict[str, Any]], message_format: str):
         decoders = (TopicDecoder(options) for options in topics)
         self.decoders = {decoder.topic: decoder for decoder in decoders if decoder.active}
         self.message_format = message_format

@@ -27,7 +27,9 @@ MESSAGE_FORMATS = ("record", "value")
 _acknowledger = functools.partial(tuple.__new__, Acknowledger)
 
 
-def build_messages(records: list, epoch: int, ack_handler: Any, ack_ref: Any, message_format: str) -> list[Message]:
+def build_messages(
+    records: list[Any], epoch: int, ack_handler: Any, ack_ref: Any, message_format: str
+) -> list[Message]:
     """Messages for records pulled from one partition in one call.
 
     They share topic, partition and epoch, so the batch_key tuple is built once

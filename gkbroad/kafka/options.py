@@ -6,6 +6,9 @@ option tables of docs/options.md are generated from these classes.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from marshmallow import RAISE, Schema, ValidationError, fields, pre_load, validates_schema
 from marshmallow import validate as mm_validate
 
@@ -50,7 +53,7 @@ CLIENT_SETTINGS_MANAGED = {
 CLIENT_SETTINGS_REFUSED = {"key_deserializer", "value_deserializer"}
 
 
-def kafka_option(description: str, setting: str) -> dict:
+def kafka_option(description: str, setting: str) -> dict[str, Any]:
     """`option()` for a field passed on as kafka-python's `setting`: when the option is unset,
     kafka-python's own default applies, and docs/options.md shows the installed one."""
     fields_kwargs = option(description)
@@ -58,7 +61,7 @@ def kafka_option(description: str, setting: str) -> dict:
     return fields_kwargs
 
 
-def _client_setting_errors(settings: dict) -> dict:
+def _client_setting_errors(settings: dict[str, Any]) -> dict[str, Any]:
     """{setting: [problem]} for a dict of kafka-python KafkaConsumer settings."""
     errors = {}
     for key in settings:
@@ -82,14 +85,14 @@ def _client_setting_errors(settings: dict) -> dict:
     return errors
 
 
-class ClientSettings(fields.Field):
+class ClientSettings(fields.Field[Any]):
     """kafka-python KafkaConsumer connection settings, passed through after checking the names."""
 
     doc_type = "mapping"
 
     default_error_messages = {"invalid": "must be a mapping of kafka-python consumer settings"}
 
-    def _deserialize(self, value, attr, data, **kwargs):
+    def _deserialize(self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any) -> Any:
         if not isinstance(value, dict):
             raise self.make_error("invalid")
         errors = _client_setting_errors(value)
@@ -105,13 +108,13 @@ DEAD_LETTER_SETTINGS_REFUSED = {
 }
 
 
-class DeadLetterClientSettings(fields.Field):
+class DeadLetterClientSettings(fields.Field[Any]):
     """kafka-python KafkaProducer settings for the dead-letter writer, checked by name."""
 
     doc_type = "mapping"
     default_error_messages = {"invalid": "must be a mapping of kafka-python producer settings"}
 
-    def _deserialize(self, value, attr, data, **kwargs):
+    def _deserialize(self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any) -> Any:
         if not isinstance(value, dict):
             raise self.make_error("invalid")
         errors = {}
@@ -152,14 +155,14 @@ class DeadLetterOptions(Schema):
     timeout = PositiveInt(load_default=10000, **option("Milliseconds one attempt may take (connecting included)."))
 
 
-class ConsumerGroupClass(fields.Field):
+class ConsumerGroupClass(fields.Field[Any]):
     doc_type = "ConsumerGroup subclass or dotted path"
     default_error_messages = {
         "invalid": "must be a subclass of gkbroad.kafka.ConsumerGroup (or a dotted path to one)",
         "client": "must carry its kafka-python settings in a `client` class attribute (a dict with bootstrap_servers)",
     }
 
-    def _deserialize(self, value, attr, data, **kwargs):
+    def _deserialize(self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any) -> Any:
         from .group.consumer_group import ConsumerGroup
 
         if isinstance(value, str):
@@ -222,7 +225,7 @@ class TopicOptions(Schema):
     )
 
     @validates_schema
-    def _schema_needs_decoded_values(self, data, **kwargs):
+    def _schema_needs_decoded_values(self, data: dict[str, Any], **kwargs: Any) -> None:
         if data.get("value_schema") is not None and data.get("value_deserializer") == "bytes":
             raise ValidationError(
                 'loads decoded values; set value_deserializer too (e.g. "json"), the default "bytes" keeps raw bytes',
@@ -373,14 +376,14 @@ class KafkaProducerOptions(Schema):
     )
 
     @pre_load
-    def _merge_topic_defaults(self, data, **kwargs):
+    def _merge_topic_defaults(self, data: Any, **kwargs: Any) -> Any:
         defaults, topics = data.get("default_topic_config"), data.get("topics")
         if isinstance(defaults, dict) and isinstance(topics, list):
             data = {**data, "topics": [{**defaults, **t} if isinstance(t, dict) else t for t in topics]}
         return data
 
     @validates_schema
-    def _one_connection(self, data, **kwargs):
+    def _one_connection(self, data: dict[str, Any], **kwargs: Any) -> None:
         has_client, has_group = data.get("client") is not None, data.get("consumer_group") is not None
         if not has_client and not has_group:
             raise ValidationError("one of client or consumer_group is required in the Kafka producer options")
@@ -390,7 +393,7 @@ class KafkaProducerOptions(Schema):
             )
 
     @validates_schema
-    def _one_isolation_level(self, data, **kwargs):
+    def _one_isolation_level(self, data: dict[str, Any], **kwargs: Any) -> None:
         levels = {topic["isolation_level"] for topic in data["topics"]}
         if len(levels) > 1:
             chosen = ", ".join(f"{topic['name']}={topic['isolation_level']}" for topic in data["topics"])
@@ -401,7 +404,7 @@ class KafkaProducerOptions(Schema):
             )
 
     @validates_schema
-    def _dead_letters_elsewhere(self, data, **kwargs):
+    def _dead_letters_elsewhere(self, data: dict[str, Any], **kwargs: Any) -> None:
         dead_letter = data.get("dead_letter")
         if dead_letter and dead_letter["topic"] in {topic["name"] for topic in data.get("topics") or ()}:
             raise ValidationError(
@@ -414,13 +417,13 @@ class KafkaProducerOptions(Schema):
             )
 
     @validates_schema
-    def _timeouts_fit_together(self, data, **kwargs):
+    def _timeouts_fit_together(self, data: dict[str, Any], **kwargs: Any) -> None:
         """Combinations kafka-python only refuses when the consumer is built, inside the
         poll greenlet after start(): refused here instead, when the pipeline is built."""
         client = data["client"] or getattr(data["consumer_group"], "client", None) or {}
         defaults = CONSUMER_DEFAULTS
 
-        def setting(value, key):
+        def setting(value: Any, key: str) -> Any:
             return defaults[key] if value is None else value
 
         session = setting(data["session_timeout_ms"], "session_timeout_ms")

@@ -27,7 +27,7 @@ from gevent.event import Event
 from ..config.validation import validate
 from ..errors import ConfigError
 from ..message import Message
-from ..producer import BaseProducer
+from ..producer import BaseProducer, Service
 from .dead_letter import DeadLetter, DeadLetterError
 from .decoding import Decoding
 from .formats import build_messages
@@ -44,22 +44,23 @@ class Producer(BaseProducer):
     """Consume Kafka topics through one consumer-group membership. Options: see docs/options.md."""
 
     @classmethod
-    def prepare_for_start(cls, options: dict, pipeline_options: dict) -> tuple[list[Any], dict]:
+    def prepare_for_start(
+        cls, options: dict[str, Any], pipeline_options: dict[str, Any]
+    ) -> tuple[list[Service], dict[str, Any]]:
         opts = validate(KafkaProducerOptions, options, OPTIONS_PATH)
         _refuse_partition_by(pipeline_options)
         group_class = opts["consumer_group"] or ConsumerGroup
         group = group_class.from_options(opts)
-        services: list[Any] = [group]
+        services: list[Service] = [group]
         dead_letter = None
         if opts["dead_letter"] is not None:
-            connection = opts["client"] if opts["client"] is not None else group_class.client
-            dead_letter = DeadLetter.from_options(opts["dead_letter"], connection, opts["group_name"])
+            dead_letter = DeadLetter.from_options(opts["dead_letter"], group.connection, opts["group_name"])
             services.append(dead_letter)
         pipeline_options["producer"]["module"] = (cls, {**opts, "group": group, "dead_letter_writer": dead_letter})
         route(pipeline_options, opts["ordering"], opts["message_format"])
         return services, pipeline_options
 
-    def __init__(self, options: dict, *, index: int, count: int):
+    def __init__(self, options: dict[str, Any], *, index: int, count: int):
         super().__init__(options, index=index, count=count)
         self.group: ConsumerGroup = options["group"]
         self.dead_letter: DeadLetter | None = options.get("dead_letter_writer")
@@ -104,16 +105,16 @@ class Producer(BaseProducer):
         and with a dead-letter topic, they count once the broker acknowledged their dead letters (until
         then this call blocks; when the writer gives up they are never acknowledged)."""
         if failed and self.dead_letter is not None:
-            failed = self._dead_lettered(failed)
+            failed = self._dead_lettered(self.dead_letter, failed)
         self.group.ack(m.acknowledger.data for group in (successful, failed) for m in group)
 
-    def _dead_lettered(self, failed: list[Message]) -> list[Message]:
+    def _dead_lettered(self, writer: DeadLetter, failed: list[Message]) -> list[Message]:
         """The failed messages that may be acknowledged: the stale ones (whose partition moved on: the
         group ignores them, their new owner reads them again) and the rest once written."""
         stale = [m for m in failed if self.is_stale(m.acknowledger.data)]
         current = [m for m in failed if m not in stale] if stale else failed
         try:
-            self.dead_letter.send(current)
+            writer.send(current)
         except DeadLetterError:
             # The writer reported it: the pipeline fails, and nothing is committed past these offsets.
             self.group.withdraw(m.acknowledger.data for m in current)
@@ -137,7 +138,7 @@ class Producer(BaseProducer):
         self.draining.set()
 
 
-def _refuse_partition_by(pipeline_options: dict) -> None:
+def _refuse_partition_by(pipeline_options: dict[str, Any]) -> None:
     places = []
     if pipeline_options.get("partition_by") is not None:
         places.append("partition_by")

@@ -28,6 +28,7 @@ from __future__ import annotations
 import functools
 import zlib
 from collections.abc import Callable, Hashable
+from typing import Any
 
 from ..message import Message
 
@@ -56,7 +57,7 @@ def partition_lanes() -> Callable[[Message], int]:
     data, which is the same for both message formats and whatever a handler did
     to `data`. (A closure rather than a class: it runs once per record.)
     """
-    lanes: dict[tuple, int] = {}
+    lanes: dict[tuple[Any, ...], int] = {}
 
     def partition_lane(message: Message) -> int:
         partition = message.acknowledger.data[:2]
@@ -95,7 +96,7 @@ def partition_by_batch_key(message: Message) -> int:
 _KEY_LANES = {"record": partition_by_record_key, "value": partition_by_value_key}
 
 
-def route(pipeline_options: dict, ordering: str, message_format: str) -> None:
+def route(pipeline_options: dict[str, Any], ordering: str, message_format: str) -> None:
     """Set the partition_by of the processors and of every batcher for `ordering`.
 
     Processors route a record when the producer hands it over, before any

@@ -11,16 +11,18 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
+from .hook_protocols import AfterAck, AfterHandleBatch, AfterHubBlocked, AfterPipelineStart
+
 __all__ = ["Counters", "total_lag"]
 
 
-def total_lag(status: dict) -> int | None:
+def total_lag(status: dict[str, Any]) -> int | None:
     """Sum of the known partition lags of a status snapshot; None when no lag is known yet."""
     lags = [p["lag"] for p in status["partitions"] if p["lag"] is not None]
     return sum(lags) if lags else None
 
 
-class Counters:
+class Counters(AfterPipelineStart, AfterHandleBatch, AfterHubBlocked, AfterAck):
     """Handled, failed, batch and hub-blocked counts since start, and records/s over the last minute."""
 
     WINDOW = 60.0

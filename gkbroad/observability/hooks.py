@@ -2,7 +2,9 @@
 
 A hook is any object that defines some of the methods below (the style of
 dramatiq's middleware); the pipeline's `Hooks` dispatcher calls the ones it
-defines and skips the rest, so a new sink needs no change to the stages:
+defines and skips the rest, so a new sink needs no change to the stages. Each
+method has its Protocol in hook_protocols.py (exported by gkbroad.observability),
+for type checkers and editors:
 
     after_pipeline_start(pipeline)          the stages and services are running
     before_pipeline_stop(pipeline)          stop() begins (services still hold their partitions)
@@ -32,16 +34,19 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Iterable
+from typing import Any, TypeVar
 
 from gevent import getcurrent
 
 from ..errors import ConfigError
+from .hook_protocols import Hook
 
 __all__ = ["HOOK_METHODS", "Hooks"]
 
 logger = logging.getLogger(__name__)
+
+_T = TypeVar("_T")
 
 HOOK_METHODS = (
     "after_pipeline_start",
@@ -58,9 +63,9 @@ HOOK_METHODS = (
 class Hooks:
     """Calls the hook methods each registered hook defines; used by gkbroad.engine.callbacks and Pipeline."""
 
-    def __init__(self, hooks: tuple[Any, ...] = ()):
-        self._hooks: list[Any] = []
-        self._methods: dict[str, list[tuple[Any, Callable]]] = {name: [] for name in HOOK_METHODS}
+    def __init__(self, hooks: Iterable[Hook] = ()):
+        self._hooks: list[Hook] = []
+        self._methods: dict[str, list[tuple[Hook, Callable[..., object]]]] = {name: [] for name in HOOK_METHODS}
         self._failed: set[tuple[int, str]] = set()
         self._calls: dict[Any, float] = {}  # greenlet -> monotonic start of its handler call
         self._durations: list[float] = []
@@ -68,7 +73,7 @@ class Hooks:
         for hook in hooks:
             self.add(hook)
 
-    def add(self, hook: Any) -> None:
+    def add(self, hook: Hook) -> None:
         """Register a hook; add hooks before start() so they see the whole run."""
         known = [name for name in HOOK_METHODS if callable(getattr(hook, name, None))]
         if not known:
@@ -83,7 +88,7 @@ class Hooks:
         """Time every handle_message call from now on, so that longest_call() sees them."""
         self.timing = True
 
-    def find(self, kind: type) -> Any:
+    def find(self, kind: type[_T]) -> _T | None:
         """The first registered hook that is an instance of `kind`, or None."""
         return next((hook for hook in self._hooks if isinstance(hook, kind)), None)
 

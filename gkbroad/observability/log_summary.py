@@ -10,6 +10,7 @@ import logging
 from typing import Any
 
 from .counters import total_lag
+from .hook_protocols import AfterPipelineStart, BeforePipelineStop
 from .periodic import Periodic
 
 __all__ = ["LogSummary"]
@@ -17,7 +18,7 @@ __all__ = ["LogSummary"]
 logger = logging.getLogger(__name__)
 
 
-class LogSummary:
+class LogSummary(AfterPipelineStart, BeforePipelineStop):
     """One INFO line every `interval` seconds while the pipeline runs: records/s, counts, lag."""
 
     def __init__(self, interval: float = 30.0):
@@ -32,7 +33,7 @@ class LogSummary:
             self._loop.stop()
 
     @staticmethod
-    def log(status: dict) -> None:
+    def log(status: dict[str, Any]) -> None:
         counters = status["counters"]
         lag = total_lag(status)
         logger.info(

@@ -15,12 +15,29 @@ from typing import Any
 
 import statsd
 
+from .hook_protocols import (
+    AfterAck,
+    AfterCommit,
+    AfterHandleBatch,
+    AfterHandleMessages,
+    AfterHubBlocked,
+    AfterPipelineStart,
+    BeforePipelineStop,
+)
 from .periodic import Periodic
 
 __all__ = ["StatsdSink"]
 
 
-class StatsdSink:
+class StatsdSink(
+    AfterPipelineStart,
+    BeforePipelineStop,
+    AfterHandleMessages,
+    AfterHandleBatch,
+    AfterHubBlocked,
+    AfterAck,
+    AfterCommit,
+):
     """Counters, timers and gauges to statsd, every name under ``<prefix>.<pipeline name>.``."""
 
     FLUSH_INTERVAL = 1.0
@@ -69,20 +86,27 @@ class StatsdSink:
         self._timers["commit"].add(duration)
 
     def flush(self) -> None:
-        """Send the counts and timings gathered since the last flush."""
+        """Send the counts and timings gathered since the last flush (nothing before the pipeline started)."""
+        client = self.client
+        if client is None:
+            return
         counts = {name: count for name, count in self._counts.items() if count}
         self._counts = dict.fromkeys(self._counts, 0)
         timings = {name: sample.take() for name, sample in self._timers.items()}
-        with self.client.pipeline() as pipe:
+        with client.pipeline() as pipe:
             for name, count in counts.items():
                 pipe.incr(name, count)
             for name, values in timings.items():
                 for seconds in values:
                     pipe.timing(name, seconds * 1000.0)
 
-    def send_gauges(self, status: dict) -> None:
-        """in_flight, partitions.assigned and lag.<topic>.<partition> for every partition with a known lag."""
-        with self.client.pipeline() as pipe:
+    def send_gauges(self, status: dict[str, Any]) -> None:
+        """in_flight, partitions.assigned and lag.<topic>.<partition> for every partition with a known lag
+        (nothing before the pipeline started)."""
+        client = self.client
+        if client is None:
+            return
+        with client.pipeline() as pipe:
             pipe.gauge("in_flight", status["in_flight"])
             pipe.gauge("partitions.assigned", len(status["partitions"]))
             for p in status["partitions"]:

@@ -30,7 +30,7 @@ _PARTITION_FIELDS = {
 }
 
 
-def snapshot(pipeline: Any, topology: Any) -> dict:
+def snapshot(pipeline: Any, topology: Any) -> dict[str, Any]:
     """The pipeline's state and numbers; `topology` is None before start()."""
     counters = pipeline.hooks.find(Counters)
     options = pipeline.options
@@ -88,11 +88,11 @@ def unhealthy(pipeline: Any) -> str | None:
     return None
 
 
-def _service_stats(pipeline: Any) -> list[dict]:
+def _service_stats(pipeline: Any) -> list[dict[str, Any]]:
     return [service.stats() for service in pipeline.services if callable(getattr(service, "stats", None))]
 
 
-def _concurrency(options: dict) -> dict[str, int]:
+def _concurrency(options: dict[str, Any]) -> dict[str, int]:
     stages = {
         "producers": options["producer"]["concurrency"],
         "processors.default": options["processors"]["default"]["concurrency"],

@@ -40,11 +40,15 @@ import traceback
 import warnings
 from collections.abc import Callable
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import gevent
 from gevent import config as gevent_config
 from gevent import events
+
+if TYPE_CHECKING:
+    from gevent._monitor import PeriodicMonitoringThread
+    from gevent.hub import Hub
 
 __all__ = ["BlockingWatchdog", "USER_CALLBACKS"]
 
@@ -76,7 +80,7 @@ class BlockingWatchdog:
 
     _active: list[BlockingWatchdog] = []
     _lock = threading.Lock()
-    _owned_monitor: Any = None  # gevent's monitor thread when a watchdog started it
+    _owned_monitor: PeriodicMonitoringThread | None = None  # gevent's monitor thread when a watchdog started it
 
     def __init__(self, name: str, threshold_ms: int, on_blocked: Callable[[str, str], None] | None = None):
         self.name = name
@@ -122,8 +126,9 @@ class BlockingWatchdog:
                 _set_check_interval(self._active)
                 return
             hub = gevent.get_hub()
-            if cls._owned_monitor is not None and hub.periodic_monitoring_thread is cls._owned_monitor:
-                cls._owned_monitor.kill()
+            monitor = cls._owned_monitor
+            if monitor is not None and hub.periodic_monitoring_thread is monitor:
+                monitor.kill()
                 hub.periodic_monitoring_thread = None
             cls._owned_monitor = None
 
@@ -132,7 +137,7 @@ class BlockingWatchdog:
 
     def _notify(self, event: object) -> None:
         """Runs on gevent's monitor thread, while the hub is still blocked."""
-        if not isinstance(event, events.EventLoopBlocked):
+        if not isinstance(event, events.EventLoopBlocked) or event.hub is None:
             return
         stage = getattr(event.greenlet, "name", None) or ""
         if not stage.startswith(f"{self.name}."):
@@ -171,7 +176,7 @@ def _set_check_interval(watchdogs: list[BlockingWatchdog]) -> None:
     gevent_config.max_blocking_time = min(w.threshold for w in watchdogs) / CHECKS_PER_THRESHOLD
 
 
-def _start_monitor(hub: Any) -> Any:
+def _start_monitor(hub: Hub) -> PeriodicMonitoringThread:
     """Start gevent's monitor thread for `hub` only: the process-wide setting is put back at once,
     so the hubs of other threads (a thread executor's workers) do not start monitors of their own."""
     enabled = gevent_config.monitor_thread
@@ -193,15 +198,15 @@ def _hub_frame(hub: object) -> FrameType | None:
 def _culprit(frame: FrameType) -> str:
     """``Class.method (file:line)`` of the innermost user callback on the stack,
     else the innermost frame, which is the best clue left."""
-    innermost = frame
-    while frame is not None:
-        code = frame.f_code
-        owner = frame.f_locals.get("self")
+    current: FrameType | None = frame
+    while current is not None:
+        code = current.f_code
+        owner = current.f_locals.get("self")
         if code.co_name in USER_CALLBACKS and owner is not None and not _is_gkbroad(code.co_filename):
-            return f"{type(owner).__name__}.{code.co_name} ({code.co_filename}:{frame.f_lineno})"
-        frame = frame.f_back
-    code = innermost.f_code
-    return f"{code.co_name} ({code.co_filename}:{innermost.f_lineno})"
+            return f"{type(owner).__name__}.{code.co_name} ({code.co_filename}:{current.f_lineno})"
+        current = current.f_back
+    code = frame.f_code
+    return f"{code.co_name} ({code.co_filename}:{frame.f_lineno})"
 
 
 def _is_gkbroad(filename: str) -> bool:

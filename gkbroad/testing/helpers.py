@@ -26,7 +26,7 @@ from ..config.redact import redacted_repr
 from ..errors import ConfigError, GkbroadError, PipelineStateError
 from ..message import Acknowledger, Message
 from ..pipeline import Pipeline
-from ..producer import BaseProducer
+from ..producer import BaseProducer, Service
 
 __all__ = ["AckTimeout", "DummyProducer", "running", "test_batch", "test_message", "wait_for_ack"]
 
@@ -42,7 +42,7 @@ class TestAcknowledger:
 
     __test__ = False  # not a pytest test class
 
-    def __init__(self):
+    def __init__(self) -> None:
         self._expected: dict[int, int] = {}
         self._acked: dict[int, tuple[list[Message], list[Message]]] = {}
         self._complete: dict[int, Event] = {}
@@ -77,8 +77,8 @@ class TestChannel:
 
     __test__ = False
 
-    def __init__(self):
-        self.queue: Queue = Queue()
+    def __init__(self) -> None:
+        self.queue: Queue[Message] = Queue()
         self.acknowledger = TestAcknowledger()
         self.draining = Event()
 
@@ -102,20 +102,22 @@ class DummyProducer(BaseProducer):
     POLL_INTERVAL = 0.05
 
     @classmethod
-    def prepare_for_start(cls, options: dict, pipeline_options: dict) -> tuple[list[Any], dict]:
+    def prepare_for_start(
+        cls, options: dict[str, Any], pipeline_options: dict[str, Any]
+    ) -> tuple[list[Service], dict[str, Any]]:
         if options:
             raise ConfigError(f"producer.module: DummyProducer takes no options, got {redacted_repr(options)}")
         channel = TestChannel()
         pipeline_options["producer"]["module"] = (cls, {"channel": channel})
         return [channel], pipeline_options
 
-    def __init__(self, options: dict, *, index: int, count: int):
+    def __init__(self, options: dict[str, Any], *, index: int, count: int):
         super().__init__(options, index=index, count=count)
         self.channel: TestChannel = options["channel"]
 
     def receive(self, demand: int) -> list[Message]:
         queue = self.channel.queue
-        messages = []
+        messages: list[Message] = []
         while len(messages) < demand and not queue.empty():
             messages.append(queue.get_nowait())
         return messages
@@ -137,7 +139,7 @@ def _channel(pipeline: Pipeline) -> TestChannel:
     )
 
 
-def _push(pipeline: Pipeline, data: Iterable[Any], metadata: dict | None, batch_mode: str) -> int:
+def _push(pipeline: Pipeline, data: Iterable[Any], metadata: dict[str, Any] | None, batch_mode: str) -> int:
     channel = _channel(pipeline)
     ref = next(_refs)
     ack = channel.acknowledger
@@ -152,7 +154,9 @@ def _push(pipeline: Pipeline, data: Iterable[Any], metadata: dict | None, batch_
     return ref
 
 
-def test_message(pipeline: Pipeline, data: Any, metadata: dict | None = None, batch_mode: str = "flush") -> int:
+def test_message(
+    pipeline: Pipeline, data: Any, metadata: dict[str, Any] | None = None, batch_mode: str = "flush"
+) -> int:
     """Send one message through the pipeline; returns the ref to wait_for_ack on.
 
     Its batch_mode defaults to "flush", so it does not wait for batch_timeout.
@@ -160,7 +164,9 @@ def test_message(pipeline: Pipeline, data: Any, metadata: dict | None = None, ba
     return _push(pipeline, [data], metadata, batch_mode)
 
 
-def test_batch(pipeline: Pipeline, data: Iterable[Any], metadata: dict | None = None, batch_mode: str = "bulk") -> int:
+def test_batch(
+    pipeline: Pipeline, data: Iterable[Any], metadata: dict[str, Any] | None = None, batch_mode: str = "bulk"
+) -> int:
     """Send several messages at once under one ref; wait_for_ack returns when all were acknowledged."""
     return _push(pipeline, data, metadata, batch_mode)
 

@@ -23,14 +23,14 @@ from .page import render_page
 
 __all__ = ["StatusMiddleware", "status_app"]
 
-WSGIApp = Callable[[dict, Callable], Iterable[bytes]]
+WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
 
 def status_app(pipeline: Any) -> WSGIApp:
     """A WSGI application serving /healthz, /status.json and / for `pipeline`."""
     pipeline.hooks.track_calls()  # for the stuck handler rule of /healthz
 
-    def app(environ: dict, start_response: Callable) -> Iterable[bytes]:
+    def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         method = environ.get("REQUEST_METHOD", "GET")
         if method not in ("GET", "HEAD"):
             return _respond(start_response, "405 Method Not Allowed", "text/plain", b"GET or HEAD only\n", method)
@@ -71,7 +71,7 @@ class StatusMiddleware:
         self.prefix = prefix
         self.status = status_app(pipeline)
 
-    def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         path = environ.get("PATH_INFO") or ""
         if path == self.prefix:
             location = environ.get("SCRIPT_NAME", "") + self.prefix + "/"
@@ -85,7 +85,9 @@ class StatusMiddleware:
         return self.status(inner, start_response)
 
 
-def _respond(start_response: Callable, status: str, content_type: str, body: bytes, method: str) -> list[bytes]:
+def _respond(
+    start_response: Callable[..., Any], status: str, content_type: str, body: bytes, method: str
+) -> list[bytes]:
     start_response(
         status,
         [("Content-Type", content_type), ("Content-Length", str(len(body))), ("Cache-Control", "no-store")],

@@ -7,6 +7,7 @@ length is relative to the largest lag on the page. Every value is escaped.
 from __future__ import annotations
 
 from html import escape
+from typing import Any
 
 from ..observability.counters import total_lag
 
@@ -27,7 +28,7 @@ th:first-child, td:first-child { text-align: left; }
 """
 
 
-def render_page(status: dict, problem: str | None) -> str:
+def render_page(status: dict[str, Any], problem: str | None) -> str:
     """The HTML page for a snapshot (gkbroad.observability.status.snapshot) and its health problem, if any."""
     counters = status["counters"]
     lag = total_lag(status)
@@ -56,7 +57,7 @@ def render_page(status: dict, problem: str | None) -> str:
     return "\n".join(parts) + "\n"
 
 
-def _partition_table(partitions: list[dict]) -> str:
+def _partition_table(partitions: list[dict[str, Any]]) -> str:
     if not partitions:
         return "<p>No partitions assigned to this process.</p>"
     widest = max((p["lag"] or 0) for p in partitions) or 1
@@ -77,7 +78,7 @@ def _partition_table(partitions: list[dict]) -> str:
     return "\n".join(rows)
 
 
-def _stage_table(status: dict) -> str:
+def _stage_table(status: dict[str, Any]) -> str:
     rows = ["<table><tr><th>stage</th><th>greenlets</th></tr>"]
     rows += [f"<tr><td>{escape(name)}</td><td>{count}</td></tr>" for name, count in status["concurrency"].items()]
     rows.append("</table>")

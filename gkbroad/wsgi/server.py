@@ -9,7 +9,9 @@ socket made here sets TCP_NODELAY, which the accepted connections inherit.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import logging
+from typing import TextIO
+from wsgiref.types import WSGIApplication
 
 from gevent import socket
 from gevent.pywsgi import WSGIServer
@@ -17,7 +19,9 @@ from gevent.pywsgi import WSGIServer
 __all__ = ["serve"]
 
 
-def serve(app: Callable, host: str = "127.0.0.1", port: int = 0, log: object = None) -> WSGIServer:
+def serve(
+    app: WSGIApplication, host: str = "127.0.0.1", port: int = 0, log: logging.Logger | TextIO | None = None
+) -> WSGIServer:
     """Start serving `app` on host:port (port 0: a free one, see ``server.server_port``); stop() ends it.
 
     `log` is pywsgi's access log (a file-like or logger); None logs no requests.

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from typing import Any
 
 import gevent
 
@@ -25,7 +26,7 @@ class Stage:
     """One greenlet running `self.run()`."""
 
     name = "stage"
-    greenlet: gevent.Greenlet | None = None
+    greenlet: gevent.Greenlet[..., Any] | None = None
     cancelled = False
     death: str | None = None  # why the greenlet died, when it did
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Any
 
 from gevent.queue import Queue
 
@@ -11,7 +12,7 @@ from .base import STOP, Stage
 
 
 class BatchProcessorStage(Stage):
-    def __init__(self, name: str, batcher: str, inbox: Queue, callbacks: Callbacks):
+    def __init__(self, name: str, batcher: str, inbox: Queue[Any], callbacks: Callbacks):
         self.name = name
         self.batcher = batcher
         self.inbox = inbox

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Hashable
+from typing import Any
 
 from gevent.queue import Empty, Queue
 
@@ -33,10 +34,10 @@ class BatcherStage(Stage):
         self,
         name: str,
         batcher: str,
-        inbox: Queue,
+        inbox: Queue[Any],
         batch_size: int,
         batch_timeout_ms: int,
-        outboxes: list[Queue],
+        outboxes: list[Queue[Any]],
         partition_by: Callable[[Message], int] | None,
         on_routing_error: Callable[[list[Message], BaseException], None],
     ):

@@ -15,6 +15,7 @@ ahead of an earlier one that was not handled.
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from gevent.queue import Queue
 
@@ -33,12 +34,12 @@ class ProcessorStage(Stage):
         self,
         name: str,
         processor: str,
-        inbox: Queue,
+        inbox: Queue[Any],
         sharers: int,
         max_demand: int,
         callbacks: Callbacks,
         credits: Credits,
-        batchers: dict[str, Queue],
+        batchers: dict[str, Queue[Any]],
     ):
         self.name = name
         self.processor = processor
@@ -97,13 +98,14 @@ class ProcessorStage(Stage):
                 if callbacks.drop_if_stale(message):
                     continue
                 try:
-                    message = callbacks.handle_message(self.processor, message)
+                    handled = callbacks.handle_message(self.processor, message)
                 except Abandoned:
                     self.abandoned = len(chunk) - index
                     withdraw_messages(chunk[index:])
                     break
-                if message is None:  # turned stale while waiting for a retry; already acknowledged
+                if handled is None:  # turned stale while waiting for a retry; already acknowledged
                     continue
+                message = handled
             if message.is_failed:
                 failed.append(message)
             elif message.batcher in self.batchers:

@@ -15,11 +15,11 @@ producer class follows) or gkbroad/kafka/producer.py (the Kafka producer class).
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 from gevent.event import Event
 
 from ...message import Message
+from ...producer import ProducerProtocol
 from ..flow import Credits, RateLimiter
 from ..guard import reraise_stops
 from .base import Stage
@@ -34,7 +34,7 @@ class ProducerStage(Stage):
     def __init__(
         self,
         name: str,
-        producer: Any,
+        producer: ProducerProtocol,
         credits: Credits,
         router: Router,
         rate_limiter: RateLimiter | None,

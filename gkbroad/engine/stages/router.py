@@ -9,6 +9,7 @@ instead of stopping the producer.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from gevent.queue import Queue
 
@@ -26,9 +27,9 @@ class Router:
     def __init__(self, concurrency: int, partition_by: Callable[[Message], int] | None, log: RepeatedLog):
         self.partition_by = partition_by
         self.log = log
-        self.queues = [Queue() for _ in range(concurrency if partition_by else 1)]
+        self.queues: list[Queue[Any]] = [Queue() for _ in range(concurrency if partition_by else 1)]
 
-    def queue_for(self, index: int) -> Queue:
+    def queue_for(self, index: int) -> Queue[Any]:
         return self.queues[index if self.partition_by else 0]
 
     def dispatch(self, message: Message) -> None:

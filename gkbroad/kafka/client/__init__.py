@@ -1,6 +1,8 @@
 """The only package of gkbroad that imports kafka-python (see tests/unit/test_code_rules.py).
 
-`consumer` is the consumer-group adapter the ConsumerGroup is built on;
+`group_client` states what the consumer group needs from a client (the
+`GroupClient` Protocol); `consumer` is the adapter over kafka-python that
+provides it;
 `producer` writes dead letters and waits for the broker's acknowledgement; `admin`
 holds the one-shot requests of the command line (topics, offsets, producing
 records), imported by the commands that need it.
@@ -18,6 +20,7 @@ from .consumer import (
     PositionsLost,
     TopicPartition,
 )
+from .group_client import CommitFuture, GroupClient, RebalanceHandler
 from .producer import PRODUCER_DEFAULTS, ProduceFailed, RecordProducer, producer_settings
 
 __all__ = [
@@ -27,11 +30,14 @@ __all__ = [
     "PRIVATE_NAMES",
     "PRODUCER_DEFAULTS",
     "REBALANCE_ERRORS",
+    "CommitFuture",
     "ConfigurationRefused",
     "ConsumerClient",
+    "GroupClient",
     "KafkaError",
     "PositionsLost",
     "ProduceFailed",
+    "RebalanceHandler",
     "RecordProducer",
     "TopicPartition",
     "producer_settings",

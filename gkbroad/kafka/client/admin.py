@@ -50,7 +50,7 @@ class KafkaRequestError(GkbroadError, RuntimeError):
     """A request to Kafka failed: no broker answered, or a broker refused it."""
 
 
-def _settings(kafka_class: type, client: dict, timeout: float, **overrides: Any) -> dict:
+def _settings(kafka_class: type[Any], client: dict[str, Any], timeout: float, **overrides: Any) -> dict[str, Any]:
     """The settings of `client` that `kafka_class` takes, with timeouts of `timeout` seconds."""
     settings = {key: value for key, value in client.items() if key in kafka_class.DEFAULT_CONFIG}
     settings.setdefault("client_id", _CLIENT_ID)
@@ -60,7 +60,7 @@ def _settings(kafka_class: type, client: dict, timeout: float, **overrides: Any)
 
 
 @contextmanager
-def _failing_as(what: str, client: dict) -> Iterator[None]:
+def _failing_as(what: str, client: dict[str, Any]) -> Iterator[None]:
     try:
         yield
     except KafkaError as exc:
@@ -69,7 +69,7 @@ def _failing_as(what: str, client: dict) -> Iterator[None]:
 
 
 @contextmanager
-def _admin(client: dict, timeout: float, what: str) -> Iterator[KafkaAdminClient]:
+def _admin(client: dict[str, Any], timeout: float, what: str) -> Iterator[KafkaAdminClient]:
     with _failing_as(what, client):
         admin = KafkaAdminClient(**_settings(KafkaAdminClient, client, timeout, request_timeout_ms=int(timeout * 1000)))
         try:
@@ -78,7 +78,7 @@ def _admin(client: dict, timeout: float, what: str) -> Iterator[KafkaAdminClient
             admin.close()
 
 
-def topic_partitions(client: dict, topics: Iterable[str], timeout: float = 10.0) -> dict[str, int | None]:
+def topic_partitions(client: dict[str, Any], topics: Iterable[str], timeout: float = 10.0) -> dict[str, int | None]:
     """{topic: its partition count, or None when it does not exist}; never creates a topic."""
     topics = list(dict.fromkeys(topics))
     if not topics:
@@ -95,7 +95,7 @@ def topic_partitions(client: dict, topics: Iterable[str], timeout: float = 10.0)
     return counts
 
 
-def create_topic(client: dict, topic: str, partitions: int, timeout: float = 10.0) -> bool:
+def create_topic(client: dict[str, Any], topic: str, partitions: int, timeout: float = 10.0) -> bool:
     """Create `topic` with `partitions` partitions (replication 1); False if it already existed."""
     with _admin(client, timeout, f"creating topic {topic!r}") as admin:
         try:
@@ -106,7 +106,7 @@ def create_topic(client: dict, topic: str, partitions: int, timeout: float = 10.
     return True
 
 
-def committed_offsets(client: dict, group: str, timeout: float = 10.0) -> dict[tuple[str, int], int]:
+def committed_offsets(client: dict[str, Any], group: str, timeout: float = 10.0) -> dict[tuple[str, int], int]:
     """{(topic, partition): the offset `group` committed (the next one it will read)}."""
     with _admin(client, timeout, f"reading the offsets of group {group!r}") as admin:
         offsets = admin.list_group_offsets(group).get(group, {})
@@ -114,7 +114,7 @@ def committed_offsets(client: dict, group: str, timeout: float = 10.0) -> dict[t
 
 
 def log_offsets(
-    client: dict, partitions: Iterable[tuple[str, int]], timeout: float = 10.0
+    client: dict[str, Any], partitions: Iterable[tuple[str, int]], timeout: float = 10.0
 ) -> dict[tuple[str, int], tuple[int, int]]:
     """{(topic, partition): (log start offset, log end offset)}; the end is the offset the
     next produced record will get (see the module docstring for how it is read)."""
@@ -143,7 +143,7 @@ def log_offsets(
 
 
 def produce(
-    client: dict, topic: str, records: Iterable[tuple[bytes | None, bytes]], timeout: float = 10.0
+    client: dict[str, Any], topic: str, records: Iterable[tuple[bytes | None, bytes]], timeout: float = 10.0
 ) -> dict[int, int]:
     """Produce ``(key, value)`` records to `topic` (the key decides the partition; None spreads
     them); returns {partition: records written}, once every record was acknowledged."""

@@ -1,9 +1,10 @@
 """ConsumerClient: the consumer group's one door into kafka-python.
 
 Everything the group needs from kafka-python goes through this class, so
-that the group's logic talks to a small surface (and unit tests can put an
-in-memory fake in its place, tests/unit/fake_kafka.py) and so that a
-kafka-python upgrade only has to be checked here.
+that the group's logic talks to a small surface, the ``GroupClient`` Protocol
+of group_client.py (unit tests put an in-memory fake in its place,
+tests/unit/fake_kafka.py), and so that a kafka-python upgrade only has to be
+checked here.
 
 What it does: builds the ``KafkaConsumer`` in two steps (``__init__`` starts
 kafka-python's I/O thread before it bootstraps, so a half-built consumer must
@@ -39,8 +40,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Awaitable, Iterable
-from typing import Any, Protocol
+from collections.abc import Iterable
+from typing import Any
 
 import kafka.errors as Errors
 from kafka import KafkaConsumer
@@ -57,6 +58,7 @@ from kafka.structs import OffsetAndMetadata, TopicPartition
 
 from .fetcher_fix import release_exhausted_batch
 from .gevent_check import check_gevent_patched
+from .group_client import RebalanceHandler
 
 __all__ = [
     "ASSIGNORS",
@@ -123,20 +125,10 @@ class PositionsLost(Exception):
     (no committed offset, or it is out of range).
     """
 
-    def __init__(self, targets: dict, cause: Exception):
+    def __init__(self, targets: dict[Any, int | None], cause: Exception):
         super().__init__(f"{type(cause).__name__}: {cause}")
         self.targets = targets
         self.cause = cause
-
-
-class RebalanceHandler(Protocol):
-    """What the client calls, on kafka-python's I/O loop, when the assignment changes."""
-
-    def assigned(self, tps: set) -> None: ...
-
-    def revoked(self, tps: set) -> Awaitable[None]: ...
-
-    def lost(self, tps: set) -> None: ...
 
 
 class _Listener(AsyncConsumerRebalanceListener):
@@ -156,7 +148,7 @@ class _Listener(AsyncConsumerRebalanceListener):
 
 
 class ConsumerClient:
-    """One kafka-python ``KafkaConsumer`` for one group membership.
+    """One kafka-python ``KafkaConsumer`` for one group membership (a ``GroupClient[Future]``).
 
     Not greenlet-safe, like the consumer itself: ``connect``, ``poll``,
     ``pause``/``resume``/``seek*`` and ``close`` belong to the poll greenlet;
@@ -165,7 +157,7 @@ class ConsumerClient:
     rebalance handler).
     """
 
-    def __init__(self, settings: dict, topics: Iterable[str]):
+    def __init__(self, settings: dict[str, Any], topics: Iterable[str]):
         check_gevent_patched()
         self._settings = dict(settings)
         self._topics = list(topics)
@@ -178,12 +170,17 @@ class ConsumerClient:
     @property
     def request_timeout(self) -> float:
         """kafka-python's request timeout, in seconds."""
-        return self._settings.get("request_timeout_ms", CONSUMER_DEFAULTS["request_timeout_ms"]) / 1000
+        return self._seconds("request_timeout_ms")
 
     @property
     def reconnect_backoff_max(self) -> float:
         """Longest wait of kafka-python between reconnection attempts, in seconds."""
-        return self._settings.get("reconnect_backoff_max_ms", CONSUMER_DEFAULTS["reconnect_backoff_max_ms"]) / 1000
+        return self._seconds("reconnect_backoff_max_ms")
+
+    def _seconds(self, setting: str) -> float:
+        """A kafka-python setting in milliseconds (the one given, else its default), in seconds."""
+        milliseconds: float = self._settings.get(setting, CONSUMER_DEFAULTS[setting])
+        return milliseconds / 1000
 
     @property
     def kafka_consumer(self) -> KafkaConsumer | None:
@@ -191,7 +188,7 @@ class ConsumerClient:
         return self._consumer
 
     @property
-    def settings(self) -> dict:
+    def settings(self) -> dict[str, Any]:
         """A copy of the settings the KafkaConsumer is (or will be) created with."""
         return dict(self._settings)
 
@@ -261,12 +258,20 @@ class ConsumerClient:
 
     # ------------------------------------------------------------- fetching
 
-    def poll(self, timeout_ms: int, max_records: int) -> dict:
-        """{TopicPartition: [ConsumerRecord]}; raises PositionsLost."""
+    def _live(self) -> KafkaConsumer:
+        """The consumer between connect() and close()/abandon()."""
         consumer = self._consumer
+        if consumer is None:
+            raise Errors.KafkaConnectionError("the consumer is closed")
+        return consumer
+
+    def poll(self, timeout_ms: int, max_records: int) -> dict[Any, list[Any]]:
+        """{TopicPartition: [ConsumerRecord]}; raises PositionsLost."""
+        consumer = self._live()
         release_exhausted_batch(consumer)
         try:
-            return consumer.poll(timeout_ms=timeout_ms, max_records=max_records)
+            fetched: dict[Any, list[Any]] = consumer.poll(timeout_ms=timeout_ms, max_records=max_records)
+            return fetched
         except Errors.LogTruncationError as exc:
             targets = {
                 tp: (divergent.offset if divergent is not None else None)
@@ -277,26 +282,26 @@ class ConsumerClient:
             partitions = exc.args[0] if exc.args else ()
             raise PositionsLost(dict.fromkeys(partitions), exc) from exc
 
-    def assignment(self) -> set:
-        return set(self._consumer.assignment())
+    def assignment(self) -> set[Any]:
+        return set(self._live().assignment())
 
-    def paused(self) -> set:
-        return set(self._consumer.paused())
+    def paused(self) -> set[Any]:
+        return set(self._live().paused())
 
     def pause(self, tps: Iterable[Any]) -> None:
-        self._consumer.pause(*tps)
+        self._live().pause(*tps)
 
     def resume(self, tps: Iterable[Any]) -> None:
-        self._consumer.resume(*tps)
+        self._live().resume(*tps)
 
     def seek(self, tp: Any, offset: int) -> None:
-        self._consumer.seek(tp, offset)
+        self._live().seek(tp, offset)
 
     def seek_to_beginning(self, tp: Any) -> None:
-        self._consumer.seek_to_beginning(tp)
+        self._live().seek_to_beginning(tp)
 
     def seek_to_end(self, tp: Any) -> None:
-        self._consumer.seek_to_end(tp)
+        self._live().seek_to_end(tp)
 
     def fetch_state(self, tp: Any) -> tuple[int | None, int | None]:
         """(high watermark, fetch position) known for ``tp``, read without I/O."""
@@ -309,14 +314,12 @@ class ConsumerClient:
 
     # ------------------------------------------------------------- commits
 
-    def commit(self, offsets: dict, timeout: float | None = None) -> Future:
+    def commit(self, offsets: dict[Any, int], timeout: float | None = None) -> Future:
         """Start committing {tp: last processed offset} on the I/O loop, with
         kafka-python's retries of retriable errors for at most ``timeout``
         seconds (default: the request timeout). Returns the commit's future
         (``is_done``, ``failed()``, ``exception``, ``add_both``)."""
-        consumer = self._consumer
-        if consumer is None:
-            raise Errors.KafkaConnectionError("the consumer is closed")
+        consumer = self._live()
         timeout = self.request_timeout if timeout is None else min(timeout, self.request_timeout)
         to_send = {tp: OffsetAndMetadata(offset + 1, "", -1) for tp, offset in offsets.items()}
         return consumer._manager.call_soon(
@@ -350,12 +353,12 @@ class ConsumerClient:
         True if it finished (successfully or not: check ``future.failed()``)."""
         consumer = self._consumer
         if consumer is None or future.is_done:
-            return future.is_done
+            return bool(future.is_done)
         timeout_ms = None if timeout is None else max(int(timeout * 1000), 1)
         # A timeout, or the future's own failure: the caller reads the future.
         with contextlib.suppress(Exception):
             await consumer._manager.wait_for(future, timeout_ms)
-        return future.is_done
+        return bool(future.is_done)
 
     # -------------------------------------------------------------- health
 

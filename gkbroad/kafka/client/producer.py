@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Mapping
 from typing import Any
 
 from gevent.lock import Semaphore
@@ -40,7 +41,7 @@ class RecordProducer:
     a failed start). Safe to share between greenlets.
     """
 
-    def __init__(self, settings: dict, timeout: float):
+    def __init__(self, settings: dict[str, Any], timeout: float):
         timeout_ms = max(int(timeout * 1000), 1)
         self._settings = {
             "bootstrap_timeout_ms": timeout_ms,
@@ -87,7 +88,7 @@ class RecordProducer:
         return f"<RecordProducer connected={self._producer is not None}>"
 
 
-def producer_settings(client: dict[str, Any]) -> dict[str, Any]:
+def producer_settings(client: Mapping[str, Any]) -> dict[str, Any]:
     """The settings of a consumer `client` mapping that say where and how to connect
     (servers, security, protocol version), as KafkaProducer settings."""
     return {

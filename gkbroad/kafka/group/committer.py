@@ -16,13 +16,13 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import gevent
 from gevent.event import Event
 
-from ..client import REBALANCE_ERRORS
+from ..client import REBALANCE_ERRORS, CommitFuture, GroupClient
 from .grouplog import GroupLog, describe
 from .state import CommitRequest, GroupState
 from .timing import COMMIT_BACKOFF_MAX, Backoff
@@ -35,19 +35,19 @@ logger = logging.getLogger(__name__)
 class Committer:
     """Commits acknowledged offsets of ``state`` through ``client``."""
 
-    def __init__(self, state: GroupState, client: Any, group_name: str, count: int):
+    def __init__(self, state: GroupState, client: GroupClient[Any], group_name: str, count: int):
         self._state = state
         self._client = client
         self._log = GroupLog(logger, group_name)
         self._count = count
         self._wanted = Event()
         self._stopped = Event()
-        self._in_flight: dict[Any, Any] = {}  # tp -> future of its commit
-        self.greenlets: list[gevent.Greenlet] = []
+        self._in_flight: dict[Any, CommitFuture] = {}  # tp -> future of its commit
+        self.greenlets: list[gevent.Greenlet[[], None]] = []
         # Told (seconds, [(topic, partition), ...]) after each successful commit.
         self.on_commit: Callable[[float, list[tuple[str, int]]], None] | None = None
 
-    def start(self) -> list[gevent.Greenlet]:
+    def start(self) -> list[gevent.Greenlet[[], None]]:
         """Spawn the committer greenlets; returns them."""
         self.greenlets = [gevent.spawn(self._run) for _ in range(self._count)]
         return self.greenlets
@@ -61,19 +61,19 @@ class Committer:
         self._stopped.set()
         self._wanted.set()
 
-    def in_flight(self, tps: Any) -> list[Any]:
+    def in_flight(self, tps: Iterable[Any]) -> list[CommitFuture]:
         """Futures of the commits now in flight for these partitions."""
         futures = {self._in_flight[tp] for tp in tps if tp in self._in_flight}
         return [future for future in futures if not future.is_done]
 
-    def send(self, request: CommitRequest, timeout: float | None = None) -> Any:
+    def send(self, request: CommitRequest, timeout: float | None = None) -> CommitFuture:
         """Start committing ``request`` (at most ``timeout`` seconds of
         retries); returns its future. The outcome is booked in the state when
         the future finishes. Raises when the client cannot even start it (the
         request is then booked as failed)."""
         started = time.monotonic()
         try:
-            future = self._client.commit(request.offsets, timeout)
+            future: CommitFuture = self._client.commit(request.offsets, timeout)
         except Exception:
             self._state.commit_done(request, succeeded=False)
             raise
@@ -82,7 +82,7 @@ class Committer:
         future.add_both(lambda _: self._finished(request, future, started))
         return future
 
-    def _finished(self, request: CommitRequest, future: Any, started: float) -> None:
+    def _finished(self, request: CommitRequest, future: CommitFuture, started: float) -> None:
         for tp in request.offsets:
             if self._in_flight.get(tp) is future:
                 del self._in_flight[tp]
@@ -91,13 +91,15 @@ class Committer:
         if succeeded:
             self._log.debug("committed %s", describe(request.offsets))
             if self.on_commit is not None:
-                self._report(time.monotonic() - started, request)
+                self._report(self.on_commit, time.monotonic() - started, request)
         if self._state.commits_wanted():
             self._wanted.set()
 
-    def _report(self, duration: float, request: CommitRequest) -> None:
+    def _report(
+        self, observer: Callable[[float, list[tuple[str, int]]], None], duration: float, request: CommitRequest
+    ) -> None:
         try:
-            self.on_commit(duration, [(tp.topic, tp.partition) for tp in request.offsets])
+            observer(duration, [(tp.topic, tp.partition) for tp in request.offsets])
         except Exception:
             self._log.exception("the commit observer raised; ignored")
 
@@ -133,12 +135,12 @@ class Committer:
         finished.wait()
         if not future.failed():
             return True
-        exc = future.exception
+        error = future.exception
         self._log.log(
-            logging.INFO if isinstance(exc, REBALANCE_ERRORS) else logging.WARNING,
+            logging.INFO if isinstance(error, REBALANCE_ERRORS) else logging.WARNING,
             "commit of %s failed (%s: %s); will retry while the partitions stay assigned",
             describe(request.offsets),
-            type(exc).__name__,
-            exc,
+            type(error).__name__,
+            error,
         )
         return False

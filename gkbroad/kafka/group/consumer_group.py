@@ -21,7 +21,8 @@ from typing import Any
 import gevent
 from gevent.event import AsyncResult
 
-from ..client import CONSUMER_DEFAULTS, ConsumerClient
+from ...errors import ConfigError
+from ..client import CONSUMER_DEFAULTS, ConsumerClient, GroupClient
 from .committer import Committer
 from .grouplog import GroupLog
 from .poller import Poller
@@ -59,25 +60,34 @@ class ConsumerGroup:
     in-memory fake).
     """
 
-    client: dict | None = None
+    client: dict[str, Any] | None = None
 
     @classmethod
-    def from_options(cls, options: Mapping[str, Any], consumer_client: Any = None) -> ConsumerGroup:
+    def from_options(cls, options: Mapping[str, Any], consumer_client: GroupClient[Any] | None = None) -> ConsumerGroup:
         """Build the group from validated KafkaProducerOptions (see the class
         docstring); options the group does not use are ignored.
         ``consumer_client`` replaces kafka-python (the unit tests' fake)."""
         return cls(GroupSettings.from_options(options), consumer_client=consumer_client)
 
-    def __init__(self, settings: GroupSettings, consumer_client: Any = None):
+    def __init__(self, settings: GroupSettings, consumer_client: GroupClient[Any] | None = None):
         self.settings = settings
         self.group_name = group_name = settings.group_name
         self.topics = settings.topic_configs()
         self.failure: str | None = None  # why the group can no longer work
         drain_timeout = settings.drain_timeout
-        kafka = settings.kafka_settings(self.client if settings.client is None else settings.client)
+        connection = settings.client if settings.client is not None else self.client
+        if connection is None:
+            raise ConfigError(
+                f"consumer group {group_name}: no kafka-python settings (a `client` option or class attribute)"
+            )
+        # The connection settings in use: the `client` option, else the class attribute.
+        self.connection: Mapping[str, Any] = connection
+        kafka = settings.kafka_settings(connection)
         self._rebalance_timeout = kafka.get("max_poll_interval_ms", CONSUMER_DEFAULTS["max_poll_interval_ms"]) / 1000
         self._log = GroupLog(logger, group_name)
-        self._client = consumer_client if consumer_client is not None else ConsumerClient(kafka, self.topics)
+        self._client: GroupClient[Any] = (
+            consumer_client if consumer_client is not None else ConsumerClient(kafka, self.topics)
+        )
         self._state = GroupState(
             {name: t["max_buffer_records"] for name, t in self.topics.items()},
             settings.poll_batch(),
@@ -105,9 +115,9 @@ class ConsumerGroup:
             on_failure=self._fail,
             wake_committer=self._committer.wake,
         )
-        self._greenlets: list[gevent.Greenlet] = []
+        self._greenlets: list[gevent.Greenlet[[], None]] = []
         self._report: Callable[[str], None] | None = None
-        self._stopped: AsyncResult = AsyncResult()  # stop()'s result
+        self._stopped: AsyncResult[bool] = AsyncResult()  # stop()'s result
 
     # --------------------------------------------------------------- callbacks
 
@@ -184,15 +194,17 @@ class ConsumerGroup:
         if not self._greenlets:
             return True
         poller = self._greenlets[0]
-        # Kept back to abandon the client if the poll loop overruns.
-        margin = None if timeout is None else min(0.5, timeout / 10)
-        left = self._shutdown.remaining()
-        poller.join(None if left is None else max(left - margin, 0.0))
-        if not poller.dead:
-            self._log.warning("stop: the stop budget of %.1f s is spent; abandoning the consumer", timeout)
-            poller.kill(block=False)
-            self._client.abandon(margin / 2)
-            return False
+        if timeout is None:
+            poller.join()
+        else:
+            # Kept back to abandon the client if the poll loop overruns.
+            margin = min(0.5, timeout / 10)
+            poller.join(max(self._shutdown.remaining(timeout) - margin, 0.0))
+            if not poller.dead:
+                self._log.warning("stop: the stop budget of %.1f s is spent; abandoning the consumer", timeout)
+                poller.kill(block=False)
+                self._client.abandon(margin / 2)
+                return False
         if self._client.connected:  # the poll loop died before closing the client
             try:
                 left = self._shutdown.remaining()
@@ -202,7 +214,7 @@ class ConsumerGroup:
                 return False
         return poller.successful()
 
-    def _died(self, what: str, greenlet: gevent.Greenlet) -> None:
+    def _died(self, what: str, greenlet: gevent.Greenlet[[], None]) -> None:
         self._log.error("%s died", what, exc_info=greenlet.exc_info)
         self._fail(f"{what} of consumer group {self.group_name} died: {greenlet.exception!r}")
 
@@ -214,7 +226,7 @@ class ConsumerGroup:
             self._report(reason)
 
     @property
-    def greenlets(self) -> tuple[gevent.Greenlet, ...]:
+    def greenlets(self) -> tuple[gevent.Greenlet[[], None], ...]:
         """The group's running greenlets: the poll loop first, then the committers (empty before start).
 
         Read-only, for supervision tools and tests; ``supervise`` reports their deaths.
@@ -222,7 +234,7 @@ class ConsumerGroup:
         return tuple(self._greenlets)
 
     @property
-    def consumer_client(self) -> Any:
+    def consumer_client(self) -> GroupClient[Any]:
         """The Kafka client the group drives (a ``ConsumerClient``, or the one passed in), read-only."""
         return self._client
 
@@ -268,7 +280,7 @@ class ConsumerGroup:
         ``timeout`` seconds passed; True if records arrived."""
         return self._poller.wait_for_records(timeout)
 
-    def stats(self) -> dict:
+    def stats(self) -> dict[str, Any]:
         """A small snapshot for progress reports and health checks.
 
         Per partition: ``buffered`` records; ``pending`` acks; ``committed``,
@@ -291,7 +303,7 @@ class ConsumerGroup:
                 "committed": committed,
                 "position": held.last_buffered + 1 if held.last_buffered >= 0 else fetch_position,
                 "highwater": highwater,
-                "lag": highwater - committed if None not in (highwater, committed) else None,
+                "lag": highwater - committed if highwater is not None and committed is not None else None,
                 "paused": held.paused,
                 "epoch": held.epoch,
             }

@@ -10,7 +10,7 @@ from typing import Any
 __all__ = ["GroupLog", "describe"]
 
 
-class GroupLog(logging.LoggerAdapter):
+class GroupLog(logging.LoggerAdapter[logging.Logger]):
     """A module's logger whose lines start with ``group <name>:``.
 
     Arguments stay lazy: the prefix is added to the format string only.
@@ -18,9 +18,10 @@ class GroupLog(logging.LoggerAdapter):
 
     def __init__(self, logger: logging.Logger, group_name: str):
         super().__init__(logger, {"group": group_name})
+        self._prefix = f"group {group_name}: "
 
     def process(self, msg: Any, kwargs: Any) -> tuple[str, Any]:
-        return f"group {self.extra['group']}: {msg}", kwargs
+        return f"{self._prefix}{msg}", kwargs
 
 
 def describe(partitions: Iterable[Any] | Mapping[Any, int]) -> str:

@@ -31,8 +31,8 @@ def consecutive_runs(acks: Iterable[tuple[str, int, int, int]]) -> Iterator[tupl
     """``(topic, partition, offset, epoch)`` tuples as ``(topic, partition,
     epoch, first offset, last offset)`` runs: consecutive tuples of one
     partition and epoch whose offsets follow each other form one run."""
-    run_topic = run_partition = run_epoch = None  # of the run being gathered
-    first = last = 0
+    run_topic: str | None = None  # of the run being gathered (None: no run yet)
+    run_partition = run_epoch = first = last = 0
     for topic, partition, offset, epoch in acks:
         if offset == last + 1 and partition == run_partition and epoch == run_epoch and topic == run_topic:
             last = offset
@@ -53,7 +53,7 @@ class _PartitionOffsets:
 
     __slots__ = ("runs", "early", "withdrawn", "pending", "last_delivered")
 
-    def __init__(self):
+    def __init__(self) -> None:
         # Ascending, disjoint [first, last] runs of consecutive delivered offsets.
         # The head run's first offset is the lowest one not acknowledged yet.
         self.runs: deque[list[int]] = deque()
@@ -73,7 +73,7 @@ class OffsetTracker:
     (kafka-python's ``TopicPartition`` compares and hashes equal to it).
     """
 
-    def __init__(self):
+    def __init__(self) -> None:
         self._partitions: dict[Hashable, _PartitionOffsets] = {}
 
     def delivered(self, tp: Hashable, offsets: Sequence[int]) -> None:

@@ -29,7 +29,7 @@ from typing import Any
 import gevent
 from gevent.event import Event
 
-from ..client import ConfigurationRefused, KafkaError, PositionsLost
+from ..client import ConfigurationRefused, GroupClient, KafkaError, PositionsLost, RebalanceHandler
 from .grouplog import GroupLog
 from .state import GroupState
 from .timing import CONNECT_BACKOFF_MAX, POLL_BACKOFF_MAX, Backoff, Every, Shutdown
@@ -64,8 +64,8 @@ class Poller:
     def __init__(
         self,
         state: GroupState,
-        client: Any,
-        rebalancer: Any,
+        client: GroupClient[Any],
+        rebalancer: RebalanceHandler,
         shutdown: Shutdown,
         *,
         group_name: str,

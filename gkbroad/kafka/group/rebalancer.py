@@ -18,6 +18,7 @@ import logging
 import time
 from typing import Any
 
+from ..client import CommitFuture, GroupClient
 from .committer import Committer
 from .grouplog import GroupLog, describe
 from .state import GroupState
@@ -39,7 +40,7 @@ class Rebalancer:
     def __init__(
         self,
         state: GroupState,
-        client: Any,
+        client: GroupClient[Any],
         committer: Committer,
         shutdown: Shutdown,
         *,
@@ -55,14 +56,14 @@ class Rebalancer:
         self._drain_timeout = drain_timeout_ms / 1000
         self._callbacks = callbacks
         self._group_name = group_name
-        self._drain: tuple[list, Any] | None = None  # (partitions, future) while a release waits
+        self._drain: tuple[list[Any], CommitFuture] | None = None  # (partitions, future) while a release waits
 
-    def assigned(self, tps: set) -> None:
+    def assigned(self, tps: set[Any]) -> None:
         for state in self._state.assign(tps):
             self._log.info("assigned %s:%d (epoch %d)", state.tp.topic, state.tp.partition, state.epoch)
             self._notify("handle_consumer_start", state.tp)
 
-    def lost(self, tps: set) -> None:
+    def lost(self, tps: set[Any]) -> None:
         for tp, pending in self._state.lose(tps):
             self._log.warning(
                 "lost %s:%d; its %d unacknowledged record(s) will be re-read by its next owner",
@@ -72,7 +73,7 @@ class Rebalancer:
             )
             self._notify("handle_consumer_stop", tp, "lost")
 
-    async def revoked(self, tps: set) -> None:
+    async def revoked(self, tps: set[Any]) -> None:
         """Give partitions up cleanly: stop pulls, drop what was not
         delivered, wait for the delivered to be acked, commit, then notify."""
         reason = "shutdown" if self._shutdown.requested else "revoked"
@@ -103,7 +104,7 @@ class Rebalancer:
         if drain is not None and not drain[1].is_done and self._state.drained(drain[0]):
             self._client.resolve_soon(drain[1])
 
-    async def _wait_for_drain(self, tps: list) -> None:
+    async def _wait_for_drain(self, tps: list[Any]) -> None:
         if self._state.drained(tps):
             return
         future = self._client.new_future()
@@ -120,7 +121,7 @@ class Rebalancer:
         finally:
             self._drain = None
 
-    async def _final_commit(self, tps: list) -> None:
+    async def _final_commit(self, tps: list[Any]) -> None:
         # During a stop, half of what is left: the leave and the close follow.
         limit = self._shutdown.remaining(self._client.request_timeout)
         if self._shutdown.requested:

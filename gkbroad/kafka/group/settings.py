@@ -61,7 +61,7 @@ class GroupSettings:
 
         A partition is paused while its buffer could not take that many more,
         so buffers never overflow."""
-        smallest = min(config["max_buffer_records"] for config in self.topics)
+        smallest: int = min(config["max_buffer_records"] for config in self.topics)
         return max(1, min(_MAX_POLL_RECORDS, smallest // 4))
 
     def kafka_settings(self, client: Mapping[str, Any]) -> dict[str, Any]:

@@ -55,7 +55,7 @@ class PartitionState:
         self.tp = tp
         self.epoch = epoch
         self.limit = limit
-        self.records: deque = deque()
+        self.records: deque[Any] = deque()
         self.paused = False
         # Revocation or shutdown began: no more pulls, and commits only
         # through take_final_commits.
@@ -72,8 +72,26 @@ class PartitionState:
         """First offset not processed yet in this epoch, None if none was seen."""
         return self.acked + 1 if self.acked is not None else self.first_offset
 
+    def uncommitted_offset(self) -> int | None:
+        """The acknowledged offset if it is beyond the committed one, else None."""
+        acked = self.acked
+        if acked is None or (self.committed is not None and acked <= self.committed):
+            return None
+        return acked
+
     def uncommitted(self) -> bool:
-        return self.acked is not None and (self.committed is None or self.acked > self.committed)
+        return self.uncommitted_offset() is not None
+
+    def unsaved(self) -> Unsaved | None:
+        """The acknowledged offsets not committed yet; None if there are none."""
+        acked = self.uncommitted_offset()
+        if acked is None:
+            return None
+        if self.committed is not None:
+            first = self.committed + 1
+        else:
+            first = self.first_offset if self.first_offset is not None else acked
+        return Unsaved(self.tp, first, acked)
 
 
 @dataclass(frozen=True)
@@ -81,8 +99,8 @@ class CommitRequest:
     """Offsets handed to one commit: {tp: last processed offset}, and the
     epoch each was taken in (its outcome only counts for that epoch)."""
 
-    offsets: dict
-    epochs: dict = field(repr=False)
+    offsets: dict[Any, int]
+    epochs: dict[Any, int] = field(repr=False)
 
     def __bool__(self) -> bool:
         return bool(self.offsets)
@@ -165,9 +183,9 @@ class GroupState:
         state = self.partitions.get(tp)
         if state is None:
             return None
-        if state.uncommitted():
-            first = state.committed + 1 if state.committed is not None else state.first_offset
-            self.unsaved.append(Unsaved(tp, first if first is not None else state.acked, state.acked))
+        unsaved = state.unsaved()
+        if unsaved is not None:
+            self.unsaved.append(unsaved)
         restart = state.restart_offset()
         self._forget(tp)
         return restart
@@ -289,10 +307,11 @@ class GroupState:
             if not self._commit_due(state, now):
                 continue
             state.dirty = False
-            if state.uncommitted():
+            acked = state.uncommitted_offset()
+            if acked is not None:
                 state.committing = True
                 state.commit_taken_at = now
-                offsets[tp], epochs[tp] = state.acked, state.epoch
+                offsets[tp], epochs[tp] = acked, state.epoch
         return CommitRequest(offsets, epochs)
 
     def _commit_due(self, state: PartitionState, now: float) -> bool:
@@ -324,10 +343,11 @@ class GroupState:
         offsets, epochs = {}, {}
         for tp in tps:
             state = self.partitions.get(tp)
-            if state is not None and state.uncommitted():
+            acked = state.uncommitted_offset() if state is not None else None
+            if state is not None and acked is not None:
                 state.dirty = False
                 state.committing = True
-                offsets[tp], epochs[tp] = state.acked, state.epoch
+                offsets[tp], epochs[tp] = acked, state.epoch
         return CommitRequest(offsets, epochs)
 
     def commit_done(self, request: CommitRequest, succeeded: bool) -> None:
@@ -363,12 +383,7 @@ class GroupState:
 
     def uncommitted_now(self) -> list[Unsaved]:
         """Held partitions whose acknowledged offsets are not committed."""
-        found = []
-        for tp, state in self.partitions.items():
-            if state.uncommitted():
-                first = state.committed + 1 if state.committed is not None else state.first_offset
-                found.append(Unsaved(tp, first if first is not None else state.acked, state.acked))
-        return found
+        return [unsaved for state in self.partitions.values() if (unsaved := state.unsaved()) is not None]
 
     def flow_control(self, fetch_paused: Iterable[Any], assigned: Iterable[Any]) -> tuple[list[Any], list[Any]]:
         """Decide which partitions to pause and resume, given those the client

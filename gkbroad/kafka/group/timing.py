@@ -9,6 +9,8 @@ log says them once per interval instead of once per attempt.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
+from typing import overload
 
 from gevent.event import Event
 
@@ -23,7 +25,7 @@ CONNECT_BACKOFF_MAX, POLL_BACKOFF_MAX, COMMIT_BACKOFF_MAX = 5.0, 5.0, 1.0
 class Every:
     """True at most once per ``interval`` seconds: ``if every.due(): log...``."""
 
-    def __init__(self, interval: float, clock=time.monotonic):
+    def __init__(self, interval: float, clock: Callable[[], float] = time.monotonic):
         self.interval = interval
         self._clock = clock
         self._last: float | None = None
@@ -57,6 +59,12 @@ class Shutdown:
     @property
     def requested(self) -> bool:
         return self._event.is_set()
+
+    @overload
+    def remaining(self, cap: float) -> float: ...
+
+    @overload
+    def remaining(self, cap: None = None) -> float | None: ...
 
     def remaining(self, cap: float | None = None) -> float | None:
         """Seconds left of the budget, at most ``cap``; None when neither limits it."""

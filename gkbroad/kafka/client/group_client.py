@@ -1,0 +1,135 @@
+"""GroupClient: the contract between the consumer group and its Kafka client.
+
+The group's parts (gkbroad.kafka.group: the poller, the committer, the
+rebalancer and the ConsumerGroup) reach Kafka only through an object with
+exactly these members. Two classes provide them: ``ConsumerClient``
+(consumer.py, over kafka-python) and the unit tests' in-memory fake
+(``FakeConsumerClient``). Both are checked against these Protocols, so they
+cannot drift apart unnoticed: by mypy (scripts/test.sh), where the group is
+built over each of them, and at run time by tests/unit/test_group_client.py,
+which compares their members and signatures with the ones declared here.
+
+A client makes its own futures (``commit``, ``new_future``) and only ever
+waits on or resolves futures it made, so the future type is a parameter of
+the Protocol: ``GroupClient[Future]`` for kafka-python's, another class for
+the fake's. The group itself only reads them through ``CommitFuture``.
+
+Partitions are kafka-python ``TopicPartition`` tuples; times are in seconds
+unless a name ends in ``_ms``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from typing import Any, Protocol, TypeVar
+
+from kafka.structs import TopicPartition
+
+__all__ = ["CommitFuture", "GroupClient", "RebalanceHandler"]
+
+
+class CommitFuture(Protocol):
+    """What the group reads of a client's future (a commit, or a drain it waits for)."""
+
+    @property
+    def is_done(self) -> bool: ...
+
+    @property
+    def exception(self) -> BaseException | None:
+        """Why it failed; None while it runs or when it succeeded."""
+
+    def failed(self) -> bool: ...
+
+    def add_both(self, callback: Callable[[Any], object], /) -> object:
+        """Call ``callback(value or exception)`` once it finishes (at once if it has)."""
+
+
+FutureT = TypeVar("FutureT", bound=CommitFuture)
+
+
+class RebalanceHandler(Protocol):
+    """What the client calls, on its I/O loop, when the group's assignment changes."""
+
+    def assigned(self, tps: set[TopicPartition]) -> None: ...
+
+    def revoked(self, tps: set[TopicPartition]) -> Awaitable[None]:
+        """Awaited by the client before it gives the partitions up."""
+
+    def lost(self, tps: set[TopicPartition]) -> None: ...
+
+
+class GroupClient(Protocol[FutureT]):
+    """One consumer-group membership's client, as the group uses it.
+
+    ``connect``, ``poll``, ``pause``/``resume``/``seek*`` and ``close`` are
+    called from the poll greenlet only; ``commit``, ``resolve_soon`` and the
+    read-only members from any greenlet; ``wait`` is awaited on the client's
+    I/O loop (from the rebalance handler).
+    """
+
+    @property
+    def bootstrap_servers(self) -> str | Sequence[str]:
+        """Where the client connects (for log lines)."""
+
+    @property
+    def request_timeout(self) -> float: ...
+
+    @property
+    def reconnect_backoff_max(self) -> float:
+        """The longest wait between two reconnection attempts."""
+
+    @property
+    def static_member(self) -> bool:
+        """True for a static member (``group_instance_id``): it sends no leave on close."""
+
+    @property
+    def connected(self) -> bool:
+        """True between a successful ``connect`` and ``close``/``abandon``."""
+
+    def connect(self, handler: RebalanceHandler) -> None:
+        """Join the group and subscribe; ``handler`` hears of assignment changes.
+        Raises ConfigurationRefused when retrying cannot help, anything else when it can."""
+
+    def close(self, timeout: float | None) -> None:
+        """Revoke every partition (through the handler), leave the group, disconnect."""
+
+    def abandon(self, timeout: float) -> None:
+        """Disconnect at once, without the group protocol (the stop budget is spent)."""
+
+    def poll(self, timeout_ms: int, max_records: int) -> Mapping[TopicPartition, Sequence[Any]]:
+        """Fetched records (with an ``offset``) per partition; raises PositionsLost."""
+
+    def assignment(self) -> set[TopicPartition]: ...
+
+    def paused(self) -> set[TopicPartition]: ...
+
+    def pause(self, tps: Iterable[TopicPartition]) -> None: ...
+
+    def resume(self, tps: Iterable[TopicPartition]) -> None: ...
+
+    def seek(self, tp: TopicPartition, offset: int) -> None: ...
+
+    def seek_to_beginning(self, tp: TopicPartition) -> None: ...
+
+    def seek_to_end(self, tp: TopicPartition) -> None: ...
+
+    def fetch_state(self, tp: TopicPartition) -> tuple[int | None, int | None]:
+        """(high watermark, fetch position) of ``tp``, read without I/O; None where unknown."""
+
+    def commit(self, offsets: dict[TopicPartition, int], timeout: float | None = None) -> FutureT:
+        """Start committing {tp: last processed offset}; returns the commit's future."""
+
+    def new_future(self) -> FutureT:
+        """A future for the group to resolve itself (with ``resolve_soon``)."""
+
+    def resolve_soon(self, future: FutureT) -> None:
+        """Resolve ``future`` on the client's I/O loop, waking the loop now."""
+
+    async def wait(self, future: FutureT, timeout: float | None) -> bool:
+        """Await ``future`` for at most ``timeout`` seconds; True if it finished."""
+
+    def reachable(self) -> bool:
+        """True while some connection to a broker is up."""
+
+    def missing_topics(self) -> list[str]:
+        """Subscribed topics the cluster does not know."""

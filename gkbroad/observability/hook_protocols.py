@@ -1,0 +1,93 @@
+"""The hook contract as types: one Protocol per hook method.
+
+A hook defines only the methods it needs, and the dispatcher (hooks.py)
+calls only the ones defined, so the contract is a set of independent
+optional methods. Hence one Protocol per method rather than a base class
+with no-op methods: a base class would give every hook every method, and
+the dispatcher could no longer tell which ones a hook cares about (a hook
+with ``after_handle_messages`` switches on the timing of every handler call).
+
+To have a type checker or an editor check a hook, list the Protocols of the
+methods it defines as its bases; each method's signature is then checked
+like an override::
+
+    class Throughput(AfterAck, AfterCommit):
+        def after_ack(self, successful: int, failed: int) -> None: ...
+        def after_commit(self, duration: float, partitions: list[tuple[str, int]]) -> None: ...
+
+Listing a Protocol without defining its method leaves the class abstract
+for the type checker (and at run time the inherited stub would be called
+as a method that does nothing). ``Hook`` is what ``pipeline.hooks.add``
+takes: an object with at least one of the methods. ``pipeline`` arguments
+are the ``gkbroad.Pipeline`` that runs the hook.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol, TypeAlias
+
+__all__ = [
+    "AfterAck",
+    "AfterCommit",
+    "AfterHandleBatch",
+    "AfterHandleMessages",
+    "AfterHubBlocked",
+    "AfterPipelineStart",
+    "AfterPipelineStop",
+    "BeforePipelineStop",
+    "Hook",
+]
+
+
+class AfterPipelineStart(Protocol):
+    def after_pipeline_start(self, pipeline: Any) -> None:
+        """The stages and services are running."""
+
+
+class BeforePipelineStop(Protocol):
+    def before_pipeline_stop(self, pipeline: Any) -> None:
+        """stop() begins; the services still hold their partitions."""
+
+
+class AfterPipelineStop(Protocol):
+    def after_pipeline_stop(self, pipeline: Any, clean: bool) -> None:
+        """The stop is over; ``clean`` is what stop() returns."""
+
+
+class AfterHandleMessages(Protocol):
+    def after_handle_messages(self, durations: list[float]) -> None:
+        """Seconds each handle_message call took, once per processor chunk.
+        Defining it makes the pipeline time every handle_message call."""
+
+
+class AfterHandleBatch(Protocol):
+    def after_handle_batch(self, batcher: str, size: int, duration: float) -> None:
+        """A handle_batch call of ``batcher`` with ``size`` messages took ``duration`` seconds."""
+
+
+class AfterAck(Protocol):
+    def after_ack(self, successful: int, failed: int) -> None:
+        """How many messages were acknowledged, per chunk or batch."""
+
+
+class AfterHubBlocked(Protocol):
+    def after_hub_blocked(self, stage: str, handler: str) -> None:
+        """``stage`` held the gevent hub past blocking_warning_ms in ``handler``
+        (``Class.method (file:line)``); called once the hub is free again."""
+
+
+class AfterCommit(Protocol):
+    def after_commit(self, duration: float, partitions: list[tuple[str, int]]) -> None:
+        """A service committed offsets of these (topic, partition) pairs in ``duration`` seconds."""
+
+
+Hook: TypeAlias = (
+    AfterPipelineStart
+    | BeforePipelineStop
+    | AfterPipelineStop
+    | AfterHandleMessages
+    | AfterHandleBatch
+    | AfterAck
+    | AfterHubBlocked
+    | AfterCommit
+)
