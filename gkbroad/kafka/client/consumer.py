@@ -12,8 +12,10 @@ Fetcher fix, see fetcher_fix), pauses/resumes/seeks, commits asynchronously
 through kafka-python's I/O loop and returns the commit's future, waits for
 futures on that loop with a timeout, reads fetch positions and high
 watermarks, says whether any broker connection is up and which subscribed
-topics the cluster does not know, and closes (or, past the stop budget,
-abandons) the consumer.
+topics the cluster does not know, where the member stands in the group (its
+member state and generation, and what the JoinGroup and SyncGroup answers said
+since it was last in a stable generation), and closes (or, past the stop
+budget, abandons) the consumer.
 
 kafka-python private names used, checked against kafka-python 3.0.12
 (``PRIVATE_NAMES``; tests/unit/test_kafka_client.py fails when one
@@ -32,6 +34,11 @@ disappears from the installed kafka-python):
   watermark, read without I/O.
 - ``KafkaConsumer._fetcher``: ``_next_partition_records`` (fetcher_fix).
 - ``KafkaConsumer._cluster``: the topics the last metadata response named.
+- ``ConsumerCoordinator._process_join_group_response`` and
+  ``_process_sync_group_response``: wrapped per consumer to note the leader
+  each JoinGroup answer names and count SyncGroup answers of
+  REBALANCE_IN_PROGRESS (kafka-python keeps neither), and to rejoin under
+  another member id (``rejoin_as``); see gkbroad.kafka.group.membership.
 - ``KafkaConnectionManager._conns``: whether any broker connection is up.
 """
 
@@ -39,7 +46,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Awaitable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import kafka.errors as Errors
@@ -53,7 +61,7 @@ from kafka.coordinator.assignors.sticky.sticky_assignor import StickyPartitionAs
 from kafka.coordinator.consumer import ConsumerCoordinator
 from kafka.future import Future
 from kafka.net.manager import KafkaConnectionManager
-from kafka.structs import OffsetAndMetadata, TopicPartition
+from kafka.structs import MemberState, OffsetAndMetadata, TopicPartition
 
 from .fetcher_fix import release_exhausted_batch
 from .gevent_check import check_gevent_patched
@@ -66,6 +74,7 @@ __all__ = [
     "REBALANCE_ERRORS",
     "ConfigurationRefused",
     "ConsumerClient",
+    "JoinAnswers",
     "KafkaError",
     "PositionsLost",
     "TopicPartition",
@@ -85,6 +94,8 @@ PRIVATE_NAMES = (
     (KafkaConsumer, "_fetcher"),
     (KafkaConsumer, "_cluster"),
     (ConsumerCoordinator, "_commit_offsets_sync_async"),
+    (ConsumerCoordinator, "_process_join_group_response"),
+    (ConsumerCoordinator, "_process_sync_group_response"),
     (Fetcher, "_next_partition_records"),
     (KafkaConnectionManager, "_conns"),
 )
@@ -109,6 +120,27 @@ REBALANCE_ERRORS = (
     Errors.IllegalGenerationError,
     Errors.UnknownMemberIdError,
 )
+
+
+# kafka-python's MemberState -> gkbroad's word for it (status pages, logs).
+MEMBER_STATES = {MemberState.UNJOINED: "unjoined", MemberState.REBALANCING: "rebalancing", MemberState.STABLE: "stable"}
+
+
+@dataclass
+class JoinAnswers:
+    """What the coordinator answered this member's JoinGroup and SyncGroup
+    requests with; kafka-python only logs it.
+
+    ``leader`` and ``member_id``: as named by the last JoinGroup answer.
+    ``refused_syncs``: SyncGroup answers of REBALANCE_IN_PROGRESS since the
+    last one that brought an assignment. ``rejoin_as``: when set, the next
+    refused SyncGroup makes the member rejoin under this member id.
+    """
+
+    leader: str | None = None
+    member_id: str | None = None
+    refused_syncs: int = 0
+    rejoin_as: str | None = None
 
 
 class ConfigurationRefused(Exception):
@@ -170,6 +202,7 @@ class ConsumerClient:
         self._settings = dict(settings)
         self._topics = list(topics)
         self._consumer: KafkaConsumer | None = None
+        self.join_answers = JoinAnswers()
 
     @property
     def bootstrap_servers(self) -> Any:
@@ -179,6 +212,11 @@ class ConsumerClient:
     def request_timeout(self) -> float:
         """kafka-python's request timeout, in seconds."""
         return self._settings.get("request_timeout_ms", CONSUMER_DEFAULTS["request_timeout_ms"]) / 1000
+
+    @property
+    def session_timeout(self) -> float:
+        """The group session timeout, in seconds."""
+        return self._settings.get("session_timeout_ms", CONSUMER_DEFAULTS["session_timeout_ms"]) / 1000
 
     @property
     def reconnect_backoff_max(self) -> float:
@@ -205,6 +243,7 @@ class ConsumerClient:
         consumer = KafkaConsumer.__new__(KafkaConsumer)
         try:
             consumer.__init__(**self._settings)
+            self._note_join_answers(consumer._coordinator)
             consumer.subscribe(self._topics, listener=_Listener(handler))
         except Errors.KafkaConfigurationError as exc:
             self._discard(consumer)
@@ -213,6 +252,36 @@ class ConsumerClient:
             self._discard(consumer)
             raise
         self._consumer = consumer
+
+    def _note_join_answers(self, coordinator: ConsumerCoordinator) -> None:
+        """Wrap the coordinator's handling of JoinGroup and SyncGroup answers to fill ``join_answers``."""
+        answers = self.join_answers = JoinAnswers()
+        process_join: Callable = coordinator._process_join_group_response
+        process_sync: Callable = coordinator._process_sync_group_response
+
+        def join_answered(response: Any, send_time: float) -> Any:
+            processed = process_join(response, send_time)
+            answers.leader, answers.member_id = response.leader, response.member_id
+            return processed
+
+        def sync_answered(response: Any, send_time: float) -> Any:
+            try:
+                assignment = process_sync(response, send_time)
+            except Errors.RebalanceInProgressError:
+                answers.refused_syncs += 1
+                if answers.rejoin_as is not None:
+                    coordinator.reset_generation(member_id=answers.rejoin_as)
+                    answers.rejoin_as = None
+                raise
+            answers.refused_syncs = 0
+            return assignment
+
+        coordinator._process_join_group_response = join_answered
+        coordinator._process_sync_group_response = sync_answered
+
+    def rejoin_as(self, member_id: str) -> None:
+        """After the next SyncGroup answer of REBALANCE_IN_PROGRESS, join again as ``member_id``."""
+        self.join_answers.rejoin_as = member_id
 
     @staticmethod
     def _discard(consumer: KafkaConsumer) -> None:
@@ -348,6 +417,16 @@ class ConsumerClient:
         return future.is_done
 
     # -------------------------------------------------------------- health
+
+    def membership(self) -> tuple[str, int]:
+        """(member state, generation id): "unjoined", "rebalancing" (joining or
+        syncing) or "stable", from kafka-python's public group_metadata(); the
+        generation is -1 until the member joined one."""
+        consumer = self._consumer
+        if consumer is None:
+            return "unjoined", -1
+        metadata = consumer.group_metadata()
+        return MEMBER_STATES[metadata.state], metadata.generation_id
 
     def reachable(self) -> bool:
         """True while some connection to a broker is up."""
