@@ -99,7 +99,7 @@ class FakeConsumerClient:
         self.member_state = "stable"  # what membership() says once connected
         self.generation = 1
         self.join_answers = JoinAnswers()
-        self.rejoined_as: list[str] = []
+        self.choose_rejoin: Any = None
         self._connected = False
 
     # --------------------------------------------------- the client contract
@@ -209,8 +209,13 @@ class FakeConsumerClient:
     def membership(self) -> tuple[str, int]:
         return (self.member_state, self.generation) if self._connected else ("unjoined", -1)
 
-    def rejoin_as(self, member_id: str) -> None:
-        self.rejoined_as.append(member_id)
+    def on_refused_sync(self, choose: Any) -> None:
+        self.choose_rejoin = choose
+
+    def refuse_sync(self) -> str | None:
+        """The coordinator answers a SyncGroup with REBALANCE_IN_PROGRESS; the member id to rejoin under, if any."""
+        self.join_answers.refused_syncs += 1
+        return self.choose_rejoin(self.join_answers)
 
     # ----------------------------------------------- what a test makes happen
 

@@ -38,7 +38,7 @@ disappears from the installed kafka-python):
   ``_process_sync_group_response``: wrapped per consumer to note the leader
   each JoinGroup answer names and count SyncGroup answers of
   REBALANCE_IN_PROGRESS (kafka-python keeps neither), and to rejoin under
-  another member id (``rejoin_as``); see gkbroad.kafka.group.membership.
+  another member id (``on_refused_sync``); see gkbroad.kafka.group.membership.
 - ``KafkaConnectionManager._conns``: whether any broker connection is up.
 """
 
@@ -133,14 +133,12 @@ class JoinAnswers:
 
     ``leader`` and ``member_id``: as named by the last JoinGroup answer.
     ``refused_syncs``: SyncGroup answers of REBALANCE_IN_PROGRESS since the
-    last one that brought an assignment. ``rejoin_as``: when set, the next
-    refused SyncGroup makes the member rejoin under this member id.
+    last one that brought an assignment.
     """
 
     leader: str | None = None
     member_id: str | None = None
     refused_syncs: int = 0
-    rejoin_as: str | None = None
 
 
 class ConfigurationRefused(Exception):
@@ -203,6 +201,7 @@ class ConsumerClient:
         self._topics = list(topics)
         self._consumer: KafkaConsumer | None = None
         self.join_answers = JoinAnswers()
+        self._choose_rejoin: Callable[[JoinAnswers], str | None] = lambda answers: None
 
     @property
     def bootstrap_servers(self) -> Any:
@@ -269,9 +268,9 @@ class ConsumerClient:
                 assignment = process_sync(response, send_time)
             except Errors.RebalanceInProgressError:
                 answers.refused_syncs += 1
-                if answers.rejoin_as is not None:
-                    coordinator.reset_generation(member_id=answers.rejoin_as)
-                    answers.rejoin_as = None
+                member_id = self._choose_rejoin(answers)
+                if member_id is not None:
+                    coordinator.reset_generation(member_id=member_id)
                 raise
             answers.refused_syncs = 0
             return assignment
@@ -279,9 +278,11 @@ class ConsumerClient:
         coordinator._process_join_group_response = join_answered
         coordinator._process_sync_group_response = sync_answered
 
-    def rejoin_as(self, member_id: str) -> None:
-        """After the next SyncGroup answer of REBALANCE_IN_PROGRESS, join again as ``member_id``."""
-        self.join_answers.rejoin_as = member_id
+    def on_refused_sync(self, choose: Callable[[JoinAnswers], str | None]) -> None:
+        """Call ``choose(join_answers)`` on kafka-python's I/O loop after each SyncGroup
+        answer of REBALANCE_IN_PROGRESS; when it returns a member id, the member
+        joins again under that id instead of its own."""
+        self._choose_rejoin = choose
 
     @staticmethod
     def _discard(consumer: KafkaConsumer) -> None:

@@ -9,10 +9,12 @@ timeout, it logs a WARNING naming the state (and repeats it every
 
 The remedy is for a broker that keeps naming a departed member as the leader
 (the bundled Tansu does, after the leader of a rebalancing group left, see
-docs/guides/production.md): no SyncGroup of a follower can then succeed. Once
-the stall has lasted half the stall timeout with SyncGroup refused, the member
-rejoins under the named leader's member id, becomes the leader itself and
-sends the assignment. On Apache Kafka a leader that left is replaced at once;
+docs/guides/production.md): no SyncGroup of a follower can then succeed. When
+SyncGroup is refused after the stall has lasted half the stall timeout, the
+member rejoins under the named leader's member id, becomes the leader itself
+and sends the assignment. (Its old member id stays in the group until the
+broker drops it a session timeout later; the partitions assigned to it wait
+that long, then a rebalance gives them out.) On Apache Kafka a leader that left is replaced at once;
 there, rejoining under an unknown member id is answered UNKNOWN_MEMBER_ID, and
 kafka-python joins again with a fresh id.
 """
@@ -26,9 +28,6 @@ from .grouplog import GroupLog
 from .timing import Every
 
 __all__ = ["MembershipWatch"]
-
-# SyncGroup refusals in a row that, with the stall, show the named leader is not coming.
-_REFUSALS_BEFORE_REMEDY = 2
 
 
 class MembershipWatch:
@@ -49,6 +48,7 @@ class MembershipWatch:
         self._warning = Every(warn_every)
         self._said_stall = False
         self._rejoined_as: str | None = None
+        client.on_refused_sync(self._rejoin_choice)
 
     def begin(self) -> None:
         """The poll loop started: the member is out of a stable generation from now on until it joins one."""
@@ -79,33 +79,35 @@ class MembershipWatch:
         stalled = now - self.unstable_since
         if stalled < self.stall_timeout / 2:
             return
-        answers = self._client.join_answers
         if self._warning.due():
             self._said_stall = True
-            self._log.warning("%s", self._describe(stalled, answers))
+            self._log.warning("%s", self._describe(stalled, self._client.join_answers))
+
+    def _rejoin_choice(self, answers: Any) -> str | None:
+        """After a refused SyncGroup (on kafka-python's I/O loop): the named
+        leader's member id when the remedy is due, once per leader."""
+        stalled = self.unstable_for()
         leader = answers.leader
-        if (
-            answers.refused_syncs >= _REFUSALS_BEFORE_REMEDY
-            and leader
-            and leader != answers.member_id
-            and leader != self._rejoined_as
-        ):
-            self._rejoined_as = leader
-            self._log.warning(
-                "rejoining under the member id of the leader the coordinator keeps naming (%s), which never "
-                "sent the assignment, so that this member becomes the leader and assigns the partitions",
-                leader,
-            )
-            self._client.rejoin_as(leader)
+        if stalled is None or stalled < self.stall_timeout / 2 or not leader:
+            return None
+        if leader in (answers.member_id, self._rejoined_as):
+            return None
+        self._rejoined_as = leader
+        self._log.warning(
+            "rejoining under the member id of the leader the coordinator keeps naming (%s), which never sent "
+            "the assignment, so that this member becomes the leader and assigns the partitions",
+            leader,
+        )
+        return leader
 
     def _describe(self, stalled: float, answers: Any) -> str:
         limit = f"/healthz turns red after {self.stall_timeout:.0f} s"
         if answers.refused_syncs:
             return (
                 f"joined {stalled:.0f} s ago and still has no assignment: the coordinator keeps answering "
-                f"SyncGroup with REBALANCE_IN_PROGRESS ({answers.refused_syncs} times in a row; the leader it "
-                f"names is {answers.leader}); {limit}"
+                f"SyncGroup with REBALANCE_IN_PROGRESS ({answers.refused_syncs} refusal(s) in a row; the leader "
+                f"it names is {answers.leader}); {limit}"
             )
         if self.state == "rebalancing":
-            return f"has been rebalancing for {stalled:.0f} s without an assignment; {limit}"
+            return f"has been rebalancing for {stalled:.0f} s and still has no assignment; {limit}"
         return f"has not joined the group for {stalled:.0f} s (member state {self.state}); {limit}"
