@@ -37,8 +37,9 @@ disappears from the installed kafka-python):
 - ``ConsumerCoordinator._process_join_group_response`` and
   ``_process_sync_group_response``: wrapped per consumer to note the leader
   each JoinGroup answer names and count SyncGroup answers of
-  REBALANCE_IN_PROGRESS (kafka-python keeps neither), and to rejoin under
-  another member id (``on_refused_sync``); see gkbroad.kafka.group.membership.
+  REBALANCE_IN_PROGRESS (kafka-python keeps neither), and to send a JoinGroup
+  under another member id then (``on_refused_sync``, through the coordinator's
+  ``_manager``); see gkbroad.kafka.group.membership.
 - ``KafkaConnectionManager._conns``: whether any broker connection is up.
 """
 
@@ -61,6 +62,7 @@ from kafka.coordinator.assignors.sticky.sticky_assignor import StickyPartitionAs
 from kafka.coordinator.consumer import ConsumerCoordinator
 from kafka.future import Future
 from kafka.net.manager import KafkaConnectionManager
+from kafka.protocol.consumer import JoinGroupRequest
 from kafka.structs import MemberState, OffsetAndMetadata, TopicPartition
 
 from .fetcher_fix import release_exhausted_batch
@@ -96,6 +98,7 @@ PRIVATE_NAMES = (
     (ConsumerCoordinator, "_commit_offsets_sync_async"),
     (ConsumerCoordinator, "_process_join_group_response"),
     (ConsumerCoordinator, "_process_sync_group_response"),
+    (ConsumerCoordinator, "_manager"),
     (Fetcher, "_next_partition_records"),
     (KafkaConnectionManager, "_conns"),
 )
@@ -139,6 +142,27 @@ class JoinAnswers:
     leader: str | None = None
     member_id: str | None = None
     refused_syncs: int = 0
+
+
+def _send_stand_in_join(coordinator: ConsumerCoordinator, member_id: str) -> None:
+    """Send one JoinGroup as kafka-python would, but under ``member_id``, and
+    ignore its answer (runs on the I/O loop, as the coordinator's own sends)."""
+    request = JoinGroupRequest(
+        group_id=coordinator.group_id,
+        session_timeout_ms=coordinator.config["session_timeout_ms"],
+        rebalance_timeout_ms=coordinator.config["max_poll_interval_ms"],
+        member_id=member_id,
+        group_instance_id=None,
+        protocol_type=coordinator.protocol_type(),
+        protocols=coordinator.group_protocols(),
+        max_version=7,
+    )
+    sent = coordinator._manager.send(
+        request,
+        node_id=coordinator.coordinator_id,
+        request_timeout_ms=coordinator.config["max_poll_interval_ms"] + 5000,
+    )
+    sent.add_errback(lambda exc: logger.debug("the stand-in JoinGroup for %s failed: %s", member_id, exc))
 
 
 class ConfigurationRefused(Exception):
@@ -201,7 +225,7 @@ class ConsumerClient:
         self._topics = list(topics)
         self._consumer: KafkaConsumer | None = None
         self.join_answers = JoinAnswers()
-        self._choose_rejoin: Callable[[JoinAnswers], str | None] = lambda answers: None
+        self._choose_stand_in: Callable[[JoinAnswers], str | None] = lambda answers: None
 
     @property
     def bootstrap_servers(self) -> Any:
@@ -268,9 +292,9 @@ class ConsumerClient:
                 assignment = process_sync(response, send_time)
             except Errors.RebalanceInProgressError:
                 answers.refused_syncs += 1
-                member_id = self._choose_rejoin(answers)
+                member_id = self._choose_stand_in(answers)
                 if member_id is not None:
-                    coordinator.reset_generation(member_id=member_id)
+                    _send_stand_in_join(coordinator, member_id)
                 raise
             answers.refused_syncs = 0
             return assignment
@@ -280,9 +304,9 @@ class ConsumerClient:
 
     def on_refused_sync(self, choose: Callable[[JoinAnswers], str | None]) -> None:
         """Call ``choose(join_answers)`` on kafka-python's I/O loop after each SyncGroup
-        answer of REBALANCE_IN_PROGRESS; when it returns a member id, the member
-        joins again under that id instead of its own."""
-        self._choose_rejoin = choose
+        answer of REBALANCE_IN_PROGRESS; when it returns a member id, one JoinGroup
+        is sent under that id beside the member's own (its answer is ignored)."""
+        self._choose_stand_in = choose
 
     @staticmethod
     def _discard(consumer: KafkaConsumer) -> None:

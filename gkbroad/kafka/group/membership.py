@@ -1,5 +1,6 @@
 """MembershipWatch: how long the member has been out of a stable generation,
-said in the log, shown to /healthz and /readyz, and the one remedy gkbroad has.
+said in the log, shown to /healthz and /readyz, and the one remedy gkbroad has
+for a rebalance that cannot end.
 
 A member that joined but never gets an assignment consumes nothing while
 everything else looks fine, so the poll loop asks the client where the member
@@ -7,16 +8,19 @@ stands every half second. Out of a stable generation for half the stall
 timeout, it logs a WARNING naming the state (and repeats it every
 ``WARN_EVERY`` seconds); past the whole stall timeout, /healthz is red.
 
-The remedy is for a broker that keeps naming a departed member as the leader
-(the bundled Tansu does, after the leader of a rebalancing group left, see
-docs/guides/production.md): no SyncGroup of a follower can then succeed. When
-SyncGroup is refused after the stall has lasted half the stall timeout, the
-member rejoins under the named leader's member id, becomes the leader itself
-and sends the assignment. (Its old member id stays in the group until the
-broker drops it a session timeout later; the partitions assigned to it wait
-that long, then a rebalance gives them out.) On Apache Kafka a leader that left is replaced at once;
-there, rejoining under an unknown member id is answered UNKNOWN_MEMBER_ID, and
-kafka-python joins again with a fresh id.
+The remedy is for a broker that keeps naming a departed member as the leader:
+the bundled Tansu does, when the leader of a group that is forming again
+leaves (see docs/guides/production.md). No follower's SyncGroup can then
+succeed, and the broker never lets go of that leader, as it is no longer a
+member whose session could time out. So when SyncGroup is refused and the
+leader named is another member, the member sends one JoinGroup under that
+leader's member id beside its own, and ignores the answer: the broker takes
+the departed leader back as a member that sends no heartbeat, drops it a
+session timeout later, and with it its place as leader; the next JoinGroup
+elects a live member. On Apache Kafka (which replaces a leader that leaves)
+that JoinGroup is answered UNKNOWN_MEMBER_ID and changes nothing; a live
+leader on the bundled broker gets its last contact refreshed and, until its
+own next JoinGroup, this member's subscription in place of its own.
 """
 
 from __future__ import annotations
@@ -47,8 +51,8 @@ class MembershipWatch:
         self.unstable_since: float | None = None
         self._warning = Every(warn_every)
         self._said_stall = False
-        self._rejoined_as: str | None = None
-        client.on_refused_sync(self._rejoin_choice)
+        self._stood_in_for: str | None = None
+        client.on_refused_sync(self._stand_in_choice)
 
     def begin(self) -> None:
         """The poll loop started: the member is out of a stable generation from now on until it joins one."""
@@ -71,7 +75,7 @@ class MembershipWatch:
             self.generation = generation
             self.unstable_since = None
             self._said_stall = False
-            self._rejoined_as = None
+            self._stood_in_for = None
             self._warning.reset()
             return
         if self.unstable_since is None:
@@ -83,19 +87,17 @@ class MembershipWatch:
             self._said_stall = True
             self._log.warning("%s", self._describe(stalled, self._client.join_answers))
 
-    def _rejoin_choice(self, answers: Any) -> str | None:
+    def _stand_in_choice(self, answers: Any) -> str | None:
         """After a refused SyncGroup (on kafka-python's I/O loop): the named
-        leader's member id when the remedy is due, once per leader."""
-        stalled = self.unstable_for()
+        leader's member id to send a JoinGroup for, once per leader and stall."""
         leader = answers.leader
-        if stalled is None or stalled < self.stall_timeout / 2 or not leader:
+        if not leader or leader in (answers.member_id, self._stood_in_for):
             return None
-        if leader in (answers.member_id, self._rejoined_as):
-            return None
-        self._rejoined_as = leader
+        self._stood_in_for = leader
         self._log.warning(
-            "rejoining under the member id of the leader the coordinator keeps naming (%s), which never sent "
-            "the assignment, so that this member becomes the leader and assigns the partitions",
+            "SyncGroup refused while the coordinator names %s the leader: sending one JoinGroup under that "
+            "member id, so that a leader that left (the bundled broker keeps naming one) times out a session "
+            "timeout later and a live member is elected",
             leader,
         )
         return leader
