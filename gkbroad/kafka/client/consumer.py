@@ -174,13 +174,15 @@ class PositionsLost(Exception):
 
     ``targets`` maps each to the offset to resume at when the broker says
     (a log truncation), or None when the topic's offset_reset_policy decides
-    (no committed offset, or it is out of range).
+    (no committed offset, or it is out of range). ``reason`` says which, in
+    words for the log.
     """
 
-    def __init__(self, targets: dict, cause: Exception):
+    def __init__(self, targets: dict, cause: Exception, reason: str):
         super().__init__(f"{type(cause).__name__}: {cause}")
         self.targets = targets
         self.cause = cause
+        self.reason = reason
 
 
 class RebalanceHandler(Protocol):
@@ -356,10 +358,13 @@ class ConsumerClient:
                 tp: (divergent.offset if divergent is not None else None)
                 for tp, divergent in exc.divergent_offsets.items()
             }
-            raise PositionsLost(targets, exc) from exc
-        except (Errors.NoOffsetForPartitionError, Errors.OffsetOutOfRangeError) as exc:
+            raise PositionsLost(targets, exc, "the log was truncated") from exc
+        except Errors.NoOffsetForPartitionError as exc:
             partitions = exc.args[0] if exc.args else ()
-            raise PositionsLost(dict.fromkeys(partitions), exc) from exc
+            raise PositionsLost(dict.fromkeys(partitions), exc, "no offset committed by the group") from exc
+        except Errors.OffsetOutOfRangeError as exc:
+            partitions = exc.args[0] if exc.args else ()
+            raise PositionsLost(dict.fromkeys(partitions), exc, "the committed offset is out of range") from exc
 
     def assignment(self) -> set:
         return set(self._consumer.assignment())

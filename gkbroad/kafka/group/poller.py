@@ -30,7 +30,7 @@ import gevent
 from gevent.event import Event
 
 from ..client import ConfigurationRefused, KafkaError, PositionsLost
-from .grouplog import GroupLog
+from .grouplog import GroupLog, describe
 from .membership import MembershipWatch
 from .state import GroupState
 from .timing import CONNECT_BACKOFF_MAX, POLL_BACKOFF_MAX, Backoff, Every, Shutdown
@@ -268,20 +268,24 @@ class Poller:
         """Seek partitions without a usable position as the broker or their
         topic's offset_reset_policy says; True if any was moved."""
         assigned = self._client.assignment()
+        by_policy: dict[str, list] = {"earliest": [], "latest": []}
         moved = False
         for tp, offset in exc.targets.items():
             if tp not in assigned:
                 continue
             if offset is not None:
-                self._log.warning("%s: log truncated; resuming at offset %d", tp, offset)
+                self._log.warning("%s:%d: log truncated; resuming at offset %d", tp.topic, tp.partition, offset)
                 self._client.seek(tp, offset)
             elif self._policies[tp.topic] == "earliest":
-                self._log.info("%s has no usable committed offset (%s); starting from the earliest offset", tp, exc)
+                by_policy["earliest"].append(tp)
                 self._client.seek_to_beginning(tp)
             else:
-                self._log.info("%s has no usable committed offset (%s); starting from the latest offset", tp, exc)
+                by_policy["latest"].append(tp)
                 self._client.seek_to_end(tp)
             moved = True
+        for policy, tps in by_policy.items():
+            if tps:
+                self._log.info("%s: %s; starting from the %s offset", describe(tps), exc.reason, policy)
         return moved
 
     # -------------------------------------------------------------- stopping
