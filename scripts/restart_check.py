@@ -130,15 +130,12 @@ def main() -> int:
     port = free_port()
     broker = start_broker(port)
     bootstrap = f"127.0.0.1:{port}"
-    # The names examples/orders.toml reads, and those of examples/orders_service.py (the web examples).
+    # What examples/orders.toml and examples/orders_service.py (the web examples) read.
     env = {
         **os.environ,
         "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
         "ORDERS_TOPIC": "restart-orders",
         "ORDERS_GROUP": "restart-group",
-        "GKBROAD_BOOTSTRAP_SERVERS": bootstrap,
-        "GKBROAD_TOPIC": "restart-orders",
-        "GKBROAD_GROUP": "restart-group",
         "PYTHONPATH": os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p),
     }
     try:

@@ -40,9 +40,9 @@ def example_env(bootstrap_servers: str, topic: str, group: str) -> dict:
     """The environment the examples read their Kafka settings from (examples/orders_service.py)."""
     return {
         **os.environ,
-        "GKBROAD_BOOTSTRAP_SERVERS": bootstrap_servers,
-        "GKBROAD_TOPIC": topic,
-        "GKBROAD_GROUP": group,
+        "KAFKA_BOOTSTRAP_SERVERS": bootstrap_servers,
+        "ORDERS_TOPIC": topic,
+        "ORDERS_GROUP": group,
         "PYTHONPATH": os.pathsep.join(p for p in (ROOT, os.environ.get("PYTHONPATH")) if p),
     }
 
