@@ -28,6 +28,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from ..client import JoinAnswers
 from .grouplog import GroupLog
 from .timing import Every
 
@@ -65,7 +66,7 @@ class MembershipWatch:
         return (time.monotonic() if now is None else now) - self.unstable_since
 
     def check(self, now: float) -> None:
-        """Read the member state; warn about a stall and apply the remedy when due."""
+        """Read the member state and warn about a stall (the remedy waits for a refused SyncGroup)."""
         self.state, generation = self._client.membership()
         if self.state == "stable":
             if self.unstable_since is not None:
@@ -87,7 +88,7 @@ class MembershipWatch:
             self._said_stall = True
             self._log.warning("%s", self._describe(stalled, self._client.join_answers))
 
-    def _stand_in_choice(self, answers: Any) -> str | None:
+    def _stand_in_choice(self, answers: JoinAnswers) -> str | None:
         """After a refused SyncGroup (on kafka-python's I/O loop): the named
         leader's member id to send a JoinGroup for, once per leader and stall."""
         leader = answers.leader
@@ -102,7 +103,7 @@ class MembershipWatch:
         )
         return leader
 
-    def _describe(self, stalled: float, answers: Any) -> str:
+    def _describe(self, stalled: float, answers: JoinAnswers) -> str:
         limit = f"/healthz turns red after {self.stall_timeout:.0f} s"
         if answers.refused_syncs:
             return (
