@@ -1,6 +1,6 @@
 """A small Flask app with an orders pipeline in each gunicorn gevent worker.
 
-    cd examples && GKBROAD_BOOTSTRAP_SERVERS=localhost:9092 gunicorn -c gunicorn.conf.py flask_app:app
+    cd examples && KAFKA_BOOTSTRAP_SERVERS=localhost:9092 gunicorn -c gunicorn.conf.py flask_app:app
 
 run_in_worker builds the pipeline in the worker (after gevent patched it) and
 the hooks in gunicorn.conf.py start and stop it. The pipeline's pages are

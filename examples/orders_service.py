@@ -1,7 +1,7 @@
 """Options of the orders pipeline that the web examples embed, from the environment.
 
-GKBROAD_BOOTSTRAP_SERVERS (default localhost:9092), GKBROAD_TOPIC (orders) and
-GKBROAD_GROUP (orders-web) say which Kafka, topic and consumer group to use.
+KAFKA_BOOTSTRAP_SERVERS (default localhost:9092), ORDERS_TOPIC (orders) and
+ORDERS_GROUP (orders-web) say which Kafka, topic and consumer group to use.
 """
 
 import os
@@ -17,9 +17,9 @@ def pipeline_options() -> dict:
             "module": (
                 Producer,
                 {
-                    "client": {"bootstrap_servers": os.environ.get("GKBROAD_BOOTSTRAP_SERVERS", "localhost:9092")},
-                    "group_name": os.environ.get("GKBROAD_GROUP", "orders-web"),
-                    "topics": [{"name": os.environ.get("GKBROAD_TOPIC", "orders"), "offset_reset_policy": "earliest"}],
+                    "client": {"bootstrap_servers": os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "localhost:9092")},
+                    "group_name": os.environ.get("ORDERS_GROUP", "orders-web"),
+                    "topics": [{"name": os.environ.get("ORDERS_TOPIC", "orders"), "offset_reset_policy": "earliest"}],
                     "session_timeout_ms": 6000,
                     "heartbeat_interval_ms": 1000,
                 },

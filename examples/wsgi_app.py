@@ -1,9 +1,9 @@
 """A plain WSGI app served by gevent.pywsgi, with an orders pipeline running in the same process.
 
-    GKBROAD_BOOTSTRAP_SERVERS=localhost:9092 GKBROAD_TOPIC=orders python examples/wsgi_app.py --port 8000
+    KAFKA_BOOTSTRAP_SERVERS=localhost:9092 ORDERS_TOPIC=orders python examples/wsgi_app.py --port 8000
 
 The app's own route is /; the pipeline's pages are mounted under /_gkbroad/
-(/_gkbroad/healthz, /_gkbroad/status.json, /_gkbroad/). SIGTERM or Ctrl-C stops
+(/_gkbroad/healthz, /_gkbroad/readyz, /_gkbroad/status.json, /_gkbroad/). SIGTERM or Ctrl-C stops
 the server, then the pipeline (drain, commit, leave the group).
 """
 

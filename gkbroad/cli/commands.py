@@ -90,7 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--status",
         type=host_port,
         metavar="HOST:PORT",
-        help="also serve the status app (/healthz, /status.json, /) on this address, from the same process",
+        help="also serve the status app (/healthz, /readyz, /status.json, /) on this address, from the same process",
     )
 
     check = command(
@@ -220,23 +220,29 @@ def _check(args: argparse.Namespace) -> int:
     from ..config.toml import ConfigProblems, load_pipeline, read_config
 
     pipeline = load_pipeline(read_config(args.config), args.pipeline)
+    checked = None
     if args.connect:
-        problems = _connection_problems(pipeline, args.timeout)
+        problems, checked = _connection_check(pipeline, args.timeout)
         if problems:
             raise ConfigProblems(problems)
     print(f"{args.config}: ok (pipeline {pipeline.name!r}, {type(pipeline).__module__}:{type(pipeline).__name__})")
+    if checked:
+        print(f"--connect: {checked}")
     return EXIT_OK
 
 
-def _connection_problems(pipeline: Any, timeout: float) -> list[str]:
-    """Do the Kafka producer's brokers answer, and do its topics exist?"""
+def _connection_check(pipeline: Any, timeout: float) -> tuple[list[str], str]:
+    """Do the Kafka producer's brokers answer, and do its topics exist? (problems, what was checked).
+
+    Brokers that do not answer raise KafkaRequestError, a runtime failure (exit 1), not a problem
+    of the configuration: the same file may work a minute later."""
+    from ..errors import GkbroadError
     from ..kafka import Producer
     from ..kafka.client.admin import KafkaRequestError, topic_partitions
 
     producer_cls, options = pipeline.options["producer"]["module"]
     if not issubclass(producer_cls, Producer):
-        print(f"--connect: the producer {producer_cls.__name__} is not gkbroad.kafka.Producer; nothing to connect to")
-        return []
+        return [], f"the producer {producer_cls.__name__} is not gkbroad.kafka.Producer; nothing to connect to"
     if options["client"] is not None:
         client, where = options["client"], "producer.module.client"
     else:
@@ -245,12 +251,14 @@ def _connection_problems(pipeline: Any, timeout: float) -> list[str]:
     try:
         counts = topic_partitions(client, topics, timeout)
     except KafkaRequestError as exc:
-        return [f"{where}.bootstrap_servers: {exc}"]
-    return [
+        raise GkbroadError(f"{where}.bootstrap_servers: {exc}") from None
+    problems = [
         f"producer.module.topics.{index}.name: topic {topic!r} does not exist"
         for index, topic in enumerate(topics)
         if counts[topic] is None
     ]
+    found = ", ".join(f"{topic!r} ({counts[topic]} partition(s))" for topic in topics if counts[topic] is not None)
+    return problems, f"the brokers at {client.get('bootstrap_servers')} answered; topics found: {found}"
 
 
 def _lag(args: argparse.Namespace) -> int:

@@ -2,9 +2,12 @@
 
 A handler with a bug fails every record the same way; a traceback per record
 buries everything else in the log. `RepeatedLog` logs the first occurrence of
-each kind of failure with its traceback, counts the identical ones after it,
-and logs the count (without a traceback) at most once per `interval` seconds
-and when the pipeline stops. It logs through the logger it is given (the
+each kind of failure with its traceback, counts the ones of the same kind after
+it, and logs the count (without a traceback, with the latest text when it
+differs from the first) at most once per `interval` seconds and when the
+pipeline stops. An exception's kind is where it was raised and its type, not
+its message: messages often carry the record (an order id), and one
+traceback per order id would bury the log again. It logs through the logger it is given (the
 caller's), so the records carry the caller's module name.
 """
 
@@ -19,10 +22,11 @@ MAX_KINDS = 100  # distinct failures remembered; the oldest is forgotten (after 
 
 
 class _Kind:
-    __slots__ = ("text", "unlogged", "since")
+    __slots__ = ("text", "latest", "unlogged", "since")
 
     def __init__(self, text: str, since: float):
         self.text = text
+        self.latest = text
         self.unlogged = 0
         self.since = since
 
@@ -48,12 +52,13 @@ class RepeatedLog:
                 self._log_count(self._kinds.popitem(last=False)[1], now)
             return
         kind.unlogged += 1
+        kind.latest = text
         if now - kind.since >= self.interval:
             self._log_count(kind, now)
 
     def exception(self, where: str, exc: BaseException, text: str) -> None:
-        """error() for an exception raised in `where`: the same type and message count as the same failure."""
-        self.error((where, type(exc), str(exc)[:200]), text, exc)
+        """error() for an exception raised in `where`: the same type there counts as the same kind."""
+        self.error((where, type(exc)), text, exc)
 
     def flush(self) -> None:
         """Log the counts not logged yet (at stop)."""
@@ -62,7 +67,7 @@ class RepeatedLog:
             self._log_count(kind, now)
 
     def _log_count(self, kind: _Kind, now: float) -> None:
-        if kind.unlogged:
+        if kind.unlogged and kind.latest == kind.text:
             self.logger.error(
                 "[%s] the same failure again %d times in the last %.0fs: %s",
                 self.prefix,
@@ -70,5 +75,15 @@ class RepeatedLog:
                 now - kind.since,
                 kind.text,
             )
+        elif kind.unlogged:
+            self.logger.error(
+                "[%s] %d more failures of the same kind (same place, same exception type) in the last %.0fs; "
+                "the latest: %s",
+                self.prefix,
+                kind.unlogged,
+                now - kind.since,
+                kind.latest,
+            )
         kind.unlogged = 0
+        kind.text = kind.latest
         kind.since = now

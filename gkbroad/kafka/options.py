@@ -360,6 +360,16 @@ class KafkaProducerOptions(Schema):
             "acknowledged before the partitions are given up anyway."
         ),
     )
+    stall_timeout_ms = PositiveInt(
+        load_default=None,
+        allow_none=True,
+        **option(
+            "How long the member may be out of a stable generation (joining, rebalancing) or without a "
+            "reachable broker before /healthz turns red; half of it brings a WARNING that names the state. "
+            "Unset: 60000, or drain_timeout + 30000 when that is longer. Must be above drain_timeout: "
+            "a rebalance waits for the other members' drains."
+        ),
+    )
     dead_letter = fields.Nested(
         DeadLetterOptions,
         load_default=None,
@@ -447,4 +457,10 @@ class KafkaProducerOptions(Schema):
                 f"must be lower than the rebalance timeout ({rebalance} ms, from rebalance_timeout_ms or "
                 "client.max_poll_interval_ms): a drain that outlasts it costs the member its place in the group",
                 field_name="drain_timeout",
+            )
+        if data["stall_timeout_ms"] is not None and data["stall_timeout_ms"] <= data["drain_timeout"]:
+            raise ValidationError(
+                f"must be above drain_timeout ({data['drain_timeout']} ms): a rebalance waits for the other "
+                "members' drains, and a member waiting for them is not stalled",
+                field_name="stall_timeout_ms",
             )

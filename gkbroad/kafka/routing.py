@@ -16,11 +16,16 @@ Offsets stay correct in every mode because the OffsetTracker commits a
 partition only up to its lowest unacknowledged offset, whatever order the
 acknowledgements arrive in.
 
-Which producer greenlet pulls a partition is a crc32 hash (Python's hash of a
-str is salted per process; crc32 gives every run the same answer, which makes
-logs comparable), cached since it is asked for every round. Processor lanes
-only need to agree within one pipeline: partitions are numbered as they come,
-key lanes use the built-in hash.
+Which producer greenlet pulls a partition is the partition number plus a
+per-topic offset, modulo the producer count: consecutive partitions of a topic
+go to consecutive producers, so each producer gets its even share (a hash of
+(topic, partition) mod a small count can put every partition on one producer).
+The offset is a crc32 of the topic name (Python's hash of a str is salted per
+process; crc32 gives every run the same answer, which makes logs comparable), so
+the first partitions of different topics do not all pile onto producer 0. It is
+cached since it is asked for every round. Processor lanes only need to agree
+within one pipeline: partitions are numbered as they come, key lanes use the
+built-in hash.
 """
 
 from __future__ import annotations
@@ -32,19 +37,26 @@ from typing import Any
 
 from ..message import Message
 
-__all__ = ["ORDERINGS", "partition_lanes", "owns", "route", "stable_hash"]
+__all__ = ["ORDERINGS", "partition_lanes", "owns", "producer_index", "route"]
 
 ORDERINGS = ("partition", "key", "none")
 
 
 @functools.cache
-def stable_hash(topic: str, partition: int) -> int:
-    return zlib.crc32(f"{topic}\x00{partition}".encode())
+def _topic_offset(topic: str) -> int:
+    return zlib.crc32(topic.encode())
+
+
+def producer_index(topic: str, partition: int, count: int) -> int:
+    """The producer greenlet (0 to count - 1) that pulls this partition; a topic's
+    partitions take the producers in turn, so no producer has more than one
+    partition of a topic over any other."""
+    return (_topic_offset(topic) + partition) % count
 
 
 def owns(topic: str, partition: int, index: int, count: int) -> bool:
     """True when producer `index` of `count` is the one that pulls this partition."""
-    return stable_hash(topic, partition) % count == index
+    return producer_index(topic, partition, count) == index
 
 
 def partition_lanes() -> Callable[[Message], int]:

@@ -1,6 +1,6 @@
 """Health and status pages for a pipeline embedded in a WSGI application.
 
-`status_app(pipeline)` serves /healthz, /status.json and / (an HTML page);
+`status_app(pipeline)` serves /healthz, /readyz, /status.json and / (an HTML page);
 `StatusMiddleware(app, pipeline)` mounts it under a prefix of an existing
 app; `serve(app, host, port)` serves either with gevent.pywsgi. `gkbroad.wsgi.gunicorn` has the hooks that run a pipeline in each worker
 of ``gunicorn -k gevent``. Nothing here imports kafka, so a gunicorn master

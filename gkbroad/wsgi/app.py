@@ -4,6 +4,9 @@ Routes (GET or HEAD):
 
 - ``/healthz``: ``200 ok`` while healthy; ``503`` and a one-line JSON
   ``{"healthy": false, "reason": "..."}`` otherwise (rules in gkbroad.observability.status).
+- ``/readyz``: ``200`` while ready, ``503`` otherwise, both with a one-line JSON
+  ``{"ready": ..., "reason": "..."}`` (the reason also says why a ready member
+  has no partitions).
 - ``/status.json``: the pipeline's snapshot (gkbroad.observability.status.snapshot).
 - ``/``: the same as a small HTML page that refreshes itself.
 
@@ -18,7 +21,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from ..errors import ConfigError
-from ..observability.status import unhealthy
+from ..observability.status import readiness, unhealthy
 from .page import render_page
 
 __all__ = ["StatusMiddleware", "status_app"]
@@ -27,7 +30,7 @@ WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
 
 def status_app(pipeline: Any) -> WSGIApp:
-    """A WSGI application serving /healthz, /status.json and / for `pipeline`."""
+    """A WSGI application serving /healthz, /readyz, /status.json and / for `pipeline`."""
     pipeline.hooks.track_calls()  # for the stuck handler rule of /healthz
 
     def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
@@ -41,14 +44,23 @@ def status_app(pipeline: Any) -> WSGIApp:
                 return _respond(start_response, "200 OK", "text/plain", b"ok\n", method)
             body = json.dumps({"healthy": False, "reason": reason}).encode() + b"\n"
             return _respond(start_response, "503 Service Unavailable", "application/json", body, method)
+        if path == "/readyz":
+            ready, reason = readiness(pipeline)
+            body = json.dumps({"ready": ready, "reason": reason}).encode() + b"\n"
+            status = "200 OK" if ready else "503 Service Unavailable"
+            return _respond(start_response, status, "application/json", body, method)
         if path == "/status.json":
             body = json.dumps(pipeline.status(), indent=1).encode() + b"\n"
             return _respond(start_response, "200 OK", "application/json", body, method)
         if path == "/":
-            body = render_page(pipeline.status(), unhealthy(pipeline)).encode()
+            body = render_page(pipeline.status()).encode()
             return _respond(start_response, "200 OK", "text/html; charset=utf-8", body, method)
         return _respond(
-            start_response, "404 Not Found", "text/plain", b"not found: try /, /healthz, /status.json\n", method
+            start_response,
+            "404 Not Found",
+            "text/plain",
+            b"not found: try /, /healthz, /readyz, /status.json\n",
+            method,
         )
 
     return app
@@ -57,7 +69,7 @@ def status_app(pipeline: Any) -> WSGIApp:
 class StatusMiddleware:
     """Serves the status app under `prefix` (default ``/_gkbroad``) and everything else with `app`.
 
-    ``/_gkbroad/healthz``, ``/_gkbroad/status.json`` and ``/_gkbroad/`` reach
+    ``/_gkbroad/healthz``, ``/_gkbroad/readyz``, ``/_gkbroad/status.json`` and ``/_gkbroad/`` reach
     the status app with the prefix moved from PATH_INFO to SCRIPT_NAME, as
     WSGI mounting does; ``/_gkbroad`` redirects to ``/_gkbroad/`` so the
     page's relative links work.

@@ -21,18 +21,27 @@ In gunicorn.conf.py::
 
     worker_class = "gevent"
 
-`post_worker_init` starts the worker's pipelines; `worker_exit` stops them
-(drain, commit, leave the group) when gunicorn stops the worker (SIGTERM).
-Keep the pipeline's ``shutdown_timeout`` below gunicorn's ``graceful_timeout``,
-after which gunicorn kills the worker.
+`post_worker_init` starts the worker's pipelines and watches for the moment
+gunicorn tells the worker to stop (SIGTERM): the pipelines' stop (drain,
+commit, leave the group) begins then, while gunicorn finishes the requests in
+flight, not after them. `worker_exit` waits for that stop. Keep the pipeline's
+``shutdown_timeout`` below gunicorn's ``graceful_timeout``, after which
+gunicorn kills the worker.
+
+gunicorn loads its gevent worker only when the master starts, and a missing
+dependency of it (gunicorn 27 lists ``packaging`` only under its ``gevent``
+extra) shows as "class uri 'gevent' invalid or not found". So importing this
+module (from gunicorn.conf.py) loads the worker first and says what to install.
 """
 
 from __future__ import annotations
 
+import importlib
 import logging
 import sys
 from typing import Any
 
+import gevent
 from gevent import monkey
 
 from ..errors import ConfigError
@@ -47,6 +56,21 @@ _WHAT_TO_CHANGE = (
 )
 
 _pipelines: list[Any] = []
+# How often the worker's stop flag is looked at, in seconds.
+_WATCH_EVERY = 0.1
+
+
+def _check_gevent_worker() -> None:
+    try:
+        importlib.import_module("gunicorn.workers.ggevent")
+    except ImportError as exc:
+        raise ConfigError(
+            f"gkbroad: gunicorn's gevent worker cannot load ({exc}); install it with its extra: "
+            "pip install 'gunicorn[gevent]'"
+        ) from exc
+
+
+_check_gevent_worker()
 
 
 def run_in_worker(pipeline_class: type, **options: Any) -> Any:
@@ -89,11 +113,24 @@ def post_worker_init(worker: Any) -> None:
                 worker.cfg.graceful_timeout,
             )
         pipeline.start()
+    gevent.spawn(_stop_when_told, worker)
+
+
+def _stop_when_told(worker: Any) -> None:
+    """Begin every pipeline's stop as soon as gunicorn clears ``worker.alive``
+    (SIGTERM), in parallel with the requests the worker still finishes."""
+    while worker.alive:
+        gevent.sleep(_WATCH_EVERY)
+    running = [p for p in _pipelines if p.state == "running"]
+    for pipeline in running:
+        logger.info("[%s] worker %s told to stop: stopping the pipeline now", pipeline.name, worker.pid)
+    gevent.joinall([gevent.spawn(pipeline.stop) for pipeline in running])
 
 
 def worker_exit(server: Any, worker: Any) -> None:
-    """Worker hook: stop the pipelines gracefully (drain, commit, leave the group) as the worker exits."""
+    """Worker hook: stop the pipelines gracefully (drain, commit, leave the group), or wait for the stop
+    begun when the worker was told to stop, as the worker exits."""
     for pipeline in _pipelines:
-        if pipeline.state in ("running", "stopping"):
+        if pipeline.state != "created":  # started: stop() returns the result of a stop under way or done
             clean = pipeline.stop()
             logger.info("[%s] stopped in worker %s%s", pipeline.name, worker.pid, "" if clean else " (not clean)")

@@ -28,11 +28,16 @@ th:first-child, td:first-child { text-align: left; }
 """
 
 
-def render_page(status: dict[str, Any], problem: str | None) -> str:
-    """The HTML page for a snapshot (gkbroad.observability.status.snapshot) and its health problem, if any."""
+def render_page(status: dict[str, Any]) -> str:
+    """The HTML page for a snapshot (gkbroad.observability.status.snapshot)."""
     counters = status["counters"]
     lag = total_lag(status)
+    problem = status["unhealthy_reason"]
     health = f'<span class="bad">unhealthy: {escape(problem)}</span>' if problem else '<span class="ok">healthy</span>'
+    ready = "ready" if status["ready"] else "not ready"
+    health += (
+        f' &middot; <span class="{"ok" if status["ready"] else "bad"}">{ready}: {escape(status["readiness"])}</span>'
+    )
     parts = [
         "<!DOCTYPE html>",
         '<html><head><meta charset="utf-8">',
@@ -51,7 +56,7 @@ def render_page(status: dict[str, Any], problem: str | None) -> str:
         "</p>",
         _partition_table(status["partitions"]),
         _stage_table(status),
-        '<p><a href="status.json">status.json</a> &middot; <a href="healthz">healthz</a></p>',
+        '<p><a href="status.json">status.json</a> &middot; <a href="healthz">healthz</a> &middot; <a href="readyz">readyz</a></p>',
         "</body></html>",
     ]
     return "\n".join(parts) + "\n"

@@ -18,7 +18,7 @@ import gevent
 from gevent.event import Event
 
 from gkbroad.config.validation import validate
-from gkbroad.kafka.client import ConfigurationRefused, GroupClient, TopicPartition
+from gkbroad.kafka.client import ConfigurationRefused, GroupClient, JoinAnswers, TopicPartition
 from gkbroad.kafka.group.consumer_group import ConsumerGroup
 from gkbroad.kafka.options import KafkaProducerOptions
 
@@ -87,6 +87,7 @@ class FakeConsumerClient:
         self.refuse_commits = False
         self.commit_delay = 0.0
         self.close_delay = 0.0  # a broker that does not answer the leave
+        self.connect_delay = 0.0  # a bootstrap that gets no answer for this long
         self.refuse_configuration = refuse_configuration
         self.handler: Any = None
         self.closed = False
@@ -95,12 +96,17 @@ class FakeConsumerClient:
         self.poll_error: Exception | None = None  # raised by every poll while set
         self.missing: list[str] = []  # subscribed topics the "cluster" does not know
         self.unreachable = False
+        self.member_state = "stable"  # what membership() says once connected
+        self.generation = 1
+        self._join_answers = JoinAnswers()
+        self.choose_rejoin: Any = None
         self._connected = False
 
     # --------------------------------------------------- the client contract
 
     bootstrap_servers = "fake:9092"
     request_timeout = 1.0
+    session_timeout = 10.0
     reconnect_backoff_max = 1.0
     static_member = False
 
@@ -111,6 +117,7 @@ class FakeConsumerClient:
     def connect(self, handler: Any) -> None:
         if self.refuse_configuration:
             raise ConfigurationRefused("fake: no such setting")
+        gevent.sleep(self.connect_delay)
         self.handler = handler
         self._connected = True
 
@@ -198,6 +205,21 @@ class FakeConsumerClient:
 
     def missing_topics(self) -> list[str]:
         return list(self.missing)
+
+    def membership(self) -> tuple[str, int]:
+        return (self.member_state, self.generation) if self._connected else ("unjoined", -1)
+
+    @property
+    def join_answers(self) -> JoinAnswers:
+        return self._join_answers
+
+    def on_refused_sync(self, choose: Any) -> None:
+        self.choose_rejoin = choose
+
+    def refuse_sync(self) -> str | None:
+        """The coordinator answers a SyncGroup with REBALANCE_IN_PROGRESS; the member id to rejoin under, if any."""
+        self.join_answers.refused_syncs += 1
+        return self.choose_rejoin(self.join_answers)
 
     # ----------------------------------------------- what a test makes happen
 

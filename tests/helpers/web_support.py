@@ -35,7 +35,7 @@ def get_json(url: str) -> dict:
 
 def example_env(bootstrap_servers: str, topic: str, group: str) -> dict:
     """The environment the examples read their Kafka settings from (examples/orders_service.py)."""
-    settings = {"GKBROAD_BOOTSTRAP_SERVERS": bootstrap_servers, "GKBROAD_TOPIC": topic, "GKBROAD_GROUP": group}
+    settings = {"KAFKA_BOOTSTRAP_SERVERS": bootstrap_servers, "ORDERS_TOPIC": topic, "ORDERS_GROUP": group}
     return {**root_on_pythonpath(), **settings}
 
 

@@ -169,3 +169,29 @@ def test_a_repeated_failure_is_counted_and_the_count_logged_once_per_interval(ca
     with caplog.at_level(logging.ERROR, logger="test.repeated"):
         log.flush()
     assert caplog.records[-1].getMessage() == "[p] the same failure again 1 times in the last 10s: same thing"
+
+
+def test_failures_of_one_type_in_one_place_count_as_one_kind_whatever_their_messages(caplog):
+    from gkbroad.engine.repeated_log import RepeatedLog
+
+    now = [0.0]
+    log = RepeatedLog("p", logging.getLogger("test.repeated"), interval=30.0, clock=lambda: now[0])
+    with caplog.at_level(logging.ERROR, logger="test.repeated"):
+        for order in range(5):
+            now[0] = float(order)
+            error = KeyError(f"order {order}")
+            log.exception("handle_message", error, f"handle_message raised {error!r}")
+        log.exception("handle_batch", KeyError("order 9"), "handle_batch raised KeyError('order 9')")
+        log.exception("handle_message", ValueError("order 7"), "handle_message raised ValueError('order 7')")
+        log.flush()
+    messages = [(r.getMessage(), r.exc_info is not None) for r in caplog.records]
+    assert messages == [
+        ("[p] handle_message raised KeyError('order 0')", True),
+        ("[p] handle_batch raised KeyError('order 9')", True),
+        ("[p] handle_message raised ValueError('order 7')", True),
+        (
+            "[p] 4 more failures of the same kind (same place, same exception type) in the last 4s; "
+            "the latest: handle_message raised KeyError('order 4')",
+            False,
+        ),
+    ]

@@ -254,7 +254,7 @@ def test_lost_brokers_are_reported_once_per_interval_and_their_return_once(start
     [
         ConnectionError("fake: broker gone"),
         # A position problem of a partition this member does not hold: nothing to seek.
-        PositionsLost({TopicPartition("t", 9): None}, LookupError("fake: no offset")),
+        PositionsLost({TopicPartition("t", 9): None}, LookupError("fake: no offset"), "no offset"),
     ],
     ids=["poll raises", "nothing to reset"],
 )
@@ -303,3 +303,24 @@ def test_a_failing_poll_does_not_spin_during_the_stop_either(started):
     before = client.polls
     assert group.stop(1.0) is True  # nothing acknowledged, nothing lost
     assert client.polls - before <= 8
+
+
+def test_partitions_without_a_committed_offset_are_named_in_one_info_line_per_policy(started, caplog):
+    caplog.set_level(logging.INFO, logger="gkbroad")
+    group, client = started({("t", 0): 3, ("t", 1): 3, ("t", 2): 3})
+    client.assign(("t", 0), ("t", 1), ("t", 2))
+    sought = []
+
+    def seek_to_beginning(tp):  # the partition has a position now: the next poll succeeds
+        sought.append(tp)
+        client.poll_error = None
+
+    client.seek_to_beginning = seek_to_beginning
+    targets = dict.fromkeys([T0, T1, TopicPartition("t", 2)])
+    client.poll_error = PositionsLost(targets, LookupError("fake"), "no offset committed by the group")
+    wait_until(lambda: "starting from the earliest offset" in caplog.text, 5, "the line")
+    assert sorted(sought) == sorted(targets)
+    lines = _gkbroad_lines(caplog, logging.INFO, "starting from the earliest offset")
+    assert lines[0].getMessage() == (
+        "group unit-group: t:0, t:1, t:2: no offset committed by the group; starting from the earliest offset"
+    )

@@ -78,6 +78,11 @@ BAD = [
         "place in the group",
     ),
     (
+        {"stall_timeout_ms": 30000},
+        "producer.module.stall_timeout_ms: must be above drain_timeout (30000 ms): a rebalance waits for the "
+        "other members' drains, and a member waiting for them is not stalled, got 30000",
+    ),
+    (
         {"instance_id": "web 1"},
         "producer.module.instance_id: must be 1-249 characters of ASCII letters, digits, '.', '_' and '-' "
         "(not '.' or '..'), got 'web 1'",

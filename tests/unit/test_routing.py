@@ -1,7 +1,10 @@
 """partition_by routing: one key always lands on one greenlet, in order; and the
 Kafka producer's `ordering` modes, which set partition_by for it."""
 
+import os
 import random
+import subprocess
+import sys
 from collections import defaultdict
 from types import SimpleNamespace
 from typing import Any, NamedTuple
@@ -12,7 +15,7 @@ import pytest
 from gkbroad import testing
 from gkbroad.kafka.formats import build_messages
 from gkbroad.kafka.group.offset_tracker import OffsetTracker
-from gkbroad.kafka.routing import route
+from gkbroad.kafka.routing import owns, producer_index, route
 from tests.helpers.engine_support import RecordingPipeline, Source
 from tests.helpers.support import wait_until
 
@@ -276,3 +279,27 @@ def test_key_ordering_with_batches_per_key_keeps_each_key_in_order_on_one_batch_
         offsets = [record.offset for c in calls for record in c.data]
         assert offsets == sorted(offsets), f"{lane}'s records were reordered"
     assert len({c.greenlet for c in pipeline.batches}) > 1, "every batch ran on one batch processor"
+
+
+# -- which producer greenlet pulls a partition ----------------------------------------------------
+
+
+@pytest.mark.parametrize("topic", ["orders", "t", "quickstart-events"])
+def test_a_topics_partitions_spread_evenly_over_the_producers(topic):
+    for partitions in range(1, 65):
+        for count in range(1, 9):
+            shares = [sum(owns(topic, p, index, count) for p in range(partitions)) for index in range(count)]
+            assert sum(shares) == partitions, "every partition has exactly one producer"
+            assert max(shares) - min(shares) <= 1, f"{partitions} partitions over {count} producers: {shares}"
+
+
+def test_the_producer_of_a_partition_is_the_same_in_every_process_and_topics_start_on_different_producers():
+    here = [producer_index("orders", p, 3) for p in range(6)]
+    code = "from gkbroad.kafka.routing import producer_index; print([producer_index('orders', p, 3) for p in range(6)])"
+    for seed in ("1", "2"):
+        there = subprocess.run(
+            [sys.executable, "-c", code], env={**os.environ, "PYTHONHASHSEED": seed}, capture_output=True, text=True
+        )
+        assert there.stdout.strip() == str(here), there.stderr
+    first_producers = {producer_index(f"topic-{n}", 0, 4) for n in range(20)}
+    assert len(first_producers) > 1, "partition 0 of every topic landed on one producer"

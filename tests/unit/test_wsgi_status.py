@@ -32,6 +32,11 @@ class GroupLike:
     def __init__(self, last_poll_age=0.5, rebalance_timeout=300.0):
         self.last_poll_age = last_poll_age
         self.rebalance_timeout = rebalance_timeout
+        self.member_state = "stable"
+        self.unstable_for = None
+        self.unreachable_for = None
+        self.stopping = False
+        self.assigned = True
 
     def start(self):
         pass
@@ -51,13 +56,20 @@ class GroupLike:
             "epoch": 1,
             "client": {"sasl_plain_password": "hunter2"},
         }
+        partitions = {("orders", 0): partition, ("<b>orders</b>", 1): {**partition, "lag": None}}
         return {
             "group": "orders",
-            "assigned": [("orders", 0), ("<b>orders</b>", 1)],
-            "partitions": {("orders", 0): partition, ("<b>orders</b>", 1): {**partition, "lag": None}},
+            "assigned": list(partitions) if self.assigned else [],
+            "partitions": partitions if self.assigned else {},
             "failure": None,
             "last_poll_age": self.last_poll_age,
             "rebalance_timeout": self.rebalance_timeout,
+            "member_state": self.member_state,
+            "generation": 3,
+            "unstable_for": self.unstable_for,
+            "unreachable_for": self.unreachable_for,
+            "stall_timeout": 60.0,
+            "stopping": self.stopping,
         }
 
 
@@ -136,6 +148,73 @@ def test_healthz_fails_when_the_poll_loop_is_older_than_the_rebalance_timeout(pi
     assert json.loads(body)["reason"] == (
         "consumer group 'orders' has not completed a poll for 301s (rebalance timeout 300s)"
     )
+
+
+def test_healthz_fails_when_the_member_stalls_out_of_a_stable_generation_or_without_a_broker(pipeline):
+    group = GroupLike()
+    pipeline.services.append(group)
+    pipeline.start()
+    app = status_app(pipeline)
+    group.member_state, group.unstable_for = "rebalancing", 59.0
+    assert call(app, "/healthz")[0] == "200 OK", "within stall_timeout a rebalance is normal"
+    group.unstable_for = 61.0
+    status, _, body = call(app, "/healthz")
+    assert status.startswith("503")
+    assert json.loads(body)["reason"] == (
+        "consumer group 'orders' has not been in a stable generation for 61s (member state rebalancing, "
+        "stall_timeout 60s)"
+    )
+    group.member_state, group.unstable_for, group.unreachable_for = "stable", None, 75.0
+    assert json.loads(call(app, "/healthz")[2])["reason"] == (
+        "consumer group 'orders' has reached no Kafka broker for 75s (stall_timeout 60s)"
+    )
+    status = json.loads(call(app, "/status.json")[2])
+    assert status["healthy"] is False and "no Kafka broker" in status["unhealthy_reason"]
+    assert status["groups"] == [
+        {
+            "group": "orders",
+            "member_state": "stable",
+            "generation": 3,
+            "unstable_for": None,
+            "unreachable_for": 75.0,
+            "stall_timeout": 60.0,
+        }
+    ]
+
+
+def readyz(app):
+    status, headers, body = call(app, "/readyz")
+    assert headers["Content-Type"] == "application/json" and body.count(b"\n") == 1
+    answer = json.loads(body)
+    assert answer["ready"] is status.startswith("200")
+    return answer["ready"], answer["reason"]
+
+
+def test_readyz_is_ready_in_a_stable_generation_while_polling_and_says_why_a_spare_has_no_partitions(pipeline):
+    app = status_app(pipeline)
+    assert readyz(app) == (False, "pipeline is created")
+    group = GroupLike()
+    pipeline.services.append(group)
+    pipeline.start()
+    assert readyz(app) == (True, "ready")
+
+    group.member_state = "unjoined"
+    assert readyz(app) == (False, "consumer group 'orders' is joining (member state unjoined)")
+    group.member_state = "rebalancing"
+    assert readyz(app) == (False, "consumer group 'orders' is rebalancing (member state rebalancing)")
+    group.member_state, group.last_poll_age = "stable", 12.0
+    assert readyz(app) == (False, "consumer group 'orders' is not polling (last poll 12s ago)")
+
+    group.last_poll_age, group.assigned = 0.1, False
+    ready, reason = readyz(app)
+    assert ready and "generation 3 with no partition assigned: the group has more members than" in reason
+    status = json.loads(call(app, "/status.json")[2])
+    assert status["ready"] is True and status["readiness"] == reason
+
+    group.stopping = True
+    assert readyz(app) == (False, "consumer group 'orders' is stopping")
+    pipeline.stop()
+    assert readyz(app) == (False, "pipeline is stopped")
 
 
 def test_status_json_shows_partitions_counters_and_no_client_setting(pipeline):

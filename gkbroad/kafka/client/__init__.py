@@ -20,7 +20,7 @@ from .consumer import (
     PositionsLost,
     TopicPartition,
 )
-from .group_client import CommitFuture, GroupClient, RebalanceHandler
+from .group_client import CommitFuture, GroupClient, JoinAnswers, RebalanceHandler
 from .producer import PRODUCER_DEFAULTS, ProduceFailed, RecordProducer, producer_settings
 
 __all__ = [
@@ -34,6 +34,7 @@ __all__ = [
     "ConfigurationRefused",
     "ConsumerClient",
     "GroupClient",
+    "JoinAnswers",
     "KafkaError",
     "PositionsLost",
     "ProduceFailed",

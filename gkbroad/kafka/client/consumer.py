@@ -13,8 +13,10 @@ Fetcher fix, see fetcher_fix), pauses/resumes/seeks, commits asynchronously
 through kafka-python's I/O loop and returns the commit's future, waits for
 futures on that loop with a timeout, reads fetch positions and high
 watermarks, says whether any broker connection is up and which subscribed
-topics the cluster does not know, and closes (or, past the stop budget,
-abandons) the consumer.
+topics the cluster does not know, where the member stands in the group (its
+member state and generation, and what the JoinGroup and SyncGroup answers said
+since it was last in a stable generation), and closes (or, past the stop
+budget, abandons) the consumer.
 
 kafka-python private names used, checked against kafka-python 3.0.12
 (``PRIVATE_NAMES``; tests/unit/test_kafka_client.py fails when one
@@ -33,6 +35,12 @@ disappears from the installed kafka-python):
   watermark, read without I/O.
 - ``KafkaConsumer._fetcher``: ``_next_partition_records`` (fetcher_fix).
 - ``KafkaConsumer._cluster``: the topics the last metadata response named.
+- ``ConsumerCoordinator._process_join_group_response`` and
+  ``_process_sync_group_response``: wrapped per consumer to note the leader
+  each JoinGroup answer names and count SyncGroup answers of
+  REBALANCE_IN_PROGRESS (kafka-python keeps neither), and to send a JoinGroup
+  under another member id then (``on_refused_sync``, through the coordinator's
+  ``_manager``); see gkbroad.kafka.group.membership.
 - ``KafkaConnectionManager._conns``: whether any broker connection is up.
 """
 
@@ -40,7 +48,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import kafka.errors as Errors
@@ -54,11 +62,12 @@ from kafka.coordinator.assignors.sticky.sticky_assignor import StickyPartitionAs
 from kafka.coordinator.consumer import ConsumerCoordinator
 from kafka.future import Future
 from kafka.net.manager import KafkaConnectionManager
-from kafka.structs import OffsetAndMetadata, TopicPartition
+from kafka.protocol.consumer import JoinGroupRequest
+from kafka.structs import MemberState, OffsetAndMetadata, TopicPartition
 
 from .fetcher_fix import release_exhausted_batch
 from .gevent_check import check_gevent_patched
-from .group_client import RebalanceHandler
+from .group_client import JoinAnswers, RebalanceHandler
 
 __all__ = [
     "ASSIGNORS",
@@ -87,6 +96,9 @@ PRIVATE_NAMES = (
     (KafkaConsumer, "_fetcher"),
     (KafkaConsumer, "_cluster"),
     (ConsumerCoordinator, "_commit_offsets_sync_async"),
+    (ConsumerCoordinator, "_process_join_group_response"),
+    (ConsumerCoordinator, "_process_sync_group_response"),
+    (ConsumerCoordinator, "_manager"),
     (Fetcher, "_next_partition_records"),
     (KafkaConnectionManager, "_conns"),
 )
@@ -113,6 +125,31 @@ REBALANCE_ERRORS = (
 )
 
 
+# kafka-python's MemberState -> gkbroad's word for it (status pages, logs).
+MEMBER_STATES = {MemberState.UNJOINED: "unjoined", MemberState.REBALANCING: "rebalancing", MemberState.STABLE: "stable"}
+
+
+def _send_stand_in_join(coordinator: ConsumerCoordinator, member_id: str) -> None:
+    """Send one JoinGroup as kafka-python would, but under ``member_id``, and
+    ignore its answer (runs on the I/O loop, as the coordinator's own sends)."""
+    request = JoinGroupRequest(
+        group_id=coordinator.group_id,
+        session_timeout_ms=coordinator.config["session_timeout_ms"],
+        rebalance_timeout_ms=coordinator.config["max_poll_interval_ms"],
+        member_id=member_id,
+        group_instance_id=None,
+        protocol_type=coordinator.protocol_type(),
+        protocols=coordinator.group_protocols(),
+        max_version=7,
+    )
+    sent = coordinator._manager.send(
+        request,
+        node_id=coordinator.coordinator_id,
+        request_timeout_ms=coordinator.config["max_poll_interval_ms"] + 5000,
+    )
+    sent.add_errback(lambda exc: logger.debug("the stand-in JoinGroup for %s failed: %s", member_id, exc))
+
+
 class ConfigurationRefused(Exception):
     """kafka-python refused the consumer settings; retrying cannot help."""
 
@@ -122,13 +159,15 @@ class PositionsLost(Exception):
 
     ``targets`` maps each to the offset to resume at when the broker says
     (a log truncation), or None when the topic's offset_reset_policy decides
-    (no committed offset, or it is out of range).
+    (no committed offset, or it is out of range). ``reason`` says which, in
+    words for the log.
     """
 
-    def __init__(self, targets: dict[Any, int | None], cause: Exception):
+    def __init__(self, targets: dict[Any, int | None], cause: Exception, reason: str):
         super().__init__(f"{type(cause).__name__}: {cause}")
         self.targets = targets
         self.cause = cause
+        self.reason = reason
 
 
 class _Listener(AsyncConsumerRebalanceListener):
@@ -162,6 +201,8 @@ class ConsumerClient:
         self._settings = dict(settings)
         self._topics = list(topics)
         self._consumer: KafkaConsumer | None = None
+        self._join_answers = JoinAnswers()
+        self._choose_stand_in: Callable[[JoinAnswers], str | None] = lambda answers: None
 
     @property
     def bootstrap_servers(self) -> Any:
@@ -171,6 +212,11 @@ class ConsumerClient:
     def request_timeout(self) -> float:
         """kafka-python's request timeout, in seconds."""
         return self._seconds("request_timeout_ms")
+
+    @property
+    def session_timeout(self) -> float:
+        """The group session timeout, in seconds."""
+        return float(self._settings.get("session_timeout_ms", CONSUMER_DEFAULTS["session_timeout_ms"])) / 1000
 
     @property
     def reconnect_backoff_max(self) -> float:
@@ -212,6 +258,7 @@ class ConsumerClient:
         consumer = KafkaConsumer.__new__(KafkaConsumer)
         try:
             consumer.__init__(**self._settings)
+            self._note_join_answers(consumer._coordinator)
             consumer.subscribe(self._topics, listener=_Listener(handler))
         except Errors.KafkaConfigurationError as exc:
             self._discard(consumer)
@@ -220,6 +267,43 @@ class ConsumerClient:
             self._discard(consumer)
             raise
         self._consumer = consumer
+
+    @property
+    def join_answers(self) -> JoinAnswers:
+        """What the coordinator last answered this member's JoinGroup and SyncGroup with."""
+        return self._join_answers
+
+    def _note_join_answers(self, coordinator: ConsumerCoordinator) -> None:
+        """Wrap the coordinator's handling of JoinGroup and SyncGroup answers to fill ``join_answers``."""
+        answers = self._join_answers = JoinAnswers()
+        process_join: Callable[[Any, float], Any] = coordinator._process_join_group_response
+        process_sync: Callable[[Any, float], Any] = coordinator._process_sync_group_response
+
+        def join_answered(response: Any, send_time: float) -> Any:
+            processed = process_join(response, send_time)
+            answers.leader, answers.member_id = response.leader, response.member_id
+            return processed
+
+        def sync_answered(response: Any, send_time: float) -> Any:
+            try:
+                assignment = process_sync(response, send_time)
+            except Errors.RebalanceInProgressError:
+                answers.refused_syncs += 1
+                member_id = self._choose_stand_in(answers)
+                if member_id is not None:
+                    _send_stand_in_join(coordinator, member_id)
+                raise
+            answers.refused_syncs = 0
+            return assignment
+
+        coordinator._process_join_group_response = join_answered
+        coordinator._process_sync_group_response = sync_answered
+
+    def on_refused_sync(self, choose: Callable[[JoinAnswers], str | None]) -> None:
+        """Call ``choose(join_answers)`` on kafka-python's I/O loop after each SyncGroup
+        answer of REBALANCE_IN_PROGRESS; when it returns a member id, one JoinGroup
+        is sent under that id beside the member's own (its answer is ignored)."""
+        self._choose_stand_in = choose
 
     @staticmethod
     def _discard(consumer: KafkaConsumer) -> None:
@@ -277,10 +361,13 @@ class ConsumerClient:
                 tp: (divergent.offset if divergent is not None else None)
                 for tp, divergent in exc.divergent_offsets.items()
             }
-            raise PositionsLost(targets, exc) from exc
-        except (Errors.NoOffsetForPartitionError, Errors.OffsetOutOfRangeError) as exc:
+            raise PositionsLost(targets, exc, "the log was truncated") from exc
+        except Errors.NoOffsetForPartitionError as exc:
             partitions = exc.args[0] if exc.args else ()
-            raise PositionsLost(dict.fromkeys(partitions), exc) from exc
+            raise PositionsLost(dict.fromkeys(partitions), exc, "no offset committed by the group") from exc
+        except Errors.OffsetOutOfRangeError as exc:
+            partitions = exc.args[0] if exc.args else ()
+            raise PositionsLost(dict.fromkeys(partitions), exc, "the committed offset is out of range") from exc
 
     def assignment(self) -> set[Any]:
         return set(self._live().assignment())
@@ -361,6 +448,16 @@ class ConsumerClient:
         return bool(future.is_done)
 
     # -------------------------------------------------------------- health
+
+    def membership(self) -> tuple[str, int]:
+        """(member state, generation id): "unjoined", "rebalancing" (joining or
+        syncing) or "stable", from kafka-python's public group_metadata(); the
+        generation is -1 until the member joined one."""
+        consumer = self._consumer
+        if consumer is None:
+            return "unjoined", -1
+        metadata = consumer.group_metadata()
+        return MEMBER_STATES[metadata.state], metadata.generation_id
 
     def reachable(self) -> bool:
         """True while some connection to a broker is up."""

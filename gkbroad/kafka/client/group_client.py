@@ -21,11 +21,12 @@ unless a name ends in ``_ms``.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
 from kafka.structs import TopicPartition
 
-__all__ = ["CommitFuture", "GroupClient", "RebalanceHandler"]
+__all__ = ["CommitFuture", "GroupClient", "JoinAnswers", "RebalanceHandler"]
 
 
 class CommitFuture(Protocol):
@@ -58,6 +59,21 @@ class RebalanceHandler(Protocol):
     def lost(self, tps: set[TopicPartition]) -> None: ...
 
 
+@dataclass
+class JoinAnswers:
+    """What the coordinator answered this member's JoinGroup and SyncGroup
+    requests with; kafka-python only logs it.
+
+    ``leader`` and ``member_id``: as named by the last JoinGroup answer.
+    ``refused_syncs``: SyncGroup answers of REBALANCE_IN_PROGRESS since the
+    last one that brought an assignment.
+    """
+
+    leader: str | None = None
+    member_id: str | None = None
+    refused_syncs: int = 0
+
+
 class GroupClient(Protocol[FutureT]):
     """One consumer-group membership's client, as the group uses it.
 
@@ -73,6 +89,14 @@ class GroupClient(Protocol[FutureT]):
 
     @property
     def request_timeout(self) -> float: ...
+
+    @property
+    def session_timeout(self) -> float:
+        """The group session timeout."""
+
+    @property
+    def join_answers(self) -> JoinAnswers:
+        """What the coordinator last answered the member's JoinGroup and SyncGroup with."""
 
     @property
     def reconnect_backoff_max(self) -> float:
@@ -133,3 +157,10 @@ class GroupClient(Protocol[FutureT]):
 
     def missing_topics(self) -> list[str]:
         """Subscribed topics the cluster does not know."""
+
+    def membership(self) -> tuple[str, int]:
+        """(member state, generation): "unjoined", "rebalancing" or "stable"; -1 until it joined one."""
+
+    def on_refused_sync(self, choose: Callable[[JoinAnswers], str | None]) -> None:
+        """Have ``choose(join_answers)`` called after each SyncGroup refused with REBALANCE_IN_PROGRESS;
+        a member id it returns is joined under once, beside the member's own."""

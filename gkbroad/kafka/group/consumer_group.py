@@ -112,6 +112,7 @@ class ConsumerGroup:
             group_name=group_name,
             policies={name: t["offset_reset_policy"] for name, t in self.topics.items()},
             drain_timeout_ms=drain_timeout,
+            stall_timeout=settings.stall_timeout(),
             on_failure=self._fail,
             wake_committer=self._committer.wake,
         )
@@ -290,7 +291,12 @@ class ConsumerGroup:
         ``lag`` (highwater - committed); ``paused``; ``epoch``. None marks
         what is not known yet. ``last_poll_age``: seconds since the poll loop
         last completed a poll (None before the first); ``rebalance_timeout``:
-        seconds kafka-python allows between polls.
+        seconds kafka-python allows between polls. ``member_state``
+        ("unjoined", "rebalancing" or "stable") and ``generation`` as the poll
+        loop last read them; ``unstable_for``: seconds out of a stable
+        generation and ``unreachable_for``: seconds without a broker (None
+        while in one, or connected); ``stall_timeout``: the limit of both
+        (see MembershipWatch); ``stopping``: stop() was called.
         """
         state = self._state
         partitions = {}
@@ -308,6 +314,7 @@ class ConsumerGroup:
                 "epoch": held.epoch,
             }
         last_poll = self._poller.last_poll
+        membership = self._poller.membership
         return {
             "group": self.group_name,
             "assigned": self.assigned_partitions(),
@@ -315,4 +322,10 @@ class ConsumerGroup:
             "failure": self.failure,
             "last_poll_age": None if last_poll is None else time.monotonic() - last_poll,
             "rebalance_timeout": self._rebalance_timeout,
+            "member_state": membership.state,
+            "generation": membership.generation,
+            "unstable_for": membership.unstable_for(),
+            "unreachable_for": self._poller.unreachable_for(),
+            "stall_timeout": membership.stall_timeout,
+            "stopping": self._shutdown.requested,
         }

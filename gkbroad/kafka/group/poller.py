@@ -29,8 +29,9 @@ from typing import Any
 import gevent
 from gevent.event import Event
 
-from ..client import ConfigurationRefused, GroupClient, KafkaError, PositionsLost, RebalanceHandler
-from .grouplog import GroupLog
+from ..client import ConfigurationRefused, GroupClient, KafkaError, PositionsLost, RebalanceHandler, TopicPartition
+from .grouplog import GroupLog, describe
+from .membership import MembershipWatch
 from .state import GroupState
 from .timing import CONNECT_BACKOFF_MAX, POLL_BACKOFF_MAX, Backoff, Every, Shutdown
 
@@ -71,6 +72,7 @@ class Poller:
         group_name: str,
         policies: dict[str, str],
         drain_timeout_ms: int,
+        stall_timeout: float,
         on_failure: Callable[[str], None],
         wake_committer: Callable[[], None],
     ):
@@ -93,6 +95,13 @@ class Poller:
         self._missing_since: float | None = None
         self._said_missing = False
         self._missing_warning = Every(WARN_EVERY)
+        self.membership = MembershipWatch(client, self._log, stall_timeout, WARN_EVERY)
+
+    def unreachable_for(self) -> float | None:
+        """Seconds the brokers have been out of reach (from the start until the first
+        connection), None while one answers."""
+        since = self._unreachable_since
+        return None if since is None else time.monotonic() - since
 
     def wait_for_records(self, timeout: float) -> bool:
         """Block the calling greenlet until new records were buffered or
@@ -101,6 +110,8 @@ class Poller:
 
     def run(self) -> None:
         """The poll greenlet's body: connect, poll until stop() asks, drain, close."""
+        self._unreachable_since = time.monotonic()
+        self.membership.begin()
         if not self._connect():
             return
         backoff = Backoff(POLL_BACKOFF_MAX)
@@ -117,9 +128,22 @@ class Poller:
     # ------------------------------------------------------------ connecting
 
     def _connect(self) -> bool:
-        """Connect and subscribe, retrying while the cluster is unreachable."""
+        """Connect and subscribe, retrying while the cluster is unreachable.
+
+        kafka-python's bootstrap keeps trying for its whole bootstrap timeout
+        (30 s by default) before it gives up, so the warning does not wait for
+        that: it comes once the first attempts went unanswered."""
+        self._log.info(
+            "joining the group at %s (the first assignment takes a few seconds; on the bundled broker about "
+            "half of session_timeout_ms, %.0f s)",
+            self._client.bootstrap_servers,
+            self._client.session_timeout / 2,
+        )
         backoff = Backoff(CONNECT_BACKOFF_MAX)
         while not self._shutdown.requested:
+            unanswered = gevent.spawn_later(
+                _UNREACHABLE_AFTER, self._unreachable, "no answer to the bootstrap yet", CONNECT_BACKOFF_MAX
+            )
             try:
                 self._client.connect(self._rebalancer)
             except ConfigurationRefused as exc:
@@ -131,6 +155,8 @@ class Poller:
                 self._unreachable(detail, CONNECT_BACKOFF_MAX)
                 self._shutdown.wait(backoff.next())
                 continue
+            finally:
+                unanswered.kill(block=False)
             self._reachable()
             return True
         return False
@@ -153,11 +179,13 @@ class Poller:
         self._unreachable_warning.reset()
 
     def _watch_cluster(self) -> None:
-        """Say when the brokers stop answering or a subscribed topic is missing."""
+        """Say when the brokers stop answering, a subscribed topic is missing or
+        the member stays out of a stable generation."""
         now = time.monotonic()
         if now - self._last_watch < _WATCH_EVERY:
             return
         self._last_watch = now
+        self.membership.check(now)
         if self._client.reachable():
             if self._unreachable_since is not None:
                 self._reachable()
@@ -240,20 +268,24 @@ class Poller:
         """Seek partitions without a usable position as the broker or their
         topic's offset_reset_policy says; True if any was moved."""
         assigned = self._client.assignment()
+        by_policy: dict[str, list[TopicPartition]] = {"earliest": [], "latest": []}
         moved = False
         for tp, offset in exc.targets.items():
             if tp not in assigned:
                 continue
             if offset is not None:
-                self._log.warning("%s: log truncated; resuming at offset %d", tp, offset)
+                self._log.warning("%s:%d: log truncated; resuming at offset %d", tp.topic, tp.partition, offset)
                 self._client.seek(tp, offset)
             elif self._policies[tp.topic] == "earliest":
-                self._log.info("%s has no usable committed offset (%s); starting from the earliest offset", tp, exc)
+                by_policy["earliest"].append(tp)
                 self._client.seek_to_beginning(tp)
             else:
-                self._log.info("%s has no usable committed offset (%s); starting from the latest offset", tp, exc)
+                by_policy["latest"].append(tp)
                 self._client.seek_to_end(tp)
             moved = True
+        for policy, tps in by_policy.items():
+            if tps:
+                self._log.info("%s: %s; starting from the %s offset", describe(tps), exc.reason, policy)
         return moved
 
     # -------------------------------------------------------------- stopping

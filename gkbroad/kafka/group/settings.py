@@ -21,6 +21,8 @@ __all__ = ["GroupSettings"]
 FETCH_STRATEGY = {"max_wait_ms": "fetch_max_wait_ms", "min_bytes": "fetch_min_bytes", "max_bytes": "fetch_max_bytes"}
 
 _MAX_POLL_RECORDS = 500
+# The default stall timeout, and its margin over a long drain_timeout.
+_STALL_TIMEOUT_MS, _STALL_OVER_DRAIN_MS = 60000, 30000
 
 
 @dataclass(frozen=True)
@@ -44,6 +46,7 @@ class GroupSettings:
     session_timeout_ms: int | None
     heartbeat_interval_ms: int | None
     drain_timeout: int
+    stall_timeout_ms: int | None
     partition_assignment_strategy: str
 
     @classmethod
@@ -51,6 +54,12 @@ class GroupSettings:
         values = {field.name: options[field.name] for field in fields(cls)}
         values["topics"] = tuple(values["topics"])
         return cls(**values)
+
+    def stall_timeout(self) -> float:
+        """Seconds out of a stable generation, or without a broker, before the member counts as stalled."""
+        if self.stall_timeout_ms is not None:
+            return self.stall_timeout_ms / 1000
+        return max(_STALL_TIMEOUT_MS, self.drain_timeout + _STALL_OVER_DRAIN_MS) / 1000
 
     def topic_configs(self) -> dict[str, Mapping[str, Any]]:
         """Each topic's validated config by name."""
