@@ -150,3 +150,11 @@ class SourceProducer(BaseProducer):
         if not batch:
             self.source.idle_wait()
         return batch
+
+
+class ServiceProducer(SourceProducer):
+    """A SourceProducer whose prepare_for_start hands the pipeline the service in ``options["service"]``."""
+
+    @classmethod
+    def prepare_for_start(cls, options, pipeline_options):
+        return [options["service"]], pipeline_options

@@ -25,6 +25,24 @@ def make_group(cluster, topic, group_id, cls=ConsumerGroup, topic_config=None, *
     return build_group(cls, **group_options)
 
 
+class CallbackRecordingGroup(ConsumerGroup):
+    """Records the lifecycle callbacks: (kind, partition, group name, time.monotonic()) per call."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.events = []
+
+    def handle_consumer_start(self, topic, partition, group_name):
+        self.events.append(("start", partition, group_name, time.monotonic()))
+
+    def handle_consumer_stop(self, topic, partition, group_name, reason):
+        self.events.append((reason, partition, group_name, time.monotonic()))
+
+    def reasons(self):
+        """(kind, partition) of each callback, in order."""
+        return [(kind, partition) for kind, partition, _, _ in self.events]
+
+
 class Consumer:
     """Pulls from a group like a producer stage, acking at once or later."""
 

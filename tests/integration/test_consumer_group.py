@@ -15,9 +15,8 @@ from kafka import KafkaConsumer
 from kafka.structs import TopicPartition
 
 from gkbroad.kafka.client.fetcher_fix import release_exhausted_batch
-from gkbroad.kafka.group.consumer_group import ConsumerGroup
 from gkbroad.testing.broker import LocalBroker
-from tests.helpers.group_support import Consumer, build_group, make_group
+from tests.helpers.group_support import CallbackRecordingGroup, Consumer, build_group, make_group
 from tests.helpers.kafka_helpers import Cluster, create_topic, partition_count
 from tests.helpers.kafka_options import producer_options
 from tests.helpers.support import free_port, wait_until
@@ -95,28 +94,13 @@ def test_bounded_buffers_pause_and_resume_without_losing_or_sticking(cluster):
     assert cluster.committed(group_id, topic) == cluster.end_offsets(topic, 2)
 
 
-class Recorder(ConsumerGroup):
-    """Records lifecycle callbacks with a timestamp."""
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.events = []
-
-    def handle_consumer_start(self, topic, partition, group_name):
-        self.events.append(("start", partition, group_name, time.monotonic()))
-
-    def handle_consumer_stop(self, topic, partition, group_name, reason):
-        self.events.append((reason, partition, group_name, time.monotonic()))
-
-    def reasons(self):
-        return [(kind, partition) for kind, partition, _, _ in self.events]
-
-
 def test_a_consumer_slower_than_max_poll_interval_keeps_the_membership(cluster):
     topic = cluster.topic(partitions=2)
     cluster.produce(topic, 40)
     group_id = cluster.group_id()
-    group = make_group(cluster, topic, group_id, cls=Recorder, rebalance_timeout_ms=2000, drain_timeout=1500)
+    group = make_group(
+        cluster, topic, group_id, cls=CallbackRecordingGroup, rebalance_timeout_ms=2000, drain_timeout=1500
+    )
     group.start()
     try:
         consumer = Consumer(group, batch=1)
@@ -137,7 +121,7 @@ def test_two_members_split_partitions_and_a_revocation_drains_first(cluster, ass
     topic = cluster.topic(partitions=4)
     cluster.produce(topic, 400, partitions=4)
     group_id = cluster.group_id()
-    options = {"cls": Recorder, "partition_assignment_strategy": assignor, "drain_timeout": 20000}
+    options = {"cls": CallbackRecordingGroup, "partition_assignment_strategy": assignor, "drain_timeout": 20000}
     first = make_group(cluster, topic, group_id, **options)
     first.start()
     second = make_group(cluster, topic, group_id, **options)
@@ -191,7 +175,7 @@ def test_lost_membership_reports_lost_and_ignores_acks_of_the_old_epoch(cluster)
     topic = cluster.topic(partitions=1)
     cluster.produce(topic, 20)
     group_id = cluster.group_id()
-    group = make_group(cluster, topic, group_id, cls=Recorder)
+    group = make_group(cluster, topic, group_id, cls=CallbackRecordingGroup)
     group.start()
     try:
         stale = Consumer(group, ack=False)

@@ -1,4 +1,4 @@
-"""ConsumerGroup's logic over the in-memory client (tests/unit/fake_kafka.py):
+"""ConsumerGroup's logic over the in-memory client (tests/helpers/fake_kafka.py):
 pull/ack/commit, drain on revoke, flush on stop, supervision. The same flows
 run against the real broker in tests/integration/test_consumer_group.py."""
 
@@ -10,24 +10,12 @@ import pytest
 
 from gkbroad.kafka.client import PositionsLost, TopicPartition
 from gkbroad.kafka.group import poller
-from gkbroad.kafka.group.consumer_group import ConsumerGroup
 from gkbroad.kafka.producer import Producer
 from tests.helpers.fake_kafka import FakeConsumerClient, make_group
+from tests.helpers.group_support import CallbackRecordingGroup
 from tests.helpers.support import wait_until
 
 T0, T1 = TopicPartition("t", 0), TopicPartition("t", 1)
-
-
-class Recorder(ConsumerGroup):
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.events = []
-
-    def handle_consumer_start(self, topic, partition, group_name):
-        self.events.append(("start", partition))
-
-    def handle_consumer_stop(self, topic, partition, group_name, reason):
-        self.events.append((reason, partition))
 
 
 @pytest.fixture
@@ -36,7 +24,7 @@ def started():
 
     def start(logs, **options):
         client = FakeConsumerClient(logs)
-        group = make_group(client, ["t"], cls=Recorder, **options)
+        group = make_group(client, ["t"], cls=CallbackRecordingGroup, **options)
         group.start()
         groups.append(group)
         wait_until(lambda: client.connected, 5, "the fake client to connect")
@@ -79,7 +67,7 @@ def test_a_revocation_waits_for_the_delivered_records_then_commits_and_notifies(
     epoch, offsets = pull_all(group, 0, 20)
     revocation = client.revoke(("t", 0))
     gevent.sleep(0.3)
-    assert not revocation.dead and group.events == [("start", 0)]  # still draining
+    assert not revocation.dead and group.reasons() == [("start", 0)]  # still draining
     assert group.assigned_partitions() == []  # no more pulls...
     assert group.is_current("t", 0, epoch)  # ...but what was pulled is still to be handled
     group.ack([("t", 0, o, epoch) for o in offsets])
@@ -87,7 +75,7 @@ def test_a_revocation_waits_for_the_delivered_records_then_commits_and_notifies(
     assert revocation.dead
     assert not group.is_current("t", 0, epoch)
     assert client.committed[T0] == 20
-    assert group.events == [("start", 0), ("revoked", 0)]
+    assert group.reasons() == [("start", 0), ("revoked", 0)]
 
 
 def test_a_drain_that_times_out_commits_only_what_was_acknowledged(started):
@@ -111,7 +99,7 @@ def test_lost_partitions_commit_nothing_and_old_acks_are_ignored(started):
     group.ack([("t", 0, o, epoch) for o in offsets])
     gevent.sleep(0.1)
     assert client.committed == {}
-    assert group.events == [("start", 0), ("lost", 0), ("start", 0)]
+    assert group.reasons() == [("start", 0), ("lost", 0), ("start", 0)]
     new_epoch, again = pull_all(group, 0, 10)  # nothing was committed: all again
     assert (new_epoch, again) == (2, list(range(10)))
 
@@ -125,7 +113,7 @@ def test_stop_flushes_what_is_acknowledged_meanwhile_and_reports_a_clean_stop(st
     assert group.stop(5) is True
     assert late.dead
     assert client.committed == {T0: 10, T1: 10}
-    assert sorted(group.events[2:]) == [("shutdown", 0), ("shutdown", 1)]
+    assert sorted(group.reasons()[2:]) == [("shutdown", 0), ("shutdown", 1)]
     assert client.closed
 
 

@@ -8,7 +8,7 @@ import gevent
 import pytest
 from gevent.event import Event
 
-from tests.helpers.engine_support import RecordingPipeline, Source, SourceProducer
+from tests.helpers.engine_support import RecordingPipeline, ServiceProducer, Source, SourceProducer
 from tests.helpers.support import wait_until
 
 STOP_AFTER = 25
@@ -78,12 +78,6 @@ class Service:
         return True
 
 
-class WithService(SourceProducer):
-    @classmethod
-    def prepare_for_start(cls, options, pipeline_options):
-        return [options["service"]], pipeline_options
-
-
 class StuckOnSeven(RecordingPipeline):
     def on_message(self, message):
         if message.data == 7:
@@ -96,7 +90,7 @@ def test_a_second_signal_aborts_the_drain_but_still_stops_the_services(sig):
     source, service = Source(range(100)), Service()
     pipeline = StuckOnSeven(
         name="abort",
-        producer={"module": (WithService, {"source": source, "service": service})},
+        producer={"module": (ServiceProducer, {"source": source, "service": service})},
         processors={"default": {"concurrency": 2, "max_demand": 2}},
         shutdown_timeout=120_000,  # the drain would wait this long for the stuck handler
     )
@@ -120,7 +114,7 @@ def test_a_stuck_handler_leaves_the_services_their_share_of_the_stop_budget():
     source, service = Source(range(100)), Service()
     pipeline = StuckOnSeven(
         name="budget",
-        producer={"module": (WithService, {"source": source, "service": service})},
+        producer={"module": (ServiceProducer, {"source": source, "service": service})},
         processors={"default": {"concurrency": 2, "max_demand": 2}},
         shutdown_timeout=2000,
     ).start()

@@ -8,7 +8,7 @@ import gevent
 import pytest
 from gevent.event import Event
 
-from tests.helpers.engine_support import RecordingPipeline, Source, SourceProducer, stage_greenlet
+from tests.helpers.engine_support import RecordingPipeline, ServiceProducer, Source, SourceProducer, stage_greenlet
 from tests.helpers.support import wait_until
 
 SHUTDOWN_MS = 2000
@@ -155,18 +155,12 @@ class ReportingService:
         return True
 
 
-class WithService(SourceProducer):
-    @classmethod
-    def prepare_for_start(cls, options, pipeline_options):
-        return [options["service"]], pipeline_options
-
-
 def test_a_service_that_reports_fails_the_pipeline_which_stops_it_once():
     service = ReportingService()
     source = Source(range(100_000))
     pipeline = RecordingPipeline(
         name="sup",
-        producer={"module": (WithService, {"source": source, "service": service})},
+        producer={"module": (ServiceProducer, {"source": source, "service": service})},
         processors={"default": {}},
         shutdown_timeout=SHUTDOWN_MS,
     )
@@ -192,7 +186,7 @@ def test_a_service_that_did_not_stop_cleanly_makes_stop_return_false():
     service = UncleanService()
     pipeline = RecordingPipeline(
         name="sup",
-        producer={"module": (WithService, {"source": Source(range(10)), "service": service})},
+        producer={"module": (ServiceProducer, {"source": Source(range(10)), "service": service})},
         processors={"default": {}},
     ).start()
 
@@ -228,7 +222,7 @@ def test_a_service_that_reports_before_it_starts_makes_run_return_false():
     source = Source(range(10))
     pipeline = RecordingPipeline(
         name="sup",
-        producer={"module": (WithService, {"source": source, "service": service})},
+        producer={"module": (ServiceProducer, {"source": source, "service": service})},
         processors={"default": {}},
         shutdown_timeout=SHUTDOWN_MS,
     )
