@@ -1,7 +1,7 @@
 """Commit spacing (commit_interval) and commit reporting (report_commits / after_commit).
 
 GroupState by value for the rule, then the ConsumerGroup over the in-memory
-client (tests/unit/fake_kafka.py) for what the committer sends. Intervals are
+client (tests/helpers/fake_kafka.py) for what the committer sends. Intervals are
 long (a minute) so that no test depends on how fast the machine is.
 """
 

@@ -3,7 +3,7 @@
 Everything the group needs from kafka-python goes through this class, so
 that the group's logic talks to a small surface, the ``GroupClient`` Protocol
 of group_client.py (unit tests put an in-memory fake in its place,
-tests/unit/fake_kafka.py), and so that a kafka-python upgrade only has to be
+tests/helpers/fake_kafka.py), and so that a kafka-python upgrade only has to be
 checked here.
 
 What it does: builds the ``KafkaConsumer`` in two steps (``__init__`` starts
