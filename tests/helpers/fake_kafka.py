@@ -95,6 +95,8 @@ class FakeConsumerClient:
         self.poll_error: Exception | None = None  # raised by every poll while set
         self.missing: list[str] = []  # subscribed topics the "cluster" does not know
         self.unreachable = False
+        self.silence: float | None = 0.0  # seconds since the "coordinator" last answered; None: not a stable member
+        self.memberships_forgotten = 0
         self._connected = False
 
     # --------------------------------------------------- the client contract
@@ -198,6 +200,15 @@ class FakeConsumerClient:
 
     def missing_topics(self) -> list[str]:
         return list(self.missing)
+
+    def coordinator_silence(self) -> float | None:
+        return self.silence
+
+    def forget_membership(self) -> None:
+        """Like kafka-python: the member is not stable any more, and once the
+        coordinator answers (a test calls ``lose`` and ``assign``) it rejoins."""
+        self.memberships_forgotten += 1
+        self.silence = None
 
     # ----------------------------------------------- what a test makes happen
 

@@ -133,3 +133,9 @@ class GroupClient(Protocol[FutureT]):
 
     def missing_topics(self) -> list[str]:
         """Subscribed topics the cluster does not know."""
+
+    def coordinator_silence(self) -> float | None:
+        """Seconds since the group coordinator last answered this member; None while it is not a stable member."""
+
+    def forget_membership(self) -> None:
+        """Give the membership up locally: the next ``poll`` reports the held partitions lost and rejoins."""

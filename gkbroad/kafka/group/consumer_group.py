@@ -27,6 +27,7 @@ from .committer import Committer
 from .grouplog import GroupLog
 from .poller import Poller
 from .rebalancer import Rebalancer
+from .session_fence import SessionFence, warn_on_slow_requests
 from .settings import GroupSettings
 from .state import GroupState
 from .timing import Shutdown
@@ -104,6 +105,14 @@ class ConsumerGroup:
             group_name=group_name,
             drain_timeout_ms=drain_timeout,
         )
+        self._fence = SessionFence(
+            self._client,
+            kafka.get("session_timeout_ms", CONSUMER_DEFAULTS["session_timeout_ms"]) / 1000,
+            held=lambda: set(self._state.partitions),
+            lose=self._rebalancer.lost,
+            group_name=group_name,
+        )
+        warn_on_slow_requests(kafka, self._log)
         self._poller = Poller(
             self._state,
             self._client,
@@ -114,6 +123,7 @@ class ConsumerGroup:
             drain_timeout_ms=drain_timeout,
             on_failure=self._fail,
             wake_committer=self._committer.wake,
+            fence=self._fence.check,
         )
         self._greenlets: list[gevent.Greenlet[[], None]] = []
         self._report: Callable[[str], None] | None = None
@@ -290,7 +300,9 @@ class ConsumerGroup:
         ``lag`` (highwater - committed); ``paused``; ``epoch``. None marks
         what is not known yet. ``last_poll_age``: seconds since the poll loop
         last completed a poll (None before the first); ``rebalance_timeout``:
-        seconds kafka-python allows between polls.
+        seconds kafka-python allows between polls; ``session_fenced``: True
+        while the member gave its partitions up because the group coordinator
+        did not answer (see session_fence), until it rejoins.
         """
         state = self._state
         partitions = {}
@@ -315,4 +327,5 @@ class ConsumerGroup:
             "failure": self.failure,
             "last_poll_age": None if last_poll is None else time.monotonic() - last_poll,
             "rebalance_timeout": self._rebalance_timeout,
+            "session_fenced": self._fence.fenced,
         }
