@@ -122,5 +122,6 @@ def test_a_cut_member_stops_before_its_partitions_move(split_broker, tmp_path, r
     assert codes == [0, 0] and [run.exit for run in runs] == ["clean", "clean"], f"exit codes {codes}"
     rejoined = [at for kind, _, _, at in runs[0].events if kind == "start" and at > proxy.healed_at]
     assert rejoined, "the cut member was given no partition after the heal"
+    assert figures.after_expiry == 0, figures.line()
     assert figures.overlap_records == 0, figures.line()
     assert not figures.backwards, figures.line()
