@@ -3,14 +3,18 @@ coordinator stays silent gives its partitions up before the broker can, and take
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import logging
 import re
+from typing import Any
 
 import gevent
+import kafka.errors as Errors
 import pytest
 from kafka.coordinator.assignors.cooperative_sticky import CooperativeStickyAssignor
 from kafka.coordinator.consumer import ConsumerCoordinator
+from kafka.future import Future
 from kafka.structs import TopicPartition
 
 from gkbroad.kafka.client import session
@@ -116,3 +120,59 @@ def test_kafka_python_still_keeps_the_lost_assignment_in_its_assignor():
     lost_path = inspect.getsource(ConsumerCoordinator._on_join_prepare_async)
     assert "on_partitions_lost" in lost_path
     assert not re.search(r"member_assignment\s*=", inspect.getsource(ConsumerCoordinator))
+
+
+class _Coordinator:
+    """What commit_unless_lost uses of kafka-python's coordinator; each attempt gets the next answer."""
+
+    config = {"retry_backoff_ms": 1}
+
+    def __init__(self, *answers: BaseException | None):
+        self.answers = list(answers)
+        self.sent: list[dict] = []
+
+    async def ensure_coordinator_ready_async(self, timeout_ms: int) -> bool:
+        return True
+
+    def _send_offset_commit_request(self, offsets: dict) -> Future:
+        self.sent.append(offsets)
+        answer = self.answers.pop(0)
+        return Future().failure(answer) if answer is not None else Future().success(None)
+
+
+class _Loop:
+    """kafka-python's manager and net, as far as commit_unless_lost uses them."""
+
+    def call_soon(self, function: Any, *args: Any) -> Any:
+        return function(*args)
+
+    async def wait_for(self, future: Future, timeout_ms: int) -> None:
+        if future.failed():
+            raise future.exception
+
+    async def sleep(self, seconds: float) -> None:
+        return None
+
+
+def _commit(coordinator: _Coordinator, still_member: Any) -> Any:
+    consumer = type("Consumer", (), {"_coordinator": coordinator, "_manager": _Loop(), "_net": _Loop()})()
+    return asyncio.run(session.commit_unless_lost(consumer, {"tp": "offset"}, 5000, still_member))
+
+
+def test_a_commit_retries_retriable_errors_while_the_membership_lasts():
+    coordinator = _Coordinator(Errors.CoordinatorNotAvailableError(), None)
+    _commit(coordinator, lambda: True)
+    assert len(coordinator.sent) == 2
+
+
+def test_a_commit_sends_nothing_once_the_membership_was_lost():
+    """The retry after a loss would go out in the next generation, maybe behind the new owner's commit."""
+    coordinator = _Coordinator(Errors.CoordinatorNotAvailableError(), None)
+    member = iter([True, False])
+    with pytest.raises(Errors.CommitFailedError):
+        _commit(coordinator, lambda: next(member))
+    assert len(coordinator.sent) == 1
+    coordinator = _Coordinator(None)
+    with pytest.raises(Errors.CommitFailedError):
+        _commit(coordinator, lambda: False)
+    assert coordinator.sent == []
