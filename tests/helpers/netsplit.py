@@ -24,6 +24,7 @@ import socket
 import struct
 import threading
 import time
+from collections.abc import Callable
 
 _HOST = "127.0.0.1"
 _CHUNK = 65536
@@ -74,9 +75,10 @@ def _splice(client: socket.socket, upstream: socket.socket, gate: _Gate) -> None
 
 
 class _Listener:
-    """A 127.0.0.1 listening socket whose connections ``_serve`` handles, one thread each."""
+    """A 127.0.0.1 listening socket whose connections ``serve`` handles, one thread each."""
 
-    def __init__(self) -> None:
+    def __init__(self, serve: Callable[[socket.socket], None]) -> None:
+        self._serve = serve
         self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self._sock.bind((_HOST, 0))
@@ -97,16 +99,13 @@ class _Listener:
                 return
             threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
 
-    def _serve(self, conn: socket.socket) -> None:
-        raise NotImplementedError
-
     def close(self) -> None:
         self._closed = True
         with contextlib.suppress(OSError):
             self._sock.close()
 
 
-class CutProxy(_Listener):
+class CutProxy:
     """Forwards 127.0.0.1:``port`` to 127.0.0.1:``target_port``; can be cut and healed."""
 
     def __init__(self, target_port: int) -> None:
@@ -114,7 +113,8 @@ class CutProxy(_Listener):
         self._gate = _Gate()
         self.cut_at: float | None = None  # time.monotonic() of the last cut
         self.healed_at: float | None = None
-        super().__init__()
+        self._listener = _Listener(self._serve)
+        self.port, self.address, self.close = self._listener.port, self._listener.address, self._listener.close
 
     def _serve(self, conn: socket.socket) -> None:
         self._gate.wait_open()  # a connection made during a cut hangs, like its SYN would
@@ -138,14 +138,15 @@ class CutProxy(_Listener):
         return not self._gate.is_open
 
 
-class Socks5Redirector(_Listener):
+class Socks5Redirector:
     """A SOCKS5 server (no authentication, CONNECT only) for loopback targets;
     requests for a port in ``redirects`` are connected to the port it maps to."""
 
     def __init__(self, redirects: dict[int, int]) -> None:
         self.redirects = dict(redirects)
         self._gate = _Gate()  # never shut: this path is the one that keeps working
-        super().__init__()
+        self._listener = _Listener(self._serve)
+        self.port, self.address, self.close = self._listener.port, self._listener.address, self._listener.close
 
     def _serve(self, conn: socket.socket) -> None:
         try:
