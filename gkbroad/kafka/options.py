@@ -346,7 +346,11 @@ class KafkaProducerOptions(Schema):
     session_timeout_ms = PositiveInt(
         load_default=None,
         allow_none=True,
-        **kafka_option("Member is dropped when no heartbeat arrived for this long.", "session_timeout_ms"),
+        **kafka_option(
+            "Member is dropped when no heartbeat arrived for this long; a member that heard nothing from its "
+            "coordinator for this less a quarter (at least 1 s) gives its partitions up first.",
+            "session_timeout_ms",
+        ),
     )
     heartbeat_interval_ms = PositiveInt(
         load_default=None,

@@ -96,6 +96,11 @@ def unhealthy(pipeline: Any) -> str | None:
     for stats in _service_stats(pipeline):
         if stats.get("failure"):
             return f"service failed: {stats['failure']}"
+        if stats.get("session_fenced"):
+            return (
+                f"consumer group {stats.get('group')!r} cannot reach its group coordinator; "
+                "it gave its partitions up until it rejoins"
+            )
         age, limit = stats.get("last_poll_age"), stats.get("rebalance_timeout")
         if age is not None and limit is not None and age > limit:
             return (

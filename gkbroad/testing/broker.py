@@ -145,10 +145,15 @@ class LocalBroker:
 
     Use as a context manager, or call ``start()`` and ``stop()``. Connect
     clients to ``bootstrap_servers``.
+
+    ``advertised_port`` makes the broker tell clients to reach it on another
+    127.0.0.1 port (a test's proxy that forwards to ``port``); by default it
+    advertises its own.
     """
 
-    def __init__(self, port: int | None = None, startup_timeout: float = 30.0):
+    def __init__(self, port: int | None = None, startup_timeout: float = 30.0, advertised_port: int | None = None):
         self.port = port
+        self.advertised_port = advertised_port
         self.startup_timeout = startup_timeout
         self._process: subprocess.Popen[bytes] | None = None
         self._log_file: IO[bytes] | None = None
@@ -187,6 +192,7 @@ class LocalBroker:
 
     def _launch(self, binary: str, port: int) -> subprocess.Popen[bytes]:
         url = f"tcp://{_HOST}:{port}"
+        advertised = f"tcp://{_HOST}:{self.advertised_port or port}"
         env = {key: os.environ[key] for key in _ENV_KEPT if key in os.environ}
         # Kept open for the broker's lifetime (its output goes there); closed by stop().
         self._log_file = tempfile.NamedTemporaryFile(prefix="gkbroad-tansu-", suffix=".log", delete=False)  # noqa: SIM115
@@ -197,7 +203,7 @@ class LocalBroker:
                 "--listener-url",
                 url,
                 "--advertised-listener-url",
-                url,
+                advertised,
                 "--storage-engine",
                 "memory://tansu/",
             ],
@@ -219,7 +225,8 @@ class LocalBroker:
                     f"Tansu exited with code {process.returncode} before it was ready; its output:\n{self._log_tail()}"
                 )
             try:
-                if any(broker_port == port for _, _, broker_port in metadata_brokers(port)):
+                advertised = self.advertised_port or port
+                if any(broker_port == advertised for _, _, broker_port in metadata_brokers(port)):
                     return
                 last_error = "metadata did not list the broker itself"
             except (OSError, struct.error) as exc:

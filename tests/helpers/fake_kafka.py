@@ -12,6 +12,7 @@ membership with ``assign``, ``revoke`` and ``lose`` and can make the
 
 from __future__ import annotations
 
+import time
 from typing import Any, NamedTuple
 
 import gevent
@@ -100,6 +101,8 @@ class FakeConsumerClient:
         self.generation = 1
         self._join_answers = JoinAnswers()
         self.choose_rejoin: Any = None
+        self.silence: float | None = 0.0  # seconds since the "coordinator" last answered; None: not a stable member
+        self.memberships_forgotten = 0
         self._connected = False
 
     # --------------------------------------------------- the client contract
@@ -221,6 +224,15 @@ class FakeConsumerClient:
         self.join_answers.refused_syncs += 1
         return self.choose_rejoin(self.join_answers)
 
+    def coordinator_silence(self) -> float | None:
+        return self.silence
+
+    def forget_membership(self) -> None:
+        """Like kafka-python: the member is not stable any more, and once the
+        coordinator answers (a test calls ``lose`` and ``assign``) it rejoins."""
+        self.memberships_forgotten += 1
+        self.silence = None
+
     # ----------------------------------------------- what a test makes happen
 
     def assign(self, *keys: tuple[str, int]) -> None:
@@ -276,3 +288,17 @@ def make_group(
         "producer.module",
     )
     return cls.from_options(opts, consumer_client=seam)
+
+
+def pull_all(group: Any, partition: int, count: int, timeout: float = 5) -> tuple[int | None, list[int]]:
+    """Pull ``count`` records of ``partition``; returns (epoch, offsets)."""
+    offsets: list[int] = []
+    epoch: int | None = None
+    deadline = time.monotonic() + timeout
+    while len(offsets) < count:
+        assert time.monotonic() < deadline, f"pulled {offsets} of {count}"
+        epoch, records = group.pull("t", partition, count - len(offsets))
+        offsets += [r.offset for r in records]
+        if not records:
+            group.wait_for_records(0.05)
+    return epoch, offsets

@@ -1,6 +1,11 @@
 """One pipeline process for the fault tests, killed and restarted by them.
 
     python -m tests.helpers.fault_worker BOOTSTRAP TOPIC GROUP OUTFILE [--max-sleep S] [--assignor A] [--drain-timeout MS]
+        [--proxy-url URL] [--request-timeout MS] [--ordering key]
+
+``--proxy-url`` and ``--request-timeout`` become kafka-python's ``proxy_url`` and
+``request_timeout_ms`` (the network-partition tests reach the broker through a
+SOCKS5 redirector); ``--ordering`` is the producer's ordering option.
 
 handle_message sleeps a random bit (so a kill lands while records are being
 handled); handle_batch appends one line per record to OUTFILE and fsyncs before
@@ -57,6 +62,9 @@ def main() -> None:
     parser.add_argument("--max-sleep", type=float, default=0.002)
     parser.add_argument("--assignor", default="cooperative-sticky")
     parser.add_argument("--drain-timeout", type=int, default=10000)
+    parser.add_argument("--proxy-url")
+    parser.add_argument("--request-timeout", type=int)
+    parser.add_argument("--ordering")
     args = parser.parse_args()
     logging.basicConfig(
         filename=f"{args.outfile}.log", level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s"
@@ -65,8 +73,14 @@ def main() -> None:
     stacks = open(f"{args.outfile}.stacks", "w")  # noqa: SIM115 - open for the process lifetime
     faulthandler.register(signal.SIGUSR1, file=stacks)
 
+    connection = {"bootstrap_servers": args.bootstrap}
+    if args.proxy_url:
+        connection["proxy_url"] = args.proxy_url
+    if args.request_timeout:
+        connection["request_timeout_ms"] = args.request_timeout
+
     class FaultGroup(ConsumerGroup):
-        client = {"bootstrap_servers": args.bootstrap}
+        client = connection
 
         def handle_consumer_start(self, topic, partition, group_name):
             journal.write([f"start {partition}"])
@@ -96,6 +110,7 @@ def main() -> None:
                     message_format="value",
                     drain_timeout=args.drain_timeout,
                     partition_assignment_strategy=args.assignor,
+                    **({"ordering": args.ordering} if args.ordering else {}),
                 ),
             )
         },

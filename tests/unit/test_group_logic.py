@@ -11,7 +11,7 @@ import pytest
 from gkbroad.kafka.client import PositionsLost, TopicPartition
 from gkbroad.kafka.group import poller
 from gkbroad.kafka.producer import Producer
-from tests.helpers.fake_kafka import FakeConsumerClient, make_group
+from tests.helpers.fake_kafka import FakeConsumerClient, make_group, pull_all
 from tests.helpers.group_support import CallbackRecordingGroup
 from tests.helpers.support import wait_until
 
@@ -33,19 +33,6 @@ def started():
     yield start
     for group in groups:
         group.stop(1)
-
-
-def pull_all(group, partition, count, timeout=5):
-    """Pull ``count`` records of ``partition``; returns (epoch, offsets)."""
-    offsets, epoch = [], None
-    deadline = time.monotonic() + timeout
-    while len(offsets) < count:
-        assert time.monotonic() < deadline, f"pulled {offsets} of {count}"
-        epoch, records = group.pull("t", partition, count - len(offsets))
-        offsets += [r.offset for r in records]
-        if not records:
-            group.wait_for_records(0.05)
-    return epoch, offsets
 
 
 def test_pulled_records_come_in_order_and_acks_commit_the_contiguous_prefix(started):

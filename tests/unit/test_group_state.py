@@ -101,7 +101,7 @@ def test_lost_partitions_commit_nothing_and_report_their_unacknowledged_records(
     assert state.lose([A]) == [(A, 3)]
     assert not state.take_commits(NOW)
     assert not state.take_final_commits([A])
-    assert state.unsaved == []  # the membership was lost: nothing to save
+    assert state.unsaved == [Unsaved(A, 0, 0)]  # acknowledged, never committed: the next owner reads it again
     assert state.pullable() == []
 
 

@@ -27,9 +27,9 @@ disappears from the installed kafka-python):
   and ``wait_for`` (await a future with a timeout on that loop).
 - ``KafkaConsumer._net``: ``call_soon_threadsafe`` (wake the loop) and
   ``stop`` (end the I/O loop when the stop budget is spent).
-- ``KafkaConsumer._coordinator``: ``_commit_offsets_sync_async``, the
-  retrying commit kafka-python itself uses before a rebalance (the public
-  ``commit_async`` returns a coordinator-lookup future instead of the
+- ``KafkaConsumer._coordinator``: its heartbeat, generation and assignors
+  (session.py), and one OffsetCommit attempt, which session.py retries (the
+  public ``commit_async`` returns a coordinator-lookup future instead of the
   commit's while the coordinator is unknown).
 - ``KafkaConsumer._subscription``: per-partition fetch position and high
   watermark, read without I/O.
@@ -42,6 +42,12 @@ disappears from the installed kafka-python):
   under another member id then (``on_refused_sync``, through the coordinator's
   ``_manager``); see gkbroad.kafka.group.membership.
 - ``KafkaConnectionManager._conns``: whether any broker connection is up.
+- ``Heartbeat.last_receive``, ``Heartbeat.last_reset``,
+  ``BaseCoordinator.reset_generation``,
+  ``ConsumerCoordinator._send_offset_commit_request``,
+  ``ConsumerCoordinator._assignors`` and
+  ``StickyPartitionAssignor.member_assignment``: see session.py, where they
+  are used.
 """
 
 from __future__ import annotations
@@ -65,6 +71,7 @@ from kafka.net.manager import KafkaConnectionManager
 from kafka.protocol.consumer import JoinGroupRequest
 from kafka.structs import MemberState, OffsetAndMetadata, TopicPartition
 
+from . import session
 from .fetcher_fix import release_exhausted_batch
 from .gevent_check import check_gevent_patched
 from .group_client import JoinAnswers, RebalanceHandler
@@ -95,12 +102,12 @@ PRIVATE_NAMES = (
     (KafkaConsumer, "_subscription"),
     (KafkaConsumer, "_fetcher"),
     (KafkaConsumer, "_cluster"),
-    (ConsumerCoordinator, "_commit_offsets_sync_async"),
     (ConsumerCoordinator, "_process_join_group_response"),
     (ConsumerCoordinator, "_process_sync_group_response"),
     (ConsumerCoordinator, "_manager"),
     (Fetcher, "_next_partition_records"),
     (KafkaConnectionManager, "_conns"),
+    *session.PRIVATE_NAMES,
 )
 
 # partition_assignment_strategy option -> kafka-python assignor.
@@ -171,15 +178,21 @@ class PositionsLost(Exception):
 
 
 class _Listener(AsyncConsumerRebalanceListener):
-    """Forwards kafka-python's rebalance events to the group's handler."""
+    """Forwards kafka-python's rebalance events to the group's handler.
 
-    def __init__(self, handler: RebalanceHandler):
+    After a loss the consumer's sticky assignor is told to forget what it
+    owned (``on_lost``): kafka-python 3.0.12 would otherwise claim the lost
+    partitions again when it rejoins (see session.py)."""
+
+    def __init__(self, handler: RebalanceHandler, on_lost: Callable[[], None]):
         self._handler = handler
+        self._on_lost = on_lost
 
     async def on_partitions_revoked(self, revoked: Iterable[Any]) -> None:
         await self._handler.revoked(set(revoked))
 
     async def on_partitions_lost(self, lost: Iterable[Any]) -> None:
+        self._on_lost()
         self._handler.lost(set(lost))
 
     async def on_partitions_assigned(self, assigned: Iterable[Any]) -> None:
@@ -203,6 +216,9 @@ class ConsumerClient:
         self._consumer: KafkaConsumer | None = None
         self._join_answers = JoinAnswers()
         self._choose_stand_in: Callable[[JoinAnswers], str | None] = lambda answers: None
+        # Memberships lost (kafka-python's word or the session fence's): a
+        # commit never sends offsets taken before a loss.
+        self._losses = 0
 
     @property
     def bootstrap_servers(self) -> Any:
@@ -259,7 +275,8 @@ class ConsumerClient:
         try:
             consumer.__init__(**self._settings)
             self._note_join_answers(consumer._coordinator)
-            consumer.subscribe(self._topics, listener=_Listener(handler))
+            listener = _Listener(handler, lambda: self._membership_lost(consumer))
+            consumer.subscribe(self._topics, listener=listener)
         except Errors.KafkaConfigurationError as exc:
             self._discard(consumer)
             raise ConfigurationRefused(str(exc)) from exc
@@ -402,15 +419,21 @@ class ConsumerClient:
     # ------------------------------------------------------------- commits
 
     def commit(self, offsets: dict[Any, int], timeout: float | None = None) -> Future:
-        """Start committing {tp: last processed offset} on the I/O loop, with
-        kafka-python's retries of retriable errors for at most ``timeout``
-        seconds (default: the request timeout). Returns the commit's future
+        """Start committing {tp: last processed offset} on the I/O loop,
+        retrying retriable errors for at most ``timeout`` seconds (default:
+        the request timeout), never after the membership was lost since this
+        call (session.commit_unless_lost). Returns the commit's future
         (``is_done``, ``failed()``, ``exception``, ``add_both``)."""
         consumer = self._live()
         timeout = self.request_timeout if timeout is None else min(timeout, self.request_timeout)
         to_send = {tp: OffsetAndMetadata(offset + 1, "", -1) for tp, offset in offsets.items()}
+        losses = self._losses
         return consumer._manager.call_soon(
-            consumer._coordinator._commit_offsets_sync_async, to_send, max(int(timeout * 1000), 1)
+            session.commit_unless_lost,
+            consumer,
+            to_send,
+            max(int(timeout * 1000), 1),
+            lambda: self._losses == losses,
         )
 
     # -------------------------------------------------------- the I/O loop
@@ -475,3 +498,24 @@ class ConsumerClient:
             return []
         known = cluster.topics()
         return sorted(topic for topic in self._topics if topic not in known)
+
+    # ---------------------------------------------------- the session fence
+
+    def coordinator_silence(self) -> float | None:
+        """Seconds since the group coordinator last answered this member; None
+        while it is not a stable member (see session.coordinator_silence)."""
+        consumer = self._consumer
+        return session.coordinator_silence(consumer) if consumer is not None else None
+
+    def forget_membership(self) -> None:
+        """Treat the membership as lost locally: the next poll reports the held
+        partitions lost (to the handler) and rejoins as a new member."""
+        consumer = self._consumer
+        if consumer is not None:
+            self._losses += 1
+            session.forget_membership(consumer)
+
+    def _membership_lost(self, consumer: KafkaConsumer) -> None:
+        """kafka-python reports the partitions lost."""
+        self._losses += 1
+        session.forget_owned_partitions(consumer)

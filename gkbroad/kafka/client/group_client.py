@@ -164,3 +164,9 @@ class GroupClient(Protocol[FutureT]):
     def on_refused_sync(self, choose: Callable[[JoinAnswers], str | None]) -> None:
         """Have ``choose(join_answers)`` called after each SyncGroup refused with REBALANCE_IN_PROGRESS;
         a member id it returns is joined under once, beside the member's own."""
+
+    def coordinator_silence(self) -> float | None:
+        """Seconds since the group coordinator last answered this member; None while it is not a stable member."""
+
+    def forget_membership(self) -> None:
+        """Give the membership up locally: the next ``poll`` reports the held partitions lost and rejoins."""

@@ -27,6 +27,7 @@ from .committer import Committer
 from .grouplog import GroupLog
 from .poller import Poller
 from .rebalancer import Rebalancer
+from .session_fence import SessionFence, warn_on_slow_requests
 from .settings import GroupSettings
 from .state import GroupState
 from .timing import Shutdown
@@ -104,6 +105,14 @@ class ConsumerGroup:
             group_name=group_name,
             drain_timeout_ms=drain_timeout,
         )
+        self._fence = SessionFence(
+            self._client,
+            kafka.get("session_timeout_ms", CONSUMER_DEFAULTS["session_timeout_ms"]) / 1000,
+            held=lambda: set(self._state.partitions),
+            lose=self._rebalancer.lost,
+            group_name=group_name,
+        )
+        warn_on_slow_requests(kafka, self._log)
         self._poller = Poller(
             self._state,
             self._client,
@@ -115,6 +124,7 @@ class ConsumerGroup:
             stall_timeout=settings.stall_timeout(),
             on_failure=self._fail,
             wake_committer=self._committer.wake,
+            fence=self._fence.check,
         )
         self._greenlets: list[gevent.Greenlet[[], None]] = []
         self._report: Callable[[str], None] | None = None
@@ -296,7 +306,9 @@ class ConsumerGroup:
         loop last read them; ``unstable_for``: seconds out of a stable
         generation and ``unreachable_for``: seconds without a broker (None
         while in one, or connected); ``stall_timeout``: the limit of both
-        (see MembershipWatch); ``stopping``: stop() was called.
+        (see MembershipWatch); ``stopping``: stop() was called;
+        ``session_fenced``: True while the member gave its partitions up because the
+        group coordinator did not answer (see session_fence), until it rejoins.
         """
         state = self._state
         partitions = {}
@@ -328,4 +340,5 @@ class ConsumerGroup:
             "unreachable_for": self._poller.unreachable_for(),
             "stall_timeout": membership.stall_timeout,
             "stopping": self._shutdown.requested,
+            "session_fenced": self._fence.fenced,
         }

@@ -57,6 +57,8 @@ class Poller:
     """Runs the poll loop over ``state`` and ``client``.
 
     ``rebalancer`` is handed to the client as its rebalance handler;
+    ``fence()`` (SessionFence.check) runs after every poll, before what it
+    returned is buffered;
     ``on_failure(reason)`` is called when kafka-python refuses the
     configuration (the loop then ends). ``policies`` maps topics to their
     offset_reset_policy.
@@ -75,6 +77,7 @@ class Poller:
         stall_timeout: float,
         on_failure: Callable[[str], None],
         wake_committer: Callable[[], None],
+        fence: Callable[[], bool],
     ):
         self._state = state
         self._client = client
@@ -85,6 +88,7 @@ class Poller:
         self._drain_timeout = drain_timeout_ms / 1000
         self._on_failure = on_failure
         self._wake_committer = wake_committer
+        self._fence = fence  # the session fence's check, before what a poll returned is buffered
         self._new_records = Event()
         self.last_poll: float | None = None  # time.monotonic() of the last completed poll
         self._unreachable_since: float | None = None
@@ -228,6 +232,7 @@ class Poller:
             self._retry_after(delay)
             return False
         except Exception as exc:
+            self._fence()
             delay = backoff.next()
             self._log.warning(
                 "poll failed (%s: %s); retrying in %.1fs",
@@ -240,6 +245,7 @@ class Poller:
             return False
         self.last_poll = time.monotonic()
         backoff.reset()
+        self._fence()
         arrived, rewound = self._state.buffer(fetched)
         for tp, first_kept in rewound:
             self._log.warning("%s: dropping re-fetched records below offset %d (log truncated)", tp, first_kept)

@@ -63,14 +63,25 @@ class Rebalancer:
             self._log.info("assigned %s:%d (epoch %d)", state.tp.topic, state.tp.partition, state.epoch)
             self._notify("handle_consumer_start", state.tp)
 
-    def lost(self, tps: set[Any]) -> None:
-        for tp, pending in self._state.lose(tps):
+    def lost(self, tps: set[Any], why: str | None = None) -> None:
+        """The membership was lost: drop the partitions at once, commit
+        nothing. With ``why`` (the session fence) one warning says it for all."""
+        dropped = self._state.lose(tps)
+        if why is not None and dropped:
             self._log.warning(
-                "lost %s:%d; its %d unacknowledged record(s) will be re-read by its next owner",
-                tp.topic,
-                tp.partition,
-                pending,
+                "%s; treating %s as lost, their %d unacknowledged record(s) will be re-read by their next owner",
+                why,
+                describe([tp for tp, _ in dropped]),
+                sum(pending for _, pending in dropped),
             )
+        for tp, pending in dropped:
+            if why is None:
+                self._log.warning(
+                    "lost %s:%d; its %d unacknowledged record(s) will be re-read by its next owner",
+                    tp.topic,
+                    tp.partition,
+                    pending,
+                )
             self._notify("handle_consumer_stop", tp, "lost")
 
     async def revoked(self, tps: set[Any]) -> None:

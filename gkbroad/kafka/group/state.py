@@ -155,12 +155,17 @@ class GroupState:
         return started
 
     def lose(self, tps: Iterable[Any]) -> list[tuple[Any, int]]:
-        """The membership was lost: forget the partitions, commit nothing.
+        """The membership was lost: forget the partitions, commit nothing
+        (acknowledged offsets not committed yet are kept in ``unsaved``).
         Returns ``(tp, unacknowledged records)`` for each one held."""
         dropped = []
         for tp in sorted(tps):
-            if tp in self.partitions:
+            state = self.partitions.get(tp)
+            if state is not None:
                 dropped.append((tp, self.tracker.pending(tp)))
+                unsaved = state.unsaved()
+                if unsaved is not None:
+                    self.unsaved.append(unsaved)
                 self._forget(tp)
         return dropped
 
