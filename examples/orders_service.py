@@ -17,7 +17,11 @@ def pipeline_options() -> dict:
             "module": (
                 Producer,
                 {
-                    "client": {"bootstrap_servers": os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "localhost:9092")},
+                    # request_timeout_ms below the session fence's point (3/4 of the session): see docs/guides/delivery.md
+                    "client": {
+                        "bootstrap_servers": os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "localhost:9092"),
+                        "request_timeout_ms": 4000,
+                    },
                     "group_name": os.environ.get("ORDERS_GROUP", "orders-web"),
                     "topics": [{"name": os.environ.get("ORDERS_TOPIC", "orders"), "offset_reset_policy": "earliest"}],
                     "session_timeout_ms": 6000,

@@ -112,7 +112,7 @@ class ConsumerGroup:
             lose=self._rebalancer.lost,
             group_name=group_name,
         )
-        warn_on_slow_requests(kafka, self._log)
+        self._kafka_settings = kafka
         self._poller = Poller(
             self._state,
             self._client,
@@ -158,6 +158,7 @@ class ConsumerGroup:
         """Spawn the poll greenlet (which connects) and the committers; returns at once."""
         if self._greenlets:
             return
+        warn_on_slow_requests(self._kafka_settings, self._log)  # at start, so that `gkbroad check` stays quiet
         poller = gevent.spawn(self._poller.run)
         poller.link_exception(lambda g: self._died("the poll loop", g))
         self._greenlets = [poller]
