@@ -3,7 +3,8 @@
 Each chart spans the window the samples cover (up to the 15 minutes of
 gkbroad.observability.trends), the newest sample at the right edge; its
 y axis runs from 0 to the largest value shown, written in the corner with the
-newest value. A chart with fewer than two samples says it is waiting for them.
+newest value. A chart with fewer than two samples says it is waiting for them,
+one whose value is unknown (the lag of a pipeline without partitions) says so.
 """
 
 from __future__ import annotations
@@ -37,8 +38,10 @@ def render_charts(trends: dict[str, Any] | None) -> str:
 def _chart(samples: list[dict[str, Any]], field: str, title: str, colour: str) -> str:
     points = [(s["time"], s[field]) for s in samples if s[field] is not None]
     head = f'<figure class="chart"><figcaption>{escape(title)}'
-    if len(points) < 2:
+    if len(samples) < 2:
         return head + ": waiting for samples</figcaption></figure>"
+    if len(points) < 2:  # the lag, while no partition reports one
+        return head + ": not known</figcaption></figure>"
     first, last = points[0][0], points[-1][0]
     span = (last - first) or 1.0
     top = max(value for _, value in points) or 1.0
