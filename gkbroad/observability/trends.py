@@ -78,7 +78,6 @@ class Trends(AfterPipelineStart, BeforePipelineStop):
         return list(self._samples)
 
     def lag_before(self, topic: str, partition: int) -> int | None:
-        """The partition's lag in the oldest sample kept for the trend (about TREND_WINDOW ago), if known."""
-        if not self._lags:
-            return None
-        return self._lags[0][1].get((topic, partition))
+        """The partition's lag in the oldest sample kept for the trend (about TREND_WINDOW ago) that knows it."""
+        key = (topic, partition)
+        return next((lags[key] for _, lags in self._lags if key in lags), None)

@@ -67,7 +67,7 @@ def render_page(status: dict[str, Any]) -> str:
         render_charts(status.get("trends")),
         _partition_table(status["partitions"]),
         _stage_table(status),
-        '<p><a href="status.json">status.json</a> &middot; <a href="healthz">healthz</a> &middot; <a href="readyz">readyz</a></p>',
+        '<p><a href="status.json">status.json</a> &middot; <a href="healthz">healthz</a> &middot; <a href="readyz">readyz</a> &middot; <a href="metrics">metrics</a></p>',
         "</body></html>",
     ]
     return "\n".join(parts) + "\n"
