@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from opentelemetry import propagate, trace
+from opentelemetry import context, propagate, trace
 from opentelemetry.propagators.textmap import Getter
 from opentelemetry.trace import Link, SpanKind, Status, StatusCode
 
@@ -92,13 +92,13 @@ class Tracing(AfterPipelineStart, AroundHandleMessage, AroundHandleBatch):
         if "attempt" in message.metadata:
             attributes["gkbroad.attempt"] = message.metadata["attempt"]
         parent = propagate.extract(headers, getter=_GETTER) if headers else None
-        name = f"process {topic or self.pipeline_name}"
-        with self.tracer.start_as_current_span(name, parent, SpanKind.CONSUMER, attributes) as span:
-            result = call(function, *args)
-            if isinstance(result, Message) and result.is_failed:
-                span.set_status(Status(StatusCode.ERROR, f"{result.failure_reason!s:.{REASON_LIMIT}}"))
-            message.metadata[SPAN_CONTEXT] = span.get_span_context()
-            return result
+        span = self.tracer.start_span(f"process {topic or self.pipeline_name}", parent, SpanKind.CONSUMER, attributes)
+        message.metadata[SPAN_CONTEXT] = span.get_span_context()
+        result = _call_in_span(span, call, function, args)
+        if isinstance(result, Message) and result.is_failed:
+            span.set_status(Status(StatusCode.ERROR, f"{result.failure_reason!s:.{REASON_LIMIT}}"))
+        span.end()
+        return result
 
     def around_handle_batch(
         self, batcher: str, messages: list[Message], call: Callable[..., Any], function: Any, *args: Any
@@ -112,16 +112,32 @@ class Tracing(AfterPipelineStart, AroundHandleMessage, AroundHandleBatch):
         }
         if self.group:
             attributes["messaging.consumer.group.name"] = self.group
-        links = [Link(context) for context in _span_contexts(messages)]
-        with self.tracer.start_as_current_span(
-            f"process {batcher}", None, SpanKind.CONSUMER, attributes, links=links
-        ) as span:
-            result = call(function, *args)
-            if isinstance(result, list):
-                failed = sum(1 for m in result if isinstance(m, Message) and m.is_failed)
-                if failed:
-                    span.set_status(Status(StatusCode.ERROR, f"{failed} of {len(result)} messages failed"))
-            return result
+        links = [Link(span_context) for span_context in _span_contexts(messages)]
+        span = self.tracer.start_span(f"process {batcher}", None, SpanKind.CONSUMER, attributes, links=links)
+        result = _call_in_span(span, call, function, args)
+        if isinstance(result, list):
+            failed = sum(1 for m in result if isinstance(m, Message) and m.is_failed)
+            if failed:
+                span.set_status(Status(StatusCode.ERROR, f"{failed} of {len(result)} messages failed"))
+        span.end()
+        return result
+
+
+def _call_in_span(span: trace.Span, call: Callable[..., Any], function: Any, args: tuple[Any, ...]) -> Any:
+    """``call(function, *args)`` with `span` current; what it raises is recorded, the span ended, and raised.
+
+    Spelled out rather than ``start_as_current_span``, whose generator-based
+    context manager costs more than the rest of a no-op span put together."""
+    token = context.attach(trace.set_span_in_context(span))
+    try:
+        return call(function, *args)
+    except BaseException as exc:
+        span.record_exception(exc)
+        span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc!s:.{REASON_LIMIT}}"))
+        span.end()
+        raise
+    finally:
+        context.detach(token)
 
 
 def _span_contexts(messages: Iterable[Message]) -> list[trace.SpanContext]:
