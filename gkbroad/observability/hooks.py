@@ -51,6 +51,7 @@ from typing import Any, TypeVar
 
 from gevent import getcurrent
 
+from ..engine.executor import Call
 from ..errors import ConfigError
 from ..message import Message
 from .hook_protocols import Hook
@@ -73,8 +74,6 @@ HOOK_METHODS = (
     "around_handle_message",
     "around_handle_batch",
 )
-
-Call = Callable[..., Any]  # call(function, *args): an executor's call, or an around hook's wrapper of it
 
 
 class Hooks:
