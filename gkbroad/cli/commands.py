@@ -90,7 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--status",
         type=host_port,
         metavar="HOST:PORT",
-        help="also serve the status app (/healthz, /readyz, /status.json, /) on this address, from the same process",
+        help="also serve the status app (/healthz, /readyz, /status.json, /metrics, /) on this address, from the same process",
     )
 
     check = command(

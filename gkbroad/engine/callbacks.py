@@ -29,7 +29,7 @@ from gevent.event import Event
 from ..errors import NotAcknowledged
 from ..message import BatchInfo, Message
 from .acknowledger import ack_messages, withdraw_messages
-from .executor import Executor, GreenletExecutor, StageExecutors
+from .executor import Call, Executor, GreenletExecutor, StageExecutors
 from .failure_policy import FailurePolicy
 from .guard import reraise_stops
 from .repeated_log import RepeatedLog
@@ -78,8 +78,8 @@ class Callbacks:
         """Run prepare_messages on a processor's chunk; on error every message of it fails."""
         if not self.has_prepare:
             return messages
-        executor = self.executors.processor(processor)
-        return self._on_list("prepare_messages", executor, messages, messages, self.context)
+        call = self.executors.processor(processor).call
+        return self._on_list("prepare_messages", call, messages, messages, self.context)
 
     def handle_message(self, processor: str, message: Message) -> Message | None:
         """handle_message, with the processor's retries when it has some: the outcome of the last attempt,
@@ -111,10 +111,9 @@ class Callbacks:
             self.hooks.message_done(started)
 
     def _handle_message(self, processor: str, message: Message) -> Message:
+        call = self.hooks.around_message(message, self.executors.processor(processor).call)
         try:
-            result = self.executors.processor(processor).call(
-                self.pipeline.handle_message, processor, message, self.context
-            )
+            result = call(self.pipeline.handle_message, processor, message, self.context)
         except BaseException as exc:
             reraise_stops(exc)
             if self.retry is not None and self.retry.retries(exc, message.metadata["attempt"]):
@@ -132,15 +131,16 @@ class Callbacks:
     def handle_batch(self, batcher: str, messages: list[Message], info: BatchInfo) -> list[Message]:
         started = self.hooks.call_started()
         try:
-            executor = self.executors.batcher(batcher)
-            return self._on_list("handle_batch", executor, messages, batcher, messages, info, self.context)
+            call = self.hooks.around_batch(batcher, messages, self.executors.batcher(batcher).call)
+            return self._on_list("handle_batch", call, messages, batcher, messages, info, self.context)
         finally:
             self.hooks.batch_done(batcher, len(messages), started)
 
-    def _on_list(self, callback: str, executor: Executor, messages: list[Message], *args: Any) -> list[Message]:
-        """Call a callback that takes and returns a list of messages; any failure fails them all."""
+    def _on_list(self, callback: str, call: Call, messages: list[Message], *args: Any) -> list[Message]:
+        """Call a callback (through `call`: an executor's, or a hook's around it) that takes and returns a
+        list of messages; any failure fails them all."""
         try:
-            result = executor.call(getattr(self.pipeline, callback), *args)
+            result = call(getattr(self.pipeline, callback), *args)
         except BaseException as exc:
             reraise_stops(exc)
             text = f"{callback} raised {exc!r}; all {len(messages)} of its messages fail"

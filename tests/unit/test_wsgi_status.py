@@ -239,6 +239,7 @@ def test_status_json_shows_partitions_counters_and_no_client_setting(pipeline):
         "in_flight": 2,
         "paused": False,
         "epoch": 1,
+        "lag_trend": None,  # no sample taken yet
     }
 
 
