@@ -12,7 +12,15 @@ from typing import Any
 from marshmallow import RAISE, Schema, ValidationError, fields, pre_load, validates_schema
 from marshmallow import validate as mm_validate
 
-from ..config.fields import NonEmptyString, NonNegativeInt, PositiveInt, import_or_error, one_of, option
+from ..config.fields import (
+    NonEmptyString,
+    NonNegativeInt,
+    PositiveInt,
+    import_or_error,
+    one_of,
+    option,
+    timestamp_ms,
+)
 from ..config.redact import SecretSettings
 from .client import ASSIGNORS, CONSUMER_DEFAULTS, PRODUCER_DEFAULTS
 from .decoding import DeserializerField, SchemaClassField
@@ -177,15 +185,38 @@ class ConsumerGroupClass(fields.Field[Any]):
         return value
 
 
+class OffsetResetPolicy(fields.Field[Any]):
+    """ "earliest", "latest", or ``{timestamp = ...}``: loaded as the string, or as milliseconds since the epoch."""
+
+    doc_type = '"earliest", "latest" or {timestamp = ...}'
+    default_error_messages = {
+        "invalid": 'must be "earliest", "latest" or {{timestamp = <date-time or ms since the epoch>}}',
+    }
+
+    def _deserialize(self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any) -> Any:
+        if value in ("earliest", "latest"):
+            return value
+        if not (isinstance(value, dict) and set(value) == {"timestamp"}):
+            raise self.make_error("invalid")
+        try:
+            return timestamp_ms(value["timestamp"])
+        except ValueError as exc:
+            raise ValidationError(f"timestamp: {exc}") from None
+
+
 class TopicOptions(Schema):
     class Meta:
         unknown = RAISE
 
     name = NonEmptyString(required=True, **option("The topic to consume."))
-    offset_reset_policy = one_of(
-        ("earliest", "latest"),
-        "Where to start in a partition the group has no committed offset for.",
+    offset_reset_policy = OffsetResetPolicy(
         load_default="latest",
+        **option(
+            "Where to start in a partition the group has no committed offset for (or whose committed offset "
+            "is out of range): the log's first record, its end, or `{timestamp = 2026-05-01T12:00:00Z}` (a TOML "
+            "date-time, an ISO-8601 string, or ms since the epoch; no zone means UTC): the first record at or "
+            "after that time, or the end when there is none. See Starting from a point in time."
+        ),
     )
     fetch_max_bytes = PositiveInt(
         load_default=None,

@@ -25,10 +25,13 @@ def test_every_command_has_help_with_the_exit_codes(command, capsys):
 
 def test_usage_errors_exit_2(capsys):
     assert main([]) == 2
-    for argv in (["nope"], ["run"], ["lag", "--group", "g"], ["produce", "--bootstrap-servers", "x", "--topic", "t"]):
+    for argv in (["nope"], ["run"], ["produce", "--bootstrap-servers", "x", "--topic", "t"], ["offsets"]):
         with pytest.raises(SystemExit) as exited:
             main(argv)
         assert exited.value.code == 2, argv
+    # Neither --bootstrap-servers nor --config: said after parsing, with the same exit code.
+    assert main(["lag", "--group", "g"]) == 2
+    assert "--bootstrap-servers or --config is required" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["run", "x.toml", "--status", "8080"])
     assert "expected HOST:PORT such as 127.0.0.1:8080, got '8080'" in capsys.readouterr().err
