@@ -131,8 +131,14 @@ class Producer(BaseProducer):
         (the drain timed out, or the membership was lost): its new owner reads
         it again, and handling it here could overwrite what that owner did.
         ``data`` is the acknowledger data (topic, partition, offset, epoch)."""
-        topic, partition, _, epoch = data
-        return not self.group.is_current(topic, partition, epoch)
+        topic, partition, offset, epoch = data
+        return not self.group.is_current(topic, partition, epoch, offset)
+
+    def pause(self, data: tuple[str, int, int, int], seconds: float | None, reason: str) -> None:
+        """A handler raised PausePartition for this message: its partition rewinds to it and is
+        not read for `seconds` (None: until Pipeline.resume_partition); see ConsumerGroup.pause_partition."""
+        topic, partition, offset, epoch = data
+        self.group.pause_partition(topic, partition, offset, epoch, seconds, reason)
 
     def prepare_for_draining(self) -> None:
         self.draining.set()

@@ -267,7 +267,15 @@ class Poller:
             gevent.sleep(max(min(delay, self._drain_deadline - time.monotonic()), 0.0))
 
     def _apply_flow_control(self) -> None:
-        to_pause, to_resume = self._state.flow_control(self._client.paused(), self._client.assignment())
+        """Move rewound partitions (a handler's pause) to their offset, end the pauses that are
+        over, then pause and resume fetching as the buffers and the pauses say."""
+        assigned = self._client.assignment()
+        for tp, offset in self._state.take_seeks():
+            if tp in assigned:
+                self._client.seek(tp, offset)
+        for tp in self._state.end_holds(time.monotonic()):
+            self._log.info("%s:%d: the handler's pause ended; reading again", tp.topic, tp.partition)
+        to_pause, to_resume = self._state.flow_control(self._client.paused(), assigned)
         if to_pause:
             self._client.pause(to_pause)
         if to_resume:
