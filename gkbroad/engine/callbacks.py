@@ -89,6 +89,12 @@ class Callbacks:
         retry = self.retry
         if retry is None:
             return self._attempt(processor, message)
+        if retry.later:
+            attempt = message.metadata.setdefault("attempt", 1)  # a record read back from a retry topic says
+            try:
+                return self._attempt(processor, message)
+            except _TryAgain as again:
+                return self._retry_later(message.failed(again.__cause__), retry.later_delay(attempt))
         attempt = 1
         while True:
             message.metadata["attempt"] = attempt
@@ -158,6 +164,25 @@ class Callbacks:
             self.log.error((callback, "return", problem), reason)
             return [m.failed(reason) for m in messages]
         return cast(list[Message], result)  # _not_messages checked it
+
+    def _retry_later(self, message: Message, delay: float) -> Message | None:
+        """The "topic" retry mode: the message's acknowledger takes the failed attempt
+        (``retry_later(message, delay)``: for Kafka, a write to the retry topic, then the
+        acknowledgement) and delivers it again in `delay` seconds. None once it did; the
+        message failed when its acknowledger cannot."""
+        handler, _, _ = message.acknowledger
+        retry_later = getattr(handler, "retry_later", None)
+        if retry_later is None:
+            return message.failed(
+                f"retry mode 'topic': {type(handler).__name__} cannot retry later; it failed with "
+                f"{message.failure_reason!r}"
+            )
+        try:
+            retry_later(message, delay)
+        except NotAcknowledged as exc:
+            self.on_trip(f"retry: {exc}; the message is not acknowledged")
+            withdraw_messages([message])
+        return None
 
     def _pause(self, messages: list[Message], pause: PausePartition) -> list[Message]:
         """A handler raised PausePartition: each message's acknowledger pauses its source

@@ -30,6 +30,7 @@ from .routing import ORDERINGS
 __all__ = [
     "DeadLetterOptions",
     "FetchStrategyOptions",
+    "RetryTopicOptions",
     "KafkaProducerOptions",
     "TopicOptions",
     "CLIENT_SETTINGS_MANAGED",
@@ -161,6 +162,21 @@ class DeadLetterOptions(Schema):
         load_default=1000, **option("Milliseconds before the second attempt; doubled (with jitter) after each failure.")
     )
     timeout = PositiveInt(load_default=10000, **option("Milliseconds one attempt may take (connecting included)."))
+
+
+class RetryTopicOptions(DeadLetterOptions):
+    topic = NonEmptyString(
+        required=True,
+        **option(
+            "The topic failed attempts wait in until they are due; this pipeline's group consumes it too. One "
+            "retry topic per consumer group: another group's retries would be handled here."
+        ),
+    )
+    create = fields.Boolean(
+        load_default=False,
+        **option("Create the topic at start when it does not exist (with `partitions` partitions, replication 1)."),
+    )
+    partitions = PositiveInt(load_default=1, **option("Partitions of the retry topic when `create` creates it."))
 
 
 class ConsumerGroupClass(fields.Field[Any]):
@@ -414,6 +430,15 @@ class KafkaProducerOptions(Schema):
             "`{'topic': ..., 'client': {...}}`; see Dead letters and the options below. Off by default."
         ),
     )
+    retry_topic = fields.Nested(
+        RetryTopicOptions,
+        load_default=None,
+        allow_none=True,
+        **option(
+            'For `processors.default.retry.mode = "topic"`: the topic failed attempts wait in, '
+            "`{'topic': ..., 'create': true}`; see Retry topics and the options below. Off by default."
+        ),
+    )
     partition_assignment_strategy = one_of(
         tuple(sorted(ASSIGNORS)),
         "cooperative-sticky moves only the partitions that change owner; the others are eager (stop-the-world).",
@@ -459,6 +484,22 @@ class KafkaProducerOptions(Schema):
                     ]
                 },
                 field_name="dead_letter",
+            )
+
+    @validates_schema
+    def _retries_elsewhere(self, data: dict[str, Any], **kwargs: Any) -> None:
+        retry_topic = data.get("retry_topic")
+        if not retry_topic:
+            return
+        if retry_topic["topic"] in {topic["name"] for topic in data.get("topics") or ()}:
+            raise ValidationError(
+                {"topic": ["must not be one of the consumed topics: it is consumed as the retry topic"]},
+                field_name="retry_topic",
+            )
+        if data.get("dead_letter") and data["dead_letter"]["topic"] == retry_topic["topic"]:
+            raise ValidationError(
+                {"topic": ["must not be the dead-letter topic: dead letters would be retried"]},
+                field_name="retry_topic",
             )
 
     @validates_schema
