@@ -190,7 +190,9 @@ class Producer(BaseProducer):
         """A handler raised PausePartition for this message: its partition rewinds to it and is
         not read for `seconds` (None: until Pipeline.resume_partition); see ConsumerGroup.pause_partition."""
         topic, partition, offset, epoch = data
-        self.group.pause_partition(topic, partition, offset, epoch, seconds, reason)
+        if not self.group.pause_partition(topic, partition, offset, epoch, seconds, reason):
+            # Stale, or its partition is being given up: a drain must not wait for it, nor commit past it.
+            self.group.withdraw([data])
 
     def prepare_for_draining(self) -> None:
         self.draining.set()

@@ -7,6 +7,11 @@ and X is handed out again once the hold ends; a commit taken before the rewind i
 
 from collections import namedtuple
 
+import pytest
+
+import gkbroad
+from gkbroad import testing
+from gkbroad.errors import ConfigError
 from gkbroad.kafka.group.offset_tracker import OffsetTracker
 from gkbroad.kafka.group.state import GroupState
 
@@ -71,3 +76,24 @@ def test_a_commit_taken_before_a_rewind_is_booked_after_it():
     state.commit_done(request, True)
     assert state.partitions[A].committed == 1 and not state.partitions[A].committing
     assert state.end_holds(4.9) == [] and state.end_holds(5.0) == [A]
+
+
+class Pauses(gkbroad.Pipeline):
+    def handle_message(self, processor, message, context):
+        if message.data == "pause":
+            raise gkbroad.PausePartition(1.0, "busy")
+        raise RuntimeError("down")
+
+
+def test_without_a_producer_that_can_go_back_a_pause_or_a_later_retry_fails_the_message():
+    retry = {"max_attempts": 2, "backoff": 0, "mode": "topic"}
+    with testing.running(Pauses, name="no-pause", processors={"default": {"retry": retry}}) as pipeline:
+        _, (paused,) = testing.wait_for_ack(pipeline, testing.test_message(pipeline, "pause"))
+        _, (retried,) = testing.wait_for_ack(pipeline, testing.test_message(pipeline, "other"))
+    assert "cannot pause what it produces" in paused.failure_reason
+    assert "retry mode 'topic': TestAcknowledger cannot retry later" in retried.failure_reason
+
+
+def test_pause_partition_refuses_a_negative_time():
+    with pytest.raises(ConfigError, match="seconds must be None or a number >= 0, got -1"):
+        gkbroad.PausePartition(-1)
