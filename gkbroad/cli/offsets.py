@@ -15,6 +15,7 @@ next poll. The plan says so for every partition it clamped.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from ..errors import ConfigError
 
@@ -35,8 +36,12 @@ class Move:
             "latest": "to the log end",
             "offset": f"to offset {self.value}",
             "shift": f"by {self.value:+d}",
-            "datetime": f"to the first record at or after {self.value} ms since the epoch",
+            "datetime": f"to the first record at or after {_utc(self.value)}",
         }[self.kind]
+
+
+def _utc(milliseconds: int) -> str:
+    return datetime.fromtimestamp(milliseconds / 1000, tz=UTC).isoformat(timespec="milliseconds")
 
 
 @dataclass(frozen=True)

@@ -27,6 +27,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 import gevent
@@ -333,10 +334,10 @@ class Poller:
             else:
                 self._client.seek(tp, offset)
         self._log.info(
-            "%s: %s; starting from the first record at or after %d ms since the epoch%s",
+            "%s: %s; starting from the first record at or after %s%s",
             describe(tps),
             reason,
-            timestamp_ms,
+            datetime.fromtimestamp(timestamp_ms / 1000, tz=UTC).isoformat(timespec="milliseconds"),
             f" (none in {describe(after_last)}: starting from the end there)" if after_last else "",
         )
         return True
