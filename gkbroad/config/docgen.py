@@ -32,6 +32,7 @@ _TYPE_NAMES: list[tuple[type, str]] = [
     (fields.Nested, "mapping"),
     (fields.List, "list"),
     (fields.String, "str"),
+    (fields.Boolean, "bool"),
     (fields.Raw, "any"),
 ]
 
@@ -85,6 +86,7 @@ def _kafka_tables() -> dict[str, type[Schema]]:
         "kafka-topic": kafka.TopicOptions,
         "kafka-fetch-strategy": kafka.FetchStrategyOptions,
         "kafka-dead-letter": kafka.DeadLetterOptions,
+        "kafka-retry-topic": kafka.RetryTopicOptions,
     }
 
 

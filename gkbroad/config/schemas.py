@@ -97,6 +97,13 @@ class RetryOptions(Schema):
             "the message. A handler that returns `message.failed(...)` is never retried."
         ),
     )
+    mode = one_of(
+        ("in_place", "topic"),
+        "`in_place`: the processor waits out the backoff and calls the handler again, holding the message's "
+        "lane (order kept). `topic`: the failed message is written to the Kafka producer's `retry_topic` and "
+        "read back when due, while the lane goes on (order across a failure given up). See Retries.",
+        load_default="in_place",
+    )
 
 
 class ProcessorOptions(Schema):

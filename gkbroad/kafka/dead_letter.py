@@ -30,7 +30,7 @@ from ..errors import GkbroadError, NotAcknowledged
 from ..message import Message
 from .client import ProduceFailed, RecordProducer, producer_settings
 
-__all__ = ["DeadLetter", "DeadLetterError", "UnwritableRecord", "dead_letter_record"]
+__all__ = ["DeadLetter", "DeadLetterError", "UnwritableRecord", "dead_letter_record", "original_record"]
 
 logger = logging.getLogger(__name__)
 
@@ -55,6 +55,7 @@ class DeadLetter:
     write may take `timeout` ms; `max_attempts` attempts are made, `backoff` ms
     apart at first, doubling (with jitter) after each failure. From
     ``handle_failed``: ``self.dead_letter.send(messages); return messages``.
+    `kind` names what it writes in its messages (the retry topic's writer is one too).
     """
 
     def __init__(
@@ -66,8 +67,10 @@ class DeadLetter:
         max_attempts: int = 3,
         backoff: int = 1000,
         timeout: int = 10000,
+        kind: str = "dead letter",
     ):
         self.topic = topic
+        self.kind = kind
         self.group_name = group_name
         self.max_attempts = max_attempts
         self.backoff = backoff / 1000.0
@@ -116,7 +119,12 @@ class DeadLetter:
         try:
             records = [dead_letter_record(message, self.group_name) for message in messages]
         except UnwritableRecord as exc:
-            self._break(f"cannot write a dead letter to {self.topic!r}: {exc}")
+            self._break(f"cannot write a {self.kind} to {self.topic!r}: {exc}")
+        self.write(records)
+
+    def write(self, records: list[tuple[bytes | None, bytes | None, list[tuple[str, bytes]]]]) -> None:
+        """Write ``(key, value, headers)`` records, in order, with the attempts and backoff of `send`;
+        returns once the broker acknowledged them all, raises DeadLetterError when that failed for good."""
         for attempt in range(1, self.max_attempts + 1):
             if self.failure is not None:  # another greenlet gave up meanwhile
                 raise DeadLetterError(self.failure)
@@ -126,12 +134,13 @@ class DeadLetter:
             except ProduceFailed as exc:
                 if attempt == self.max_attempts:
                     self._break(
-                        f"writing {len(records)} dead letter(s) to {self.topic!r} failed {attempt} times, last: {exc}"
+                        f"writing {len(records)} {self.kind}(s) to {self.topic!r} failed {attempt} times, last: {exc}"
                     )
                 delay = backoff_delay(attempt, self.backoff, MAX_BACKOFF)
                 logger.warning(
-                    "writing %d dead letter(s) to %r failed (attempt %d of %d): %s; trying again in %.1f s",
+                    "writing %d %s(s) to %r failed (attempt %d of %d): %s; trying again in %.1f s",
                     len(records),
+                    self.kind,
                     self.topic,
                     attempt,
                     self.max_attempts,
@@ -150,13 +159,31 @@ class DeadLetter:
         raise DeadLetterError(self.failure)
 
     def __repr__(self) -> str:  # never the client settings: they may hold secrets
-        return f"<DeadLetter topic={self.topic!r} group={self.group_name!r}>"
+        return f"<DeadLetter topic={self.topic!r} group={self.group_name!r} kind={self.kind!r}>"
 
 
 def dead_letter_record(
     message: Message, group_name: str | None
 ) -> tuple[bytes | None, bytes | None, list[tuple[str, bytes]]]:
-    """(key, value, headers) of the dead letter of a failed Kafka message.
+    """(key, value, headers) of the dead letter of a failed Kafka message (see `original_record`);
+    raises UnwritableRecord for a message that is not a Kafka message or whose key or value is not bytes.
+    """
+    (topic, partition, offset), key, value, headers = original_record(message)
+    headers = [(name, header) for name, header in headers if name not in SOURCE_HEADERS]
+    headers += [
+        ("source_topic", topic.encode()),
+        ("source_partition", str(partition).encode()),
+        ("source_offset", str(offset).encode()),
+        ("source_group", (group_name or "").encode()),
+        ("error", describe_reason(message.failure_reason).encode("utf-8", "replace")),
+    ]
+    return key, value, headers
+
+
+def original_record(
+    message: Message,
+) -> tuple[tuple[str, int, int], bytes | None, bytes | None, list[tuple[str, bytes]]]:
+    """((topic, partition, offset), key, value, headers) of the record a Kafka message came from.
 
     Key and value are the bytes the record arrived with: ``metadata["raw_key"]`` /
     ``["raw_value"]`` when decoding put them there, else the record's own (the
@@ -173,20 +200,12 @@ def dead_letter_record(
         key, value, headers = metadata.get("key"), data, metadata.get("headers") or []
     else:
         key, value, headers = data.key, data.value, data.headers or []
-    key = _as_bytes(metadata.get("raw_key", key), "key", offset)
-    value = _as_bytes(metadata.get("raw_value", value), "value", offset)
-    headers = [(name, header) for name, header in headers if name not in SOURCE_HEADERS]
-    headers += [
-        ("source_topic", topic.encode()),
-        ("source_partition", str(partition).encode()),
-        ("source_offset", str(offset).encode()),
-        ("source_group", (group_name or "").encode()),
-        ("error", _describe(message.failure_reason).encode("utf-8", "replace")),
-    ]
-    return key, value, headers
+    key = as_bytes(metadata.get("raw_key", key), "key", offset)
+    value = as_bytes(metadata.get("raw_value", value), "value", offset)
+    return (topic, partition, offset), key, value, [(name, header) for name, header in headers]
 
 
-def _as_bytes(value: Any, part: str, offset: int) -> bytes | None:
+def as_bytes(value: Any, part: str, offset: int) -> bytes | None:
     if value is None or isinstance(value, bytes):
         return value
     if isinstance(value, (bytearray, memoryview)):
@@ -196,6 +215,6 @@ def _as_bytes(value: Any, part: str, offset: int) -> bytes | None:
     raise UnwritableRecord(f"the {part} of offset {offset} is a {type(value).__name__}, not the record's bytes")
 
 
-def _describe(reason: Any) -> str:
+def describe_reason(reason: Any) -> str:
     text = f"{type(reason).__name__}: {reason}" if isinstance(reason, BaseException) else str(reason)
     return text if len(text) <= ERROR_LIMIT else text[: ERROR_LIMIT - 3] + "..."

@@ -33,6 +33,7 @@ _PARTITION_FIELDS = {
     "buffered": "buffered",
     "pending": "in_flight",
     "paused": "paused",
+    "pause": "pause",
     "epoch": "epoch",
 }
 

@@ -8,6 +8,7 @@ with an arrow for its trend over the last minute. Every value is escaped.
 
 from __future__ import annotations
 
+import time
 from html import escape
 from typing import Any
 
@@ -73,6 +74,16 @@ def render_page(status: dict[str, Any]) -> str:
     return "\n".join(parts) + "\n"
 
 
+def _paused(row: dict[str, Any]) -> str:
+    """The paused cell: a handler's pause shows its reason and end."""
+    pause = row.get("pause")
+    if not pause:
+        return "yes" if row["paused"] else "no"
+    until = pause["until"]
+    end = "until resumed" if until is None else "until " + time.strftime("%H:%M:%S", time.localtime(until))
+    return escape(f"by a handler {end}" + (f": {pause['reason']}" if pause["reason"] else ""))
+
+
 def _partition_table(partitions: list[dict[str, Any]]) -> str:
     if not partitions:
         return "<p>No partitions assigned to this process.</p>"
@@ -88,7 +99,7 @@ def _partition_table(partitions: list[dict[str, Any]]) -> str:
             f"<td>{_cell(p['end_offset'])}</td><td>{_cell(p['lag'])} {_trend(p.get('lag_trend'))}</td>"
             f'<td class="barcell"><div class="bar" style="width:{width:.1f}%"></div></td>'
             f"<td>{_cell(p['buffered'])}</td><td>{_cell(p['in_flight'])}</td>"
-            f"<td>{'yes' if p['paused'] else 'no'}</td><td>{_cell(p['epoch'])}</td></tr>"
+            f"<td>{_paused(p)}</td><td>{_cell(p['epoch'])}</td></tr>"
         )
     rows.append("</table>")
     return "\n".join(rows)

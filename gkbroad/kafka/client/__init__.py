@@ -4,15 +4,15 @@
 `GroupClient` Protocol); `consumer` is the adapter over kafka-python that
 provides it;
 `producer` writes dead letters and waits for the broker's acknowledgement; `admin`
-holds the one-shot requests of the command line (topics, offsets, producing
-records), imported by the commands that need it.
+holds the one-shot requests of the command line (topics, offsets, groups,
+producing records).
 """
 
+from .admin import PRIVATE_NAMES as ADMIN_PRIVATE_NAMES
 from .consumer import (
     ASSIGNORS,
     CONSUMER_DEFAULTS,
     KAFKA_PYTHON_CHECKED,
-    PRIVATE_NAMES,
     REBALANCE_ERRORS,
     ConfigurationRefused,
     ConsumerClient,
@@ -20,8 +20,12 @@ from .consumer import (
     PositionsLost,
     TopicPartition,
 )
+from .consumer import PRIVATE_NAMES as CONSUMER_PRIVATE_NAMES
 from .group_client import CommitFuture, GroupClient, JoinAnswers, RebalanceHandler
 from .producer import PRODUCER_DEFAULTS, ProduceFailed, RecordProducer, producer_settings
+
+# Every private name of kafka-python the package uses (tests/unit/test_kafka_client.py checks them).
+PRIVATE_NAMES = (*CONSUMER_PRIVATE_NAMES, *ADMIN_PRIVATE_NAMES)
 
 __all__ = [
     "ASSIGNORS",
