@@ -21,8 +21,10 @@ from .routing import ORDERINGS
 
 __all__ = [
     "DeadLetterOptions",
+    "ExactlyOnceOptions",
     "FetchStrategyOptions",
     "KafkaProducerOptions",
+    "OutputOptions",
     "TopicOptions",
     "CLIENT_SETTINGS_MANAGED",
 ]
@@ -155,6 +157,58 @@ class DeadLetterOptions(Schema):
     timeout = PositiveInt(load_default=10000, **option("Milliseconds one attempt may take (connecting included)."))
 
 
+class OutputOptions(Schema):
+    class Meta:
+        unknown = RAISE
+
+    client = DeadLetterClientSettings(
+        load_default=None,
+        allow_none=True,
+        **option(
+            "kafka-python KafkaProducer settings of the output writer; they override the connection settings "
+            "taken from the Kafka producer's `client`."
+        ),
+    )
+    max_attempts = PositiveInt(
+        load_default=3, **option("Attempts of one write before the pipeline fails (the partition stops advancing).")
+    )
+    backoff = NonNegativeInt(
+        load_default=1000, **option("Milliseconds before the second attempt; doubled (with jitter) after each failure.")
+    )
+    timeout = PositiveInt(load_default=10000, **option("Milliseconds one attempt may take (connecting included)."))
+
+
+class ExactlyOnceOptions(Schema):
+    class Meta:
+        unknown = RAISE
+
+    transactional_id = NonEmptyString(
+        required=True,
+        validate=mm_validate.Length(max=249, error="must be at most 249 characters"),
+        **option(
+            "The transactional id of this member's producer: the same on every restart of one member (so the "
+            "restart aborts what the last run left open), different for each member running at once (the same "
+            "id fences the other member). E.g. the group name and a stable member name."
+        ),
+    )
+    timeout = PositiveInt(
+        load_default=10000,
+        **option(
+            "Milliseconds each step of a transaction (init, begin, send, offsets, commit, abort) may take; a step "
+            "that takes longer fails the pipeline."
+        ),
+    )
+    client = DeadLetterClientSettings(
+        load_default=None,
+        allow_none=True,
+        **option(
+            "kafka-python KafkaProducer settings of the transactional producer (transaction_timeout_ms, "
+            "compression_type, ...); they override the connection settings taken from the Kafka producer's "
+            "`client`."
+        ),
+    )
+
+
 class ConsumerGroupClass(fields.Field[Any]):
     doc_type = "ConsumerGroup subclass or dotted path"
     default_error_messages = {
@@ -201,7 +255,9 @@ class TopicOptions(Schema):
     )
     isolation_level = one_of(
         ("read_uncommitted", "read_committed"),
-        "read_committed hides records of aborted and open transactions.",
+        "read_committed hides records of open transactions (the consumer stops at the last stable offset) and, "
+        "on Apache Kafka, those of aborted ones; the bundled Tansu broker still delivers aborted records. "
+        "See Exactly once.",
         load_default="read_uncommitted",
     )
     value_deserializer = DeserializerField(
@@ -381,6 +437,24 @@ class KafkaProducerOptions(Schema):
         **option(
             "Write every failed message to a dead-letter topic before it is acknowledged: "
             "`{'topic': ..., 'client': {...}}`; see Dead letters and the options below. Off by default."
+        ),
+    )
+    outputs = fields.Nested(
+        OutputOptions,
+        load_default=None,
+        allow_none=True,
+        **option(
+            "How records that handlers add with add_output are written when exactly_once is off (at least "
+            "once: a message is acknowledged after the broker acknowledged its outputs); see Outputs."
+        ),
+    )
+    exactly_once = fields.Nested(
+        ExactlyOnceOptions,
+        load_default=None,
+        allow_none=True,
+        **option(
+            "Commit each message's outputs (and dead letters) in one Kafka transaction with the offsets that "
+            "cover it: `{'transactional_id': ...}`; see Exactly once. Off by default."
         ),
     )
     partition_assignment_strategy = one_of(

@@ -196,8 +196,11 @@ class FakeConsumerClient:
     def new_future(self) -> FakeFuture:
         return FakeFuture()
 
-    def resolve_soon(self, future: FakeFuture) -> None:
-        gevent.spawn(lambda: future.is_done or future.success(None))
+    def resolve_soon(self, future: FakeFuture, error: BaseException | None = None) -> None:
+        gevent.spawn(lambda: future.is_done or (future.success(None) if error is None else future.failure(error)))
+
+    def group_metadata(self) -> Any:
+        return ("fake-group-metadata", self.generation) if self._connected else None
 
     async def wait(self, future: FakeFuture, timeout: float | None) -> bool:
         future._event.wait(timeout)

@@ -3,7 +3,8 @@
 `group_client` states what the consumer group needs from a client (the
 `GroupClient` Protocol); `consumer` is the adapter over kafka-python that
 provides it;
-`producer` writes dead letters and waits for the broker's acknowledgement; `admin`
+`producer` writes records and waits for the broker's acknowledgement;
+`transactions` is the transactional producer of exactly-once pipelines; `admin`
 holds the one-shot requests of the command line (topics, offsets, producing
 records), imported by the commands that need it.
 """
@@ -21,11 +22,13 @@ from .consumer import (
     TopicPartition,
 )
 from .group_client import CommitFuture, GroupClient, JoinAnswers, RebalanceHandler
-from .producer import PRODUCER_DEFAULTS, ProduceFailed, RecordProducer, producer_settings
+from .producer import PRODUCER_DEFAULTS, ProduceFailed, ProducerRecord, RecordProducer, producer_settings
+from .transactions import FATAL_TRANSACTION_ERRORS, KafkaTransactionalClient, TransactionalClient
 
 __all__ = [
     "ASSIGNORS",
     "CONSUMER_DEFAULTS",
+    "FATAL_TRANSACTION_ERRORS",
     "KAFKA_PYTHON_CHECKED",
     "PRIVATE_NAMES",
     "PRODUCER_DEFAULTS",
@@ -36,10 +39,13 @@ __all__ = [
     "GroupClient",
     "JoinAnswers",
     "KafkaError",
+    "KafkaTransactionalClient",
     "PositionsLost",
     "ProduceFailed",
+    "ProducerRecord",
     "RebalanceHandler",
     "RecordProducer",
     "TopicPartition",
+    "TransactionalClient",
     "producer_settings",
 ]
