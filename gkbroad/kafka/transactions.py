@@ -231,9 +231,9 @@ class Transactions:
         finished = Event()
         inner.add_both(lambda _: finished.set())
         if not finished.wait(self.timeout if timeout is None else min(timeout, self.timeout)):
-            raise TimeoutError(f"the offset commit got no answer within {self.timeout:.1f} s")
+            raise GkbroadError(f"the offset commit got no answer within {self.timeout:.1f} s")
         if inner.failed():
-            raise inner.exception or RuntimeError("the offset commit failed")
+            raise inner.exception or GkbroadError("the offset commit failed")
         self.offset_only += 1
 
     # ------------------------------------------------------------ steps
