@@ -135,6 +135,8 @@ class Producer(BaseProducer):
             if failed and self.dead_letter is not None:
                 failed = self._written(failed, self.dead_letter.records, self.dead_letter.send_records)
         self.group.ack(m.acknowledger.data for group in (successful, failed) for m in group)
+        if self.transactions is not None:
+            self.transactions.wait_for_room()
 
     @staticmethod
     def _output_records(messages: list[Message]) -> list[OutputRecord]:

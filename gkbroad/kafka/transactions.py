@@ -60,6 +60,11 @@ logger = logging.getLogger(__name__)
 
 _T = TypeVar("_T")
 
+# Records staged at most before the acknowledging greenlets wait for a transaction to take some:
+# an ack returns at once with exactly-once on, so without a bound the staged records would grow as
+# fast as handlers run whenever transactions are slower.
+MAX_STAGED_RECORDS = 10_000
+
 Staged = dict[tuple[int, int], list[OutputRecord]]  # (epoch, input offset) -> its records
 
 
@@ -91,6 +96,9 @@ class Transactions:
         self.last_duration: float | None = None
         self._producer = producer
         self._staged: dict[tuple[str, int], Staged] = {}
+        self._staged_count = 0
+        self._room = Event()
+        self._room.set()
         self._one_at_a_time = Semaphore()
         self._report: Callable[[str], None] | None = None
         self._client: GroupClient[Any] | None = None
@@ -137,24 +145,34 @@ class Transactions:
         if records:
             topic, partition, offset, epoch = data
             self._staged.setdefault((topic, partition), {})[(epoch, offset)] = records
+            self._count(len(records))
+
+    def wait_for_room(self) -> None:
+        """Block while MAX_STAGED_RECORDS are staged (call it after the ack, so that the messages whose
+        acks let a transaction take the staged records are never the ones waiting), unless broken."""
+        while not self._room.is_set() and self.failure is None:
+            self._room.wait(1.0)
 
     def staged_records(self) -> int:
-        return sum(len(records) for staged in self._staged.values() for records in staged.values())
+        return self._staged_count
+
+    def _count(self, change: int) -> None:
+        self._staged_count += change
+        if self._staged_count >= MAX_STAGED_RECORDS:
+            self._room.clear()
+        else:
+            self._room.set()
 
     def _take(self, offsets: dict[Any, int]) -> list[tuple[Staged, tuple[int, int], list[OutputRecord]]]:
-        """The staged records the commit of `offsets` covers, in input order per partition; the
-        records of epochs no longer held are dropped on the way."""
+        """The staged records the commit of `offsets` covers, in input order per partition. The
+        records of epochs no longer held (of any partition) are dropped first."""
+        for (topic, partition), staged in self._staged.items():
+            for key in [key for key in staged if not self._is_current(topic, partition, key[0])]:
+                self._count(-len(staged.pop(key)))
         taken = []
         for tp, last in offsets.items():
-            staged = self._staged.get((tp.topic, tp.partition))
-            if not staged:
-                continue
-            for key in sorted(staged):
-                epoch, offset = key
-                if not self._is_current(tp.topic, tp.partition, epoch):
-                    del staged[key]
-                elif offset <= last:
-                    taken.append((staged, key, staged[key]))
+            staged = self._staged.get((tp.topic, tp.partition)) or {}
+            taken += [(staged, key, staged[key]) for key in sorted(staged) if key[1] <= last]
         return taken
 
     # ------------------------------------------------------------ the barrier
@@ -174,8 +192,9 @@ class Transactions:
                 taken = self._take(offsets)
                 if taken:
                     self._transact([record for _, _, records in taken for record in records], offsets)
-                    for staged, key, _ in taken:
-                        staged.pop(key, None)
+                    for staged, key, records in taken:
+                        if staged.pop(key, None) is not None:
+                            self._count(-len(records))
                 else:
                     self._commit_offsets(client, offsets, timeout)
             except Exception as exc:

@@ -43,20 +43,24 @@ class CommittedLog:
 
 
 def read_committed(
-    bootstrap_servers: str, topic: str, partitions: int, timeout: float = 10.0
+    bootstrap_servers: str, topic: str, partitions: int, max_wait_ms: int = 200, timeout: float = 10.0
 ) -> dict[int, CommittedLog]:
-    """{partition: CommittedLog} of `topic`, read from offset 0 to the high watermark."""
+    """{partition: CommittedLog} of `topic`, read from offset 0 to the high watermark.
+
+    The bundled Tansu answers a fetch only once `max_wait_ms` is over, and with
+    nothing at all when it is 0: a short wait reads faster, a long one is surer
+    to bring every batch."""
     host, port = bootstrap_servers.split(",")[0].rsplit(":", 1)
     with socket.create_connection((host, int(port)), timeout=timeout) as sock:
-        return {partition: _read_partition(sock, topic, partition) for partition in range(partitions)}
+        return {partition: _read_partition(sock, topic, partition, max_wait_ms) for partition in range(partitions)}
 
 
-def _read_partition(sock: socket.socket, topic: str, partition: int) -> CommittedLog:
+def _read_partition(sock: socket.socket, topic: str, partition: int, max_wait_ms: int) -> CommittedLog:
     log = CommittedLog()
     pending: dict[int, list[tuple[int, bytes | None, bytes | None]]] = {}  # producer id -> records
     offset = 0
     while True:
-        high_watermark, data = _fetch(sock, topic, partition, offset)
+        high_watermark, data = _fetch(sock, topic, partition, offset, max_wait_ms)
         log.high_watermark = high_watermark
         if offset >= high_watermark or not data:
             break
@@ -88,12 +92,13 @@ def _read_partition(sock: socket.socket, topic: str, partition: int) -> Committe
     return log
 
 
-def _fetch(sock: socket.socket, topic: str, partition: int, offset: int) -> tuple[int, bytes]:
-    """One Fetch request; returns (high watermark, record bytes)."""
+def _fetch(sock: socket.socket, topic: str, partition: int, offset: int, max_wait_ms: int) -> tuple[int, bytes]:
+    """One Fetch request; returns (high watermark, record bytes), or (offset, b"") when the broker
+    brought nothing from `offset` within the max wait."""
     client_id = b"gkbroad-committed-reader"
     header = struct.pack(">hhih", FETCH_API_KEY, FETCH_VERSION, 1, len(client_id)) + client_id
     name = topic.encode()
-    body = struct.pack(">iiiib", -1, 100, 1, 4 << 20, 0)  # replica, max wait, min bytes, max bytes, read_uncommitted
+    body = struct.pack(">iiiib", -1, max_wait_ms, 1, 4 << 20, 0)  # replica, max wait, min bytes, max bytes, uncommitted
     body += struct.pack(">ih", 1, len(name)) + name
     body += struct.pack(">iiqi", 1, partition, offset, 4 << 20)
     request = header + body
@@ -103,6 +108,8 @@ def _fetch(sock: socket.socket, topic: str, partition: int, offset: int) -> tupl
     pos = 4 + 4  # correlation id, throttle time
     (topics,) = struct.unpack_from(">i", response, pos)
     pos += 4
+    if topics == 0:  # Tansu's answer when it found nothing to fetch within the max wait
+        return offset, b""
     assert topics == 1, f"one topic asked, {topics} answered"
     (name_len,) = struct.unpack_from(">h", response, pos)
     pos += 2 + name_len

@@ -8,13 +8,18 @@ appears exactly once among the committed records.
 
 from __future__ import annotations
 
+import os
 import random
+import signal
 import subprocess
 import sys
+import time
 from collections import Counter
 from pathlib import Path
 
 import gevent
+import pytest
+from kafka import KafkaProducer
 
 from tests.helpers.committed_reader import CommittedLog, read_committed
 from tests.helpers.support import wait_until
@@ -22,7 +27,6 @@ from tests.integration.test_faults import fault_seed
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "exactly_once.py"
 PARTITIONS = 4
-SLICE = 600  # input records produced while one run works (and is killed)
 
 
 class Run:
@@ -63,13 +67,58 @@ def caught_up(cluster, names, produced: int) -> bool:
     return sum(outputs(committed(cluster, names)).values()) >= produced
 
 
-def produce_slowly(cluster, topic: str, count: int, first: int, seconds: float) -> None:
-    """Produce `count` records over about `seconds`, keyed k<first>.., so that a run is busy when killed."""
-    steps = 10
-    for step in range(steps):
-        part = count // steps
-        cluster.produce(topic, part, value=lambda i, base=first + step * part: b"v%d" % (base + i))
-        gevent.sleep(seconds / steps)
+class Feeder:
+    """Produces keyed input records at about `rate` per second from a greenlet, until stopped."""
+
+    def __init__(self, cluster, topic: str, rate: int = 1000):
+        self.producer = KafkaProducer(bootstrap_servers=cluster.bootstrap_servers, linger_ms=5)
+        self.topic, self.rate = topic, rate
+        self.produced = 0
+        self._greenlet: gevent.Greenlet | None = None
+
+    def send(self, count: int) -> None:
+        for _ in range(count):
+            self.producer.send(self.topic, key=b"k%d" % self.produced, value=b"v%d" % self.produced)
+            self.produced += 1
+        self.producer.flush()
+
+    def start(self) -> None:
+        def run():
+            while True:
+                self.send(self.rate // 20)
+                gevent.sleep(0.05)
+
+        self._greenlet = gevent.spawn(run)
+
+    def stop(self) -> None:
+        if self._greenlet is not None:
+            self._greenlet.kill()
+            self._greenlet = None
+        self.producer.flush()
+
+    def close(self) -> None:
+        self.stop()
+        self.producer.close()
+
+
+def open_transaction(cluster, names) -> bool:
+    """Whether the output holds records of a transaction without a marker yet."""
+    logs = read_committed(cluster.bootstrap_servers, names["output"], PARTITIONS, max_wait_ms=10)
+    return any(log.open_records for log in logs.values())
+
+
+def kill_in_a_transaction(run: Run, cluster, names, rng: random.Random, seconds: float) -> bool:
+    """Freeze the run at random instants (SIGSTOP) and look at the output: SIGKILL it the first time a
+    transaction is open, else let it go on (SIGCONT). False if none was caught within `seconds`."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        gevent.sleep(rng.uniform(0.01, 0.06))
+        os.kill(run.process.pid, signal.SIGSTOP)
+        if open_transaction(cluster, names):
+            run.kill()
+            return True
+        os.kill(run.process.pid, signal.SIGCONT)
+    return False
 
 
 def assert_exactly_once(cluster, names, produced: int) -> dict[int, CommittedLog]:
@@ -91,68 +140,77 @@ def _names(cluster) -> dict[str, str]:
     return names
 
 
+@pytest.mark.long
 def test_sigkill_at_random_instants_keeps_every_output_exactly_once(cluster, tmp_path, report):
-    """SIGKILL the example while records flow in, at least 3 times, until a kill left a transaction
-    open (the restart aborts it); the committed outputs hold each input exactly once."""
+    """SIGKILL the example while records flow in: twice at random instants, once at a random instant
+    when a transaction is open, so that the restart has one to abort. The committed outputs hold each
+    input exactly once, and the transaction the kill left open shows as aborted."""
     seed = fault_seed(report)
     rng = random.Random(seed)
     names = _names(cluster)
-    produced, kills, runs = 0, 0, []
+    feeder = Feeder(cluster, names["input"])
+    runs: list[Run] = []
     try:
-        while kills < 3 or (kills < 8 and not any(log.aborted_transactions for log in committed(cluster, names).values())):
-            runs.append(Run(cluster, names, tmp_path / f"run{kills}.log"))
-            cluster.produce(names["input"], 20, value=lambda i, base=produced: b"v%d" % (base + i))
-            produced += 20
-            wait_until(lambda n=produced: caught_up(cluster, names, n), 60, f"run {kills} to catch up", 0.2)
-            feeder = gevent.spawn(produce_slowly, cluster, names["input"], SLICE, produced, 1.0)
-            gevent.sleep(rng.uniform(0.2, 0.9))
-            runs[-1].kill()
-            feeder.join()
-            produced += SLICE
-            kills += 1
+        for kill in range(3):
+            runs.append(Run(cluster, names, tmp_path / f"run{kill}.log"))
+            feeder.send(20)
+            wait_until(lambda: caught_up(cluster, names, feeder.produced), 60, f"run {kill} to catch up", 0.2)
+            feeder.start()
+            if kill < 2:
+                gevent.sleep(rng.uniform(0.1, 1.0))
+                runs[-1].kill()
+            else:
+                caught = kill_in_a_transaction(runs[-1], cluster, names, rng, 20)
+                assert caught, f"no open transaction seen in 20 s of freezes (seed {seed})"
+            feeder.stop()
         last = Run(cluster, names, tmp_path / "final.log")
         runs.append(last)
-        wait_until(lambda: caught_up(cluster, names, produced), 90, "the last run to write every output", 0.3)
+        wait_until(lambda: caught_up(cluster, names, feeder.produced), 90, "the last run to write every output", 0.3)
         assert last.terminate() == 0
     finally:
+        feeder.close()
         for run in runs:
             if run.process.poll() is None:
                 run.kill()
-    logs = assert_exactly_once(cluster, names, produced)
+    logs = assert_exactly_once(cluster, names, feeder.produced)
     aborted = sum(log.aborted_transactions for log in logs.values())
     aborted_records = sum(log.aborted_records for log in logs.values())
-    assert aborted, f"none of the {kills} kills (seed {seed}) left a transaction to abort: the test proved nothing"
+    assert aborted and aborted_records, f"the transaction the last kill left open was not aborted (seed {seed})"
     report(
-        f"exactly once under SIGKILL: {produced} records, {kills} kills (seed {seed}), {aborted} aborted "
-        f"transaction(s) with {aborted_records} records hidden, "
+        f"exactly once under SIGKILL: {feeder.produced} records, 3 kills (seed {seed}); {aborted} aborted "
+        f"transaction(s) hid {aborted_records} records; "
         f"{sum(log.committed_transactions for log in logs.values())} committed"
     )
 
 
+@pytest.mark.long
 def test_a_member_joining_and_leaving_midway_keeps_every_output_exactly_once(cluster, tmp_path, report):
+    """A second member joins while records flow in, takes partitions, and leaves again (SIGTERM)
+    while they still flow: the committed outputs hold each input exactly once."""
     names = _names(cluster)
+    feeder = Feeder(cluster, names["input"], rate=400)
     first = Run(cluster, names, tmp_path / "member0.log", member="0")
     second = None
     try:
-        cluster.produce(names["input"], 200)
-        produced = 200
-        wait_until(lambda: caught_up(cluster, names, produced), 60, "the first member to catch up", 0.2)
-        feeder = gevent.spawn(produce_slowly, cluster, names["input"], 1000, produced, 4.0)
+        feeder.send(50)
+        wait_until(lambda: caught_up(cluster, names, feeder.produced), 60, "the first member to catch up", 0.2)
+        feeder.start()
         second = Run(cluster, names, tmp_path / "member1.log", member="1")
-        feeder.join()
-        produced += 1000
-        wait_until(lambda: caught_up(cluster, names, produced), 60, "both members to catch up", 0.2)
-        feeder = gevent.spawn(produce_slowly, cluster, names["input"], 600, produced, 1.0)
+        member1 = tmp_path / "member1.log"
+        wait_until(lambda: b"in generation" in member1.read_bytes(), 60, "the second member to join", 0.2)
+        gevent.sleep(1.0)
         assert second.terminate() == 0  # it leaves while records flow in
-        feeder.join()
-        produced += 600
-        wait_until(lambda: caught_up(cluster, names, produced), 60, "the first member to write the rest", 0.2)
+        gevent.sleep(1.0)
+        feeder.stop()
+        wait_until(lambda: caught_up(cluster, names, feeder.produced), 60, "the first member to write the rest", 0.2)
         assert first.terminate() == 0
     finally:
+        feeder.close()
         for run in (first, second):
             if run is not None and run.process.poll() is None:
                 run.kill()
-    logs = assert_exactly_once(cluster, names, produced)
-    both = (tmp_path / "member1.log").read_text()
-    assert "assigned" in both or "Updated partition assignment" in both, "the second member never got partitions"
-    report(f"exactly once across a join and a leave: {produced} records, {sum(len(log.records) for log in logs.values())} outputs")
+    logs = assert_exactly_once(cluster, names, feeder.produced)
+    assert b": assigned " in member1.read_bytes(), "the second member never got partitions"
+    report(
+        f"exactly once across a join and a leave: {feeder.produced} records, {sum(len(log.records) for log in logs.values())} outputs"
+    )
