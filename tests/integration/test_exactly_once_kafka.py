@@ -21,7 +21,10 @@ import gevent
 import pytest
 from kafka import KafkaProducer
 
+import gkbroad
+from gkbroad.kafka import Producer, add_output
 from tests.helpers.committed_reader import CommittedLog, read_committed
+from tests.helpers.kafka_options import producer_options
 from tests.helpers.support import wait_until
 from tests.integration.test_faults import fault_seed
 
@@ -214,3 +217,57 @@ def test_a_member_joining_and_leaving_midway_keeps_every_output_exactly_once(clu
     report(
         f"exactly once across a join and a leave: {feeder.produced} records, {sum(len(log.records) for log in logs.values())} outputs"
     )
+
+
+class Writing(gkbroad.Pipeline):
+    """One output per record to context["output"]; values starting with b"bad" fail (and are dead-lettered)."""
+
+    def handle_message(self, processor, message, context):
+        if message.data.startswith(b"bad"):
+            return message.failed("a bad record")
+        return add_output(message, context["output"], b"out-" + message.data, key=message.metadata["key"])
+
+
+def _run_writing(cluster, names, count: int, **options):
+    cluster.produce(names["input"], count, value=lambda i: b"bad%d" % i if i % 7 == 3 else b"v%d" % i)
+    pipeline = Writing(
+        name="it-writing",
+        producer={
+            "module": (
+                Producer,
+                producer_options(
+                    cluster.bootstrap_servers, names["group"], [names["input"]], message_format="value", **options
+                ),
+            )
+        },
+        processors={"default": {"concurrency": 10}},
+        context={"output": names["output"]},
+    )
+    pipeline.start()
+    wait_until(
+        lambda: sum(cluster.committed(names["group"], names["input"]).values()) == count,
+        60,
+        "every offset committed",
+        0.3,
+    )
+    assert pipeline.stop(), pipeline.failure
+
+
+@pytest.mark.parametrize("exactly_once", [False, True], ids=["at-least-once", "exactly-once"])
+def test_outputs_and_dead_letters_are_written_before_their_offsets_are_committed(cluster, exactly_once):
+    names = _names(cluster)
+    dead = cluster.topic(PARTITIONS, prefix="eos-dead")
+    count = 300
+    options = {"dead_letter": {"topic": dead}}
+    if exactly_once:
+        options["exactly_once"] = {"transactional_id": names["group"]}
+    _run_writing(cluster, names, count, **options)
+    good = [i for i in range(count) if i % 7 != 3]
+    seen = outputs(committed(cluster, names))
+    assert sorted(value for _, value in seen.elements()) == sorted(b"out-v%d" % i for i in good)
+    letters = read_committed(cluster.bootstrap_servers, dead, PARTITIONS)
+    assert sorted(value for log in letters.values() for _, _, value in log.records) == sorted(
+        b"bad%d" % i for i in range(count) if i % 7 == 3
+    )
+    transactions = sum(log.committed_transactions for log in letters.values())
+    assert (transactions > 0) == exactly_once  # dead letters go into the transactions, or are written plainly
