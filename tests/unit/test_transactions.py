@@ -136,3 +136,18 @@ def test_records_of_an_earlier_epoch_are_dropped_not_committed(eos):
     wait_until(lambda: producer.committed, 5, "the transaction")
     assert [r.value for r in producer.committed[0][0]] == [b"0:%d" % o for o in range(4)]
     assert transactions.staged_records() == 0
+
+
+def test_acks_wait_once_too_many_records_are_staged_until_a_transaction_takes_them(eos, monkeypatch):
+    monkeypatch.setattr("gkbroad.kafka.transactions.MAX_STAGED_RECORDS", 3)
+    group, client, producer, transactions, _ = eos({("t", 0): 4}, commit_interval=300)
+    client.assign(("t", 0))
+    epoch, _ = pull_all(group, 0, 4)
+    handle(transactions, group, 0, epoch, [0])
+    wait_until(lambda: producer.committed, 5, "the first transaction")  # the next waits for the interval
+    handle(transactions, group, 0, epoch, range(1, 4))
+    waiting = gevent.spawn(transactions.wait_for_room)
+    gevent.sleep(0.1)
+    assert not waiting.dead and transactions.staged_records() == 3
+    waiting.join(5)
+    assert waiting.dead and len(producer.committed) == 2 and transactions.staged_records() == 0
