@@ -109,7 +109,13 @@ class Transactions:
         """The writer for a validated `exactly_once` option: it connects with the connection settings
         of `connection` (the consumer's `client`), updated with its own ``client``."""
         transactional_id = options["transactional_id"]
+        # kafka-python's own limits below the step timeout, so that a broker that is down or slow fails
+        # a step (which is tried again) rather than outlasting it (which fails the pipeline).
+        inner_ms = max(options["timeout"] * 3 // 4, 1)
         settings = {
+            "bootstrap_timeout_ms": inner_ms,
+            "max_block_ms": inner_ms,
+            "request_timeout_ms": inner_ms,
             **producer_settings(connection),
             "client_id": f"gkbroad-{transactional_id}",
             **(options["client"] or {}),
@@ -133,9 +139,16 @@ class Transactions:
         gevent.spawn(self._initialise_quietly)
 
     def stop(self, timeout: float) -> bool:
-        """Close the producer once the group's final commits are done (the group stops first)."""
-        self._producer.close(timeout)
-        return self.failure is None
+        """Close the producer once the group's final commits are done (the group stops first) and
+        the transaction in progress, if any, ended (at most `timeout`)."""
+        deadline = time.monotonic() + timeout
+        idle = self._one_at_a_time.acquire(timeout=timeout)
+        try:
+            self._producer.close(max(deadline - time.monotonic(), 0.0))
+        finally:
+            if idle:
+                self._one_at_a_time.release()
+        return self.failure is None and idle
 
     # ------------------------------------------------------------ staging
 

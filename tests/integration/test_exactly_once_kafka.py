@@ -191,7 +191,7 @@ def test_a_member_joining_and_leaving_midway_keeps_every_output_exactly_once(clu
     """A second member joins while records flow in, takes partitions, and leaves again (SIGTERM)
     while they still flow: the committed outputs hold each input exactly once."""
     names = _names(cluster)
-    feeder = Feeder(cluster, names["input"], rate=400)
+    feeder = Feeder(cluster, names["input"], rate=200)
     first = Run(cluster, names, tmp_path / "member0.log", member="0")
     second = None
     try:
