@@ -1,6 +1,6 @@
 """Output records: what handlers write to Kafka, and the writer that delivers them at least once.
 
-A handler (``handle_message``, ``handle_batch``, ``handle_failed``) calls
+A handler (``handle_message``, ``handle_batch``) calls
 ``add_output(message, topic, value, key=..., headers=...)``: the record is
 kept with the message, in ``message.metadata["outputs"]``, and written when
 the message is acknowledged. Tying an output to its input message is what
