@@ -454,7 +454,8 @@ class KafkaProducerOptions(Schema):
         allow_none=True,
         **option(
             "Commit each message's outputs (and dead letters) in one Kafka transaction with the offsets that "
-            "cover it: `{'transactional_id': ...}`; see Exactly once. Off by default."
+            "cover it: `{'transactional_id': ...}`; see Exactly once. Off by default. With it, every topic's "
+            "isolation_level is read_committed."
         ),
     )
     partition_assignment_strategy = one_of(
@@ -466,9 +467,23 @@ class KafkaProducerOptions(Schema):
     @pre_load
     def _merge_topic_defaults(self, data: Any, **kwargs: Any) -> Any:
         defaults, topics = data.get("default_topic_config"), data.get("topics")
+        if isinstance(data.get("exactly_once"), dict):
+            # kafka-python asks the coordinator for stable offsets (KIP-447 require_stable) only when it
+            # reads committed: a new owner then waits for a transaction still committing offsets.
+            defaults = {"isolation_level": "read_committed", **(defaults if isinstance(defaults, dict) else {})}
         if isinstance(defaults, dict) and isinstance(topics, list):
             data = {**data, "topics": [{**defaults, **t} if isinstance(t, dict) else t for t in topics]}
         return data
+
+    @validates_schema
+    def _exactly_once_reads_committed(self, data: dict[str, Any], **kwargs: Any) -> None:
+        uncommitted = [t["name"] for t in data["topics"] if t["isolation_level"] != "read_committed"]
+        if data.get("exactly_once") is not None and uncommitted:
+            raise ValidationError(
+                f"must read committed records with exactly_once (isolation_level read_committed, the default "
+                f"then); topic(s) {', '.join(uncommitted)} set read_uncommitted",
+                field_name="topics",
+            )
 
     @validates_schema
     def _one_connection(self, data: dict[str, Any], **kwargs: Any) -> None:

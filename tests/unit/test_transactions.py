@@ -151,3 +151,21 @@ def test_acks_wait_once_too_many_records_are_staged_until_a_transaction_takes_th
     assert not waiting.dead and transactions.staged_records() == 3
     waiting.join(5)
     assert waiting.dead and len(producer.committed) == 2 and transactions.staged_records() == 0
+
+
+def test_exactly_once_reads_committed_records_and_refuses_read_uncommitted():
+    from gkbroad.config.validation import validate
+    from gkbroad.errors import ConfigError
+    from gkbroad.kafka.options import KafkaProducerOptions
+
+    base = {"client": {"bootstrap_servers": "x:1"}, "group_name": "g", "topics": [{"name": "a"}, {"name": "b"}]}
+    on = validate(KafkaProducerOptions, {**base, "exactly_once": {"transactional_id": "g-0"}}, "producer.module")
+    assert [t["isolation_level"] for t in on["topics"]] == ["read_committed"] * 2
+    assert validate(KafkaProducerOptions, base, "producer.module")["topics"][0]["isolation_level"] == "read_uncommitted"
+    refused = {
+        **base,
+        "default_topic_config": {"isolation_level": "read_uncommitted"},
+        "exactly_once": {"transactional_id": "g-0"},
+    }
+    with pytest.raises(ConfigError, match="topic\\(s\\) a, b set read_uncommitted"):
+        validate(KafkaProducerOptions, refused, "producer.module")
