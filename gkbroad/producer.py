@@ -45,7 +45,13 @@ acknowledged as failed ("revoked") without going through handle_failed.
 It may define ``withdraw(ref, messages)`` too: called for messages that will
 never be acknowledged in this run (a stop ended their retry's wait, or their
 dead letters could not be written), so that it stops waiting for them, but must
-not treat them as done (for Kafka: nothing is committed past them).
+not treat them as done (for Kafka: nothing is committed past them). And it may
+define ``pause(data, seconds, reason)``, called when a handler raised
+``gkbroad.PausePartition`` for the message: the message is then neither
+acknowledged nor failed, and the handler must deliver it again once the pause
+ends (for Kafka: its partition rewinds to it). A service that can end such a
+pause early offers ``resume_partition(topic, partition) -> bool``, which
+``Pipeline.resume_partition`` calls.
 
 The same contract as types, for type checkers and editors: what is required
 is a Protocol (`ProducerProtocol`, `ProducerClass`, `Service`), and each

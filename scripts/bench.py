@@ -70,6 +70,9 @@ ALL_CASES = ["raw", "noop", "noop-batch", "io-raw", "io-partition", "io-key-100"
              "memory", "latency-raw", "latency", "shutdown"]  # fmt: skip
 
 
+# The cost of the observability options, against "noop" in the same run (--observability).
+OBSERVABILITY_CASES = ["noop", "noop-traced-api", "noop-traced-sdk", "noop-prometheus"]
+
 PEERS_VENV = HERE.parent / ".bench" / "venv"
 PEER_PACKAGES = ["quixstreams", "faust-streaming"]
 PEER_CASES = ["quix-noop", "faust-noop", "quix-io", "faust-io"]
@@ -101,6 +104,11 @@ def plan(size: dict) -> dict[str, tuple[str, dict]]:
     return {
         "raw": ("kafka-python poll loop, handler per record", {"limit": size["records"]}),
         "noop": ("gkbroad, no-op handler", {"limit": size["records"]}),
+        "noop-traced-api": ("gkbroad, no-op handler, tracing on, API only (no SDK)",
+                            {"limit": size["records"], "tracing": "api"}),
+        "noop-traced-sdk": ("gkbroad, no-op handler, tracing on, SDK + batch processor",
+                            {"limit": size["records"], "tracing": "sdk"}),
+        "noop-prometheus": ("gkbroad, no-op handler, Prometheus metrics", {"limit": size["records"], "prometheus": True}),
         "noop-batch": (
             "gkbroad, no-op handler + batcher of 100 (timeout 50 ms)",
             {"limit": size["records"], "batch_size": 100, "batch_timeout": 50},
@@ -309,6 +317,11 @@ def main() -> int:
         action="store_true",
         help=f"also run {', '.join(PEER_CASES)} (installs {' and '.join(PEER_PACKAGES)} into .bench/venv once)",
     )
+    parser.add_argument(
+        "--observability",
+        action="store_true",
+        help=f"run only {', '.join(OBSERVABILITY_CASES)}: the cost of tracing and Prometheus against noop",
+    )
     parser.add_argument("--json", action="store_true", help="print JSON (summary, machine and every run)")
     args = parser.parse_args()
     size = dict(QUICK if args.quick else FULL)
@@ -317,10 +330,11 @@ def main() -> int:
     reps = args.reps or size["reps"]
     if reps < 1:
         parser.error(f"--reps must be at least 1, got {reps}")
-    cases = args.cases.split(",") if args.cases else ALL_CASES
-    unknown = sorted(set(cases) - set(ALL_CASES))
+    cases = args.cases.split(",") if args.cases else OBSERVABILITY_CASES if args.observability else ALL_CASES
+    known = ALL_CASES + OBSERVABILITY_CASES[1:]
+    unknown = sorted(set(cases) - set(known))
     if unknown:
-        parser.error(f"--cases: unknown case(s) {', '.join(unknown)}; expected some of {', '.join(ALL_CASES)}")
+        parser.error(f"--cases: unknown case(s) {', '.join(unknown)}; expected some of {', '.join(known)}")
     info = {"machine": machine(), "sizes": size, "reps": reps}
     started = time.monotonic()
     broker = None

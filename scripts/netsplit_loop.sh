@@ -16,7 +16,7 @@ for i in $(seq 1 "$RUNS"); do
   output="$(cd "$ROOT" && GKBROAD_GEVENT_PATCH=1 "$ROOT/.venv/bin/python" -m pytest tests/integration/test_netsplit.py \
     -q -p no:cacheprovider -s "$@" 2>&1)"
   code=$?
-  echo "$output" | grep '^netsplit figures' | sed "s/^/run $i: /"
+  echo "$output" | grep -o 'netsplit figures.*' | sed "s/^/run $i: /"
   if [ "$code" -eq 0 ]; then
     passed=$((passed + 1))
   else

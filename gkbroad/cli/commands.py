@@ -1,6 +1,6 @@
 """The `gkbroad` console script (also `python -m gkbroad`).
 
-Commands: run, check, lag, produce, broker (see `gkbroad COMMAND --help`).
+Commands: run, check, lag, offsets, produce, broker (see `gkbroad COMMAND --help`).
 Exit codes: 0 success; 1 runtime failure (a pipeline that failed or did not
 stop cleanly, an unreachable broker, lag above --max-lag); 2 bad configuration
 or usage.
@@ -22,6 +22,7 @@ import sys
 from typing import Any
 
 from .. import __version__
+from .connection import add_connection_arguments, connection
 
 logger = logging.getLogger(__name__)
 
@@ -90,7 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--status",
         type=host_port,
         metavar="HOST:PORT",
-        help="also serve the status app (/healthz, /readyz, /status.json, /) on this address, from the same process",
+        help="also serve the status app (/healthz, /readyz, /status.json, /metrics, /) on this address, from the same process",
     )
 
     check = command(
@@ -117,8 +118,8 @@ def build_parser() -> argparse.ArgumentParser:
         "WARNING",
         True,
     )
-    _kafka_arguments(lag)
-    lag.add_argument("--group", required=True, help="the consumer group id")
+    add_connection_arguments(lag)
+    lag.add_argument("--group", help="the consumer group id (default: the group_name of --config)")
     lag.add_argument(
         "--topic",
         action="append",
@@ -126,6 +127,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     lag.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     lag.add_argument("--max-lag", type=non_negative_int, metavar="N", help="exit 1 when the total lag is above N")
+
+    _offsets_parser(command)
 
     produce = command(
         "produce",
@@ -136,7 +139,7 @@ def build_parser() -> argparse.ArgumentParser:
         "WARNING",
         True,
     )
-    _kafka_arguments(produce)
+    add_connection_arguments(produce)
     produce.add_argument("--topic", required=True)
     produce.add_argument(
         "--partitions", type=positive_int, default=1, help="partitions of the topic if it is created (default 1)"
@@ -163,6 +166,52 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _offsets_parser(command: Any) -> None:
+    offsets = command(
+        "offsets",
+        None,
+        "show or reset a consumer group's committed offsets",
+        "show: the committed offset, log end and lag per partition (as `gkbroad lag`). reset: move the "
+        "group's committed offsets, printing the plan and changing nothing unless --execute is given. "
+        "A reset refuses while the group has active members (it names them), and targets outside a "
+        "partition's log are clamped to its start or end (the plan says so).",
+        "WARNING",
+        True,
+    )
+    actions = offsets.add_subparsers(dest="action", metavar="ACTION", required=True)
+    show = actions.add_parser("show", help="committed offsets, log ends and lag", epilog=_EPILOG)
+    show.set_defaults(handler=_offsets_show)
+    add_connection_arguments(show)
+    show.add_argument("--group", help="the consumer group id (default: the group_name of --config)")
+    show.add_argument("--topic", action="append", help="only this topic (repeatable; default: the committed ones)")
+    show.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+
+    reset = actions.add_parser("reset", help="move the committed offsets (a dry run without --execute)", epilog=_EPILOG)
+    reset.set_defaults(handler=_offsets_reset)
+    add_connection_arguments(reset)
+    reset.add_argument("--group", help="the consumer group id (default: the group_name of --config)")
+    reset.add_argument(
+        "--topic",
+        action="append",
+        required=True,
+        metavar="TOPIC[:PARTITIONS]",
+        help="the topic, all its partitions or those listed (orders:0,2,4-7); repeatable",
+    )
+    target = reset.add_mutually_exclusive_group(required=True)
+    target.add_argument("--to-earliest", action="store_true", help="to the start of each log")
+    target.add_argument("--to-latest", action="store_true", help="to the end of each log (skip everything there)")
+    target.add_argument("--to-offset", type=non_negative_int, metavar="N", help="to offset N")
+    target.add_argument(
+        "--to-datetime",
+        metavar="ISO8601",
+        help="to the first record at or after this time, e.g. 2026-05-01T12:00:00Z (no zone: UTC)",
+    )
+    target.add_argument("--shift-by", type=int, metavar="N", help="move each committed offset by N (negative: back)")
+    reset.add_argument(
+        "--execute", action="store_true", help="commit the new offsets (without it: print the plan only)"
+    )
+
+
 def _config_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("config", metavar="CONFIG.toml", help="the pipeline's options as TOML")
     parser.add_argument(
@@ -172,13 +221,15 @@ def _config_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _kafka_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--bootstrap-servers", required=True, metavar="HOST:PORT", help="comma-separated brokers")
-    parser.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for Kafka (default 10)")
+def group_of(args: argparse.Namespace, group: str | None) -> str:
+    """--group, else the group_name of --config; ConfigProblems when neither names one."""
+    from ..config.toml import ConfigProblems
 
-
-def _client(args: argparse.Namespace) -> dict[str, Any]:
-    return {"bootstrap_servers": [server.strip() for server in args.bootstrap_servers.split(",") if server.strip()]}
+    if args.group:
+        return str(args.group)
+    if group:
+        return group
+    raise ConfigProblems(["--group is required (or --config with a group_name)"])
 
 
 # ---------------------------------------------------------------- commands
@@ -262,31 +313,103 @@ def _connection_check(pipeline: Any, timeout: float) -> tuple[list[str], str]:
 
 
 def _lag(args: argparse.Namespace) -> int:
-    from ..kafka.client.admin import committed_offsets, log_offsets, topic_partitions
-    from .lag import lag_rows, render_json, render_table, total_lag
+    from .lag import render_json, render_table, total_lag
 
-    client = _client(args)
-    committed = committed_offsets(client, args.group, args.timeout)
-    topics = args.topic or sorted({topic for topic, _ in committed})
-    if not topics:
-        print(
-            f"gkbroad lag: group {args.group!r} has no committed offsets (check the name, or pass --topic)",
-            file=sys.stderr,
-        )
+    found = _lag_rows(args, "lag")
+    if found is None:
         return EXIT_FAILURE
-    counts = topic_partitions(client, topics, args.timeout)
-    missing = [topic for topic, count in counts.items() if count is None]
-    if missing:
-        print(f"gkbroad lag: no such topic: {', '.join(missing)}", file=sys.stderr)
-        return EXIT_FAILURE
-    partitions = [
-        (topic, partition) for topic, count in counts.items() if count is not None for partition in range(count)
-    ]
-    rows = lag_rows(committed, log_offsets(client, partitions, args.timeout))
-    print(render_json(args.group, rows) if args.json else render_table(args.group, rows))
+    group, rows = found
+    print(render_json(group, rows) if args.json else render_table(group, rows))
     if args.max_lag is not None and total_lag(rows) > args.max_lag:
         print(f"gkbroad lag: total lag {total_lag(rows)} is above --max-lag {args.max_lag}", file=sys.stderr)
         return EXIT_FAILURE
+    return EXIT_OK
+
+
+def _offsets_show(args: argparse.Namespace) -> int:
+    from .lag import render_json, render_table
+
+    found = _lag_rows(args, "offsets show")
+    if found is None:
+        return EXIT_FAILURE
+    group, rows = found
+    print(render_json(group, rows) if args.json else render_table(group, rows))
+    return EXIT_OK
+
+
+def _lag_rows(args: argparse.Namespace, name: str) -> tuple[str, list[Any]] | None:
+    """(group, lag rows) for `lag` and `offsets show`; None after saying why there are none."""
+    from ..kafka.client.admin import committed_offsets, log_offsets, topic_partitions
+    from .lag import lag_rows
+
+    kafka = connection(args)
+    client, group = kafka.client, group_of(args, kafka.group)
+    committed = committed_offsets(client, group, args.timeout)
+    topics = args.topic or sorted({topic for topic, _ in committed})
+    if not topics:
+        print(
+            f"gkbroad {name}: group {group!r} has no committed offsets (check the name, or pass --topic)",
+            file=sys.stderr,
+        )
+        return None
+    counts = topic_partitions(client, topics, args.timeout)
+    missing = [topic for topic, count in counts.items() if count is None]
+    if missing:
+        print(f"gkbroad {name}: no such topic: {', '.join(missing)}", file=sys.stderr)
+        return None
+    partitions = [
+        (topic, partition) for topic, count in counts.items() if count is not None for partition in range(count)
+    ]
+    return group, lag_rows(committed, log_offsets(client, partitions, args.timeout))
+
+
+def _offsets_reset(args: argparse.Namespace) -> int:
+    from ..config.fields import timestamp_ms
+    from ..kafka.client.admin import (
+        commit_group_offsets,
+        committed_offsets,
+        group_members,
+        log_offsets,
+        offsets_at,
+        topic_partitions,
+    )
+    from .offsets import Move, parse_topic_partitions, plan, render_plan
+
+    kafka = connection(args)
+    client, group = kafka.client, group_of(args, kafka.group)
+    if args.to_datetime is not None:
+        try:
+            move = Move("datetime", timestamp_ms(args.to_datetime))
+        except ValueError as exc:
+            print(f"gkbroad offsets reset: --to-datetime: {exc}", file=sys.stderr)
+            return EXIT_USAGE
+    elif args.to_offset is not None:
+        move = Move("offset", args.to_offset)
+    elif args.shift_by is not None:
+        move = Move("shift", args.shift_by)
+    else:
+        move = Move("earliest" if args.to_earliest else "latest")
+    members = group_members(client, group, args.timeout)
+    if members:
+        print(
+            f"gkbroad offsets reset: group {group!r} has {len(members)} active member(s), so its offsets "
+            f"cannot be changed now; stop them first: {', '.join(members)}",
+            file=sys.stderr,
+        )
+        return EXIT_FAILURE
+    counts = topic_partitions(client, [text.partition(":")[0] for text in args.topic], args.timeout)
+    try:
+        selected = [parse_topic_partitions(text, counts) for text in args.topic]
+    except ValueError as exc:
+        print(f"gkbroad offsets reset: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    partitions = [(topic, partition) for topic, numbers in selected for partition in numbers]
+    logs = log_offsets(client, partitions, args.timeout)
+    at_time = offsets_at(client, partitions, move.value, args.timeout) if move.kind == "datetime" else None
+    moves = plan(move, committed_offsets(client, group, args.timeout), logs, at_time)
+    if args.execute:
+        commit_group_offsets(client, group, {(m.topic, m.partition): m.target for m in moves}, args.timeout)
+    print(render_plan(group, move, moves, executed=args.execute))
     return EXIT_OK
 
 
@@ -305,7 +428,7 @@ def _produce(args: argparse.Namespace) -> int:
         except OSError as exc:
             print(f"gkbroad produce: cannot read {args.file}: {exc.strerror or exc}", file=sys.stderr)
             return EXIT_USAGE
-    client = _client(args)
+    client = connection(args).client
     if create_topic(client, args.topic, args.partitions, args.timeout):
         print(f"created topic {args.topic} with {args.partitions} partition(s)", file=sys.stderr)
     else:

@@ -32,6 +32,7 @@ _TYPE_NAMES: list[tuple[type, str]] = [
     (fields.Nested, "mapping"),
     (fields.List, "list"),
     (fields.String, "str"),
+    (fields.Boolean, "bool"),
     (fields.Raw, "any"),
 ]
 
@@ -87,6 +88,7 @@ def _kafka_tables() -> dict[str, type[Schema]]:
         "kafka-dead-letter": kafka.DeadLetterOptions,
         "kafka-outputs": kafka.OutputOptions,
         "kafka-exactly-once": kafka.ExactlyOnceOptions,
+        "kafka-retry-topic": kafka.RetryTopicOptions,
     }
 
 
@@ -99,6 +101,7 @@ def _engine_tables() -> dict[str, type[Schema]]:
         "processor-retry": engine.RetryOptions,
         "batcher": engine.BatcherOptions,
         "statsd": engine.StatsdOptions,
+        "prometheus": engine.PrometheusOptions,
     }
 
 

@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 from marshmallow import RAISE, Schema, ValidationError, fields
 from marshmallow import validate as mm_validate
+
+from ..errors import ConfigError
 
 __all__ = [
     "Callable",
@@ -28,12 +31,38 @@ __all__ = [
     "import_or_error",
     "one_of",
     "option",
+    "timestamp_ms",
 ]
 
 
 def option(description: str, **kwargs: Any) -> dict[str, Any]:
     """The keyword arguments that attach a description (shown in docs/options.md) to a field."""
     return {"metadata": {"description": description}, **kwargs}
+
+
+def timestamp_ms(value: Any) -> int:
+    """Milliseconds since the Unix epoch of `value`: an aware or naive (read as UTC) datetime, an
+    ISO-8601 string such as ``2026-05-01T12:00:00Z``, or already an int of milliseconds.
+    Raises ConfigError (a ValueError) saying what it expected."""
+    if isinstance(value, bool):
+        raise ConfigError(f"expected a date-time or milliseconds since the epoch, got {value!r}")
+    if isinstance(value, int):
+        if value < 0:
+            raise ConfigError(f"expected milliseconds since the epoch (not negative), got {value}")
+        return value
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value.strip())
+        except ValueError:
+            raise ConfigError(f"expected an ISO-8601 date-time such as 2026-05-01T12:00:00Z, got {value!r}") from None
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        milliseconds = int(value.timestamp() * 1000)
+        if milliseconds < 0:
+            raise ConfigError(f"expected a date-time after 1970-01-01, got {value.isoformat()}")
+        return milliseconds
+    raise ConfigError(f"expected a date-time or milliseconds since the epoch, got {type(value).__name__}: {value!r}")
 
 
 def one_of(choices: Iterable[str], description: str, **kwargs: Any) -> fields.String:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-__all__ = ["REDACTED", "SECRET_SETTINGS", "SecretSettings", "is_secret", "redact", "redacted_repr"]
+__all__ = ["REDACTED", "SECRET_SETTINGS", "SecretSettings", "is_secret", "redact", "redacted_repr", "scrub"]
 
 REDACTED = "<redacted>"
 
@@ -65,6 +65,20 @@ def redact(value: Any, name: Any = None) -> Any:
 def redacted_repr(value: Any, name: Any = None) -> str:
     """repr() of `value` with its secrets redacted."""
     return repr(redact(value, name))
+
+
+def scrub(text: str, settings: Any) -> str:
+    """`text` with the value of every secret setting of `settings` that it quotes replaced by REDACTED.
+
+    For messages built from something else's words (a library's exception), which
+    may quote a setting back: redact() cannot reach inside such a string."""
+    if not isinstance(settings, dict):
+        return text
+    secrets = [str(value) for name, value in settings.items() if is_secret(name) and isinstance(value, (str, bytes))]
+    for secret in sorted(secrets, key=len, reverse=True):
+        if secret:
+            text = text.replace(secret, REDACTED)
+    return text
 
 
 class SecretSettings(dict[str, Any]):

@@ -8,7 +8,9 @@ with it, in `gkbroad.kafka.options`.
 
 from __future__ import annotations
 
-from marshmallow import RAISE, Schema, fields
+from typing import Any
+
+from marshmallow import RAISE, Schema, ValidationError, fields, validates_schema
 from marshmallow import validate as mm_validate
 
 from ..engine.executor import EXECUTORS
@@ -31,6 +33,7 @@ __all__ = [
     "PipelineOptions",
     "ProcessorOptions",
     "ProducerStageOptions",
+    "PrometheusOptions",
     "RateLimitingOptions",
     "RetryOptions",
     "StatsdOptions",
@@ -93,6 +96,13 @@ class RetryOptions(Schema):
             "The exceptions worth another attempt (subclasses included). Default: every exception that fails "
             "the message. A handler that returns `message.failed(...)` is never retried."
         ),
+    )
+    mode = one_of(
+        ("in_place", "topic"),
+        "`in_place`: the processor waits out the backoff and calls the handler again, holding the message's "
+        "lane (order kept). `topic`: the failed message is written to the Kafka producer's `retry_topic` and "
+        "read back when due, while the lane goes on (order across a failure given up). See Retries.",
+        load_default="in_place",
     )
 
 
@@ -183,13 +193,36 @@ class StatsdOptions(Schema):
     )
 
 
+class PrometheusOptions(Schema):
+    class Meta:
+        unknown = RAISE
+
+    interval = PositiveInt(
+        load_default=5,
+        **option(
+            "Seconds between two copies of the gauges (in flight, partitions, lag, offsets) into the metrics; "
+            "a scrape of /metrics also copies them first for its own process."
+        ),
+    )
+
+
 class MetricsOptions(Schema):
     class Meta:
         unknown = RAISE
 
     statsd = fields.Nested(
-        StatsdOptions, required=True, **option("Send counters, timers and gauges to statsd; see below.")
+        StatsdOptions, load_default=None, **option("Send counters, timers and gauges to statsd; see below.")
     )
+    prometheus = fields.Nested(
+        PrometheusOptions,
+        load_default=None,
+        **option("Keep Prometheus metrics, served at /metrics (needs `gkbroad[prometheus]`); see below."),
+    )
+
+    @validates_schema
+    def _one_sink(self, data: dict[str, Any], **kwargs: Any) -> None:
+        if not data.get("statsd") and data.get("prometheus") is None:
+            raise ValidationError("name at least one sink: statsd or prometheus (or leave metrics out)")
 
 
 class PipelineOptions(Schema):
@@ -238,7 +271,14 @@ class PipelineOptions(Schema):
         MetricsOptions,
         load_default=None,
         allow_none=True,
-        **option("Where to send metrics: `{'statsd': {...}}`; see Metrics. Off by default."),
+        **option("Where metrics go: `{'statsd': {...}}`, `{'prometheus': {}}` or both; see Metrics. Off by default."),
+    )
+    tracing = fields.Boolean(
+        load_default=False,
+        **option(
+            "Open an OpenTelemetry consumer span around every handle_message and handle_batch call, continuing "
+            "the trace of a record's `traceparent` header (needs `gkbroad[otel]`); see Metrics and tracing."
+        ),
     )
     stuck_handler_timeout = PositiveInt(
         load_default=300,

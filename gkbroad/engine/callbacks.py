@@ -4,8 +4,9 @@ Each method calls one Pipeline callback, checks what came back, and turns an
 exception or a wrong return value into failed messages with a reason that says
 what was expected and what arrived. It is the only place that calls user
 callbacks and the only place that acknowledges messages, so those rules, the
-stale-message check, the `on_failure` policy and the processor's retry loop
-(around the single handle_message call) live here once. Each call goes
+stale-message check, the `on_failure` policy, the processor's retry loop
+(around the single handle_message call) and a handler's PausePartition
+(handed to the message's acknowledger, `_pause`) live here once. Each call goes
 through the executor of the stage it is made for (gkbroad.engine.executor): on the
 stage's greenlet, or in a native thread while that greenlet waits; the rules
 above are the same either way.
@@ -26,10 +27,10 @@ from typing import Any, cast
 
 from gevent.event import Event
 
-from ..errors import NotAcknowledged
+from ..errors import NotAcknowledged, PausePartition
 from ..message import BatchInfo, Message
 from .acknowledger import ack_messages, withdraw_messages
-from .executor import Executor, GreenletExecutor, StageExecutors
+from .executor import Call, Executor, GreenletExecutor, StageExecutors
 from .failure_policy import FailurePolicy
 from .guard import reraise_stops
 from .repeated_log import RepeatedLog
@@ -78,16 +79,22 @@ class Callbacks:
         """Run prepare_messages on a processor's chunk; on error every message of it fails."""
         if not self.has_prepare:
             return messages
-        executor = self.executors.processor(processor)
-        return self._on_list("prepare_messages", executor, messages, messages, self.context)
+        call = self.executors.processor(processor).call
+        return self._on_list("prepare_messages", call, messages, messages, self.context)
 
     def handle_message(self, processor: str, message: Message) -> Message | None:
         """handle_message, with the processor's retries when it has some: the outcome of the last attempt,
         or None when the message turned stale while it waited for an attempt (it was then acknowledged as
-        revoked). Raises Abandoned when the pipeline began to stop during a wait (see gkbroad.engine.retry)."""
+        revoked) or when the handler paused its source (it is delivered again). Raises Abandoned when the pipeline began to stop during a wait (see gkbroad.engine.retry)."""
         retry = self.retry
         if retry is None:
             return self._attempt(processor, message)
+        if retry.later:
+            attempt = message.metadata.setdefault("attempt", 1)  # a record read back from a retry topic says
+            try:
+                return self._attempt(processor, message)
+            except _TryAgain as again:
+                return self._retry_later(message.failed(again.__cause__), retry.later_delay(attempt))
         attempt = 1
         while True:
             message.metadata["attempt"] = attempt
@@ -101,7 +108,7 @@ class Callbacks:
                 return None
             attempt += 1
 
-    def _attempt(self, processor: str, message: Message) -> Message:
+    def _attempt(self, processor: str, message: Message) -> Message | None:
         if not self.hooks.timing:
             return self._handle_message(processor, message)
         started = self.hooks.call_started()
@@ -110,11 +117,13 @@ class Callbacks:
         finally:
             self.hooks.message_done(started)
 
-    def _handle_message(self, processor: str, message: Message) -> Message:
+    def _handle_message(self, processor: str, message: Message) -> Message | None:
+        call = self.hooks.around_message(message, self.executors.processor(processor).call)
         try:
-            result = self.executors.processor(processor).call(
-                self.pipeline.handle_message, processor, message, self.context
-            )
+            result = call(self.pipeline.handle_message, processor, message, self.context)
+        except PausePartition as pause:
+            unpaused = self._pause([message], pause)
+            return unpaused[0] if unpaused else None
         except BaseException as exc:
             reraise_stops(exc)
             if self.retry is not None and self.retry.retries(exc, message.metadata["attempt"]):
@@ -132,15 +141,18 @@ class Callbacks:
     def handle_batch(self, batcher: str, messages: list[Message], info: BatchInfo) -> list[Message]:
         started = self.hooks.call_started()
         try:
-            executor = self.executors.batcher(batcher)
-            return self._on_list("handle_batch", executor, messages, batcher, messages, info, self.context)
+            call = self.hooks.around_batch(batcher, messages, self.executors.batcher(batcher).call)
+            return self._on_list("handle_batch", call, messages, batcher, messages, info, self.context)
         finally:
             self.hooks.batch_done(batcher, len(messages), started)
 
-    def _on_list(self, callback: str, executor: Executor, messages: list[Message], *args: Any) -> list[Message]:
-        """Call a callback that takes and returns a list of messages; any failure fails them all."""
+    def _on_list(self, callback: str, call: Call, messages: list[Message], *args: Any) -> list[Message]:
+        """Call a callback (through `call`: an executor's, or a hook's around it) that takes and returns a
+        list of messages; any failure fails them all."""
         try:
-            result = executor.call(getattr(self.pipeline, callback), *args)
+            result = call(getattr(self.pipeline, callback), *args)
+        except PausePartition as pause:
+            return self._pause(messages, pause)
         except BaseException as exc:
             reraise_stops(exc)
             text = f"{callback} raised {exc!r}; all {len(messages)} of its messages fail"
@@ -152,6 +164,41 @@ class Callbacks:
             self.log.error((callback, "return", problem), reason)
             return [m.failed(reason) for m in messages]
         return cast(list[Message], result)  # _not_messages checked it
+
+    def _retry_later(self, message: Message, delay: float) -> Message | None:
+        """The "topic" retry mode: the message's acknowledger takes the failed attempt
+        (``retry_later(message, delay)``: for Kafka, a write to the retry topic, then the
+        acknowledgement) and delivers it again in `delay` seconds. None once it did; the
+        message failed when its acknowledger cannot."""
+        handler, _, _ = message.acknowledger
+        retry_later = getattr(handler, "retry_later", None)
+        if retry_later is None:
+            return message.failed(
+                f"retry mode 'topic': {type(handler).__name__} cannot retry later; it failed with "
+                f"{message.failure_reason!r}"
+            )
+        try:
+            retry_later(message, delay)
+        except NotAcknowledged as exc:
+            self.on_trip(f"retry: {exc}; the message is not acknowledged")
+            withdraw_messages([message])
+        return None
+
+    def _pause(self, messages: list[Message], pause: PausePartition) -> list[Message]:
+        """A handler raised PausePartition: each message's acknowledger pauses its source
+        (``pause(data, seconds, reason)``: for Kafka, the partition rewinds to the message) and the
+        message is neither acknowledged nor failed, since it is delivered again. Returns the
+        messages whose acknowledger cannot pause, failed with the reason."""
+        unpaused = []
+        for message in messages:
+            handler, _, data = message.acknowledger
+            pause_source = getattr(handler, "pause", None)
+            if pause_source is None:
+                reason = f"a handler raised {pause!r}, but {type(handler).__name__} cannot pause what it produces"
+                unpaused.append(message.failed(reason))
+            else:
+                pause_source(data, pause.seconds, pause.reason)
+        return unpaused
 
     def without_stale(self, messages: list[Message]) -> list[Message]:
         """`messages` less the stale ones (see drop_if_stale); allocates only when one is stale."""

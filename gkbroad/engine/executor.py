@@ -9,16 +9,21 @@ concurrency, and its greenlet waits cooperatively for the result, so the hub
 keeps running heartbeats, other handlers and the status page. Everything else
 stays the same: the stage greenlet still makes one call at a time, so ordering,
 acknowledgement, retries and failure handling do not change.
+
+The thread runs the call in a copy of the calling greenlet's context
+(`contextvars`), so what the greenlet set there (the current OpenTelemetry
+span, for one) is what the handler sees, as it would on the greenlet.
 """
 
 from __future__ import annotations
 
+import contextvars
 from collections.abc import Callable
-from typing import Any, TypeVar, cast
+from typing import Any, TypeAlias, TypeVar, cast
 
 from gevent.threadpool import ThreadPool
 
-__all__ = ["EXECUTORS", "Executor", "GreenletExecutor", "StageExecutors", "ThreadExecutor", "build_executor"]
+__all__ = ["EXECUTORS", "Call", "Executor", "GreenletExecutor", "StageExecutors", "ThreadExecutor", "build_executor"]
 
 T = TypeVar("T")
 
@@ -51,7 +56,8 @@ class ThreadExecutor:
         self.pool = ThreadPool(size)
 
     def call(self, function: Callable[..., T], *args: Any) -> T:
-        raised, outcome = self.pool.apply(_capture, (function, args))
+        context = contextvars.copy_context()
+        raised, outcome = self.pool.apply(_capture, (context.run, (function, *args)))
         if raised:
             raise outcome
         return cast(T, outcome)  # what `function` returned
@@ -71,6 +77,9 @@ def _capture(function: Callable[..., Any], args: tuple[Any, ...]) -> tuple[bool,
 
 
 Executor = GreenletExecutor | ThreadExecutor
+
+Call: TypeAlias = Callable[..., Any]
+"""``call(function, *args)``: an executor's `call`, or a hook's wrapper around it (Hooks.around_message)."""
 
 
 def build_executor(kind: str, size: int) -> Executor:

@@ -27,7 +27,7 @@ from ..message import Message
 from .client import producer_settings
 from .outputs import OutputRecord, OutputWriter
 
-__all__ = ["DeadLetter", "DeadLetterError", "UnwritableRecord", "dead_letter_record"]
+__all__ = ["DeadLetter", "DeadLetterError", "UnwritableRecord", "dead_letter_record", "original_record"]
 
 ERROR_LIMIT = 1000  # characters of the failure reason kept in the `error` header
 SOURCE_HEADERS = ("source_topic", "source_partition", "source_offset", "source_group", "error")
@@ -49,7 +49,8 @@ class DeadLetter:
     write may take `timeout` ms; `max_attempts` attempts are made, `backoff` ms
     apart at first, doubling (with jitter) after each failure (an OutputWriter
     does the writing). From ``handle_failed``:
-    ``self.dead_letter.send(messages); return messages``.
+    ``self.dead_letter.send(messages); return messages``. `kind` names what it
+    writes in its messages (the retry topic's writer is one too).
     """
 
     def __init__(
@@ -61,12 +62,14 @@ class DeadLetter:
         max_attempts: int = 3,
         backoff: int = 1000,
         timeout: int = 10000,
+        kind: str = "dead letter",
     ):
         self.topic = topic
+        self.kind = kind
         self.group_name = group_name
         self._writer = OutputWriter(
             client,
-            what="dead letter(s)",
+            what=f"{kind}(s)",
             error=DeadLetterError,
             max_attempts=max_attempts,
             backoff=backoff,
@@ -112,7 +115,7 @@ class DeadLetter:
         try:
             return [OutputRecord(self.topic, *dead_letter_record(message, self.group_name)) for message in messages]
         except UnwritableRecord as exc:
-            self._writer.fail(f"cannot write a dead letter to {self.topic!r}: {exc}")
+            self._writer.fail(f"cannot write a {self.kind} to {self.topic!r}: {exc}")
 
     def send_records(self, records: list[OutputRecord]) -> None:
         """Write dead letters made by ``records``; return once the broker acknowledged them all."""
@@ -125,16 +128,40 @@ class DeadLetter:
         if self.failure is not None:
             raise DeadLetterError(self.failure)
         if messages:
-            self._writer.send(self.records(messages))
+            self.send_records(self.records(messages))
+
+    def write(self, records: list[tuple[bytes | None, bytes | None, list[tuple[str, bytes]]]]) -> None:
+        """Write ``(key, value, headers)`` records to the topic, in order, with the attempts and backoff of
+        `send`; returns once the broker acknowledged them all, raises DeadLetterError when that failed for
+        good."""
+        self.send_records([OutputRecord(self.topic, *record) for record in records])
 
     def __repr__(self) -> str:  # never the client settings: they may hold secrets
-        return f"<DeadLetter topic={self.topic!r} group={self.group_name!r}>"
+        return f"<DeadLetter topic={self.topic!r} group={self.group_name!r} kind={self.kind!r}>"
 
 
 def dead_letter_record(
     message: Message, group_name: str | None
 ) -> tuple[bytes | None, bytes | None, list[tuple[str, bytes]]]:
-    """(key, value, headers) of the dead letter of a failed Kafka message.
+    """(key, value, headers) of the dead letter of a failed Kafka message (see `original_record`);
+    raises UnwritableRecord for a message that is not a Kafka message or whose key or value is not bytes.
+    """
+    (topic, partition, offset), key, value, headers = original_record(message)
+    headers = [(name, header) for name, header in headers if name not in SOURCE_HEADERS]
+    headers += [
+        ("source_topic", topic.encode()),
+        ("source_partition", str(partition).encode()),
+        ("source_offset", str(offset).encode()),
+        ("source_group", (group_name or "").encode()),
+        ("error", describe_reason(message.failure_reason).encode("utf-8", "replace")),
+    ]
+    return key, value, headers
+
+
+def original_record(
+    message: Message,
+) -> tuple[tuple[str, int, int], bytes | None, bytes | None, list[tuple[str, bytes]]]:
+    """((topic, partition, offset), key, value, headers) of the record a Kafka message came from.
 
     Key and value are the bytes the record arrived with: ``metadata["raw_key"]`` /
     ``["raw_value"]`` when decoding put them there, else the record's own (the
@@ -151,20 +178,12 @@ def dead_letter_record(
         key, value, headers = metadata.get("key"), data, metadata.get("headers") or []
     else:
         key, value, headers = data.key, data.value, data.headers or []
-    key = _as_bytes(metadata.get("raw_key", key), "key", offset)
-    value = _as_bytes(metadata.get("raw_value", value), "value", offset)
-    headers = [(name, header) for name, header in headers if name not in SOURCE_HEADERS]
-    headers += [
-        ("source_topic", topic.encode()),
-        ("source_partition", str(partition).encode()),
-        ("source_offset", str(offset).encode()),
-        ("source_group", (group_name or "").encode()),
-        ("error", _describe(message.failure_reason).encode("utf-8", "replace")),
-    ]
-    return key, value, headers
+    key = as_bytes(metadata.get("raw_key", key), "key", offset)
+    value = as_bytes(metadata.get("raw_value", value), "value", offset)
+    return (topic, partition, offset), key, value, [(name, header) for name, header in headers]
 
 
-def _as_bytes(value: Any, part: str, offset: int) -> bytes | None:
+def as_bytes(value: Any, part: str, offset: int) -> bytes | None:
     if value is None or isinstance(value, bytes):
         return value
     if isinstance(value, (bytearray, memoryview)):
@@ -174,6 +193,6 @@ def _as_bytes(value: Any, part: str, offset: int) -> bytes | None:
     raise UnwritableRecord(f"the {part} of offset {offset} is a {type(value).__name__}, not the record's bytes")
 
 
-def _describe(reason: Any) -> str:
+def describe_reason(reason: Any) -> str:
     text = f"{type(reason).__name__}: {reason}" if isinstance(reason, BaseException) else str(reason)
     return text if len(text) <= ERROR_LIMIT else text[: ERROR_LIMIT - 3] + "..."

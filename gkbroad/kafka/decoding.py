@@ -156,9 +156,10 @@ class Decoding:
         """False when no topic decodes anything: messages are then left exactly as built."""
         return bool(self.decoders)
 
-    def apply(self, message: Message, record: Any) -> Message:
-        """Put the decoded key and value into `message`, or fail it with a DecodeError."""
-        decoder = self.decoders.get(record.topic)
+    def apply(self, message: Message, record: Any, topic: str | None = None) -> Message:
+        """Put the decoded key and value into `message`, or fail it with a DecodeError; `topic` (default:
+        the record's) names the topic whose options decode it (a retry topic's records: their source's)."""
+        decoder = self.decoders.get(topic or record.topic)
         if decoder is None:
             return message
         # The raw bytes stay reachable whatever happens next: handle_failed and

@@ -12,7 +12,15 @@ from typing import Any
 from marshmallow import RAISE, Schema, ValidationError, fields, pre_load, validates_schema
 from marshmallow import validate as mm_validate
 
-from ..config.fields import NonEmptyString, NonNegativeInt, PositiveInt, import_or_error, one_of, option
+from ..config.fields import (
+    NonEmptyString,
+    NonNegativeInt,
+    PositiveInt,
+    import_or_error,
+    one_of,
+    option,
+    timestamp_ms,
+)
 from ..config.redact import SecretSettings
 from .client import ASSIGNORS, CONSUMER_DEFAULTS, PRODUCER_DEFAULTS
 from .decoding import DeserializerField, SchemaClassField
@@ -23,6 +31,7 @@ __all__ = [
     "DeadLetterOptions",
     "ExactlyOnceOptions",
     "FetchStrategyOptions",
+    "RetryTopicOptions",
     "KafkaProducerOptions",
     "OutputOptions",
     "TopicOptions",
@@ -209,6 +218,21 @@ class ExactlyOnceOptions(Schema):
     )
 
 
+class RetryTopicOptions(DeadLetterOptions):
+    topic = NonEmptyString(
+        required=True,
+        **option(
+            "The topic failed attempts wait in until they are due; this pipeline's group consumes it too. One "
+            "retry topic per consumer group: another group's retries would be handled here."
+        ),
+    )
+    create = fields.Boolean(
+        load_default=False,
+        **option("Create the topic at start when it does not exist (with `partitions` partitions, replication 1)."),
+    )
+    partitions = PositiveInt(load_default=1, **option("Partitions of the retry topic when `create` creates it."))
+
+
 class ConsumerGroupClass(fields.Field[Any]):
     doc_type = "ConsumerGroup subclass or dotted path"
     default_error_messages = {
@@ -231,15 +255,38 @@ class ConsumerGroupClass(fields.Field[Any]):
         return value
 
 
+class OffsetResetPolicy(fields.Field[Any]):
+    """ "earliest", "latest", or ``{timestamp = ...}``: loaded as the string, or as milliseconds since the epoch."""
+
+    doc_type = '"earliest", "latest" or {timestamp = ...}'
+    default_error_messages = {
+        "invalid": 'must be "earliest", "latest" or {{timestamp = <date-time or ms since the epoch>}}',
+    }
+
+    def _deserialize(self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any) -> Any:
+        if value in ("earliest", "latest"):
+            return value
+        if not (isinstance(value, dict) and set(value) == {"timestamp"}):
+            raise self.make_error("invalid")
+        try:
+            return timestamp_ms(value["timestamp"])
+        except ValueError as exc:
+            raise ValidationError(f"timestamp: {exc}") from None
+
+
 class TopicOptions(Schema):
     class Meta:
         unknown = RAISE
 
     name = NonEmptyString(required=True, **option("The topic to consume."))
-    offset_reset_policy = one_of(
-        ("earliest", "latest"),
-        "Where to start in a partition the group has no committed offset for.",
+    offset_reset_policy = OffsetResetPolicy(
         load_default="latest",
+        **option(
+            "Where to start in a partition the group has no committed offset for (or whose committed offset "
+            "is out of range): the log's first record, its end, or `{timestamp = 2026-05-01T12:00:00Z}` (a TOML "
+            "date-time, an ISO-8601 string, or ms since the epoch; no zone means UTC): the first record at or "
+            "after that time, or the end when there is none. See Starting from a point in time."
+        ),
     )
     fetch_max_bytes = PositiveInt(
         load_default=None,
@@ -458,6 +505,15 @@ class KafkaProducerOptions(Schema):
             "isolation_level is read_committed."
         ),
     )
+    retry_topic = fields.Nested(
+        RetryTopicOptions,
+        load_default=None,
+        allow_none=True,
+        **option(
+            'For `processors.default.retry.mode = "topic"`: the topic failed attempts wait in, '
+            "`{'topic': ..., 'create': true}`; see Retry topics and the options below. Off by default."
+        ),
+    )
     partition_assignment_strategy = one_of(
         tuple(sorted(ASSIGNORS)),
         "cooperative-sticky moves only the partitions that change owner; the others are eager (stop-the-world).",
@@ -474,6 +530,15 @@ class KafkaProducerOptions(Schema):
         if isinstance(defaults, dict) and isinstance(topics, list):
             data = {**data, "topics": [{**defaults, **t} if isinstance(t, dict) else t for t in topics]}
         return data
+
+    @validates_schema
+    def _exactly_once_without_retry_topic(self, data: dict[str, Any], **kwargs: Any) -> None:
+        if data.get("exactly_once") is not None and data.get("retry_topic") is not None:
+            raise ValidationError(
+                "cannot be used with exactly_once: the records parked in the retry topic are not part of the "
+                "transactions, so an aborted one would park an attempt twice; retry in memory instead",
+                field_name="retry_topic",
+            )
 
     @validates_schema
     def _exactly_once_reads_committed(self, data: dict[str, Any], **kwargs: Any) -> None:
@@ -517,6 +582,22 @@ class KafkaProducerOptions(Schema):
                     ]
                 },
                 field_name="dead_letter",
+            )
+
+    @validates_schema
+    def _retries_elsewhere(self, data: dict[str, Any], **kwargs: Any) -> None:
+        retry_topic = data.get("retry_topic")
+        if not retry_topic:
+            return
+        if retry_topic["topic"] in {topic["name"] for topic in data.get("topics") or ()}:
+            raise ValidationError(
+                {"topic": ["must not be one of the consumed topics: it is consumed as the retry topic"]},
+                field_name="retry_topic",
+            )
+        if data.get("dead_letter") and data["dead_letter"]["topic"] == retry_topic["topic"]:
+            raise ValidationError(
+                {"topic": ["must not be the dead-letter topic: dead letters would be retried"]},
+                field_name="retry_topic",
             )
 
     @validates_schema

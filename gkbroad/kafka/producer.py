@@ -19,11 +19,16 @@ The records handlers add (gkbroad.kafka.outputs) are written the same way
 before their messages are acknowledged; with `exactly_once`, outputs and dead
 letters are staged instead and written in the transaction that commits their
 offsets (gkbroad.kafka.transactions).
+With the `retry_topic` option (for the processors' ``retry.mode = "topic"``),
+failed attempts are parked there (gkbroad.kafka.retry_topic): the group
+consumes the retry topic too, and a retry partition whose head record is not
+due yet is paused until it is, as a handler's pause would.
 """
 
 from __future__ import annotations
 
 import random
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -39,6 +44,7 @@ from .formats import build_messages
 from .group.consumer_group import ConsumerGroup
 from .options import KafkaProducerOptions, OutputOptions
 from .outputs import OutputRecord, OutputsNotWritten, OutputWriter, outputs_of
+from .retry_topic import RetryTopic, due_ms, retry_attempt, source_topic
 from .routing import owns, route
 from .transactions import Transactions
 
@@ -56,10 +62,24 @@ class Producer(BaseProducer):
     ) -> tuple[list[Service], dict[str, Any]]:
         opts = validate(KafkaProducerOptions, options, OPTIONS_PATH)
         _refuse_partition_by(pipeline_options)
+        _check_retry_mode(pipeline_options, opts["retry_topic"])
         group_class = opts["consumer_group"] or ConsumerGroup
-        group = group_class.from_options(opts)
-        services: list[Service] = [group]
-        writers: dict[str, Any] = {"group": group, "dead_letter_writer": None, "transactions": None}
+        retry_topic = None
+        if opts["retry_topic"] is not None:
+            # Consumed like the first topic, decoded as each record's source topic says (receive).
+            parked = {**opts["topics"][0], "name": opts["retry_topic"]["topic"], "offset_reset_policy": "earliest"}
+            parked.update(value_deserializer="bytes", key_deserializer="bytes", value_schema=None)
+            group = group_class.from_options({**opts, "topics": [*opts["topics"], parked]})
+            retry_topic = RetryTopic.from_options(opts["retry_topic"], group.connection, opts["group_name"])
+        else:
+            group = group_class.from_options(opts)
+        services: list[Service] = [group] if retry_topic is None else [retry_topic, group]  # created first
+        writers: dict[str, Any] = {
+            "group": group,
+            "dead_letter_writer": None,
+            "transactions": None,
+            "retry_topic_writer": retry_topic,
+        }
         if opts["exactly_once"] is not None:
             transactions = Transactions.from_options(opts["exactly_once"], group.connection)
             transactions.bind(group.consumer_client, group.is_current)
@@ -85,6 +105,8 @@ class Producer(BaseProducer):
         self.dead_letter: DeadLetter | None = options.get("dead_letter_writer")
         self.transactions: Transactions | None = options.get("transactions")
         self.output_writer: OutputWriter | None = options.get("output_writer")
+        self.retry_topic: RetryTopic | None = options.get("retry_topic_writer")
+        self.retry_topic_name = self.retry_topic.topic if self.retry_topic is not None else None
         self.message_format = options["message_format"]
         self.decoding = Decoding(options["topics"], self.message_format)
         self.receive_interval = options["receive_interval"] / 1000.0
@@ -105,12 +127,44 @@ class Producer(BaseProducer):
             refilled = []
             for topic, partition in partitions:
                 epoch, records = self.group.pull(topic, partition, min(share, demand - len(messages)))
+                if topic == self.retry_topic_name:
+                    messages += self._due_retries(topic, partition, epoch, records)
+                    continue
                 built = build_messages(records, epoch, self, self.index, self.message_format)
                 messages += map(self.decoding.apply, built, records) if self.decoding else built
                 if len(records) == share:
                     refilled.append((topic, partition))
             partitions = refilled
         return messages
+
+    def _due_retries(self, topic: str, partition: int, epoch: int, records: list[Any]) -> list[Message]:
+        """Messages of the retry-topic records that are due, decoded as their source topic says, with
+        ``metadata["attempt"]``; at the first one not due, the partition pauses until it is."""
+        now = time.time() * 1000
+        for index, record in enumerate(records):
+            due = due_ms(record)
+            if due is not None and due > now:
+                reason = f"retry due at {time.strftime('%H:%M:%S', time.localtime(due / 1000))}"
+                self.group.pause_partition(topic, partition, record.offset, epoch, (due - now) / 1000, reason)
+                records = records[:index]
+                break
+        messages = build_messages(records, epoch, self, self.index, self.message_format)
+        for message, record in zip(messages, records, strict=True):
+            message.metadata["attempt"] = retry_attempt(record)
+            if self.decoding:
+                self.decoding.apply(message, record, source_topic(record))
+        return messages
+
+    def retry_later(self, message: Message, delay: float) -> None:
+        """The "topic" retry mode: park the failed attempt in the retry topic until `delay` seconds from
+        now, then acknowledge the message (once the broker confirmed the write). A stale message is left
+        to its partition's new owner. Raises DeadLetterError when the write failed for good."""
+        if self.retry_topic is None:
+            raise ConfigError("retry mode 'topic' needs the Kafka producer's retry_topic option")
+        if self.is_stale(message.acknowledger.data):
+            return
+        self.retry_topic.write(message, delay)
+        self.group.ack([message.acknowledger.data])
 
     def partitions(self) -> list[tuple[str, int]]:
         """The assigned (topic, partition) pairs this producer greenlet pulls from (also for status pages)."""
@@ -187,11 +241,35 @@ class Producer(BaseProducer):
         (the drain timed out, or the membership was lost): its new owner reads
         it again, and handling it here could overwrite what that owner did.
         ``data`` is the acknowledger data (topic, partition, offset, epoch)."""
-        topic, partition, _, epoch = data
-        return not self.group.is_current(topic, partition, epoch)
+        topic, partition, offset, epoch = data
+        return not self.group.is_current(topic, partition, epoch, offset)
+
+    def pause(self, data: tuple[str, int, int, int], seconds: float | None, reason: str) -> None:
+        """A handler raised PausePartition for this message: its partition rewinds to it and is
+        not read for `seconds` (None: until Pipeline.resume_partition); see ConsumerGroup.pause_partition."""
+        topic, partition, offset, epoch = data
+        if not self.group.pause_partition(topic, partition, offset, epoch, seconds, reason):
+            # Stale, or its partition is being given up: a drain must not wait for it, nor commit past it.
+            self.group.withdraw([data])
 
     def prepare_for_draining(self) -> None:
         self.draining.set()
+
+
+def _check_retry_mode(pipeline_options: dict[str, Any], retry_topic: dict[str, Any] | None) -> None:
+    """retry.mode "topic" and the retry_topic option go together."""
+    retry = ((pipeline_options.get("processors") or {}).get("default") or {}).get("retry") or {}
+    wants_topic = retry.get("mode") == "topic"
+    if wants_topic and retry_topic is None:
+        raise ConfigError(
+            "processors.default.retry.mode: 'topic' parks failed attempts in a retry topic; set the Kafka "
+            f"producer's {OPTIONS_PATH}.retry_topic option (e.g. {{'topic': 'orders.retry', 'create': True}})"
+        )
+    if retry_topic is not None and not wants_topic:
+        raise ConfigError(
+            f"{OPTIONS_PATH}.retry_topic: is only used with processors.default.retry.mode = 'topic' "
+            f"(the mode is {retry.get('mode', 'not set')!r}); set that mode or remove retry_topic"
+        )
 
 
 def _refuse_partition_by(pipeline_options: dict[str, Any]) -> None:

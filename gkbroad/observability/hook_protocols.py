@@ -24,6 +24,7 @@ are the ``gkbroad.Pipeline`` that runs the hook.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Protocol, TypeAlias
 
 __all__ = [
@@ -34,6 +35,8 @@ __all__ = [
     "AfterHubBlocked",
     "AfterPipelineStart",
     "AfterPipelineStop",
+    "AroundHandleBatch",
+    "AroundHandleMessage",
     "BeforePipelineStop",
     "Hook",
 ]
@@ -81,6 +84,21 @@ class AfterCommit(Protocol):
         """A service committed offsets of these (topic, partition) pairs in ``duration`` seconds."""
 
 
+class AroundHandleMessage(Protocol):
+    def around_handle_message(
+        self, message: Any, call: Callable[..., Any], function: Callable[..., Any], *args: Any
+    ) -> Any:
+        """Wraps one handle_message call of ``message``: return ``call(function, *args)``; what it raises,
+        let through."""
+
+
+class AroundHandleBatch(Protocol):
+    def around_handle_batch(
+        self, batcher: str, messages: list[Any], call: Callable[..., Any], function: Callable[..., Any], *args: Any
+    ) -> Any:
+        """Wraps one handle_batch call of ``batcher`` with ``messages``: return ``call(function, *args)``."""
+
+
 Hook: TypeAlias = (
     AfterPipelineStart
     | BeforePipelineStop
@@ -90,4 +108,6 @@ Hook: TypeAlias = (
     | AfterAck
     | AfterHubBlocked
     | AfterCommit
+    | AroundHandleMessage
+    | AroundHandleBatch
 )

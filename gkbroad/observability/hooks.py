@@ -17,6 +17,17 @@ for type checkers and editors:
                                             (gkbroad.observability.watchdog; called in the hub's thread once it is free)
     after_commit(duration, partitions)      a service (the Kafka consumer group) committed offsets of
                                             these (topic, partition) pairs; the commit took `duration` s
+    around_handle_message(message, call, function, *args)
+                                            wraps each handle_message call: must return
+                                            ``call(function, *args)`` (tracing opens a span around it)
+    around_handle_batch(batcher, messages, call, function, *args)
+                                            the same around each handle_batch call
+
+The two around hooks run in the stage's greenlet, where the executor then
+makes the call (on that greenlet or in a thread that sees its context). They
+are not guarded like the others: what they raise is what the handler raised.
+With none registered, `around_message` hands back the executor's own `call`,
+so a pipeline without tracing pays one method call per message.
 
 Hooks run in the pipeline's greenlets, so they must be quick and must not
 block; a hook that needs I/O (statsd) buffers and sends from its own greenlet.
@@ -35,11 +46,14 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterable
+from functools import partial
 from typing import Any, TypeVar
 
 from gevent import getcurrent
 
+from ..engine.executor import Call
 from ..errors import ConfigError
+from ..message import Message
 from .hook_protocols import Hook
 
 __all__ = ["HOOK_METHODS", "Hooks"]
@@ -57,6 +71,8 @@ HOOK_METHODS = (
     "after_ack",
     "after_hub_blocked",
     "after_commit",
+    "around_handle_message",
+    "around_handle_batch",
 )
 
 
@@ -108,6 +124,20 @@ class Hooks:
     def batch_done(self, batcher: str, size: int, started: float) -> None:
         del self._calls[getcurrent()]
         self._emit("after_handle_batch", batcher, size, time.monotonic() - started)
+
+    def around_message(self, message: Message, call: Call) -> Call:
+        """`call` with the around_handle_message hooks wrapped around it (the first registered outermost);
+        `call` itself when there are none."""
+        return self._around("around_handle_message", call, message)
+
+    def around_batch(self, batcher: str, messages: list[Message], call: Call) -> Call:
+        """`call` with the around_handle_batch hooks wrapped around it; `call` itself when there are none."""
+        return self._around("around_handle_batch", call, batcher, messages)
+
+    def _around(self, name: str, call: Call, *subject: Any) -> Call:
+        for _, method in reversed(self._methods[name]):
+            call = partial(method, *subject, call)
+        return call
 
     def acked(self, successful: int, failed: int) -> None:
         """Once per acknowledged chunk or batch; also hands over the handle_message timings gathered so far."""

@@ -1,9 +1,10 @@
 """What a running pipeline is doing, as plain data, and whether it is healthy.
 
 `snapshot()` gathers, without any I/O, what the status page, the statsd
-gauges and the log summary show: state, counters, records/s, stage
-concurrencies, and per partition the offsets and counts its services report
-through their optional ``stats()``. Only listed fields are copied out of
+and Prometheus gauges and the log summary show: state, counters, records/s,
+stage concurrencies, the samples of the last 15 minutes (gkbroad.observability.trends),
+and per partition the offsets and counts its services report through their
+optional ``stats()``, with the lag's trend over the last minute. Only listed fields are copied out of
 those stats, so no client setting (passwords, tokens) can reach a page.
 
 `unhealthy()` applies the /healthz rules and `readiness()` the /readyz ones;
@@ -16,6 +17,7 @@ import os
 from typing import Any
 
 from .counters import Counters
+from .trends import Trends, lag_trend
 
 __all__ = ["readiness", "snapshot", "unhealthy"]
 
@@ -31,6 +33,7 @@ _PARTITION_FIELDS = {
     "buffered": "buffered",
     "pending": "in_flight",
     "paused": "paused",
+    "pause": "pause",
     "epoch": "epoch",
 }
 
@@ -54,12 +57,15 @@ _TRANSACTION_FIELDS = (
 def snapshot(pipeline: Any, topology: Any) -> dict[str, Any]:
     """The pipeline's state and numbers; `topology` is None before start()."""
     counters = pipeline.hooks.find(Counters)
+    trends = pipeline.hooks.find(Trends)
     options = pipeline.options
     partitions = []
     for stats in _service_stats(pipeline):
         for (topic, partition), fields in sorted((stats.get("partitions") or {}).items()):
             row = {"topic": topic, "partition": partition}
             row.update({shown: fields.get(field) for field, shown in _PARTITION_FIELDS.items()})
+            if trends is not None:
+                row["lag_trend"] = lag_trend(row["lag"], trends.lag_before(topic, partition))
             partitions.append(row)
     producers = []
     for stage in topology.producers if topology else ():
@@ -100,6 +106,7 @@ def snapshot(pipeline: Any, topology: Any) -> dict[str, Any]:
         "concurrency": _concurrency(options),
         "producers": producers,
         "partitions": partitions,
+        "trends": {"interval": trends.interval, "samples": trends.samples()} if trends is not None else None,
     }
 
 

@@ -2,12 +2,13 @@
 
 `status_app(pipeline)` serves /healthz, /readyz, /status.json and / (an HTML page);
 `StatusMiddleware(app, pipeline)` mounts it under a prefix of an existing
-app; `serve(app, host, port)` serves either with gevent.pywsgi. `gkbroad.wsgi.gunicorn` has the hooks that run a pipeline in each worker
+app; `metrics_app(pipeline)` serves Prometheus metrics alone; `serve(app, host, port)` serves either with gevent.pywsgi. `gkbroad.wsgi.gunicorn` has the hooks that run a pipeline in each worker
 of ``gunicorn -k gevent``. Nothing here imports kafka, so a gunicorn master
 may import it before its workers patch gevent.
 """
 
 from .app import StatusMiddleware, status_app
+from .metrics import metrics_app
 from .server import serve
 
-__all__ = ["StatusMiddleware", "serve", "status_app"]
+__all__ = ["StatusMiddleware", "metrics_app", "serve", "status_app"]

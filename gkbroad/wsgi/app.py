@@ -7,8 +7,10 @@ Routes (GET or HEAD):
 - ``/readyz``: ``200`` while ready, ``503`` otherwise, both with a one-line JSON
   ``{"ready": ..., "reason": "..."}`` (the reason also says why a ready member
   has no partitions).
-- ``/status.json``: the pipeline's snapshot (gkbroad.observability.status.snapshot).
-- ``/``: the same as a small HTML page that refreshes itself.
+- ``/status.json``: the pipeline's snapshot (gkbroad.observability.status.snapshot), with the
+  samples of the last 15 minutes under ``trends``.
+- ``/metrics``: Prometheus metrics (gkbroad.wsgi.metrics; needs the ``prometheus`` extra).
+- ``/``: the same as a small HTML page, with charts of the samples, that refreshes itself.
 
 Each answer is computed from in-memory state, without I/O, so the pages stay
 fast however busy the pipeline is.
@@ -22,6 +24,7 @@ from typing import Any
 
 from ..errors import ConfigError
 from ..observability.status import readiness, unhealthy
+from .metrics import metrics_response
 from .page import render_page
 
 __all__ = ["StatusMiddleware", "status_app"]
@@ -30,7 +33,7 @@ WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
 
 def status_app(pipeline: Any) -> WSGIApp:
-    """A WSGI application serving /healthz, /readyz, /status.json and / for `pipeline`."""
+    """A WSGI application serving /healthz, /readyz, /status.json, /metrics and / for `pipeline`."""
     pipeline.hooks.track_calls()  # for the stuck handler rule of /healthz
 
     def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
@@ -52,6 +55,9 @@ def status_app(pipeline: Any) -> WSGIApp:
         if path == "/status.json":
             body = json.dumps(pipeline.status(), indent=1).encode() + b"\n"
             return _respond(start_response, "200 OK", "application/json", body, method)
+        if path == "/metrics":
+            status, content_type, body = metrics_response(pipeline)
+            return _respond(start_response, status, content_type, body, method)
         if path == "/":
             body = render_page(pipeline.status()).encode()
             return _respond(start_response, "200 OK", "text/html; charset=utf-8", body, method)
@@ -59,7 +65,7 @@ def status_app(pipeline: Any) -> WSGIApp:
             start_response,
             "404 Not Found",
             "text/plain",
-            b"not found: try /, /healthz, /readyz, /status.json\n",
+            b"not found: try /, /healthz, /readyz, /status.json, /metrics\n",
             method,
         )
 
@@ -69,7 +75,7 @@ def status_app(pipeline: Any) -> WSGIApp:
 class StatusMiddleware:
     """Serves the status app under `prefix` (default ``/_gkbroad``) and everything else with `app`.
 
-    ``/_gkbroad/healthz``, ``/_gkbroad/readyz``, ``/_gkbroad/status.json`` and ``/_gkbroad/`` reach
+    ``/_gkbroad/healthz``, ``/_gkbroad/readyz``, ``/_gkbroad/status.json``, ``/_gkbroad/metrics`` and ``/_gkbroad/`` reach
     the status app with the prefix moved from PATH_INFO to SCRIPT_NAME, as
     WSGI mounting does; ``/_gkbroad`` redirects to ``/_gkbroad/`` so the
     page's relative links work.

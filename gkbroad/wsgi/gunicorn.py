@@ -17,7 +17,7 @@ In the app module (imported by each worker after patching)::
 
 In gunicorn.conf.py::
 
-    from gkbroad.wsgi.gunicorn import on_starting, post_worker_init, worker_exit  # noqa: F401
+    from gkbroad.wsgi.gunicorn import child_exit, on_starting, post_worker_init, worker_exit  # noqa: F401
 
     worker_class = "gevent"
 
@@ -27,6 +27,10 @@ commit, leave the group) begins then, while gunicorn finishes the requests in
 flight, not after them. `worker_exit` waits for that stop. Keep the pipeline's
 ``shutdown_timeout`` below gunicorn's ``graceful_timeout``, after which
 gunicorn kills the worker.
+
+`child_exit` (master) tells prometheus_client's multiprocess mode that a
+worker is gone, when ``PROMETHEUS_MULTIPROC_DIR`` is set, so its gauges leave
+the sums (its counters stay counted).
 
 gunicorn loads its gevent worker only when the master starts, and a missing
 dependency of it (gunicorn 27 lists ``packaging`` only under its ``gevent``
@@ -38,6 +42,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+import os
 import sys
 from typing import Any
 
@@ -46,7 +51,7 @@ from gevent import monkey
 
 from ..errors import ConfigError
 
-__all__ = ["on_starting", "post_worker_init", "run_in_worker", "worker_exit"]
+__all__ = ["child_exit", "on_starting", "post_worker_init", "run_in_worker", "worker_exit"]
 
 logger = logging.getLogger(__name__)
 
@@ -134,3 +139,11 @@ def worker_exit(server: Any, worker: Any) -> None:
         if pipeline.state != "created":  # started: stop() returns the result of a stop under way or done
             clean = pipeline.stop()
             logger.info("[%s] stopped in worker %s%s", pipeline.name, worker.pid, "" if clean else " (not clean)")
+
+
+def child_exit(server: Any, worker: Any) -> None:
+    """Master hook: drop an exited worker's live gauges from the Prometheus multiprocess directory."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(worker.pid)  # type: ignore[no-untyped-call]  # untyped upstream

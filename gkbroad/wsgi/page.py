@@ -1,15 +1,19 @@
 """The status page: one self-contained HTML document, no script, no external assets.
 
-It refreshes itself with a meta tag; the lag of each partition is a bar whose
-length is relative to the largest lag on the page. Every value is escaped.
+It refreshes itself with a meta tag. Inline SVG charts (gkbroad.wsgi.charts) show
+throughput, failures and total lag over the last 15 minutes; the lag of each
+partition is a bar whose length is relative to the largest lag on the page,
+with an arrow for its trend over the last minute. Every value is escaped.
 """
 
 from __future__ import annotations
 
+import time
 from html import escape
 from typing import Any
 
 from ..observability.counters import total_lag
+from .charts import render_charts
 
 __all__ = ["render_page", "REFRESH_SECONDS"]
 
@@ -25,7 +29,14 @@ th:first-child, td:first-child { text-align: left; }
 .bar { background: #4a7fd0; height: .8em; min-width: 1px; }
 .barcell { width: 16em; text-align: left; }
 .counters span { margin-right: 1.5em; }
+.charts { display: flex; flex-wrap: wrap; gap: 1em; }
+.chart { margin: 0; } .chart figcaption { font-size: .85em; color: #555; }
+.note { font-size: .85em; color: #777; margin-top: 0; }
+.rising { color: #a01010; } .falling { color: #176317; }
 """
+
+# lag_trend of a partition -> (arrow, class)
+_TRENDS = {"rising": ("&uarr;", "rising"), "falling": ("&darr;", "falling"), "steady": ("&rarr;", "steady")}
 
 
 def render_page(status: dict[str, Any]) -> str:
@@ -54,13 +65,24 @@ def render_page(status: dict[str, Any]) -> str:
         f"<span>in flight {status['in_flight']}</span>",
         f"<span>total lag {'?' if lag is None else lag}</span>",
         "</p>",
+        render_charts(status.get("trends")),
         _partition_table(status["partitions"]),
         *map(_transactions_line, status.get("transactions") or ()),
         _stage_table(status),
-        '<p><a href="status.json">status.json</a> &middot; <a href="healthz">healthz</a> &middot; <a href="readyz">readyz</a></p>',
+        '<p><a href="status.json">status.json</a> &middot; <a href="healthz">healthz</a> &middot; <a href="readyz">readyz</a> &middot; <a href="metrics">metrics</a></p>',
         "</body></html>",
     ]
     return "\n".join(parts) + "\n"
+
+
+def _paused(row: dict[str, Any]) -> str:
+    """The paused cell: a handler's pause shows its reason and end."""
+    pause = row.get("pause")
+    if not pause:
+        return "yes" if row["paused"] else "no"
+    until = pause["until"]
+    end = "until resumed" if until is None else "until " + time.strftime("%H:%M:%S", time.localtime(until))
+    return escape(f"by a handler {end}" + (f": {pause['reason']}" if pause["reason"] else ""))
 
 
 def _partition_table(partitions: list[dict[str, Any]]) -> str:
@@ -75,10 +97,10 @@ def _partition_table(partitions: list[dict[str, Any]]) -> str:
         width = 100.0 * (p["lag"] or 0) / widest
         rows.append(
             f"<tr><td>{escape(p['topic'])}-{p['partition']}</td><td>{_cell(p['committed'])}</td>"
-            f"<td>{_cell(p['end_offset'])}</td><td>{_cell(p['lag'])}</td>"
+            f"<td>{_cell(p['end_offset'])}</td><td>{_cell(p['lag'])} {_trend(p.get('lag_trend'))}</td>"
             f'<td class="barcell"><div class="bar" style="width:{width:.1f}%"></div></td>'
             f"<td>{_cell(p['buffered'])}</td><td>{_cell(p['in_flight'])}</td>"
-            f"<td>{'yes' if p['paused'] else 'no'}</td><td>{_cell(p['epoch'])}</td></tr>"
+            f"<td>{_paused(p)}</td><td>{_cell(p['epoch'])}</td></tr>"
         )
     rows.append("</table>")
     return "\n".join(rows)
@@ -104,6 +126,13 @@ def _transactions_line(writer: dict[str, Any]) -> str:
         f"{writer['offset_only']} offset-only commits, {writer['staged_records']} records staged"
         f"{'' if duration is None else f', last took {duration * 1000:.0f} ms'}</p>"
     )
+
+
+def _trend(trend: str | None) -> str:
+    if trend is None:
+        return ""
+    arrow, css = _TRENDS[trend]
+    return f'<span class="{css}" title="lag {trend} over the last minute">{arrow}</span>'
 
 
 def _cell(value: object) -> str:

@@ -103,7 +103,27 @@ def _pipeline(config: dict, counter: Counter, cls=HandlerPipeline, batchers=None
         },
         batchers=batchers or {},
         context=counter,
+        tracing="tracing" in config,
+        metrics={"prometheus": {}} if config.get("prometheus") else None,
     )
+
+
+def _install_tracer_provider(kind: str) -> None:
+    """tracing "api": the API alone, whose spans do nothing (tracing on, no SDK configured);
+    "sdk": the SDK with a batching processor in front of an exporter that drops the spans."""
+    if kind != "sdk":
+        return
+    from opentelemetry import trace
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
+
+    class Dropping(SpanExporter):
+        def export(self, spans):
+            return SpanExportResult.SUCCESS
+
+    provider = TracerProvider()
+    provider.add_span_processor(BatchSpanProcessor(Dropping()))
+    trace.set_tracer_provider(provider)
 
 
 def until_done(config: dict) -> dict:
@@ -116,6 +136,8 @@ def until_done(config: dict) -> dict:
     if config.get("batch_size"):
         cls = BatchPipeline
         batchers = {"default": {"batch_size": config["batch_size"], "batch_timeout": config["batch_timeout"]}}
+    if "tracing" in config:
+        _install_tracer_provider(config["tracing"])
     pipeline = _pipeline(config, counter, cls, batchers)
     pipeline.start()
     wait_done(counter, RUN_TIMEOUT)
@@ -181,6 +203,9 @@ def shutdown(config: dict) -> dict:
 
 CASES = {
     "noop": until_done,
+    "noop-traced-api": until_done,
+    "noop-traced-sdk": until_done,
+    "noop-prometheus": until_done,
     "noop-batch": until_done,
     "io-partition": until_done,
     "io-key-100": until_done,

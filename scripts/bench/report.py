@@ -35,6 +35,9 @@ def summarize(runs: dict[str, list[dict]], size: dict, steps: dict, ceiling: flo
     comparisons = {
         "noop": [("raw", "raw")],
         "noop-batch": [("raw", "raw")],
+        "noop-traced-api": [("noop", "tracing off")],
+        "noop-traced-sdk": [("noop", "tracing off")],
+        "noop-prometheus": [("noop", "no metrics")],
         "io-partition": [("io-raw", "io-raw"), (ceiling, f"ceiling {ceiling:,.0f}/s")],
         "io-key-100": [("io-raw", "io-raw"), ("io-threadpool", "thread pool")],
         "io-key-400": [("io-raw", "io-raw"), ("io-threadpool", "thread pool")],

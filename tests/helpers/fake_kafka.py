@@ -173,6 +173,10 @@ class FakeConsumerClient:
     def seek_to_end(self, tp: Any) -> None:
         self.positions[tp] = len(self.logs[tp])
 
+    def offsets_for_times(self, tps: Any, timestamp_ms: int) -> dict[Any, int | None]:
+        """The fake's records are stamped with their offset: the offset equal to the time, None past the end."""
+        return {tp: timestamp_ms if timestamp_ms < len(self.logs[tp]) else None for tp in tps}
+
     def fetch_state(self, tp: Any) -> tuple[int | None, int | None]:
         return len(self.logs[tp]), self.positions.get(tp)
 

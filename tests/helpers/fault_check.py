@@ -46,7 +46,7 @@ def read_run(path: Path) -> Run:
     for line in lines:
         words = line.split()
         kind, at = words[0], float(words[-1])
-        if kind == "handled":
+        if kind in ("handled", "commit"):
             run.events.append((kind, int(words[1]), int(words[2]), at))
         elif kind == "start":
             run.events.append((kind, int(words[1]), None, at))

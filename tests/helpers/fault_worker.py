@@ -16,6 +16,7 @@ every process on Linux):
     handled PARTITION OFFSET T
     start PARTITION T           (the member was given the partition)
     stop PARTITION REASON T     (it gave it up, after the drain)
+    commit PARTITION OFFSET T   (the broker accepted a commit: OFFSET is the last processed one)
     exit clean|unclean T
 
 A process killed mid-write leaves at most one partial last line, which the
@@ -55,6 +56,23 @@ class Journal:
         os.fsync(self.fd)
 
 
+def journal_commits(client, journal: Journal) -> None:
+    """Write a "commit" line for every commit of ``client`` that the broker accepted, when it answered."""
+    commit = client.commit
+
+    def journaled(offsets, timeout=None):
+        future = commit(offsets, timeout)
+        taken = dict(offsets)
+        future.add_both(
+            lambda _: (
+                None if future.failed() else journal.write([f"commit {tp.partition} {o}" for tp, o in taken.items()])
+            )
+        )
+        return future
+
+    client.commit = journaled
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     for name in ("bootstrap", "topic", "group", "outfile"):
@@ -81,6 +99,10 @@ def main() -> None:
 
     class FaultGroup(ConsumerGroup):
         client = connection
+
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            journal_commits(self.consumer_client, journal)
 
         def handle_consumer_start(self, topic, partition, group_name):
             journal.write([f"start {partition}"])

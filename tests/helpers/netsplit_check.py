@@ -2,7 +2,10 @@
 
 The cut member is the one whose network to the broker was blackholed at
 ``cut_at`` (CLOCK_MONOTONIC, like the journals). Its holding of a partition
-ends at its next "start" of it (a new assignment after it rejoined).
+ends at its next "start" of it (a new assignment after it rejoined). A
+partition "moved" when the other member handled its first record of it
+after the cut. The journals' "commit" lines are the commits the broker
+accepted, written when its answer arrived.
 """
 
 from __future__ import annotations
@@ -21,12 +24,15 @@ class SplitFigures:
     overlap_window: float = (
         0.0  # longest time from the other member's first record of a partition to the cut member's last
     )
+    commits_after_move: int = 0  # commits of the cut member accepted for a partition after it moved
     backwards: list[tuple[int, int, int]] = field(default_factory=list)  # (partition, from, to) committed offset moves
+    commits: int = 0  # accepted commits in both journals (so a run with no commit lines shows)
 
     def line(self) -> str:
         return (
             f"handled after session expiry {self.after_expiry}, overlap {self.overlap_records} records "
-            f"in {self.overlap_window:.1f} s, commits backwards {self.backwards}"
+            f"in {self.overlap_window:.1f} s, commits after the move {self.commits_after_move} "
+            f"(of {self.commits} accepted), commits backwards {self.backwards}"
         )
 
 
@@ -55,10 +61,18 @@ def split_figures(
         figures.overlap_records += len(late)
         if late:
             figures.overlap_window = max(figures.overlap_window, max(late) - took_over)
-    last: dict[int, int] = {}
-    for sample in samples:
-        for partition, offset in sorted(sample.items()):
-            if partition in last and offset < last[partition]:
-                figures.backwards.append((partition, last[partition], offset))
-            last[partition] = offset
+        figures.commits_after_move += sum(
+            1 for kind, p, _, at in cut.events if kind == "commit" and p == partition and took_over < at < end
+        )
+    journaled = sorted((at, p, o) for run in (cut, other) for kind, p, o, at in run.events if kind == "commit")
+    figures.commits = len(journaled)
+    # The commit journals in the order the answers arrived, then the sampled offsets:
+    # each must only ever move forward, per partition.
+    for sequence in ([{p: o} for _, p, o in journaled], samples):
+        last: dict[int, int] = {}
+        for sample in sequence:
+            for partition, offset in sorted(sample.items()):
+                if partition in last and offset < last[partition]:
+                    figures.backwards.append((partition, last[partition], offset))
+                last[partition] = max(offset, last.get(partition, offset))
     return figures

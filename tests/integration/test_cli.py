@@ -170,7 +170,8 @@ def test_run_with_a_bad_config_lists_every_problem_and_exits_2(tmp_path, bootstr
         "batchers: Recording configures batchers (default) but does not define "
         "handle_batch(self, batcher, messages, batch_info, context)",
         "producer.module.group_name: missing required option",
-        "producer.module.topics.0.offset_reset_policy: must be one of earliest, latest, got 'sometimes'",
+        'producer.module.topics.0.offset_reset_policy: must be "earliest", "latest" or '
+        "{timestamp = <date-time or ms since the epoch>}, got 'sometimes'",
     ], result.stderr
 
 

@@ -7,8 +7,10 @@ that goes round it. The proxy is cut for CUT_SECONDS, then healed. The test
 samples the group's committed offsets throughout (through the redirector)
 and checks, from the journals: nothing lost, the cut member handled no record
 of a partition after the other member began handling it (GRACE seconds for
-handlers already running), the committed offsets never went backwards, the
-group committed to the end, both members exited cleanly and the cut member
+handlers already running), no commit of the cut member was accepted for a
+partition after it moved, the committed offsets never went backwards (in the
+samples, nor in both members' journals of accepted commits), the group
+committed to the end, both members exited cleanly and the cut member
 rejoined after the heal.
 
 scripts/netsplit_loop.sh runs it repeatedly for the figures; the suite runs
@@ -124,4 +126,6 @@ def test_a_cut_member_stops_before_its_partitions_move(split_broker, tmp_path, r
     assert rejoined, "the cut member was given no partition after the heal"
     assert figures.after_expiry == 0, figures.line()
     assert figures.overlap_records == 0, figures.line()
+    assert figures.commits > 0, f"no commit journaled: {figures.line()}"
+    assert figures.commits_after_move == 0, figures.line()
     assert not figures.backwards, figures.line()

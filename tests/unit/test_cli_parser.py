@@ -9,8 +9,10 @@ import textwrap
 import pytest
 
 from gkbroad.cli.commands import build_parser, host_port, main
+from gkbroad.cli.connection import connection
+from gkbroad.config.toml import ConfigProblems
 
-COMMANDS = ["run", "check", "lag", "produce", "broker"]
+COMMANDS = ["run", "check", "lag", "offsets", "produce", "broker"]
 
 
 @pytest.mark.parametrize("command", COMMANDS)
@@ -25,10 +27,14 @@ def test_every_command_has_help_with_the_exit_codes(command, capsys):
 
 def test_usage_errors_exit_2(capsys):
     assert main([]) == 2
-    for argv in (["nope"], ["run"], ["lag", "--group", "g"], ["produce", "--bootstrap-servers", "x", "--topic", "t"]):
+    for argv in (["nope"], ["run"], ["produce", "--bootstrap-servers", "x", "--topic", "t"], ["offsets"]):
         with pytest.raises(SystemExit) as exited:
             main(argv)
         assert exited.value.code == 2, argv
+    # Neither --bootstrap-servers nor --config: said after parsing (main() then exits 2, as for
+    # every ConfigProblems; not called here, since it would patch this process for gevent first).
+    with pytest.raises(ConfigProblems, match="--bootstrap-servers or --config is required"):
+        connection(build_parser().parse_args(["lag", "--group", "g"]))
     with pytest.raises(SystemExit):
         main(["run", "x.toml", "--status", "8080"])
     assert "expected HOST:PORT such as 127.0.0.1:8080, got '8080'" in capsys.readouterr().err

@@ -169,6 +169,8 @@ def test_the_dispatcher_calls_each_hook_method_as_its_protocol_declares():
     hooks.batch_done("default", 3, hooks.call_started())
     hooks.hub_blocked("p.processor.0", "Handler.handle_message (x.py:1)")
     hooks.committed(0.01, [("t", 0)])
+    hooks.around_message("message", print)("handle_message", "default", "message", None)
+    hooks.around_batch("default", ["message"], print)("handle_batch", "default", ["message"], "info", None)
     hooks.pipeline_stopping(pipeline)
     hooks.pipeline_stopped(pipeline, True)
 

@@ -95,3 +95,20 @@ def test_the_figures_count_late_records_overlap_and_backward_commits():
     assert figures.after_expiry == 2
     assert figures.overlap_records == 1 and figures.overlap_window == pytest.approx(1.5)
     assert figures.backwards == [(0, 7, 3)]
+
+
+def test_the_figures_count_commits_after_the_move_and_journals_going_backwards():
+    cut = Run(
+        "cut",
+        [
+            ("start", 0, None, 0.0),
+            ("commit", 0, 40, 0.5),  # before the cut: fine
+            ("commit", 0, 45, 11.0),  # accepted after the other member took partition 0 over at 10.5
+            ("start", 0, None, 30.0),
+            ("commit", 0, 90, 31.0),  # its new holding after the rejoin does not count
+        ],
+    )
+    other = Run("other", [("start", 0, None, 10.0), ("handled", 0, 41, 10.5), ("commit", 0, 60, 10.8)])
+    figures = split_figures(cut, other, cut_at=1.0, session_timeout=6.0, grace=1.0, samples=[])
+    assert figures.commits == 4 and figures.commits_after_move == 1
+    assert figures.backwards == [(0, 60, 45)]

@@ -83,7 +83,7 @@ BAD_OPTIONS = [
         "procesors",
         {},
         "unknown option (known options: batchers, blocking_warning_ms, context, metrics, name, on_failure, partition_by, processors, "
-        "producer, shutdown_timeout, stuck_handler_timeout), got {}",
+        "producer, shutdown_timeout, stuck_handler_timeout, tracing), got {}",
     ),
     ("on_failure.max_consecutive", 0, "must be a positive integer, got 0"),
 ]

@@ -134,7 +134,7 @@ class Group:
     def __init__(self, held):
         self.held = held  # {(topic, partition): epoch}
 
-    def is_current(self, topic, partition, epoch):
+    def is_current(self, topic, partition, epoch, offset=None):
         return self.held.get((topic, partition)) == epoch
 
 

@@ -169,3 +169,19 @@ def test_exactly_once_reads_committed_records_and_refuses_read_uncommitted():
     }
     with pytest.raises(ConfigError, match="topic\\(s\\) a, b set read_uncommitted"):
         validate(KafkaProducerOptions, refused, "producer.module")
+
+
+def test_exactly_once_refuses_a_retry_topic_whose_records_the_transactions_would_not_hold():
+    from gkbroad.config.validation import validate
+    from gkbroad.errors import ConfigError
+    from gkbroad.kafka.options import KafkaProducerOptions
+
+    options = {
+        "client": {"bootstrap_servers": "x:1"},
+        "group_name": "g",
+        "topics": [{"name": "a"}],
+        "retry_topic": {"topic": "a.retry"},
+        "exactly_once": {"transactional_id": "g-0"},
+    }
+    with pytest.raises(ConfigError, match="retry_topic: cannot be used with exactly_once"):
+        validate(KafkaProducerOptions, options, "producer.module")

@@ -238,7 +238,9 @@ def test_status_json_shows_partitions_counters_and_no_client_setting(pipeline):
         "buffered": 3,
         "in_flight": 2,
         "paused": False,
+        "pause": None,
         "epoch": 1,
+        "lag_trend": None,  # no sample taken yet
     }
 
 

@@ -5,15 +5,15 @@
 provides it;
 `producer` writes records and waits for the broker's acknowledgement;
 `transactions` is the transactional producer of exactly-once pipelines; `admin`
-holds the one-shot requests of the command line (topics, offsets, producing
-records), imported by the commands that need it.
+holds the one-shot requests of the command line (topics, offsets, groups,
+producing records).
 """
 
+from .admin import PRIVATE_NAMES as ADMIN_PRIVATE_NAMES
 from .consumer import (
     ASSIGNORS,
     CONSUMER_DEFAULTS,
     KAFKA_PYTHON_CHECKED,
-    PRIVATE_NAMES,
     REBALANCE_ERRORS,
     ConfigurationRefused,
     ConsumerClient,
@@ -21,9 +21,13 @@ from .consumer import (
     PositionsLost,
     TopicPartition,
 )
+from .consumer import PRIVATE_NAMES as CONSUMER_PRIVATE_NAMES
 from .group_client import CommitFuture, GroupClient, JoinAnswers, RebalanceHandler
 from .producer import PRODUCER_DEFAULTS, ProduceFailed, ProducerRecord, RecordProducer, producer_settings
 from .transactions import FATAL_TRANSACTION_ERRORS, KafkaTransactionalClient, TransactionalClient
+
+# Every private name of kafka-python the package uses (tests/unit/test_kafka_client.py checks them).
+PRIVATE_NAMES = (*CONSUMER_PRIVATE_NAMES, *ADMIN_PRIVATE_NAMES)
 
 __all__ = [
     "ASSIGNORS",

@@ -1,15 +1,18 @@
 """Kafka requests for the command line, through kafka-python's public API only.
 
-`gkbroad check --connect`, `lag` and `produce` (and the demo) need a handful of
-one-shot requests: which topics exist and how many partitions they have, what a
-group committed, where each partition's log ends, creating a topic, producing
-records. Each function opens its own client, does its job and closes it.
+`gkbroad check --connect`, `lag`, `offsets` and `produce` (and the demo) need a
+handful of one-shot requests: which topics exist and how many partitions they
+have, what a group committed and who its members are, where each partition's
+log starts and ends, which offset a point in time falls on, changing a group's
+committed offsets, creating a topic, producing records. Each function opens
+its own client, does its job and closes it.
 
 ``client`` is always a dict of kafka-python settings with ``bootstrap_servers``
 (a pipeline's ``client`` option fits: each function keeps the settings its
 kafka-python class knows, such as the security ones, and drops the rest).
 Failures from kafka-python become KafkaRequestError, which says what was being
-done; the settings themselves (passwords) are never part of a message.
+done; the settings themselves (passwords) are never part of a message, and a
+secret value that kafka-python's own words quote is redacted.
 
 Log end offsets are read from the high watermark of a Fetch response, not from
 ListOffsets alone: the bundled Tansu broker answers ListOffsets("latest") with
@@ -28,15 +31,22 @@ from contextlib import contextmanager
 from typing import Any
 
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
-from kafka.errors import KafkaError, TopicAlreadyExistsError, UnknownTopicOrPartitionError
+from kafka.errors import KafkaError, NoError, TopicAlreadyExistsError, UnknownTopicOrPartitionError
+from kafka.structs import OffsetAndMetadata
 
+from ...config.redact import scrub
 from ...errors import GkbroadError
+from .consumer import offset_found
 
 __all__ = [
+    "PRIVATE_NAMES",
     "KafkaRequestError",
+    "commit_group_offsets",
     "committed_offsets",
     "create_topic",
+    "group_members",
     "log_offsets",
+    "offsets_at",
     "produce",
     "topic_partitions",
 ]
@@ -44,6 +54,9 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 _CLIENT_ID = "gkbroad-cli"
+
+# kafka-python private names used here (tests/unit/test_kafka_client.py checks them).
+PRIVATE_NAMES = ((KafkaAdminClient, "_process_acl_operations"),)
 
 
 class KafkaRequestError(GkbroadError, RuntimeError):
@@ -65,13 +78,25 @@ def _failing_as(what: str, client: dict[str, Any]) -> Iterator[None]:
         yield
     except KafkaError as exc:
         servers = client.get("bootstrap_servers")
-        raise KafkaRequestError(f"{what} at {servers}: {str(exc) or type(exc).__name__}") from exc
+        detail = scrub(str(exc) or type(exc).__name__, client)
+        raise KafkaRequestError(f"{what} at {servers}: {detail}") from exc
+
+
+class _AdminClient(KafkaAdminClient):  # type: ignore[misc]
+    """KafkaAdminClient that leaves the ACL operations of a DescribeGroups answer undecoded.
+
+    kafka-python 3.0.12 decodes them into an enum and fails on a bit it does not
+    know (the bundled Tansu sets one); gkbroad never reads them."""
+
+    def _process_acl_operations(self, obj: dict[str, Any]) -> dict[str, Any]:
+        obj.pop("authorized_operations", None)
+        return obj
 
 
 @contextmanager
 def _admin(client: dict[str, Any], timeout: float, what: str) -> Iterator[KafkaAdminClient]:
     with _failing_as(what, client):
-        admin = KafkaAdminClient(**_settings(KafkaAdminClient, client, timeout, request_timeout_ms=int(timeout * 1000)))
+        admin = _AdminClient(**_settings(KafkaAdminClient, client, timeout, request_timeout_ms=int(timeout * 1000)))
         try:
             yield admin
         finally:
@@ -111,6 +136,55 @@ def committed_offsets(client: dict[str, Any], group: str, timeout: float = 10.0)
     with _admin(client, timeout, f"reading the offsets of group {group!r}") as admin:
         offsets = admin.list_group_offsets(group).get(group, {})
     return {(tp.topic, tp.partition): meta.offset for tp, meta in offsets.items() if meta.offset >= 0}
+
+
+def group_members(client: dict[str, Any], group: str, timeout: float = 10.0) -> list[str]:
+    """The active members of `group`, each as "member id (client id on host)"; empty for an idle group."""
+    with _admin(client, timeout, f"describing group {group!r}") as admin:
+        described = admin.describe_groups([group]).get(group) or {}
+    if described.get("error"):
+        raise KafkaRequestError(f"describing group {group!r}: {described['error']}")
+    members = []
+    for member in described.get("members") or ():
+        where = " on ".join(part for part in (member.get("client_id"), member.get("client_host")) if part)
+        members.append(f"{member['member_id']} ({where})" if where else str(member["member_id"]))
+    return members
+
+
+def commit_group_offsets(
+    client: dict[str, Any], group: str, offsets: dict[tuple[str, int], int], timeout: float = 10.0
+) -> None:
+    """Store `offsets` ({(topic, partition): the next offset to read}) as `group`'s committed offsets.
+
+    Only for a group without active members: the broker refuses the commit otherwise."""
+    to_commit = {TopicPartition(t, p): OffsetAndMetadata(offset, "", -1) for (t, p), offset in offsets.items()}
+    if not to_commit:
+        return
+    with _admin(client, timeout, f"committing offsets of group {group!r}") as admin:
+        results = admin.alter_group_offsets(group, to_commit)
+    refused = {f"{tp.topic}[{tp.partition}]": error for tp, error in results.items() if error is not NoError}
+    if refused:
+        detail = ", ".join(f"{where}: {error.__name__}" for where, error in sorted(refused.items()))
+        raise KafkaRequestError(f"committing offsets of group {group!r}: the broker refused {detail}")
+
+
+def offsets_at(
+    client: dict[str, Any], partitions: Iterable[tuple[str, int]], timestamp_ms: int, timeout: float = 10.0
+) -> dict[tuple[str, int], int | None]:
+    """{(topic, partition): the first offset whose record's timestamp is at or after `timestamp_ms`},
+    None where no record is that late (the time is after the partition's last record, or it is empty).
+
+    (See consumer.offset_found for how brokers say "none".)"""
+    tps = [TopicPartition(topic, partition) for topic, partition in dict.fromkeys(partitions)]
+    if not tps:
+        return {}
+    with _failing_as("looking up offsets by time", client):
+        consumer = KafkaConsumer(**_settings(KafkaConsumer, client, timeout, group_id=None, enable_auto_commit=False))
+        try:
+            found = consumer.offsets_for_times(dict.fromkeys(tps, timestamp_ms), timeout_ms=int(timeout * 1000))
+        finally:
+            consumer.close()
+    return {(tp.topic, tp.partition): offset_found(found.get(tp)) for tp in tps}
 
 
 def log_offsets(

@@ -9,7 +9,7 @@ checked here.
 What it does: builds the ``KafkaConsumer`` in two steps (``__init__`` starts
 kafka-python's I/O thread before it bootstraps, so a half-built consumer must
 still be closed), subscribes with a rebalance listener, polls (with the
-Fetcher fix, see fetcher_fix), pauses/resumes/seeks, commits asynchronously
+Fetcher fix, see fetcher_fix), pauses/resumes/seeks (to an offset or a point in time), commits asynchronously
 through kafka-python's I/O loop and returns the commit's future, waits for
 futures on that loop with a timeout, reads fetch positions and high
 watermarks, says whether any broker connection is up and which subscribed
@@ -48,6 +48,8 @@ disappears from the installed kafka-python):
   ``ConsumerCoordinator._assignors`` and
   ``StickyPartitionAssignor.member_assignment``: see session.py, where they
   are used.
+- ``KafkaAdminClient._process_acl_operations``: overridden by admin.py for
+  the command line (the package's ``PRIVATE_NAMES`` adds it to these).
 """
 
 from __future__ import annotations
@@ -87,6 +89,7 @@ __all__ = [
     "KafkaError",
     "PositionsLost",
     "TopicPartition",
+    "offset_found",
 ]
 
 logger = logging.getLogger(__name__)
@@ -155,6 +158,17 @@ def _send_stand_in_join(coordinator: ConsumerCoordinator, member_id: str) -> Non
         request_timeout_ms=coordinator.config["max_poll_interval_ms"] + 5000,
     )
     sent.add_errback(lambda exc: logger.debug("the stand-in JoinGroup for %s failed: %s", member_id, exc))
+
+
+def offset_found(answer: Any) -> int | None:
+    """The offset of one offsets_for_times answer, None for "no record at or after that time".
+
+    A real Kafka says so with offset -1 (kafka-python then gives None); the bundled
+    Tansu answers offset 0 with timestamp -1 instead: both read as None."""
+    if answer is None or answer.offset < 0 or answer.timestamp is None or answer.timestamp < 0:
+        return None
+    offset: int = answer.offset
+    return offset
 
 
 class ConfigurationRefused(Exception):
@@ -406,6 +420,15 @@ class ConsumerClient:
 
     def seek_to_end(self, tp: Any) -> None:
         self._live().seek_to_end(tp)
+
+    def offsets_for_times(self, tps: Iterable[Any], timestamp_ms: int) -> dict[Any, int | None]:
+        """{tp: first offset whose record's timestamp is at or after ``timestamp_ms``, None when no
+        record is that late}; one blocking lookup, bounded by the request timeout."""
+        consumer = self._live()
+        found = consumer.offsets_for_times(
+            dict.fromkeys(tps, timestamp_ms), timeout_ms=max(int(self.request_timeout * 1000), 1)
+        )
+        return {tp: offset_found(answer) for tp, answer in found.items()}
 
     def fetch_state(self, tp: Any) -> tuple[int | None, int | None]:
         """(high watermark, fetch position) known for ``tp``, read without I/O."""

@@ -137,6 +137,9 @@ class GroupClient(Protocol[FutureT]):
 
     def seek_to_end(self, tp: TopicPartition) -> None: ...
 
+    def offsets_for_times(self, tps: Iterable[TopicPartition], timestamp_ms: int) -> dict[TopicPartition, int | None]:
+        """{tp: first offset at or after ``timestamp_ms`` (ms since the epoch), None when no record is that late}."""
+
     def fetch_state(self, tp: TopicPartition) -> tuple[int | None, int | None]:
         """(high watermark, fetch position) of ``tp``, read without I/O; None where unknown."""
 

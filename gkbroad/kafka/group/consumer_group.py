@@ -22,7 +22,7 @@ import gevent
 from gevent.event import AsyncResult
 
 from ...errors import ConfigError
-from ..client import CONSUMER_DEFAULTS, CommitFuture, ConsumerClient, GroupClient
+from ..client import CONSUMER_DEFAULTS, CommitFuture, ConsumerClient, GroupClient, TopicPartition
 from .committer import Committer
 from .grouplog import GroupLog
 from .poller import Poller
@@ -285,12 +285,38 @@ class ConsumerGroup:
         self._state.withdraw(acks)
         self._rebalancer.acks_arrived()
 
-    def is_current(self, topic: str, partition: int, epoch: int) -> bool:
+    def is_current(self, topic: str, partition: int, epoch: int, offset: int | None = None) -> bool:
         """True while ``(topic, partition)`` is held in ``epoch`` (a partition
         being drained is still held). A message of another epoch, or of a
         partition given up since it was pulled, is stale: its next owner
-        reads it again."""
-        return self._state.is_current((topic, partition), epoch)
+        reads it again. So is one at or after an ``offset`` a handler paused
+        the partition at since: it is read again after the pause."""
+        return self._state.is_current((topic, partition), epoch, offset)
+
+    def pause_partition(
+        self, topic: str, partition: int, offset: int, epoch: int, seconds: float | None, reason: str
+    ) -> bool:
+        """A handler paused ``(topic, partition)`` at the record ``offset`` pulled in ``epoch``:
+        no record of it is handed out for ``seconds`` (None: until ``resume_partition``), then
+        reading starts again at ``offset``. Records pulled from ``offset`` on are stale meanwhile.
+        The partition stays assigned and its earlier offsets are committed as usual. False when
+        that record is stale already (nothing changes)."""
+        until = float("inf") if seconds is None else time.monotonic() + seconds
+        if not self._state.rewind(TopicPartition(topic, partition), epoch, offset, until, reason):
+            return False
+        self._log.info(
+            "%s:%d: paused at offset %d by a handler %s%s",
+            topic,
+            partition,
+            offset,
+            "until resumed" if seconds is None else f"for {seconds:.1f} s",
+            f" ({reason})" if reason else "",
+        )
+        return True
+
+    def resume_partition(self, topic: str, partition: int) -> bool:
+        """End a handler's pause of ``(topic, partition)`` now; False when it was not paused."""
+        return self._state.resume(TopicPartition(topic, partition))
 
     def wait_for_records(self, timeout: float) -> bool:
         """Block the calling greenlet until new records were buffered or
@@ -304,7 +330,10 @@ class ConsumerGroup:
         the offset Kafka stores for the group (last processed + 1; None until
         the first commit of this assignment); ``position``, the next offset to
         be buffered; ``highwater``, the end offset the fetcher last saw;
-        ``lag`` (highwater - committed); ``paused``; ``epoch``. None marks
+        ``lag`` (highwater - committed); ``paused`` (fetching is paused: a full
+        buffer or a handler's pause); ``pause``, a handler's pause:
+        ``{"until": Unix time in seconds, or None until resumed, "reason"}``, else
+        None; ``epoch``. None marks
         what is not known yet. ``last_poll_age``: seconds since the poll loop
         last completed a poll (None before the first); ``rebalance_timeout``:
         seconds kafka-python allows between polls. ``member_state``
@@ -318,6 +347,7 @@ class ConsumerGroup:
         """
         state = self._state
         partitions = {}
+        now = time.monotonic()
         for tp, held in state.partitions.items():
             committed = held.committed + 1 if held.committed is not None else None
             highwater, fetch_position = self._client.fetch_state(tp)
@@ -329,6 +359,7 @@ class ConsumerGroup:
                 "highwater": highwater,
                 "lag": highwater - committed if highwater is not None and committed is not None else None,
                 "paused": held.paused,
+                "pause": _pause_stats(held.held_until, held.hold_reason, now),
                 "epoch": held.epoch,
             }
         last_poll = self._poller.last_poll
@@ -348,3 +379,10 @@ class ConsumerGroup:
             "stopping": self._shutdown.requested,
             "session_fenced": self._fence.fenced,
         }
+
+
+def _pause_stats(until: float | None, reason: str, now: float) -> dict[str, Any] | None:
+    """A handler's pause for stats(): its end as Unix time (None: until resumed) and its reason."""
+    if until is None:
+        return None
+    return {"until": None if until == float("inf") else time.time() + (until - now), "reason": reason}

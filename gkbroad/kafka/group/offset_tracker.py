@@ -185,6 +185,28 @@ class OffsetTracker:
                 state.withdrawn.add(offset)
                 state.pending -= 1
 
+    def rewind(self, tp: Hashable, offset: int) -> None:
+        """Forget the offsets of ``tp`` delivered from ``offset`` on, acknowledged or not (a pause
+        hands them out again): they stop counting as pending, and a later delivery of them starts
+        afresh. Offsets below ``offset`` are kept as they are."""
+        state = self._partitions.get(tp)
+        if state is None:
+            return
+        runs = state.runs
+        removed = 0
+        while runs and runs[-1][0] >= offset:
+            first, last = runs.pop()
+            removed += last - first + 1
+        if runs and runs[-1][1] >= offset:
+            removed += runs[-1][1] - offset + 1
+            runs[-1][1] = offset - 1
+        early = {o for o in state.early if o >= offset}
+        withdrawn = {o for o in state.withdrawn if o >= offset}
+        state.early -= early
+        state.withdrawn -= withdrawn
+        state.pending -= removed - len(early) - len(withdrawn)  # acknowledged and withdrawn ones were not pending
+        state.last_delivered = min(state.last_delivered, offset - 1)
+
     def pending(self, tp: Hashable) -> int:
         """Number of offsets delivered for ``tp``, not acknowledged yet and not withdrawn."""
         state = self._partitions.get(tp)

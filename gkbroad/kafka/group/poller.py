@@ -12,7 +12,10 @@ partition through the rebalancer and leaves the group).
 Where offsets start: kafka-python has one ``auto_offset_reset`` per consumer
 but each topic has its own ``offset_reset_policy``, so the client is built
 with ``auto_offset_reset="none"`` and the poller seeks the partitions the
-client reports without a usable position as their topic's policy says.
+client reports without a usable position as their topic's policy says: to
+the beginning, to the end, or (a policy that is a timestamp) to the first
+record at or after that time, looked up with offsets_for_times, and to the
+end where no record is that late.
 
 Every retry waits on the hub with a backoff, so no error path spins; what
 the user must know (brokers unreachable, a subscribed topic missing) is said
@@ -24,6 +27,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 import gevent
@@ -61,7 +65,7 @@ class Poller:
     returned is buffered;
     ``on_failure(reason)`` is called when kafka-python refuses the
     configuration (the loop then ends). ``policies`` maps topics to their
-    offset_reset_policy.
+    offset_reset_policy ("earliest", "latest", or ms since the epoch).
     """
 
     def __init__(
@@ -72,7 +76,7 @@ class Poller:
         shutdown: Shutdown,
         *,
         group_name: str,
-        policies: dict[str, str],
+        policies: dict[str, str | int],
         drain_timeout_ms: int,
         stall_timeout: float,
         on_failure: Callable[[str], None],
@@ -264,7 +268,15 @@ class Poller:
             gevent.sleep(max(min(delay, self._drain_deadline - time.monotonic()), 0.0))
 
     def _apply_flow_control(self) -> None:
-        to_pause, to_resume = self._state.flow_control(self._client.paused(), self._client.assignment())
+        """Move rewound partitions (a handler's pause) to their offset, end the pauses that are
+        over, then pause and resume fetching as the buffers and the pauses say."""
+        assigned = self._client.assignment()
+        for tp, offset in self._state.take_seeks():
+            if tp in assigned:
+                self._client.seek(tp, offset)
+        for tp in self._state.end_holds(time.monotonic()):
+            self._log.info("%s:%d: the handler's pause ended; reading again", tp.topic, tp.partition)
+        to_pause, to_resume = self._state.flow_control(self._client.paused(), assigned)
         if to_pause:
             self._client.pause(to_pause)
         if to_resume:
@@ -274,7 +286,7 @@ class Poller:
         """Seek partitions without a usable position as the broker or their
         topic's offset_reset_policy says; True if any was moved."""
         assigned = self._client.assignment()
-        by_policy: dict[str, list[TopicPartition]] = {"earliest": [], "latest": []}
+        by_policy: dict[str | int, list[TopicPartition]] = {}
         moved = False
         for tp, offset in exc.targets.items():
             if tp not in assigned:
@@ -282,17 +294,53 @@ class Poller:
             if offset is not None:
                 self._log.warning("%s:%d: log truncated; resuming at offset %d", tp.topic, tp.partition, offset)
                 self._client.seek(tp, offset)
-            elif self._policies[tp.topic] == "earliest":
-                by_policy["earliest"].append(tp)
-                self._client.seek_to_beginning(tp)
+                moved = True
             else:
-                by_policy["latest"].append(tp)
-                self._client.seek_to_end(tp)
-            moved = True
+                by_policy.setdefault(self._policies[tp.topic], []).append(tp)
         for policy, tps in by_policy.items():
-            if tps:
-                self._log.info("%s: %s; starting from the %s offset", describe(tps), exc.reason, policy)
+            if policy == "earliest":
+                for tp in tps:
+                    self._client.seek_to_beginning(tp)
+                self._log.info("%s: %s; starting from the earliest offset", describe(tps), exc.reason)
+            elif policy == "latest":
+                for tp in tps:
+                    self._client.seek_to_end(tp)
+                self._log.info("%s: %s; starting from the latest offset", describe(tps), exc.reason)
+            elif not self._seek_to_time(tps, int(policy), exc.reason):
+                continue
+            moved = True
         return moved
+
+    def _seek_to_time(self, tps: list[TopicPartition], timestamp_ms: int, reason: str) -> bool:
+        """Seek to the first record at or after ``timestamp_ms``; to the end where there is none.
+        False when the lookup failed (the poll's next PositionsLost retries it after a backoff)."""
+        try:
+            found = self._client.offsets_for_times(tps, timestamp_ms)
+        except Exception as exc:
+            self._log.warning(
+                "%s: looking up the offsets at %d ms since the epoch failed (%s: %s)",
+                describe(tps),
+                timestamp_ms,
+                type(exc).__name__,
+                exc,
+            )
+            return False
+        after_last = []
+        for tp in tps:
+            offset = found.get(tp)
+            if offset is None:
+                after_last.append(tp)
+                self._client.seek_to_end(tp)
+            else:
+                self._client.seek(tp, offset)
+        self._log.info(
+            "%s: %s; starting from the first record at or after %s%s",
+            describe(tps),
+            reason,
+            datetime.fromtimestamp(timestamp_ms / 1000, tz=UTC).isoformat(timespec="milliseconds"),
+            f" (none in {describe(after_last)}: starting from the end there)" if after_last else "",
+        )
+        return True
 
     # -------------------------------------------------------------- stopping
 

@@ -15,6 +15,13 @@ the result; finally ``begin_release`` (revoked, shutdown) stops pulls and
 commits, ``take_final_commits`` gives what is left to commit, and ``release``
 forgets it, or ``lose`` forgets it at once with nothing committed.
 
+A handler may pause its partition (``rewind``): the records from its message
+on are handed out again, in order, once the pause ends. The partition keeps
+its assignment epoch (commits go on) but starts a new *delivery* epoch: what
+was handed out before from that offset on is stale, while the earlier
+offsets of the older delivery epochs still count when their acks arrive
+(``carried``).
+
 Offsets in this module are *last processed* offsets; Kafka stores one more.
 Partition keys are kafka-python ``TopicPartition`` tuples (anything with
 ``topic`` and ``partition`` attributes that hashes like the tuple).
@@ -49,6 +56,11 @@ class PartitionState:
         "committing",
         "dirty",
         "commit_taken_at",
+        "delivery",
+        "carried",
+        "held_until",
+        "hold_reason",
+        "seek_to",
     )
 
     def __init__(self, tp: Any, epoch: int, limit: int):
@@ -67,6 +79,19 @@ class PartitionState:
         self.committing = False  # a commit of this partition is in flight
         self.dirty = False  # acked moved past what was committed or is being committed
         self.commit_taken_at = float("-inf")  # when take_commits last took this partition (monotonic s)
+        self.delivery = epoch  # the epoch pulls hand out now: the assignment's, or a later one after a rewind
+        # {earlier delivery epoch: first offset no longer valid in it}, after rewinds
+        self.carried: dict[int, int] = {}
+        self.held_until: float | None = None  # a handler's pause: monotonic end (inf: until resumed)
+        self.hold_reason = ""
+        self.seek_to: int | None = None  # a rewind's offset the client has not been moved to yet
+
+    def delivered_in(self, epoch: int, offset: int) -> bool:
+        """True when ``offset`` handed out in delivery ``epoch`` still counts."""
+        if epoch == self.delivery:
+            return True
+        cutoff = self.carried.get(epoch)
+        return cutoff is not None and offset < cutoff
 
     def restart_offset(self) -> int | None:
         """First offset not processed yet in this epoch, None if none was seen."""
@@ -203,12 +228,65 @@ class GroupState:
             state.records.clear()
         self.tracker.forget(tp)
 
-    def is_current(self, tp: Any, epoch: int) -> bool:
-        """True while ``tp`` is held in ``epoch``. A partition being released
-        is still held: its delivered records must be handled and acknowledged
-        for the drain to end; once released, its records are stale."""
+    def is_current(self, tp: Any, epoch: int, offset: int | None = None) -> bool:
+        """True while ``tp`` is held in delivery ``epoch`` (and, after a rewind, while
+        ``offset`` is below the rewind's; without an offset only the current delivery
+        epoch counts). A partition being released is still held: its delivered records
+        must be handled and acknowledged for the drain to end; once released, its
+        records are stale."""
         state = self.partitions.get(tp)
-        return state is not None and state.epoch == epoch
+        if state is None:
+            return False
+        return state.delivery == epoch if offset is None else state.delivered_in(epoch, offset)
+
+    # ---------------------------------------------------------------- pauses
+
+    def rewind(self, tp: Any, epoch: int, offset: int, until: float, reason: str) -> bool:
+        """A handler paused ``tp`` at the record ``offset`` it was handed in ``epoch``: from
+        that offset on, nothing handed out so far counts (it is stale), the buffer is dropped,
+        and the partition is held until monotonic time ``until`` (inf: until resumed), then
+        read again from ``offset``. False when that record is stale already (the partition
+        moved on, or an earlier pause covered it): nothing changes."""
+        state = self.partitions.get(tp)
+        if state is None or state.released or not state.delivered_in(epoch, offset):
+            return False
+        for earlier in (*state.carried, state.delivery):
+            state.carried[earlier] = min(state.carried.get(earlier, offset), offset)
+        state.delivery = self._epochs[tp] = self._epochs[tp] + 1
+        state.records.clear()
+        state.last_buffered = min(state.last_buffered, offset - 1)
+        self.tracker.rewind(tp, offset)
+        state.seek_to = offset
+        state.held_until = until
+        state.hold_reason = reason
+        return True
+
+    def resume(self, tp: Any) -> bool:
+        """End a handler's pause of ``tp`` now; False when it was not paused."""
+        state = self.partitions.get(tp)
+        if state is None or state.held_until is None:
+            return False
+        state.held_until = 0.0
+        return True
+
+    def take_seeks(self) -> list[tuple[Any, int]]:
+        """``(tp, offset)`` the client must seek to (rewinds since the last call)."""
+        seeks = []
+        for tp, state in self.partitions.items():
+            if state.seek_to is not None:
+                seeks.append((tp, state.seek_to))
+                state.seek_to = None
+        return seeks
+
+    def end_holds(self, now: float) -> list[Any]:
+        """Partitions whose pause ended by monotonic time ``now``; they may be fetched again."""
+        ended = []
+        for tp, state in self.partitions.items():
+            if state.held_until is not None and state.held_until <= now:
+                state.held_until = None
+                state.hold_reason = ""
+                ended.append(tp)
+        return ended
 
     # --------------------------------------------------------------- records
 
@@ -220,8 +298,8 @@ class GroupState:
         arrived, rewound = False, []
         for tp, batch in fetched.items():
             state = self.partitions.get(tp)
-            if state is None or state.released or not batch:
-                continue
+            if state is None or state.released or state.held_until is not None or not batch:
+                continue  # a held partition's records were fetched before it paused: read again later
             if batch[0].offset <= state.last_buffered:
                 rewound.append((tp, state.last_buffered + 1))
                 batch = [record for record in batch if record.offset > state.last_buffered]
@@ -249,11 +327,11 @@ class GroupState:
             return self._epochs.get(key, 0), []
         records = state.records
         if state.released or self.closing or not records:
-            return state.epoch, []
+            return state.delivery, []
         popleft = records.popleft
         batch = [popleft() for _ in range(min(max_records, len(records)))]
         self.tracker.delivered(state.tp, [record.offset for record in batch])
-        return state.epoch, batch
+        return state.delivery, batch
 
     def drop_buffers(self) -> None:
         """The group is stopping: nothing more is handed out."""
@@ -274,7 +352,12 @@ class GroupState:
         advanced = False
         for topic, partition, epoch, first, last in consecutive_runs(acks):
             state = partitions.get((topic, partition))
-            if state is not None and state.epoch == epoch:
+            if state is None:
+                continue
+            if epoch != state.delivery:
+                # An earlier delivery epoch (before a rewind): only the offsets below its cutoff count.
+                last = min(last, state.carried.get(epoch, first) - 1)
+            if first <= last:
                 offset = self.tracker.done(state.tp, first, last)
                 if offset is not None:
                     self._mark_acked(state.tp, offset)
@@ -289,7 +372,7 @@ class GroupState:
         withdrawn = []
         for topic, partition, offset, epoch in acks:
             state = partitions.get((topic, partition))
-            if state is not None and state.epoch == epoch:
+            if state is not None and state.delivered_in(epoch, offset):
                 withdrawn.append((state.tp, offset))
         self.tracker.withdraw(withdrawn)
 
@@ -394,12 +477,14 @@ class GroupState:
         """Decide which partitions to pause and resume, given those the client
         has paused and assigned now. A partition pauses when its buffer could
         not take another poll's worth of records and resumes once it is half
-        empty. Partitions the client keeps paused but this state does not want
+        empty; a handler's pause holds it paused until it ends. Partitions the client keeps paused but this state does not want
         paused (an eager rebalance gave them back in a fresh epoch) resume."""
         batch = self.poll_batch
         for state in self.partitions.values():
             size = len(state.records)
-            if state.paused:
+            if state.held_until is not None:
+                state.paused = True
+            elif state.paused:
                 state.paused = size > state.limit // 2
             else:
                 state.paused = size > state.limit - batch
