@@ -15,7 +15,8 @@ offset may be committed:
   outputs go into the transaction that commits the input's offset.
 
 The outputs of a message that ends failed are dropped (its dead letter, when
-there is one, takes their place). ``OutputWriter`` also writes dead letters
+there is one, takes their place), and so are those of an attempt that raised
+and was retried (``processors.default.retry``): only the last attempt's count. ``OutputWriter`` also writes dead letters
 (gkbroad.kafka.dead_letter) and any other records gkbroad produces itself.
 """
 
@@ -32,11 +33,20 @@ from ..errors import GkbroadError, NotAcknowledged
 from ..message import Message
 from .client import ProduceFailed, RecordProducer, producer_settings
 
-__all__ = ["OUTPUTS_KEY", "OutputRecord", "OutputWriter", "OutputsNotWritten", "add_output", "outputs_of"]
+__all__ = [
+    "ATTEMPT_KEY",
+    "OUTPUTS_KEY",
+    "OutputRecord",
+    "OutputWriter",
+    "OutputsNotWritten",
+    "add_output",
+    "outputs_of",
+]
 
 logger = logging.getLogger(__name__)
 
 OUTPUTS_KEY = "outputs"  # the metadata entry that holds a message's output records
+ATTEMPT_KEY = "outputs_attempt"  # the metadata entry naming the attempt that added them
 MAX_BACKOFF = 30.0  # seconds: the longest wait between two attempts of a write
 
 Header = tuple[str, bytes]
@@ -73,15 +83,20 @@ def add_output(
         _as_bytes(value, "value"),
         [(name, _as_bytes(header, f"header {name!r}") or b"") for name, header in headers or ()],
     )
-    message.metadata.setdefault(OUTPUTS_KEY, []).append(record)
+    metadata = message.metadata
+    attempt = metadata.get("attempt")  # set by the processors' retries, else absent
+    if metadata.get(ATTEMPT_KEY) != attempt or OUTPUTS_KEY not in metadata:
+        metadata[OUTPUTS_KEY], metadata[ATTEMPT_KEY] = [], attempt
+    metadata[OUTPUTS_KEY].append(record)
     return message
 
 
 def outputs_of(message: Message) -> list[OutputRecord]:
-    """The records handlers added to `message` (empty for a failed message: they are dropped)."""
-    if message.is_failed:
+    """The records handlers added to `message` in its last attempt (none for a failed message)."""
+    metadata = message.metadata
+    if message.is_failed or metadata.get(ATTEMPT_KEY) != metadata.get("attempt"):
         return []
-    return list(message.metadata.get(OUTPUTS_KEY) or ())
+    return list(metadata.get(OUTPUTS_KEY) or ())
 
 
 def _as_bytes(value: Any, part: str) -> bytes | None:

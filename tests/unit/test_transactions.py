@@ -185,3 +185,19 @@ def test_exactly_once_refuses_a_retry_topic_whose_records_the_transactions_would
     }
     with pytest.raises(ConfigError, match="retry_topic: cannot be used with exactly_once"):
         validate(KafkaProducerOptions, options, "producer.module")
+
+
+def test_only_the_last_attempt_of_a_message_counts_and_a_failed_message_has_no_outputs():
+    from gkbroad.kafka.outputs import add_output, outputs_of
+    from gkbroad.message import Acknowledger, Message
+
+    message = Message(b"x", Acknowledger(None, None, ("t", 0, 0, 1)))
+    add_output(message, "out", "first", key="k", headers=[("h", "v")])
+    assert outputs_of(message) == [OutputRecord("out", b"k", b"first", [("h", b"v")])]
+    message.metadata["attempt"] = 1
+    add_output(message, "out", b"attempt 1")
+    message.metadata["attempt"] = 2  # attempt 1 raised and was retried; attempt 2 adds nothing
+    assert outputs_of(message) == []
+    add_output(message, "out", b"attempt 2")
+    assert [r.value for r in outputs_of(message)] == [b"attempt 2"]
+    assert outputs_of(message.failed("no")) == []
