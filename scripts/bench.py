@@ -66,7 +66,8 @@ QUICK = {"records": 20_000, "reps": 1, "io_raw": 200, "io_partition": 2_000, "io
 
 
 ALL_CASES = ["raw", "noop", "noop-batch", "io-raw", "io-partition", "io-key-100", "io-key-400", "io-threadpool",
-             "c-block-greenlet", "c-block-thread", "memory", "latency-raw", "latency", "shutdown"]  # fmt: skip
+             "c-block-greenlet", "c-block-thread", "write-none", "write-alo", "write-eos",
+             "memory", "latency-raw", "latency", "shutdown"]  # fmt: skip
 
 
 # The cost of the observability options, against "noop" in the same run (--observability).
@@ -124,6 +125,12 @@ def plan(size: dict) -> dict[str, tuple[str, dict]]:
                              {"c_block": C_BLOCK, "processors": 32, "limit": size["c_block_greenlet"]}),
         "c-block-thread": ("10 ms C-blocking handler: gkbroad executor=thread, 32 processors",
                            {"c_block": C_BLOCK, "processors": 32, "executor": "thread", "limit": size["c_block_thread"]}),
+        # Consume-transform-produce, timed until the group committed every record (pipeline.stop() included).
+        "write-none": ("gkbroad, no-op handler, no output, until committed", {"limit": size["records"], "write": "none"}),
+        "write-alo": ("gkbroad, one output per record, at least once, until committed",
+                      {"limit": size["records"], "write": "alo"}),
+        "write-eos": ("gkbroad, one output per record, exactly_once, until committed",
+                      {"limit": size["records"], "write": "eos"}),
     }  # fmt: skip
 
 

@@ -86,6 +86,8 @@ def _kafka_tables() -> dict[str, type[Schema]]:
         "kafka-topic": kafka.TopicOptions,
         "kafka-fetch-strategy": kafka.FetchStrategyOptions,
         "kafka-dead-letter": kafka.DeadLetterOptions,
+        "kafka-outputs": kafka.OutputOptions,
+        "kafka-exactly-once": kafka.ExactlyOnceOptions,
         "kafka-retry-topic": kafka.RetryTopicOptions,
     }
 

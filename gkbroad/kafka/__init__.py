@@ -7,6 +7,20 @@ consumer group when the order was wrong.
 
 from .dead_letter import DeadLetter, DeadLetterError
 from .group import ConsumerGroup, OffsetTracker
+from .outputs import OutputRecord, OutputsNotWritten, add_output
 from .producer import Producer
+from .transactions import TransactionAborted, TransactionBroken, Transactions
 
-__all__ = ["ConsumerGroup", "DeadLetter", "DeadLetterError", "OffsetTracker", "Producer"]
+__all__ = [
+    "ConsumerGroup",
+    "DeadLetter",
+    "DeadLetterError",
+    "OffsetTracker",
+    "OutputRecord",
+    "OutputsNotWritten",
+    "Producer",
+    "TransactionAborted",
+    "TransactionBroken",
+    "Transactions",
+    "add_output",
+]

@@ -19,24 +19,18 @@ same way (it is a NotAcknowledged).
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable, Mapping
 from typing import Any
 
-import gevent
-
-from ..engine.backoff import backoff_delay
 from ..errors import GkbroadError, NotAcknowledged
 from ..message import Message
-from .client import ProduceFailed, RecordProducer, producer_settings
+from .client import producer_settings
+from .outputs import OutputRecord, OutputWriter
 
 __all__ = ["DeadLetter", "DeadLetterError", "UnwritableRecord", "dead_letter_record", "original_record"]
 
-logger = logging.getLogger(__name__)
-
 ERROR_LIMIT = 1000  # characters of the failure reason kept in the `error` header
 SOURCE_HEADERS = ("source_topic", "source_partition", "source_offset", "source_group", "error")
-MAX_BACKOFF = 30.0  # seconds: the longest wait between two attempts of a write
 
 
 class DeadLetterError(NotAcknowledged):
@@ -53,9 +47,10 @@ class DeadLetter:
     `client`: kafka-python KafkaProducer settings (``bootstrap_servers`` at
     least). `group_name` fills the ``source_group`` header. Each attempt of a
     write may take `timeout` ms; `max_attempts` attempts are made, `backoff` ms
-    apart at first, doubling (with jitter) after each failure. From
-    ``handle_failed``: ``self.dead_letter.send(messages); return messages``.
-    `kind` names what it writes in its messages (the retry topic's writer is one too).
+    apart at first, doubling (with jitter) after each failure (an OutputWriter
+    does the writing). From ``handle_failed``:
+    ``self.dead_letter.send(messages); return messages``. `kind` names what it
+    writes in its messages (the retry topic's writer is one too).
     """
 
     def __init__(
@@ -72,11 +67,14 @@ class DeadLetter:
         self.topic = topic
         self.kind = kind
         self.group_name = group_name
-        self.max_attempts = max_attempts
-        self.backoff = backoff / 1000.0
-        self.failure: str | None = None  # why writes stopped for good
-        self._producer = RecordProducer(client, timeout / 1000.0)
-        self._report: Callable[[str], None] | None = None
+        self._writer = OutputWriter(
+            client,
+            what=f"{kind}(s)",
+            error=DeadLetterError,
+            max_attempts=max_attempts,
+            backoff=backoff,
+            timeout=timeout,
+        )
 
     @classmethod
     def from_options(cls, options: dict[str, Any], connection: Mapping[str, Any], group_name: str) -> DeadLetter:
@@ -92,71 +90,51 @@ class DeadLetter:
             timeout=options["timeout"],
         )
 
+    @property
+    def failure(self) -> str | None:
+        """Why writes stopped for good (None while they work)."""
+        return self._writer.failure
+
     # ------------------------------------------------------------ service
 
     def supervise(self, report: Callable[[str], None]) -> None:
-        self._report = report
-        if self.failure is not None:
-            report(self.failure)
+        self._writer.supervise(report)
 
     def start(self) -> None:
         """Nothing to start: the first write connects."""
 
     def stop(self, timeout: float) -> bool:
         """Close the producer (every write was already acknowledged or given up)."""
-        self._producer.close(timeout)
-        return self.failure is None
+        return self._writer.stop(timeout)
 
     # ------------------------------------------------------------ writing
+
+    def records(self, messages: list[Message]) -> list[OutputRecord]:
+        """The dead letters of `messages`; the writer breaks (and raises DeadLetterError) on a message
+        that cannot become one."""
+        try:
+            return [OutputRecord(self.topic, *dead_letter_record(message, self.group_name)) for message in messages]
+        except UnwritableRecord as exc:
+            self._writer.fail(f"cannot write a {self.kind} to {self.topic!r}: {exc}")
+
+    def send_records(self, records: list[OutputRecord]) -> None:
+        """Write dead letters made by ``records``; return once the broker acknowledged them all."""
+        if records:
+            self._writer.send(records)
 
     def send(self, messages: list[Message]) -> None:
         """Write one dead letter per message, in order; return once the broker acknowledged them all.
         Raises DeadLetterError when that failed `max_attempts` times (or failed for good before)."""
         if self.failure is not None:
             raise DeadLetterError(self.failure)
-        if not messages:
-            return
-        try:
-            records = [dead_letter_record(message, self.group_name) for message in messages]
-        except UnwritableRecord as exc:
-            self._break(f"cannot write a {self.kind} to {self.topic!r}: {exc}")
-        self.write(records)
+        if messages:
+            self.send_records(self.records(messages))
 
     def write(self, records: list[tuple[bytes | None, bytes | None, list[tuple[str, bytes]]]]) -> None:
-        """Write ``(key, value, headers)`` records, in order, with the attempts and backoff of `send`;
-        returns once the broker acknowledged them all, raises DeadLetterError when that failed for good."""
-        for attempt in range(1, self.max_attempts + 1):
-            if self.failure is not None:  # another greenlet gave up meanwhile
-                raise DeadLetterError(self.failure)
-            try:
-                self._producer.send_all(self.topic, records)
-                return
-            except ProduceFailed as exc:
-                if attempt == self.max_attempts:
-                    self._break(
-                        f"writing {len(records)} {self.kind}(s) to {self.topic!r} failed {attempt} times, last: {exc}"
-                    )
-                delay = backoff_delay(attempt, self.backoff, MAX_BACKOFF)
-                logger.warning(
-                    "writing %d %s(s) to %r failed (attempt %d of %d): %s; trying again in %.1f s",
-                    len(records),
-                    self.kind,
-                    self.topic,
-                    attempt,
-                    self.max_attempts,
-                    exc,
-                    delay,
-                )
-                gevent.sleep(delay)
-
-    def _break(self, reason: str) -> None:
-        """Give up for good: report to the pipeline (once) and raise."""
-        if self.failure is None:
-            self.failure = reason
-            logger.error("%s; failed messages are no longer acknowledged", reason)
-            if self._report is not None:
-                self._report(reason)
-        raise DeadLetterError(self.failure)
+        """Write ``(key, value, headers)`` records to the topic, in order, with the attempts and backoff of
+        `send`; returns once the broker acknowledged them all, raises DeadLetterError when that failed for
+        good."""
+        self.send_records([OutputRecord(self.topic, *record) for record in records])
 
     def __repr__(self) -> str:  # never the client settings: they may hold secrets
         return f"<DeadLetter topic={self.topic!r} group={self.group_name!r} kind={self.kind!r}>"

@@ -29,9 +29,11 @@ from .routing import ORDERINGS
 
 __all__ = [
     "DeadLetterOptions",
+    "ExactlyOnceOptions",
     "FetchStrategyOptions",
     "RetryTopicOptions",
     "KafkaProducerOptions",
+    "OutputOptions",
     "TopicOptions",
     "CLIENT_SETTINGS_MANAGED",
 ]
@@ -164,6 +166,58 @@ class DeadLetterOptions(Schema):
     timeout = PositiveInt(load_default=10000, **option("Milliseconds one attempt may take (connecting included)."))
 
 
+class OutputOptions(Schema):
+    class Meta:
+        unknown = RAISE
+
+    client = DeadLetterClientSettings(
+        load_default=None,
+        allow_none=True,
+        **option(
+            "kafka-python KafkaProducer settings of the output writer; they override the connection settings "
+            "taken from the Kafka producer's `client`."
+        ),
+    )
+    max_attempts = PositiveInt(
+        load_default=3, **option("Attempts of one write before the pipeline fails (the partition stops advancing).")
+    )
+    backoff = NonNegativeInt(
+        load_default=1000, **option("Milliseconds before the second attempt; doubled (with jitter) after each failure.")
+    )
+    timeout = PositiveInt(load_default=10000, **option("Milliseconds one attempt may take (connecting included)."))
+
+
+class ExactlyOnceOptions(Schema):
+    class Meta:
+        unknown = RAISE
+
+    transactional_id = NonEmptyString(
+        required=True,
+        validate=mm_validate.Length(max=249, error="must be at most 249 characters"),
+        **option(
+            "The transactional id of this member's producer: the same on every restart of one member (so the "
+            "restart aborts what the last run left open), different for each member running at once (the same "
+            "id fences the other member). E.g. the group name and a stable member name."
+        ),
+    )
+    timeout = PositiveInt(
+        load_default=10000,
+        **option(
+            "Milliseconds each step of a transaction (init, begin, send, offsets, commit, abort) may take; a step "
+            "that takes longer fails the pipeline."
+        ),
+    )
+    client = DeadLetterClientSettings(
+        load_default=None,
+        allow_none=True,
+        **option(
+            "kafka-python KafkaProducer settings of the transactional producer (transaction_timeout_ms, "
+            "compression_type, ...); they override the connection settings taken from the Kafka producer's "
+            "`client`."
+        ),
+    )
+
+
 class RetryTopicOptions(DeadLetterOptions):
     topic = NonEmptyString(
         required=True,
@@ -248,7 +302,9 @@ class TopicOptions(Schema):
     )
     isolation_level = one_of(
         ("read_uncommitted", "read_committed"),
-        "read_committed hides records of aborted and open transactions.",
+        "read_committed hides records of open transactions (the consumer stops at the last stable offset) and, "
+        "on Apache Kafka, those of aborted ones; the bundled Tansu broker still delivers aborted records. "
+        "See Exactly once.",
         load_default="read_uncommitted",
     )
     value_deserializer = DeserializerField(
@@ -430,6 +486,25 @@ class KafkaProducerOptions(Schema):
             "`{'topic': ..., 'client': {...}}`; see Dead letters and the options below. Off by default."
         ),
     )
+    outputs = fields.Nested(
+        OutputOptions,
+        load_default=None,
+        allow_none=True,
+        **option(
+            "How records that handlers add with add_output are written when exactly_once is off (at least "
+            "once: a message is acknowledged after the broker acknowledged its outputs); see Outputs."
+        ),
+    )
+    exactly_once = fields.Nested(
+        ExactlyOnceOptions,
+        load_default=None,
+        allow_none=True,
+        **option(
+            "Commit each message's outputs (and dead letters) in one Kafka transaction with the offsets that "
+            "cover it: `{'transactional_id': ...}`; see Exactly once. Off by default. With it, every topic's "
+            "isolation_level is read_committed."
+        ),
+    )
     retry_topic = fields.Nested(
         RetryTopicOptions,
         load_default=None,
@@ -448,9 +523,32 @@ class KafkaProducerOptions(Schema):
     @pre_load
     def _merge_topic_defaults(self, data: Any, **kwargs: Any) -> Any:
         defaults, topics = data.get("default_topic_config"), data.get("topics")
+        if isinstance(data.get("exactly_once"), dict):
+            # kafka-python asks the coordinator for stable offsets (KIP-447 require_stable) only when it
+            # reads committed: a new owner then waits for a transaction still committing offsets.
+            defaults = {"isolation_level": "read_committed", **(defaults if isinstance(defaults, dict) else {})}
         if isinstance(defaults, dict) and isinstance(topics, list):
             data = {**data, "topics": [{**defaults, **t} if isinstance(t, dict) else t for t in topics]}
         return data
+
+    @validates_schema
+    def _exactly_once_without_retry_topic(self, data: dict[str, Any], **kwargs: Any) -> None:
+        if data.get("exactly_once") is not None and data.get("retry_topic") is not None:
+            raise ValidationError(
+                "cannot be used with exactly_once: the records parked in the retry topic are not part of the "
+                "transactions, so an aborted one would park an attempt twice; retry in memory instead",
+                field_name="retry_topic",
+            )
+
+    @validates_schema
+    def _exactly_once_reads_committed(self, data: dict[str, Any], **kwargs: Any) -> None:
+        uncommitted = [t["name"] for t in data["topics"] if t["isolation_level"] != "read_committed"]
+        if data.get("exactly_once") is not None and uncommitted:
+            raise ValidationError(
+                f"must read committed records with exactly_once (isolation_level read_committed, the default "
+                f"then); topic(s) {', '.join(uncommitted)} set read_uncommitted",
+                field_name="topics",
+            )
 
     @validates_schema
     def _one_connection(self, data: dict[str, Any], **kwargs: Any) -> None:

@@ -15,6 +15,10 @@ Acknowledgements go back to the group, which commits contiguous offsets.
 With the `dead_letter` option, failed messages are acknowledged only once their
 dead letters were written (see gkbroad.kafka.dead_letter); the writer is a
 second service of the pipeline, so when it gives up the pipeline fails.
+The records handlers add (gkbroad.kafka.outputs) are written the same way
+before their messages are acknowledged; with `exactly_once`, outputs and dead
+letters are staged instead and written in the transaction that commits their
+offsets (gkbroad.kafka.transactions).
 With the `retry_topic` option (for the processors' ``retry.mode = "topic"``),
 failed attempts are parked there (gkbroad.kafka.retry_topic): the group
 consumes the retry topic too, and a retry partition whose head record is not
@@ -25,6 +29,7 @@ from __future__ import annotations
 
 import random
 import time
+from collections.abc import Callable
 from typing import Any
 
 from gevent.event import Event
@@ -37,9 +42,11 @@ from .dead_letter import DeadLetter, DeadLetterError
 from .decoding import Decoding
 from .formats import build_messages
 from .group.consumer_group import ConsumerGroup
-from .options import KafkaProducerOptions
+from .options import KafkaProducerOptions, OutputOptions
+from .outputs import OutputRecord, OutputsNotWritten, OutputWriter, outputs_of
 from .retry_topic import RetryTopic, due_ms, retry_attempt, source_topic
 from .routing import owns, route
+from .transactions import Transactions
 
 __all__ = ["Producer"]
 
@@ -67,14 +74,28 @@ class Producer(BaseProducer):
         else:
             group = group_class.from_options(opts)
         services: list[Service] = [group] if retry_topic is None else [retry_topic, group]  # created first
-        dead_letter = None
+        writers: dict[str, Any] = {
+            "group": group,
+            "dead_letter_writer": None,
+            "transactions": None,
+            "retry_topic_writer": retry_topic,
+        }
+        if opts["exactly_once"] is not None:
+            transactions = Transactions.from_options(opts["exactly_once"], group.connection)
+            transactions.bind(group.consumer_client, group.is_current)
+            group.commit_through(transactions.commit)
+            services.insert(0, transactions)  # stopped after the group: its final commits are transactions
+            writers["transactions"] = transactions
+        else:
+            output_options = opts["outputs"] or validate(OutputOptions, {}, f"{OPTIONS_PATH}.outputs")
+            writers["output_writer"] = OutputWriter.from_options(output_options, group.connection, "gkbroad-outputs")
+            services.append(writers["output_writer"])
         if opts["dead_letter"] is not None:
-            dead_letter = DeadLetter.from_options(opts["dead_letter"], group.connection, opts["group_name"])
-            services.append(dead_letter)
-        pipeline_options["producer"]["module"] = (
-            cls,
-            {**opts, "group": group, "dead_letter_writer": dead_letter, "retry_topic_writer": retry_topic},
-        )
+            writers["dead_letter_writer"] = DeadLetter.from_options(
+                opts["dead_letter"], group.connection, opts["group_name"]
+            )
+            services.append(writers["dead_letter_writer"])
+        pipeline_options["producer"]["module"] = (cls, {**opts, **writers})
         route(pipeline_options, opts["ordering"], opts["message_format"])
         return services, pipeline_options
 
@@ -82,6 +103,8 @@ class Producer(BaseProducer):
         super().__init__(options, index=index, count=count)
         self.group: ConsumerGroup = options["group"]
         self.dead_letter: DeadLetter | None = options.get("dead_letter_writer")
+        self.transactions: Transactions | None = options.get("transactions")
+        self.output_writer: OutputWriter | None = options.get("output_writer")
         self.retry_topic: RetryTopic | None = options.get("retry_topic_writer")
         self.retry_topic_name = self.retry_topic.topic if self.retry_topic is not None else None
         self.message_format = options["message_format"]
@@ -153,24 +176,59 @@ class Producer(BaseProducer):
             self.group.wait_for_records(min(self.receive_interval, 1.0))
 
     def ack(self, ref: Any, successful: list[Message], failed: list[Message]) -> None:
-        """Successful and failed alike advance the offsets: failures were reported to handle_failed,
-        and with a dead-letter topic, they count once the broker acknowledged their dead letters (until
-        then this call blocks; when the writer gives up they are never acknowledged)."""
-        if failed and self.dead_letter is not None:
-            failed = self._dead_lettered(self.dead_letter, failed)
+        """Successful and failed alike advance the offsets: failures were reported to handle_failed.
+        Before they count, the outputs of the successful ones and the dead letters of the failed ones
+        (with a dead-letter topic) are written and acknowledged by the broker (until then this call
+        blocks; when a writer gives up they are never acknowledged) or, with exactly_once, staged for
+        the transaction that commits their offsets."""
+        if self.transactions is not None:
+            failed = self._stage(self.transactions, successful, failed)
+        else:
+            if self.output_writer is not None and any(outputs_of(m) for m in successful):
+                successful = self._written(successful, self._output_records, self.output_writer.send)
+            if failed and self.dead_letter is not None:
+                failed = self._written(failed, self.dead_letter.records, self.dead_letter.send_records)
         self.group.ack(m.acknowledger.data for group in (successful, failed) for m in group)
+        if self.transactions is not None:
+            self.transactions.wait_for_room()
 
-    def _dead_lettered(self, writer: DeadLetter, failed: list[Message]) -> list[Message]:
-        """The failed messages that may be acknowledged: the stale ones (whose partition moved on: the
-        group ignores them, their new owner reads them again) and the rest once written."""
-        stale = [m for m in failed if self.is_stale(m.acknowledger.data)]
-        current = [m for m in failed if m not in stale] if stale else failed
+    @staticmethod
+    def _output_records(messages: list[Message]) -> list[OutputRecord]:
+        return [record for message in messages for record in outputs_of(message)]
+
+    def _written(
+        self,
+        messages: list[Message],
+        records_of: Callable[[list[Message]], list[OutputRecord]],
+        send: Callable[[list[OutputRecord]], None],
+    ) -> list[Message]:
+        """The messages that may be acknowledged: the stale ones (whose partition moved on: the group
+        ignores them, their new owner reads them again) and the rest once their records were written."""
+        stale = [m for m in messages if self.is_stale(m.acknowledger.data)]
+        current = [m for m in messages if m not in stale] if stale else messages
         try:
-            writer.send(current)
-        except DeadLetterError:
+            send(records_of(current))
+        except (DeadLetterError, OutputsNotWritten):
             # The writer reported it: the pipeline fails, and nothing is committed past these offsets.
             self.group.withdraw(m.acknowledger.data for m in current)
             return stale
+        return messages
+
+    def _stage(self, transactions: Transactions, successful: list[Message], failed: list[Message]) -> list[Message]:
+        """Exactly once: keep each message's outputs, or a failed one's dead letter, for the transaction
+        that will commit its offset. Returns the failed messages that may be acknowledged."""
+        for message in successful:
+            transactions.stage(message.acknowledger.data, outputs_of(message))
+        if not failed or self.dead_letter is None:
+            return failed
+        current = [m for m in failed if not self.is_stale(m.acknowledger.data)]
+        try:
+            letters = self.dead_letter.records(current)
+        except DeadLetterError:
+            self.group.withdraw(m.acknowledger.data for m in current)
+            return [m for m in failed if m not in current]
+        for message, letter in zip(current, letters, strict=True):
+            transactions.stage(message.acknowledger.data, [letter])
         return failed
 
     def withdraw(self, ref: Any, messages: list[Message]) -> None:

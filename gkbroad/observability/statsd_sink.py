@@ -102,7 +102,9 @@ class StatsdSink(
 
     def send_gauges(self, status: dict[str, Any]) -> None:
         """in_flight, partitions.assigned and lag.<topic>.<partition> for every partition with a known lag
-        (nothing before the pipeline started)."""
+        (nothing before the pipeline started); with exactly_once, transactions.committed,
+        transactions.aborted (totals since start), transactions.seconds (time spent in committed ones)
+        and transactions.staged_records."""
         client = self.client
         if client is None:
             return
@@ -112,6 +114,9 @@ class StatsdSink(
             for p in status["partitions"]:
                 if p["lag"] is not None:
                     pipe.gauge(f"lag.{_metric_part(p['topic'])}.{p['partition']}", max(p["lag"], 0))
+            for writer in status.get("transactions") or ():
+                for field in ("committed", "aborted", "seconds", "staged_records"):
+                    pipe.gauge(f"transactions.{field}", writer[field])
 
 
 class _Sample:

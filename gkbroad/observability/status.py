@@ -41,6 +41,18 @@ _PARTITION_FIELDS = {
 # stats() fields of a consumer group copied to the status page
 _GROUP_FIELDS = ("group", "member_state", "generation", "unstable_for", "unreachable_for", "stall_timeout")
 
+# stats() fields of an exactly-once writer (gkbroad.kafka.transactions) copied to the status page
+_TRANSACTION_FIELDS = (
+    "transactional_id",
+    "state",
+    "committed",
+    "aborted",
+    "offset_only",
+    "seconds",
+    "last_duration",
+    "staged_records",
+)
+
 
 def snapshot(pipeline: Any, topology: Any) -> dict[str, Any]:
     """The pipeline's state and numbers; `topology` is None before start()."""
@@ -75,6 +87,11 @@ def snapshot(pipeline: Any, topology: Any) -> dict[str, Any]:
             {field: stats.get(field) for field in _GROUP_FIELDS}
             for stats in _service_stats(pipeline)
             if "member_state" in stats
+        ],
+        "transactions": [
+            {field: stats.get(field) for field in _TRANSACTION_FIELDS}
+            for stats in _service_stats(pipeline)
+            if "transactional_id" in stats
         ],
         "pid": os.getpid(),
         "counters": {

@@ -67,6 +67,7 @@ def render_page(status: dict[str, Any]) -> str:
         "</p>",
         render_charts(status.get("trends")),
         _partition_table(status["partitions"]),
+        *map(_transactions_line, status.get("transactions") or ()),
         _stage_table(status),
         '<p><a href="status.json">status.json</a> &middot; <a href="healthz">healthz</a> &middot; <a href="readyz">readyz</a> &middot; <a href="metrics">metrics</a></p>',
         "</body></html>",
@@ -114,6 +115,17 @@ def _stage_table(status: dict[str, Any]) -> str:
         text = "-" if owned is None else ", ".join(f"{topic}-{partition}" for topic, partition in owned) or "none"
         rows.append(f"<p>{escape(producer['name'])}: {escape(text)}</p>")
     return "\n".join(rows)
+
+
+def _transactions_line(writer: dict[str, Any]) -> str:
+    """One exactly-once writer: its transactional id and state, transactions committed and aborted."""
+    duration = writer["last_duration"]
+    return (
+        f"<p>transactional_id {escape(str(writer['transactional_id']))}: {escape(str(writer['state']))}, "
+        f"{writer['committed']} transactions committed, {writer['aborted']} aborted, "
+        f"{writer['offset_only']} offset-only commits, {writer['staged_records']} records staged"
+        f"{'' if duration is None else f', last took {duration * 1000:.0f} ms'}</p>"
+    )
 
 
 def _trend(trend: str | None) -> str:

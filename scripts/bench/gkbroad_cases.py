@@ -14,7 +14,7 @@ from common import Counter, emit, peak_rss_mb, wait_done
 from gevent import monkey
 
 import gkbroad
-from gkbroad.kafka import ConsumerGroup, Producer
+from gkbroad.kafka import ConsumerGroup, Producer, add_output
 
 RUN_TIMEOUT = 300.0
 
@@ -54,7 +54,15 @@ class BatchPipeline(gkbroad.Pipeline):
         return messages
 
 
-def _pipeline(config: dict, counter: Counter, cls=HandlerPipeline, batchers=None, max_demand=10):
+class OutputPipeline(gkbroad.Pipeline):
+    """One output record per input record: same key, the input's value."""
+
+    def handle_message(self, processor, message, context: Counter):
+        context.handle(message.data)
+        return add_output(message, self.output_topic, message.data.value, key=message.data.key)
+
+
+def _pipeline(config: dict, counter: Counter, cls=HandlerPipeline, batchers=None, max_demand=10, **producer):
     partitions = set()
 
     class BenchGroup(ConsumerGroup):
@@ -77,6 +85,7 @@ def _pipeline(config: dict, counter: Counter, cls=HandlerPipeline, batchers=None
                     "session_timeout_ms": config["session_timeout_ms"],
                     "heartbeat_interval_ms": config["heartbeat_interval_ms"],
                     **({"ordering": config["ordering"]} if "ordering" in config else {}),
+                    **producer,
                     **(
                         {"fetch_strategy": {"max_wait_ms": config["fetch_max_wait_ms"]}}
                         if "fetch_max_wait_ms" in config
@@ -136,6 +145,31 @@ def until_done(config: dict) -> dict:
     return counter.result(clean=clean)
 
 
+def until_committed(config: dict) -> dict:
+    """write-*: handle `limit` records, writing one output each (or none), then stop; the rate counts
+    until stop() returned, that is until every record and its output was committed."""
+    from kafka.admin import KafkaAdminClient, NewTopic
+
+    counter = Counter(config["limit"])
+    cls, producer = HandlerPipeline, {}
+    if config["write"] != "none":
+        output = f"{config['topic']}-out-{config['group']}"
+        admin = KafkaAdminClient(bootstrap_servers=config["bootstrap"], client_id="gkbroad-bench")
+        try:
+            admin.create_topics([NewTopic(output, num_partitions=config["partitions"], replication_factor=1)])
+        finally:
+            admin.close()
+        cls = type("Writing", (OutputPipeline,), {"output_topic": output})
+        if config["write"] == "eos":
+            producer = {"exactly_once": {"transactional_id": config["group"]}}
+    pipeline = _pipeline(config, counter, cls, **producer)
+    pipeline.start()
+    wait_done(counter, RUN_TIMEOUT)
+    clean = pipeline.stop()
+    counter.last = time.perf_counter()  # everything was committed only now
+    return counter.result(clean=clean)
+
+
 def memory(config: dict) -> dict:
     """A slow handler in front of a large backlog: how much memory the process takes."""
     counter = Counter(10**9, config["sleep"])
@@ -179,6 +213,9 @@ CASES = {
     "c-block-greenlet": until_done,
     "c-block-thread": until_done,
     "latency": until_done,
+    "write-none": until_committed,
+    "write-alo": until_committed,
+    "write-eos": until_committed,
     "memory": memory,
     "shutdown": shutdown,
 }

@@ -43,6 +43,8 @@ def summarize(runs: dict[str, list[dict]], size: dict, steps: dict, ceiling: flo
         "io-key-400": [("io-raw", "io-raw"), ("io-threadpool", "thread pool")],
         "io-threadpool": [("io-raw", "io-raw")],
         "c-block-thread": [("c-block-greenlet", "executor=greenlet")],
+        "write-alo": [("write-none", "no output")],
+        "write-eos": [("write-none", "no output"), ("write-alo", "at least once")],
         "quix-noop": [("raw", "raw"), ("noop", "gkbroad noop")],
         "faust-noop": [("raw", "raw"), ("noop", "gkbroad noop")],
         "quix-io": [("io-raw", "io-raw")],

@@ -200,8 +200,11 @@ class FakeConsumerClient:
     def new_future(self) -> FakeFuture:
         return FakeFuture()
 
-    def resolve_soon(self, future: FakeFuture) -> None:
-        gevent.spawn(lambda: future.is_done or future.success(None))
+    def resolve_soon(self, future: FakeFuture, error: BaseException | None = None) -> None:
+        gevent.spawn(lambda: future.is_done or (future.success(None) if error is None else future.failure(error)))
+
+    def group_metadata(self) -> Any:
+        return ("fake-group-metadata", self.generation) if self._connected else None
 
     async def wait(self, future: FakeFuture, timeout: float | None) -> bool:
         future._event.wait(timeout)
@@ -306,3 +309,61 @@ def pull_all(group: Any, partition: int, count: int, timeout: float = 5) -> tupl
         if not records:
             group.wait_for_records(0.05)
     return epoch, offsets
+
+
+class FakeTransactionalProducer:
+    """An in-memory transactional producer (gkbroad.kafka.client.TransactionalClient).
+
+    ``committed`` and ``aborted`` list the transactions as (records, offsets).
+    ``fail[step] = exc`` makes the next call of that step raise; a step in
+    ``hang`` never returns (a broker that dropped the connection).
+    """
+
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+        self.committed: list[tuple[list, dict]] = []
+        self.aborted: list[tuple[list, dict]] = []
+        self.fail: dict[str, BaseException] = {}
+        self.hang: set[str] = set()
+        self.closed = False
+        self._open: tuple[list, dict] | None = None
+
+    def _call(self, step: str) -> None:
+        self.calls.append(step)
+        if step in self.hang:
+            Event().wait()
+        if step in self.fail:
+            raise self.fail.pop(step)
+
+    def init(self) -> None:
+        self._call("init")
+
+    def begin(self) -> None:
+        self._call("begin")
+        assert self._open is None, "begin with a transaction open"
+        self._open = ([], {})
+
+    def send(self, records: Any) -> None:
+        self._call("send")
+        assert self._open is not None, "send outside a transaction"
+        self._open[0].extend(records)
+
+    def send_offsets(self, offsets: dict, group_metadata: Any) -> None:
+        self._call("send_offsets")
+        assert self._open is not None and group_metadata is not None
+        self._open[1].update(offsets)
+
+    def commit(self) -> None:
+        self._call("commit")
+        assert self._open is not None
+        self.committed.append(self._open)
+        self._open = None
+
+    def abort(self) -> None:
+        self._call("abort")
+        assert self._open is not None
+        self.aborted.append(self._open)
+        self._open = None
+
+    def close(self, timeout: float) -> None:
+        self.closed = True

@@ -76,7 +76,7 @@ def test_a_value_that_is_not_bytes_any_more_cannot_be_written():
 
 def test_the_dead_letter_repr_shows_no_settings():
     writer = DeadLetter("dlq", {"bootstrap_servers": "x:1", "sasl_plain_password": "hunter2"}, group_name="g")
-    assert "hunter2" not in repr(writer) and "hunter2" not in repr(writer._producer)
+    assert "hunter2" not in repr(writer) and "hunter2" not in repr(writer._writer._producer)
 
 
 def error_for(dead_letter):

@@ -298,3 +298,30 @@ def test_the_wsgi_modules_do_not_import_kafka():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"
+
+
+def test_an_exactly_once_writer_shows_its_transactions_on_the_page_and_in_status_json(pipeline):
+    from gkbroad.kafka.transactions import Transactions
+    from tests.helpers.fake_kafka import FakeTransactionalProducer
+
+    writer = Transactions(FakeTransactionalProducer(), "orders-0", 1.0)
+    writer.committed, writer.aborted, writer.last_duration = 7, 1, 0.012
+    pipeline.services.append(writer)
+    pipeline.start()
+    app = status_app(pipeline)
+    status = json.loads(call(app, "/status.json")[2])
+    assert status["transactions"] == [
+        {
+            "transactional_id": "orders-0",
+            "state": "new",
+            "committed": 7,
+            "aborted": 1,
+            "offset_only": 0,
+            "seconds": 0.0,
+            "last_duration": 0.012,
+            "staged_records": 0,
+        }
+    ]
+    page = call(app, "/")[2].decode()
+    assert "transactional_id orders-0: new, 7 transactions committed, 1 aborted" in page
+    assert "last took 12 ms" in page

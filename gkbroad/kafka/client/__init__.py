@@ -3,7 +3,8 @@
 `group_client` states what the consumer group needs from a client (the
 `GroupClient` Protocol); `consumer` is the adapter over kafka-python that
 provides it;
-`producer` writes dead letters and waits for the broker's acknowledgement; `admin`
+`producer` writes records and waits for the broker's acknowledgement;
+`transactions` is the transactional producer of exactly-once pipelines; `admin`
 holds the one-shot requests of the command line (topics, offsets, groups,
 producing records).
 """
@@ -22,7 +23,8 @@ from .consumer import (
 )
 from .consumer import PRIVATE_NAMES as CONSUMER_PRIVATE_NAMES
 from .group_client import CommitFuture, GroupClient, JoinAnswers, RebalanceHandler
-from .producer import PRODUCER_DEFAULTS, ProduceFailed, RecordProducer, producer_settings
+from .producer import PRODUCER_DEFAULTS, ProduceFailed, ProducerRecord, RecordProducer, producer_settings
+from .transactions import FATAL_TRANSACTION_ERRORS, KafkaTransactionalClient, TransactionalClient
 
 # Every private name of kafka-python the package uses (tests/unit/test_kafka_client.py checks them).
 PRIVATE_NAMES = (*CONSUMER_PRIVATE_NAMES, *ADMIN_PRIVATE_NAMES)
@@ -30,6 +32,7 @@ PRIVATE_NAMES = (*CONSUMER_PRIVATE_NAMES, *ADMIN_PRIVATE_NAMES)
 __all__ = [
     "ASSIGNORS",
     "CONSUMER_DEFAULTS",
+    "FATAL_TRANSACTION_ERRORS",
     "KAFKA_PYTHON_CHECKED",
     "PRIVATE_NAMES",
     "PRODUCER_DEFAULTS",
@@ -40,10 +43,13 @@ __all__ = [
     "GroupClient",
     "JoinAnswers",
     "KafkaError",
+    "KafkaTransactionalClient",
     "PositionsLost",
     "ProduceFailed",
+    "ProducerRecord",
     "RebalanceHandler",
     "RecordProducer",
     "TopicPartition",
+    "TransactionalClient",
     "producer_settings",
 ]

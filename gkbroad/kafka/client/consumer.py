@@ -465,12 +465,16 @@ class ConsumerClient:
         """A future the group resolves itself (with ``resolve_soon``)."""
         return Future()
 
-    def resolve_soon(self, future: Future) -> None:
-        """Resolve ``future`` from the I/O loop, waking it now rather than at its next event."""
+    def resolve_soon(self, future: Future, error: BaseException | None = None) -> None:
+        """Resolve ``future`` (failed with ``error`` if given) from the I/O loop, waking it now
+        rather than at its next event."""
 
         def resolve() -> None:
             if not future.is_done:
-                future.success(None)
+                if error is None:
+                    future.success(None)
+                else:
+                    future.failure(error)
 
         consumer = self._consumer
         try:
@@ -492,6 +496,12 @@ class ConsumerClient:
         with contextlib.suppress(Exception):
             await consumer._manager.wait_for(future, timeout_ms)
         return bool(future.is_done)
+
+    def group_metadata(self) -> Any:
+        """kafka-python's ConsumerGroupMetadata (group id, generation, member id, instance id) as the
+        member knows it now, for a transaction's offsets (KIP-447 fencing); None before connect."""
+        consumer = self._consumer
+        return None if consumer is None else consumer.group_metadata()
 
     # -------------------------------------------------------------- health
 

@@ -149,11 +149,14 @@ class GroupClient(Protocol[FutureT]):
     def new_future(self) -> FutureT:
         """A future for the group to resolve itself (with ``resolve_soon``)."""
 
-    def resolve_soon(self, future: FutureT) -> None:
-        """Resolve ``future`` on the client's I/O loop, waking the loop now."""
+    def resolve_soon(self, future: FutureT, error: BaseException | None = None) -> None:
+        """Resolve ``future`` (failed with ``error`` if given) on the client's I/O loop, waking the loop now."""
 
     async def wait(self, future: FutureT, timeout: float | None) -> bool:
         """Await ``future`` for at most ``timeout`` seconds; True if it finished."""
+
+    def group_metadata(self) -> Any:
+        """The member's group metadata for transactional offset commits (opaque; None before connect)."""
 
     def reachable(self) -> bool:
         """True while some connection to a broker is up."""

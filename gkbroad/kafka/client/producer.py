@@ -1,7 +1,8 @@
 """RecordProducer: write records to Kafka and wait until the broker acknowledged each one.
 
-The dead-letter writer needs one thing from kafka-python: produce a few
-records and know, within a bounded time, whether the broker stored them all.
+The dead-letter writer and the at-least-once output writer need one thing from
+kafka-python: produce a few records and know, within a bounded time, whether
+the broker stored them all.
 This module does that with kafka-python's public KafkaProducer API only. Every
 kafka-python failure (no broker, unknown topic, a timeout) becomes
 ProduceFailed, whose message never contains the settings (they may hold
@@ -19,7 +20,7 @@ from gevent.lock import Semaphore
 from kafka import KafkaProducer
 from kafka.errors import KafkaError
 
-__all__ = ["PRODUCER_DEFAULTS", "ProduceFailed", "RecordProducer", "producer_settings"]
+__all__ = ["PRODUCER_DEFAULTS", "ProduceFailed", "ProducerRecord", "RecordProducer", "producer_settings"]
 
 logger = logging.getLogger(__name__)
 
@@ -27,6 +28,8 @@ logger = logging.getLogger(__name__)
 PRODUCER_DEFAULTS = KafkaProducer.DEFAULT_CONFIG
 
 Header = tuple[str, bytes]
+# (topic, key, value, headers): gkbroad.kafka.outputs.OutputRecord has this shape.
+ProducerRecord = tuple[str, bytes | None, bytes | None, list[Header]]
 
 
 class ProduceFailed(Exception):
@@ -57,13 +60,15 @@ class RecordProducer:
         self._producer: KafkaProducer | None = None
         self._connecting = Semaphore()
 
-    def send_all(self, topic: str, records: list[tuple[bytes | None, bytes | None, list[Header]]]) -> None:
-        """Produce ``(key, value, headers)`` records to `topic`, in order; return once the broker
+    def send_all(self, records: list[ProducerRecord]) -> None:
+        """Produce ``(topic, key, value, headers)`` records, in order; return once the broker
         acknowledged every one, or raise ProduceFailed."""
         deadline = time.monotonic() + self._timeout
         try:
             producer = self._connect()
-            futures = [producer.send(topic, key=key, value=value, headers=headers) for key, value, headers in records]
+            futures = [
+                producer.send(topic, key=key, value=value, headers=headers) for topic, key, value, headers in records
+            ]
             producer.flush(timeout=max(deadline - time.monotonic(), 0.001))
             for future in futures:
                 future.get(timeout=max(deadline - time.monotonic(), 0.001))
@@ -76,7 +81,7 @@ class RecordProducer:
             try:
                 producer.close(timeout=timeout)
             except Exception:
-                logger.exception("closing the dead-letter producer failed")
+                logger.exception("closing the record producer failed")
 
     def _connect(self) -> KafkaProducer:
         with self._connecting:

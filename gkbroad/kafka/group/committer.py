@@ -44,6 +44,8 @@ class Committer:
         self._stopped = Event()
         self._in_flight: dict[Any, CommitFuture] = {}  # tp -> future of its commit
         self.greenlets: list[gevent.Greenlet[[], None]] = []
+        # Sends one commit: the client's, or the exactly-once writer's transaction (Transactions.commit).
+        self.commit_offsets: Callable[[dict[Any, int], float | None], CommitFuture] = client.commit
         # Told (seconds, [(topic, partition), ...]) after each successful commit.
         self.on_commit: Callable[[float, list[tuple[str, int]]], None] | None = None
 
@@ -73,7 +75,7 @@ class Committer:
         request is then booked as failed)."""
         started = time.monotonic()
         try:
-            future: CommitFuture = self._client.commit(request.offsets, timeout)
+            future: CommitFuture = self.commit_offsets(request.offsets, timeout)
         except Exception:
             self._state.commit_done(request, succeeded=False)
             raise

@@ -22,7 +22,7 @@ import gevent
 from gevent.event import AsyncResult
 
 from ...errors import ConfigError
-from ..client import CONSUMER_DEFAULTS, ConsumerClient, GroupClient, TopicPartition
+from ..client import CONSUMER_DEFAULTS, CommitFuture, ConsumerClient, GroupClient, TopicPartition
 from .committer import Committer
 from .grouplog import GroupLog
 from .poller import Poller
@@ -153,6 +153,11 @@ class ConsumerGroup:
         """Call ``observer(seconds, [(topic, partition), ...])`` after each
         successful offset commit (the pipeline passes its hooks' after_commit)."""
         self._committer.on_commit = observer
+
+    def commit_through(self, commit: Callable[[dict[Any, int], float | None], CommitFuture]) -> None:
+        """Send every offset commit through ``commit(offsets, timeout) -> future`` instead of the
+        client's own (the exactly-once writer makes each one a transaction). Call before start."""
+        self._committer.commit_offsets = commit
 
     def start(self) -> None:
         """Spawn the poll greenlet (which connects) and the committers; returns at once."""
