@@ -130,7 +130,7 @@ def test_healthz_fails_while_a_handler_call_runs_past_stuck_handler_timeout(pipe
     wait_until(lambda: call(app, "/healthz")[0].startswith("503"), timeout=10, what="the stuck handler rule")
     reason = json.loads(call(app, "/healthz")[2])["reason"]
     assert "a handler call has been running for" in reason and "stuck_handler_timeout 1s" in reason
-    assert json.loads(call(app, "/status.json")[2])["longest_handler_call"] > 1
+    assert json.loads(call(app, "/status.json")[2])["longest_handler_call"] >= 1
 
     pipeline.options["context"]["release"].set()
     wait_until(lambda: call(app, "/healthz")[0] == "200 OK", what="health after the handler returned")
