@@ -97,6 +97,7 @@ def _engine_tables() -> dict[str, type[Schema]]:
         "processor-retry": engine.RetryOptions,
         "batcher": engine.BatcherOptions,
         "statsd": engine.StatsdOptions,
+        "run": engine.RunOptions,
     }
 
 

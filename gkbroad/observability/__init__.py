@@ -26,6 +26,7 @@ from .hook_protocols import (
 from .hooks import HOOK_METHODS, Hooks
 from .log_summary import LogSummary
 from .statsd_sink import StatsdSink
+from .worker import worker_index
 
 __all__ = [
     "HOOK_METHODS",
@@ -48,9 +49,10 @@ __all__ = [
 
 
 def build_hooks(options: dict[str, Any]) -> Hooks:
-    """The hooks a pipeline's validated options ask for: Counters, plus StatsdSink when configured."""
+    """The hooks a pipeline's validated options ask for: Counters, plus StatsdSink when configured
+    (naming the worker in a worker of ``gkbroad run --processes N``)."""
     hooks = Hooks((Counters(),))
     metrics = options.get("metrics")
     if metrics:
-        hooks.add(StatsdSink(options["name"], **metrics["statsd"]))
+        hooks.add(StatsdSink(options["name"], **metrics["statsd"], worker=worker_index()))
     return hooks
