@@ -223,7 +223,7 @@ def _run_pipeline(args: argparse.Namespace, config: PipelineConfig, link: Worker
     server: Any
     if link is not None:
         server = link.serve_status(pipeline)
-        link.stop_with_the_supervisor()
+        link.follow_orders(pipeline)
     else:
         server = _serve_status(status_app(pipeline), args.status) if args.status else None
     try:

@@ -1,12 +1,18 @@
 """The channel between the supervisor and one of its workers: a Unix socket pair.
 
 The worker inherits its end as a file descriptor whose number is in its
-``GKBROAD_SUPERVISOR_FD`` environment variable. The worker sends JSON lines
-(``{"status_port": N}`` once its pipeline has started: where its private status
-app listens); the supervisor sends nothing. Each side learns from the end of
-the stream that the other is gone: the supervisor, that a worker is exiting;
-the worker, that its supervisor died without stopping it, so no worker outlives
-its supervisor.
+``GKBROAD_SUPERVISOR_FD`` environment variable. Both sides send JSON lines: the
+worker ``{"status_port": N}`` once its pipeline has started (where its private
+status app listens), the supervisor its orders, ``{"order": "stop"}`` and
+``{"order": "abort"}``. Each side learns from the end of the stream that the
+other is gone: the supervisor, that a worker is exiting; the worker, that its
+supervisor died without stopping it, so no worker outlives its supervisor.
+
+Orders travel here rather than as signals because a worker may get its stop
+signal straight from whoever stopped the supervisor too (systemd signals every
+process of a service, a shell's kill may name the whole tree): a worker counts
+its signals, and a second one aborts its drain, so the supervisor's order to
+stop must be one the worker can recognise as the same request.
 """
 
 from __future__ import annotations
@@ -16,9 +22,10 @@ import socket
 from collections.abc import Iterator
 from typing import Any
 
-__all__ = ["SUPERVISOR_FD_ENV", "channel_pair", "messages", "send"]
+__all__ = ["ABORT", "STOP", "SUPERVISOR_FD_ENV", "channel_pair", "messages", "send"]
 
 SUPERVISOR_FD_ENV = "GKBROAD_SUPERVISOR_FD"
+STOP, ABORT = "stop", "abort"
 
 
 def channel_pair() -> tuple[socket.socket, socket.socket]:
@@ -27,6 +34,7 @@ def channel_pair() -> tuple[socket.socket, socket.socket]:
 
 
 def send(channel: socket.socket, message: dict[str, Any]) -> None:
+    """Send one message; OSError when the other end is gone."""
     channel.sendall(json.dumps(message).encode() + b"\n")
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import socket
 import subprocess
 import time
 from typing import Any
@@ -19,7 +20,7 @@ from typing import Any
 import gevent
 
 from ..observability.worker import WORKER_COUNT_ENV, WORKER_INDEX_ENV
-from .channel import SUPERVISOR_FD_ENV, channel_pair, messages
+from .channel import SUPERVISOR_FD_ENV, channel_pair, messages, send
 from .restarts import RestartPolicy
 
 __all__ = ["WorkerProcess"]
@@ -44,6 +45,7 @@ class WorkerProcess:
         self.restarts = 0
         self.last_exit: str | None = None
         self._reader: gevent.Greenlet[..., Any] | None = None
+        self._channel: socket.socket | None = None
 
     @property
     def pid(self) -> int | None:
@@ -70,6 +72,7 @@ class WorkerProcess:
         finally:
             theirs.close()
         self.state, self.status_port, self.started_at = "starting", None, time.monotonic()
+        self._channel = ours
         self._reader = gevent.spawn(self._read_announcements, ours)
         self._reader.name = f"supervisor.worker-{self.index}.channel"
 
@@ -81,6 +84,12 @@ class WorkerProcess:
             self._reader.join()  # the channel closes with the process
         self.status_port = None
         return code
+
+    def order(self, order: str) -> None:
+        """Send `order` (channel.STOP or channel.ABORT) to the current process if it still runs."""
+        if self.alive and self._channel is not None:
+            with contextlib.suppress(OSError):  # it is exiting: its end of the channel is closed
+                send(self._channel, {"order": order})
 
     def signal(self, signum: int) -> None:
         """Send `signum` to the current process if it still runs."""
@@ -95,7 +104,7 @@ class WorkerProcess:
     def describe(self) -> str:
         return f"worker {self.index}" + (f" (pid {self.pid})" if self.pid is not None else "")
 
-    def _read_announcements(self, channel: Any) -> None:
+    def _read_announcements(self, channel: socket.socket) -> None:
         try:
             for message in messages(channel):
                 port = message.get("status_port")

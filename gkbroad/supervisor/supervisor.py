@@ -10,11 +10,12 @@ RestartPolicy, logging how the process ended. Two things end the run instead:
 - a worker that dies more than ``max_restarts`` times within ``restart_window``:
   every worker is stopped and the supervisor exits 1.
 
-SIGTERM or SIGINT sends SIGTERM to every worker, which drains, commits and
-leaves the group within its ``shutdown_timeout``; a worker still running
-``STOP_MARGIN`` seconds after that is killed. A further signal is passed on to
-the workers, which then abort their drains (still committing what was
-acknowledged). The exit code is 0 only when every worker exited 0 from that stop.
+SIGTERM or SIGINT orders every worker to stop (over its channel: see
+channel.py), which it does as on SIGTERM: it drains, commits and leaves the
+group within its ``shutdown_timeout``; a worker still running ``STOP_MARGIN``
+seconds after that is killed. A further signal orders the workers to abort
+their drains (they still commit what was acknowledged). The exit code is 0
+only when every worker exited 0 from that stop.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from typing import Any
 import gevent
 from gevent.event import Event
 
+from .channel import ABORT, STOP
 from .process import WorkerProcess
 from .restarts import RestartPolicy, exit_reason
 
@@ -100,7 +102,7 @@ class Supervisor:
                 return
             logger.info("%s started", worker.describe())
             if self._stopping.is_set():  # the stop began while it was being started
-                worker.signal(signal.SIGTERM)
+                worker.order(STOP)
             code = worker.wait()
             if self._stopping.is_set():
                 self._record_stop(worker, code)
@@ -162,14 +164,14 @@ class Supervisor:
             return
         logger.warning("%s received again: telling every worker to abort its drain", name)
         for worker in self.workers:
-            worker.signal(signal.SIGTERM)
+            worker.order(ABORT)
 
     def _stop_all(self, keepers: list[gevent.Greenlet[..., Any]]) -> int:
         self.state = "stopping"
         for worker in self.workers:
             if worker.alive:
                 worker.state = "stopping" if worker.state == "running" else worker.state
-                worker.signal(signal.SIGTERM)
+                worker.order(STOP)
         limit = self.shutdown_timeout + STOP_MARGIN
         if len(gevent.joinall(keepers, timeout=limit)) < len(keepers):
             for worker in self.workers:

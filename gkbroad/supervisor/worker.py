@@ -6,8 +6,10 @@ ways: its options (`worker_options`: a static member's ``instance_id`` gets
 the suffix ``-<index>``, so every worker is a distinct member and keeps its
 identity across restarts); its status app, which it serves on a free loopback
 port and announces to the supervisor once its pipeline has started (the
-supervisor's own ``--status`` page gathers them); and it stops, as on SIGTERM,
-when its supervisor is gone.
+supervisor's own ``--status`` page gathers them); and the supervisor's orders,
+which it carries out as the signals of a lone run: "stop" as a first SIGTERM
+(unless its stop began already: the same request may have reached it as a
+signal too), "abort" as one more. A worker whose supervisor is gone stops too.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from ..errors import ConfigError
 from ..observability.hook_protocols import AfterPipelineStart
 from ..observability.worker import WORKER_COUNT_ENV, WORKER_INDEX_ENV, worker_count, worker_index
 from ..wsgi import serve, status_app
-from .channel import SUPERVISOR_FD_ENV, messages, send
+from .channel import ABORT, STOP, SUPERVISOR_FD_ENV, messages, send
 
 __all__ = ["WorkerLink", "worker_options"]
 
@@ -92,19 +94,34 @@ class WorkerLink:
         pipeline.hooks.add(_Announce(self.channel, int(server.socket.getsockname()[1])))
         return server
 
-    def stop_with_the_supervisor(self) -> None:
-        """Stop this worker, as SIGTERM would, when the supervisor's end of the channel closes."""
-        gevent.spawn(self._watch_supervisor).name = f"worker-{self.index}.supervisor-watch"
+    def follow_orders(self, pipeline: Any) -> None:
+        """Carry out the supervisor's orders for `pipeline` (whose run() handles the signals), and
+        stop it when the supervisor's end of the channel closes."""
+        gevent.spawn(self._follow, pipeline).name = f"worker-{self.index}.orders"
 
-    def _watch_supervisor(self) -> None:
-        for _ in messages(self.channel):
-            pass  # the supervisor sends nothing; the end of the stream is what counts
-        logger.warning(
-            "worker %d: the supervisor (pid %d) is gone without stopping this worker; stopping as on SIGTERM",
-            self.index,
-            self.supervisor_pid,
-        )
-        os.kill(os.getpid(), signal.SIGTERM)  # the pipeline's own signal handling does the rest
+    def _follow(self, pipeline: Any) -> None:
+        for message in messages(self.channel):
+            order = message.get("order")
+            # A stop is a first signal, unless the stop began already (the same request reached this
+            # process as a signal too); an abort is one signal more.
+            if order == ABORT or (order == STOP and not _stopping(pipeline)):
+                _signal_itself()
+        if not _stopping(pipeline):
+            logger.warning(
+                "worker %d: the supervisor (pid %d) is gone without stopping this worker; stopping as on SIGTERM",
+                self.index,
+                self.supervisor_pid,
+            )
+            _signal_itself()
+
+
+def _stopping(pipeline: Any) -> bool:
+    return pipeline.state in ("stopping", "stopped")
+
+
+def _signal_itself() -> None:
+    """SIGTERM to this process: Pipeline.run() counts it as it counts any (before run(), it ends the process)."""
+    os.kill(os.getpid(), signal.SIGTERM)
 
 
 class _Announce(AfterPipelineStart):
