@@ -1,0 +1,48 @@
+"""The pipeline of the processes case (processes_case.py), run by `gkbroad run --processes N`.
+
+The noop case's handler (Counter.handle per record). Every process that runs it
+reports on stdout (its supervisor's too: the workers inherit it) every
+REPORT_EVERY seconds how many records it handled, the perf_counter times of its
+first and last one (CLOCK_MONOTONIC on Linux: one clock for every process) and
+its CPU time then and at its first record.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+import gevent
+from common import Counter, emit
+
+import gkbroad
+
+REPORT_EVERY = 0.2
+
+
+class Reporter:
+    def __init__(self, counter: Counter):
+        self.counter = counter
+
+    def after_pipeline_start(self, pipeline) -> None:
+        gevent.spawn(self._report)
+
+    def _report(self) -> None:
+        while True:
+            gevent.sleep(REPORT_EVERY)
+            counter = self.counter
+            if counter.first is None:
+                continue
+            emit("progress", pid=os.getpid(), count=counter.count, first=counter.first, last=counter.last,
+                 cpu_first=counter.cpu_first, cpu=time.process_time())  # fmt: skip
+
+
+class CountingPipeline(gkbroad.Pipeline):
+    def __init__(self, **options):
+        counter = Counter(10**12)
+        super().__init__(**{**options, "context": counter})
+        self.hooks.add(Reporter(counter))
+
+    def handle_message(self, processor, message, context: Counter):
+        context.handle(message.data)
+        return message
