@@ -204,7 +204,7 @@ def _run(args: argparse.Namespace) -> int:
 
     config = read_config(args.config)
     link = WorkerLink.from_environment()  # set up by a supervisor: this process is one of its workers
-    processes = args.processes or config.run["processes"]
+    processes = config.run["processes"] if args.processes is None else args.processes
     if link is None and processes > 1:
         return _supervise(args, config, processes)
     return _run_pipeline(args, config, link)

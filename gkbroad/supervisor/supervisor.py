@@ -80,15 +80,12 @@ class Supervisor:
             keepers = [gevent.spawn(self._keep, worker) for worker in self.workers]
             for keeper, worker in zip(keepers, self.workers, strict=True):
                 keeper.name = f"supervisor.worker-{worker.index}"
+                keeper.link_exception(self._keeper_failed)
             self._stopping.wait()
             return self._stop_all(keepers)
         finally:
             for handler in handlers:
                 handler.cancel()
-
-    def stop(self) -> None:
-        """Begin stopping every worker (what the first SIGTERM does); run() then returns."""
-        self._stopping.set()
 
     # -- one slot -----------------------------------------------------------------
 
@@ -121,9 +118,9 @@ class Supervisor:
             if delay is None:
                 self._end(
                     EXIT_FAILURE,
-                    f"{worker.describe()} {how}, its death number {worker.policy.deaths_in_window} within "
-                    f"{worker.policy.window:.0f}s (max_restarts {worker.policy.max_restarts}): it keeps dying, "
-                    "so every worker is stopped",
+                    f"{worker.describe()} {how}: {worker.policy.deaths_in_window} deaths within "
+                    f"{worker.policy.window:.0f}s, more than max_restarts ({worker.policy.max_restarts}) allows; "
+                    "it keeps dying, so every worker is stopped",
                 )
                 self._record_stop(worker, code)
                 return
@@ -133,6 +130,10 @@ class Supervisor:
                 self._record_stop(worker, code, restarting=True)
                 return
             worker.restarts += 1
+
+    def _keeper_failed(self, keeper: gevent.Greenlet[..., Any]) -> None:
+        """A slot's greenlet died of an error: nobody restarts that worker any more, so the run ends."""
+        self._end(EXIT_FAILURE, f"{keeper.name} failed ({keeper.exception!r}): stopping every worker")
 
     def _record_stop(self, worker: WorkerProcess, code: int, restarting: bool = False) -> None:
         """How `worker` ended once the supervisor stopped: cleanly when `code` is 0, or when SIGTERM
@@ -170,7 +171,8 @@ class Supervisor:
         self.state = "stopping"
         for worker in self.workers:
             if worker.alive:
-                worker.state = "stopping" if worker.state == "running" else worker.state
+                if worker.state == "running":
+                    worker.state = "stopping"
                 worker.order(STOP)
         limit = self.shutdown_timeout + STOP_MARGIN
         if len(gevent.joinall(keepers, timeout=limit)) < len(keepers):

@@ -22,6 +22,7 @@ import urllib.request
 
 import pytest
 
+from gkbroad.cli.commands import build_parser
 from gkbroad.config.toml import ConfigProblems, read_config
 from gkbroad.errors import ConfigError
 from gkbroad.supervisor import WorkerLink, worker_options
@@ -119,6 +120,13 @@ def test_the_run_table_is_validated_defaulted_and_kept_out_of_the_pipeline_optio
     ]
 
 
+def test_processes_must_be_positive_on_the_command_line(capsys):
+    with pytest.raises(SystemExit) as exited:
+        build_parser().parse_args(["run", "c.toml", "--processes", "0"])
+    assert exited.value.code == 2
+    assert "--processes: expected a positive integer, got '0'" in capsys.readouterr().err
+
+
 def test_a_bad_configuration_exits_2_once_before_any_worker_starts(tmp_path):
     (tmp_path / "c.toml").write_text(BASE.replace('name = "n"', 'name = ""') + "[processors.default]\n")
     done = subprocess.run(
@@ -161,7 +169,7 @@ class Holding(gkbroad.Pipeline):
 '''
 
 
-def write_config(directory, hold=False, statsd_port=None):
+def write_config(directory, hold=False, statsd_port=None, processes=2):
     (directory / "holding.py").write_text(PIPELINE_MODULE)
     metrics = f'metrics = {{ statsd = {{ port = {statsd_port}, prefix = "t", interval = 1 }} }}' if statsd_port else ""
     (directory / "holding.toml").write_text(
@@ -174,6 +182,7 @@ def write_config(directory, hold=False, statsd_port=None):
             {metrics}
 
             [run]
+            processes = {processes}
             restart_backoff = 100
 
             [producer]
@@ -188,7 +197,7 @@ def write_config(directory, hold=False, statsd_port=None):
 
 def start(directory, *arguments):
     return subprocess.Popen(
-        [sys.executable, "-m", "gkbroad", "run", "holding.toml", "--processes", "2", *arguments],
+        [sys.executable, "-m", "gkbroad", "run", "holding.toml", *arguments],
         cwd=directory,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -281,3 +290,20 @@ def test_a_second_signal_makes_every_worker_abort_its_drain(tmp_path):
     assert "SIGINT received again: telling every worker to abort its drain" in output
     assert output.count("second signal (SIGTERM): aborting the drain") == 2
     assert "not every worker stopped cleanly: worker 0" in output
+
+
+def test_processes_1_on_the_command_line_runs_the_pipeline_in_this_process_whatever_the_file_says(tmp_path):
+    write_config(tmp_path, processes=3)
+    port = free_port()
+    process = start(tmp_path, "--processes", "1", "--status", f"127.0.0.1:{port}")
+    try:
+        wait_until(lambda: get(port, "/healthz")[0] == 200, 60, "the pipeline to run", interval=0.2)
+        status = json.loads(get(port, "/status.json")[1])
+        process.send_signal(signal.SIGTERM)
+        code, output = finish(process)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert code == 0, output
+    assert "workers" not in status and status["pid"] == process.pid
+    assert "supervisor" not in output
