@@ -307,3 +307,30 @@ def test_processes_1_on_the_command_line_runs_the_pipeline_in_this_process_whate
     assert code == 0, output
     assert "workers" not in status and status["pid"] == process.pid
     assert "supervisor" not in output
+
+
+def running(pid):
+    """Whether `pid` runs (a zombie nobody reaped yet does not)."""
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            return not any(line.startswith("State:") and "Z" in line.split()[1] for line in status)
+    except FileNotFoundError:
+        return False
+
+
+def test_workers_stop_when_their_supervisor_is_killed(tmp_path):
+    write_config(tmp_path)
+    port = free_port()
+    process = start(tmp_path, "--status", f"127.0.0.1:{port}")
+    pids = []
+    try:
+        wait_until(lambda: get(port, "/healthz")[0] == 200, 60, "both workers healthy", interval=0.2)
+        pids = [worker["pid"] for worker in json.loads(get(port, "/status.json")[1])["workers"]]
+        process.kill()
+        _, output = finish(process)
+        wait_until(lambda: not any(running(pid) for pid in pids), 30, "the workers to stop", interval=0.1)
+    finally:
+        for pid in pids:
+            if running(pid):
+                os.kill(pid, signal.SIGKILL)
+    assert output.count("the supervisor (pid") == 2 and "stopping as on SIGTERM" in output
