@@ -2,10 +2,11 @@
 
 A worker is started as a fresh interpreter (``python -m gkbroad run ...``,
 fork and exec), never forked from the supervisor, whose gevent-patched state a
-child must not inherit. It runs in a process group of its own: a Ctrl-C in a
-terminal reaches the supervisor alone, which then stops each worker once,
-instead of every worker seeing that signal and the supervisor's on top of it
-(two signals abort a drain).
+child must not inherit. It runs in a process group of its own, so that a
+Ctrl-C in a terminal reaches the supervisor alone, which passes the stop on
+over each worker's channel (see channel.py for why not as a signal). Its
+standard input is empty: a process group in the background of a terminal that
+reads from it is stopped by the terminal.
 """
 
 from __future__ import annotations
