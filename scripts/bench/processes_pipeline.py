@@ -4,16 +4,18 @@ The noop case's handler (Counter.handle per record). Every process that runs it
 reports on stdout (its supervisor's too: the workers inherit it) every
 REPORT_EVERY seconds how many records it handled, the perf_counter times of its
 first and last one (CLOCK_MONOTONIC on Linux: one clock for every process) and
-its CPU time then and at its first record.
+its CPU time then and at its first record. Several processes share that
+stdout, so each report is one write(2) of one line (atomic below PIPE_BUF).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import time
 
 import gevent
-from common import Counter, emit
+from common import PREFIX, Counter
 
 import gkbroad
 
@@ -33,8 +35,9 @@ class Reporter:
             counter = self.counter
             if counter.first is None:
                 continue
-            emit("progress", pid=os.getpid(), count=counter.count, first=counter.first, last=counter.last,
-                 cpu_first=counter.cpu_first, cpu=time.process_time())  # fmt: skip
+            event = {"event": "progress", "pid": os.getpid(), "count": counter.count, "first": counter.first,
+                     "last": counter.last, "cpu_first": counter.cpu_first, "cpu": time.process_time()}  # fmt: skip
+            os.write(1, (PREFIX + json.dumps(event) + "\n").encode())
 
 
 class CountingPipeline(gkbroad.Pipeline):
