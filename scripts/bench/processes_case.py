@@ -3,10 +3,12 @@
 Runs the real command line on the main topic (fresh group each time; the two
 take turns per repetition), reads the progress its processes print
 (processes_pipeline.py), and once `records` were handled in all sends SIGTERM
-and waits for the exit. The rate runs from the first record any process
-handled to the last one; over the same span it reads the CPU time the gkbroad
-processes used (from their reports) and the broker used (from /proc, when the
-broker listens on this machine), in cores: a core busy all the time is 1.0.
+and waits for the exit. The rate counts from the first report after every
+process has handled records (so a worker that joined the group late, and the
+rebalance it caused, are not measured) to the last record handled; over the
+same span it reads the CPU time the gkbroad processes used (from their
+reports) and the broker used (from /proc, when the broker listens on this
+machine), in cores: a core busy all the time is 1.0.
 Both runs serve a status page (the single process on a free port), so that
 both time their handler calls as a supervised worker does.
 
@@ -84,16 +86,17 @@ def run_case(bootstrap: str, topic: str, processes: int, limit: int, group: dict
     reader.start()
     timer = threading.Timer(TIMEOUT, process.kill)
     timer.start()
-    latest: dict[int, dict] = {}
-    broker_cpu_first = broker_cpu_last = None
+    latest: dict[int, dict] = {}  # pid -> its latest report
+    start = None  # the reports and the broker's CPU when every process had handled records
+    broker_cpu_last = None
     try:
         for line in process.stdout:
             event = parse(line)
             if event is None or event["event"] != "progress":
                 continue
-            if broker_cpu_first is None:
-                broker_cpu_first = cpu_seconds(broker_pid)
             latest[event["pid"]] = event
+            if start is None and len(latest) == processes:
+                start = {"reports": dict(latest), "broker_cpu": cpu_seconds(broker_pid)}
             if sum(e["count"] for e in latest.values()) >= limit:
                 broker_cpu_last = cpu_seconds(broker_pid)
                 process.send_signal(signal.SIGTERM)
@@ -108,16 +111,18 @@ def run_case(bootstrap: str, topic: str, processes: int, limit: int, group: dict
             process.wait()
     reader.join(5)
     count = sum(e["count"] for e in latest.values())
-    if process.returncode != 0 or count < limit:
+    if process.returncode != 0 or count < limit or start is None:
         tail = "".join(stderr[-15:])[-500:]
         return {"case": case, "error": f"exit {process.returncode}, {count} of {limit} handled: {tail}"}
-    span = max(e["last"] for e in latest.values()) - min(e["first"] for e in latest.values())
-    gkbroad_cpu = sum(e["cpu"] - e["cpu_first"] for e in latest.values())
-    result = {"case": case, "count": count, "rate": round(count / span, 1), "processes_seen": len(latest),
-              "cpu_us": round(gkbroad_cpu * 1e6 / count, 2), "gkbroad_cores": round(gkbroad_cpu / span, 2),
+    began = start["reports"]
+    counted = count - sum(e["count"] for e in began.values())
+    span = max(e["last"] for e in latest.values()) - max(e["last"] for e in began.values())
+    gkbroad_cpu = sum(e["cpu"] - began[pid]["cpu"] for pid, e in latest.items())
+    result = {"case": case, "count": count, "rate": round(counted / span, 1), "processes_seen": len(latest),
+              "cpu_us": round(gkbroad_cpu * 1e6 / counted, 2), "gkbroad_cores": round(gkbroad_cpu / span, 2),
               "clean": process.returncode == 0}  # fmt: skip
-    if broker_cpu_first is not None and broker_cpu_last is not None:
-        result["broker_cores"] = round((broker_cpu_last - broker_cpu_first) / span, 2)
+    if start["broker_cpu"] is not None and broker_cpu_last is not None:
+        result["broker_cores"] = round((broker_cpu_last - start["broker_cpu"]) / span, 2)
     return result
 
 

@@ -1,10 +1,10 @@
 """The pipeline of the processes case (processes_case.py), run by `gkbroad run --processes N`.
 
 The noop case's handler (Counter.handle per record). Every process that runs it
-reports on stdout (its supervisor's too: the workers inherit it) every
-REPORT_EVERY seconds how many records it handled, the perf_counter times of its
-first and last one (CLOCK_MONOTONIC on Linux: one clock for every process) and
-its CPU time then and at its first record. Several processes share that
+reports on stdout (its supervisor's: the workers inherit it) every
+REPORT_EVERY seconds, once it has handled a record, how many it handled, the
+perf_counter time of its last one (CLOCK_MONOTONIC on Linux: one clock for
+every process) and its CPU time. Several processes share that
 stdout, so each report is one write(2) of one line (atomic below PIPE_BUF).
 """
 
@@ -35,8 +35,8 @@ class Reporter:
             counter = self.counter
             if counter.first is None:
                 continue
-            event = {"event": "progress", "pid": os.getpid(), "count": counter.count, "first": counter.first,
-                     "last": counter.last, "cpu_first": counter.cpu_first, "cpu": time.process_time()}  # fmt: skip
+            event = {"event": "progress", "pid": os.getpid(), "count": counter.count, "last": counter.last,
+                     "cpu": time.process_time()}  # fmt: skip
             os.write(1, (PREFIX + json.dumps(event) + "\n").encode())
 
 
