@@ -126,10 +126,10 @@ class Supervised:
         return self.process.returncode, output
 
 
-def first(produce, what, timeout=60):
+def first(produce, what, timeout=60, seen=None):
     """The first truthy value `produce()` returns, polling."""
     found = []
-    wait_until(lambda: found.append(produce()) or found[-1], timeout, what, interval=0.2)
+    wait_until(lambda: found.append(produce()) or found[-1], timeout, what, interval=0.2, seen=seen)
     return found[-1]
 
 
@@ -144,13 +144,20 @@ def test_two_workers_split_every_partition_and_sigterm_commits_all_they_handled(
     write_config(tmp_path, cluster.bootstrap_servers, topic, group, instance_id="orders")
     run = Supervised(tmp_path, 2)
     try:
-        status = first(lambda: (s := run.status()) and all(owned(s).values()) and s, "both workers to own partitions")
+        status = first(
+            lambda: (s := run.status()) and all(owned(s).values()) and s,
+            "both workers to own partitions",
+            seen=run.status,
+        )
         shares = owned(status)
         assert set().union(*shares.values()) == {0, 1, 2, 3} and not shares[0] & shares[1], shares
         pids = [w["pid"] for w in status["workers"]]
         assert None not in pids and len(set(pids)) == 2 and status["pid"] not in pids
-        wait_until(lambda: {row[0] for row in run.handled()} == {0, 1}, 60, "both workers to handle records")
-        assert run.healthz() == 200
+        wait_until(
+            lambda: {row[0] for row in run.handled()} == {0, 1}, 60, "both workers to handle records",
+            seen=lambda: (run.handled()[-3:], run.status()),
+        )  # fmt: skip
+        assert run.healthz() == 200, run.status()
         code, output = run.stop()
     finally:
         if run.process.poll() is None:
