@@ -93,9 +93,10 @@ class Supervised:
         except (urllib.error.URLError, OSError):
             return None
 
-    def healthz(self):
+    def answer(self, path):
+        """The HTTP status of the supervisor's `path` (/healthz, /readyz), None while it does not answer."""
         try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/healthz", timeout=5) as answer:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}{path}", timeout=5) as answer:
                 return answer.status
         except urllib.error.HTTPError as exc:
             return exc.code
@@ -141,7 +142,7 @@ def owned(status):
 def test_two_workers_split_every_partition_and_sigterm_commits_all_they_handled(cluster, tmp_path):
     topic, group = cluster.topic(partitions=4), cluster.group_id()
     cluster.produce(topic, 400, partitions=4)
-    write_config(tmp_path, cluster.bootstrap_servers, topic, group, instance_id="orders")
+    write_config(tmp_path, cluster.bootstrap_servers, topic, group, delay=0.05, instance_id="orders")
     run = Supervised(tmp_path, 2)
     try:
         status = first(
@@ -157,7 +158,12 @@ def test_two_workers_split_every_partition_and_sigterm_commits_all_they_handled(
             lambda: {row[0] for row in run.handled()} == {0, 1}, 60, "both workers to handle records",
             seen=lambda: (run.handled()[-3:], run.status()),
         )  # fmt: skip
-        assert run.healthz() == 200, run.status()
+        assert run.answer("/healthz") == 200, run.status()
+        # Both members in a stable generation, their commits accepted: the stop is then the only event.
+        wait_until(
+            lambda: run.answer("/readyz") == 200 and len(cluster.committed(group, topic)) == 4, 60,
+            "a stable group and a commit of every partition", interval=0.2, seen=run.status,
+        )  # fmt: skip
         code, output = run.stop()
     finally:
         if run.process.poll() is None:
