@@ -32,6 +32,7 @@ sys.path.insert(0, str(HERE / "bench"))
 from common import parse  # noqa: E402
 from kafka import KafkaProducer  # noqa: E402
 from kafka.admin import KafkaAdminClient, NewTopic  # noqa: E402
+from processes_case import processes_cases, processes_rows  # noqa: E402
 from report import describe, machine, summarize, table  # noqa: E402
 
 from gkbroad.testing.broker import LocalBroker  # noqa: E402
@@ -67,7 +68,7 @@ QUICK = {"records": 20_000, "reps": 1, "io_raw": 200, "io_partition": 2_000, "io
 
 ALL_CASES = ["raw", "noop", "noop-batch", "io-raw", "io-partition", "io-key-100", "io-key-400", "io-threadpool",
              "c-block-greenlet", "c-block-thread", "write-none", "write-alo", "write-eos",
-             "memory", "latency-raw", "latency", "shutdown"]  # fmt: skip
+             "memory", "latency-raw", "latency", "shutdown", "processes"]  # fmt: skip
 
 
 # The cost of the observability options, against "noop" in the same run (--observability).
@@ -354,13 +355,15 @@ def main() -> int:
                 runs[case] = bench.latency(reps, case)
         if "shutdown" in cases:
             runs["shutdown"] = bench.shutdown(reps)
+        if "processes" in cases:  # noop under gkbroad run --processes 2 and 1 (scripts/bench/processes_case.py)
+            runs.update(processes_cases(bench, reps))
     finally:
         if broker is not None:
             broker.stop()
     info["seconds"] = round(time.monotonic() - started, 1)
     info["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
     steps = {**plan(size), **peer_plan(size)}
-    rows = summarize(runs, size, steps, PARTITIONS / IO_SLEEP, FETCH_MAX_WAIT_MS)
+    rows = summarize(runs, size, steps, PARTITIONS / IO_SLEEP, FETCH_MAX_WAIT_MS) + processes_rows(runs)
     if args.json:
         print(json.dumps({**info, "summary": rows, "runs": runs}, indent=2))
     else:

@@ -16,13 +16,18 @@ only place that configures logging; the library never does.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import os
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .. import __version__
 from .connection import add_connection_arguments, connection
+
+if TYPE_CHECKING:
+    from ..config.toml import PipelineConfig
+    from ..supervisor import WorkerLink
 
 logger = logging.getLogger(__name__)
 
@@ -81,8 +86,10 @@ def build_parser() -> argparse.ArgumentParser:
         "run a pipeline from a TOML configuration until SIGTERM/SIGINT",
         "Build the pipeline a TOML file describes, run it, and on SIGTERM or SIGINT drain what is in "
         "flight, commit and leave the group (a second signal stops at once, still committing what was "
-        "acknowledged). Exits 0 after a clean stop, 1 when the pipeline failed or did not stop cleanly, "
-        "2 when the configuration is invalid (every problem is printed).",
+        "acknowledged). With --processes N above 1, a supervisor runs N worker processes, each one "
+        "member of the group, restarts those that die and stops them all on the signal. Exits 0 after "
+        "a clean stop, 1 when the pipeline (or a worker) failed or did not stop cleanly, 2 when the "
+        "configuration is invalid (every problem is printed).",
         "INFO",
         True,
     )
@@ -91,7 +98,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--status",
         type=host_port,
         metavar="HOST:PORT",
-        help="also serve the status app (/healthz, /readyz, /status.json, /metrics, /) on this address, from the same process",
+        help="also serve the status app (/healthz, /readyz, /status.json, /metrics, /) on this address, from the "
+        "same process (with --processes: the supervisor's, over every worker)",
+    )
+    run.add_argument(
+        "--processes",
+        type=positive_int,
+        metavar="N",
+        help="run N worker processes under a supervisor (default: the file's [run] processes, else 1)",
     )
 
     check = command(
@@ -236,12 +250,33 @@ def group_of(args: argparse.Namespace, group: str | None) -> str:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from ..config.toml import load_pipeline, read_config
-    from ..observability import LogSummary
+    from ..config.toml import read_config
+    from ..supervisor import WorkerLink
 
-    pipeline = load_pipeline(read_config(args.config), args.pipeline)
+    config = read_config(args.config)
+    link = WorkerLink.from_environment()  # set up by a supervisor: this process is one of its workers
+    processes = config.run["processes"] if args.processes is None else args.processes
+    if link is None and processes > 1:
+        return _supervise(args, config, processes)
+    return _run_pipeline(args, config, link)
+
+
+def _run_pipeline(args: argparse.Namespace, config: PipelineConfig, link: WorkerLink | None) -> int:
+    from ..config.toml import load_pipeline
+    from ..observability import LogSummary
+    from ..wsgi import status_app
+
+    if link is not None:
+        config = dataclasses.replace(config, options=link.options(config.options))
+        _tag_log_lines(f"worker {link.index}")
+    pipeline = load_pipeline(config, args.pipeline)
     pipeline.hooks.add(LogSummary())  # the periodic one-line INFO summary
-    server = _serve_status(pipeline, args.status) if args.status else None
+    server: Any
+    if link is not None:
+        server = link.serve_status(pipeline)
+        link.follow_orders(pipeline)
+    else:
+        server = _serve_status(status_app(pipeline), args.status) if args.status else None
     try:
         clean = pipeline.run()
     finally:
@@ -254,13 +289,36 @@ def _run(args: argparse.Namespace) -> int:
     return EXIT_FAILURE
 
 
-def _serve_status(pipeline: Any, address: tuple[str, int]) -> Any:
-    """Serve gkbroad.wsgi.status_app(pipeline) on `address` (gevent.pywsgi, in this process)."""
+def _supervise(args: argparse.Namespace, config: PipelineConfig, processes: int) -> int:
+    """Validate every worker's configuration here (one exit 2, not N), then run the supervisor."""
+    from ..config.toml import load_pipeline
+    from ..supervisor import Supervisor, SupervisorStatus, worker_options
+    from ..wsgi import status_routes
+
+    pipelines = [
+        load_pipeline(dataclasses.replace(config, options=worker_options(config.options, index)), args.pipeline)
+        for index in range(processes)
+    ]
+    command = [sys.executable, "-m", "gkbroad", "run", args.config, "--log-level", args.log_level]
+    if args.pipeline:
+        command += ["--pipeline", args.pipeline]
+    first = pipelines[0]
+    supervisor = Supervisor(first.name, command, processes, config.run, first.options["shutdown_timeout"] / 1000.0)
+    server = _serve_status(status_routes(SupervisorStatus(supervisor)), args.status) if args.status else None
+    try:
+        return supervisor.run()
+    finally:
+        if server is not None:
+            server.stop(timeout=1)
+
+
+def _serve_status(app: Any, address: tuple[str, int]) -> Any:
+    """Serve a status app on `address` (gevent.pywsgi, in this process)."""
     from ..errors import GkbroadError
-    from ..wsgi import serve, status_app
+    from ..wsgi import serve
 
     try:
-        server = serve(status_app(pipeline), *address)  # binds now: a taken port fails before the pipeline starts
+        server = serve(app, *address)  # binds now: a taken port fails before anything starts
     except OSError as exc:
         raise GkbroadError(f"--status {address[0]}:{address[1]}: cannot listen ({exc.strerror or exc})") from None
     logger.info("status page on http://%s:%d/", address[0], server.server_port)
@@ -475,12 +533,21 @@ def _patch_gevent() -> None:
         monkey.patch_all()
 
 
+_LOG_FORMAT = "%(asctime)s %(levelname)s {tag}%(name)s: %(message)s"
+
+
 def _configure_logging(level: str, command: str) -> None:
     """Root logging at `level`. kafka-python is chatty: a running pipeline shows its warnings,
     the one-shot commands none (their own error says what failed), DEBUG shows everything."""
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=level, format=_LOG_FORMAT.format(tag=""))
     if level != "DEBUG":
         logging.getLogger("kafka").setLevel(logging.WARNING if command == "run" else logging.CRITICAL)
+
+
+def _tag_log_lines(tag: str) -> None:
+    """Put `tag` in every log line from now on, so that the workers' interleaved lines can be told apart."""
+    for handler in logging.getLogger().handlers:
+        handler.setFormatter(logging.Formatter(_LOG_FORMAT.format(tag=f"[{tag}] ")))
 
 
 def main(argv: list[str] | None = None) -> int:

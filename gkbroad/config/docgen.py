@@ -102,6 +102,7 @@ def _engine_tables() -> dict[str, type[Schema]]:
         "batcher": engine.BatcherOptions,
         "statsd": engine.StatsdOptions,
         "prometheus": engine.PrometheusOptions,
+        "run": engine.RunOptions,
     }
 
 

@@ -36,6 +36,7 @@ __all__ = [
     "PrometheusOptions",
     "RateLimitingOptions",
     "RetryOptions",
+    "RunOptions",
     "StatsdOptions",
 ]
 
@@ -290,5 +291,39 @@ class PipelineOptions(Schema):
             "Log a WARNING naming the stage and the handler, with its stack, when a stage holds the gevent hub "
             "(no other greenlet runs) for longer than this many milliseconds; at most once a minute per handler, "
             "every time counted in metrics and /status.json. 0 turns the watchdog off."
+        ),
+    )
+
+
+class RunOptions(Schema):
+    """The ``[run]`` table of a ``gkbroad run`` configuration file: how the command runs the pipeline,
+    not a pipeline option (``Pipeline(**options)`` never sees it)."""
+
+    class Meta:
+        unknown = RAISE
+
+    processes = PositiveInt(
+        load_default=1,
+        **option(
+            "How many worker processes run the pipeline, each one member of the consumer group "
+            "(`--processes` overrides it). Above 1, a supervisor process starts and watches them; see "
+            "Several processes."
+        ),
+    )
+    max_restarts = NonNegativeInt(
+        load_default=5,
+        **option(
+            "How often one worker may be restarted within `restart_window`; when it dies once more, the "
+            "supervisor stops every worker and exits 1."
+        ),
+    )
+    restart_window = PositiveInt(
+        load_default=60000, **option("Milliseconds over which a worker's deaths are counted against `max_restarts`.")
+    )
+    restart_backoff = PositiveInt(
+        load_default=1000,
+        **option(
+            "Milliseconds before a dead worker is started again; the wait doubles with each further death "
+            "within `restart_window`, up to 30 s."
         ),
     )

@@ -1,10 +1,12 @@
 """Pipeline configuration files: a TOML file -> the options `Pipeline(**options)` takes.
 
 The file's structure is exactly the options dict, so the option tables of
-docs/options.md apply as they are. Three things are added for TOML:
+docs/options.md apply as they are. Four things are added for TOML:
 
 - a top-level ``pipeline = "pkg.module:Class"`` names the Pipeline subclass
   (``gkbroad run --pipeline`` overrides it);
+- a ``[run]`` table says how ``gkbroad run`` runs the pipeline (how many
+  processes; schema `RunOptions`); it is not passed to the pipeline;
 - TOML has no tuples, so a two-item array ``[string, table]`` is read as the
   pair ``(string, table)`` (how ``producer.module`` takes its options);
 - ``${NAME}`` and ``${NAME:-default}`` inside strings are replaced by
@@ -32,12 +34,13 @@ from ..errors import ConfigError
 from ..pipeline import Pipeline
 from ..producer import BaseProducer
 from .fields import ProducerModule, import_object
-from .schemas import PipelineOptions
+from .schemas import PipelineOptions, RunOptions
 from .validation import validate
 
 __all__ = ["ConfigProblems", "PipelineConfig", "build_pipeline", "load_pipeline", "pipeline_class", "read_config"]
 
 PIPELINE_KEY = "pipeline"
+RUN_KEY = "run"
 
 # The arguments the stages pass to each handler (after self).
 _HANDLER_ARGUMENTS = {
@@ -60,11 +63,13 @@ class ConfigProblems(ConfigError):
 
 @dataclass
 class PipelineConfig:
-    """What a configuration file holds: the pipeline class path and the pipeline's options."""
+    """What a configuration file holds: the pipeline class path, the pipeline's options, and the
+    validated ``[run]`` table (`RunOptions`, defaults filled in)."""
 
     source: str
     pipeline: str | None
     options: dict[str, Any]
+    run: dict[str, Any]
 
 
 def read_config(path: str) -> PipelineConfig:
@@ -82,9 +87,14 @@ def read_config(path: str) -> PipelineConfig:
     if pipeline is not None and not isinstance(pipeline, str):
         problems.append(f"{PIPELINE_KEY}: must be a string like 'pkg.module:Class', got {pipeline!r}")
         pipeline = None
+    run: dict[str, Any] = {}
+    try:
+        run = validate(RunOptions, options.pop(RUN_KEY, {}), RUN_KEY)
+    except ConfigError as exc:
+        problems += _problem_lines(exc)
     if problems:
         raise ConfigProblems(problems)
-    return PipelineConfig(source=path, pipeline=pipeline, options=options)
+    return PipelineConfig(source=path, pipeline=pipeline, options=options, run=run)
 
 
 def _from_toml(value: Any, path: str, problems: list[str]) -> Any:

@@ -33,6 +33,7 @@ from .hooks import HOOK_METHODS, Hooks
 from .log_summary import LogSummary
 from .statsd_sink import StatsdSink
 from .trends import Trends
+from .worker import worker_index
 
 __all__ = [
     "HOOK_METHODS",
@@ -58,12 +59,13 @@ __all__ = [
 
 
 def build_hooks(options: dict[str, Any]) -> Hooks:
-    """The hooks a pipeline's validated options ask for: Counters and Trends, plus StatsdSink,
-    PrometheusMetrics and Tracing when configured."""
+    """The hooks a pipeline's validated options ask for: Counters and Trends, plus StatsdSink
+    (naming the worker in a worker of ``gkbroad run --processes N``), PrometheusMetrics and Tracing
+    when configured."""
     hooks = Hooks((Counters(), Trends()))
     metrics = options.get("metrics") or {}
     if metrics.get("statsd"):
-        hooks.add(StatsdSink(options["name"], **metrics["statsd"]))
+        hooks.add(StatsdSink(options["name"], **metrics["statsd"], worker=worker_index()))
     if metrics.get("prometheus"):
         prometheus = _import_extra("prometheus", "prometheus", "metrics.prometheus")
         hooks.add(prometheus.PrometheusMetrics(options["name"], **metrics["prometheus"]))

@@ -1,6 +1,9 @@
 """Counters, timers and gauges sent to statsd.
 
-Installed by the pipeline option ``metrics = {"statsd": {...}}``. The sink adds
+Installed by the pipeline option ``metrics = {"statsd": {...}}``. In a worker
+of ``gkbroad run --processes N`` every name carries the worker's index
+(``<prefix>.<pipeline>.worker.<index>.``), so that the workers' series can be
+told apart and summed with one wildcard. The sink adds
 up counts and keeps a bounded sample of timings in memory, and one greenlet
 sends them every second (the gauges every ``interval`` seconds), so the
 handling greenlets never wait on a socket and the cost per message is an
@@ -38,14 +41,15 @@ class StatsdSink(
     AfterAck,
     AfterCommit,
 ):
-    """Counters, timers and gauges to statsd, every name under ``<prefix>.<pipeline name>.``."""
+    """Counters, timers and gauges to statsd, every name under ``<prefix>.<pipeline name>.``
+    (``<prefix>.<pipeline name>.worker.<worker>.`` when `worker` is given)."""
 
     FLUSH_INTERVAL = 1.0
     TIMER_SAMPLES = 100  # timings sent per timer per flush, a uniform sample of those seen
 
-    def __init__(self, pipeline_name: str, host: str, port: int, prefix: str, interval: int):
+    def __init__(self, pipeline_name: str, host: str, port: int, prefix: str, interval: int, worker: int | None = None):
         self.host, self.port = host, port
-        self.prefix = f"{prefix}.{_metric_part(pipeline_name)}"
+        self.prefix = f"{prefix}.{_metric_part(pipeline_name)}" + ("" if worker is None else f".worker.{worker}")
         self.interval = interval
         self.client: statsd.StatsClient | None = None
         self._counts = {"messages.handled": 0, "messages.failed": 0, "batches.handled": 0, "hub.blocked": 0}

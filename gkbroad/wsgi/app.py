@@ -12,29 +12,75 @@ Routes (GET or HEAD):
 - ``/metrics``: Prometheus metrics (gkbroad.wsgi.metrics; needs the ``prometheus`` extra).
 - ``/``: the same as a small HTML page, with charts of the samples, that refreshes itself.
 
-Each answer is computed from in-memory state, without I/O, so the pages stay
-fast however busy the pipeline is.
+For a pipeline, each answer is computed from in-memory state, without I/O, so
+the pages stay fast however busy the pipeline is.
+
+The routes are written once, in `status_routes`, over a `StatusSource`: a
+pipeline here, the supervisor of ``gkbroad run --processes N`` (which gathers
+its workers' answers) in gkbroad.supervisor.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, Protocol
 
 from ..errors import ConfigError
 from ..observability.status import readiness, unhealthy
 from .metrics import metrics_response
 from .page import render_page
 
-__all__ = ["StatusMiddleware", "status_app"]
+__all__ = ["StatusMiddleware", "StatusSource", "WSGIApp", "status_app", "status_routes"]
 
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
 
+class StatusSource(Protocol):
+    """What the status routes ask: why it is unhealthy (None when healthy), whether it is ready and
+    why, its status as plain data, that status as an HTML page, and the /metrics answer
+    (status line, content type, body)."""
+
+    def unhealthy(self) -> str | None: ...
+
+    def readiness(self) -> tuple[bool, str]: ...
+
+    def status(self) -> dict[str, Any]: ...
+
+    def page(self, status: dict[str, Any]) -> str: ...
+
+    def metrics(self) -> tuple[str, str, bytes]: ...
+
+
+class _PipelineSource:
+    def __init__(self, pipeline: Any):
+        pipeline.hooks.track_calls()  # for the stuck handler rule of /healthz
+        self.pipeline = pipeline
+
+    def unhealthy(self) -> str | None:
+        return unhealthy(self.pipeline)
+
+    def readiness(self) -> tuple[bool, str]:
+        return readiness(self.pipeline)
+
+    def status(self) -> dict[str, Any]:
+        status: dict[str, Any] = self.pipeline.status()
+        return status
+
+    def page(self, status: dict[str, Any]) -> str:
+        return render_page(status)
+
+    def metrics(self) -> tuple[str, str, bytes]:
+        return metrics_response(self.pipeline)
+
+
 def status_app(pipeline: Any) -> WSGIApp:
     """A WSGI application serving /healthz, /readyz, /status.json, /metrics and / for `pipeline`."""
-    pipeline.hooks.track_calls()  # for the stuck handler rule of /healthz
+    return status_routes(_PipelineSource(pipeline))
+
+
+def status_routes(source: StatusSource) -> WSGIApp:
+    """A WSGI application serving /healthz, /readyz, /status.json, /metrics and / from `source`."""
 
     def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         method = environ.get("REQUEST_METHOD", "GET")
@@ -42,24 +88,24 @@ def status_app(pipeline: Any) -> WSGIApp:
             return _respond(start_response, "405 Method Not Allowed", "text/plain", b"GET or HEAD only\n", method)
         path = environ.get("PATH_INFO") or "/"
         if path == "/healthz":
-            reason = unhealthy(pipeline)
+            reason = source.unhealthy()
             if reason is None:
                 return _respond(start_response, "200 OK", "text/plain", b"ok\n", method)
             body = json.dumps({"healthy": False, "reason": reason}).encode() + b"\n"
             return _respond(start_response, "503 Service Unavailable", "application/json", body, method)
         if path == "/readyz":
-            ready, reason = readiness(pipeline)
+            ready, reason = source.readiness()
             body = json.dumps({"ready": ready, "reason": reason}).encode() + b"\n"
             status = "200 OK" if ready else "503 Service Unavailable"
             return _respond(start_response, status, "application/json", body, method)
         if path == "/status.json":
-            body = json.dumps(pipeline.status(), indent=1).encode() + b"\n"
+            body = json.dumps(source.status(), indent=1).encode() + b"\n"
             return _respond(start_response, "200 OK", "application/json", body, method)
         if path == "/metrics":
-            status, content_type, body = metrics_response(pipeline)
+            status, content_type, body = source.metrics()
             return _respond(start_response, status, content_type, body, method)
         if path == "/":
-            body = render_page(pipeline.status()).encode()
+            body = source.page(source.status()).encode()
             return _respond(start_response, "200 OK", "text/html; charset=utf-8", body, method)
         return _respond(
             start_response,

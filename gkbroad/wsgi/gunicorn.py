@@ -42,7 +42,6 @@ from __future__ import annotations
 
 import importlib
 import logging
-import os
 import sys
 from typing import Any
 
@@ -50,6 +49,7 @@ import gevent
 from gevent import monkey
 
 from ..errors import ConfigError
+from .metrics import forget_process
 
 __all__ = ["child_exit", "on_starting", "post_worker_init", "run_in_worker", "worker_exit"]
 
@@ -143,7 +143,4 @@ def worker_exit(server: Any, worker: Any) -> None:
 
 def child_exit(server: Any, worker: Any) -> None:
     """Master hook: drop an exited worker's live gauges from the Prometheus multiprocess directory."""
-    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-        from prometheus_client import multiprocess
-
-        multiprocess.mark_process_dead(worker.pid)  # type: ignore[no-untyped-call]  # untyped upstream
+    forget_process(worker.pid)

@@ -10,10 +10,11 @@ to that directory (gkbroad.observability.prometheus).
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterable
 from typing import Any
 
-__all__ = ["CONTENT_TYPE", "metrics_app", "metrics_body", "metrics_response"]
+__all__ = ["CONTENT_TYPE", "forget_process", "metrics_app", "metrics_body", "metrics_response"]
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -51,3 +52,16 @@ def metrics_response(pipeline: Any | None) -> tuple[str, str, bytes]:
         text = b"/metrics needs prometheus-client: pip install 'gkbroad[prometheus]'\n"
         return "404 Not Found", "text/plain", text
     return "200 OK", CONTENT_TYPE, body
+
+
+def forget_process(pid: int) -> None:
+    """In multiprocess mode (``PROMETHEUS_MULTIPROC_DIR`` set), drop the live gauges of a process that
+    exited, so they leave the sums (its counters stay counted). For whatever restarts processes: the
+    gunicorn master (gkbroad.wsgi.gunicorn.child_exit) and the supervisor of ``gkbroad run --processes N``."""
+    if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        return
+    try:
+        from prometheus_client import multiprocess
+    except ImportError:
+        return
+    multiprocess.mark_process_dead(pid)  # type: ignore[no-untyped-call]  # untyped upstream

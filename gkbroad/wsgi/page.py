@@ -15,7 +15,7 @@ from typing import Any
 from ..observability.counters import total_lag
 from .charts import render_charts
 
-__all__ = ["render_page", "REFRESH_SECONDS"]
+__all__ = ["REFRESH_SECONDS", "document", "health_line", "pipeline_sections", "render_page"]
 
 REFRESH_SECONDS = 3
 
@@ -41,21 +41,43 @@ _TRENDS = {"rising": ("&uarr;", "rising"), "falling": ("&darr;", "falling"), "st
 
 def render_page(status: dict[str, Any]) -> str:
     """The HTML page for a snapshot (gkbroad.observability.status.snapshot)."""
-    counters = status["counters"]
-    lag = total_lag(status)
+    body = [
+        f"<h1>{escape(status['name'])} &mdash; {escape(status['state'])}</h1>",
+        f"<p>{health_line(status)} &middot; pid {status['pid']}</p>",
+        *pipeline_sections(status),
+    ]
+    return document(status["name"], body)
+
+
+def health_line(status: dict[str, Any]) -> str:
+    """Healthy or why not, and ready or why not, from a status's unhealthy_reason, ready and readiness."""
     problem = status["unhealthy_reason"]
     health = f'<span class="bad">unhealthy: {escape(problem)}</span>' if problem else '<span class="ok">healthy</span>'
     ready = "ready" if status["ready"] else "not ready"
-    health += (
+    return health + (
         f' &middot; <span class="{"ok" if status["ready"] else "bad"}">{ready}: {escape(status["readiness"])}</span>'
     )
+
+
+def document(title: str, body: list[str]) -> str:
+    """A whole page around `body` (HTML fragments, already escaped): refresh, style, links to the other routes."""
     parts = [
         "<!DOCTYPE html>",
         '<html><head><meta charset="utf-8">',
         f'<meta http-equiv="refresh" content="{REFRESH_SECONDS}">',
-        f"<title>gkbroad: {escape(status['name'])}</title><style>{_STYLE}</style></head><body>",
-        f"<h1>{escape(status['name'])} &mdash; {escape(status['state'])}</h1>",
-        f"<p>{health} &middot; pid {status['pid']}</p>",
+        f"<title>gkbroad: {escape(title)}</title><style>{_STYLE}</style></head><body>",
+        *body,
+        '<p><a href="status.json">status.json</a> &middot; <a href="healthz">healthz</a> &middot; <a href="readyz">readyz</a></p>',
+        "</body></html>",
+    ]
+    return "\n".join(parts) + "\n"
+
+
+def pipeline_sections(status: dict[str, Any]) -> list[str]:
+    """The counters, partitions and stages of one pipeline's snapshot, as HTML fragments."""
+    counters = status["counters"]
+    lag = total_lag(status)
+    return [
         '<p class="counters">',
         f"<span>{status['records_per_second']:.1f} records/s (last minute)</span>",
         f"<span>handled {counters['handled']}</span>",
@@ -69,10 +91,7 @@ def render_page(status: dict[str, Any]) -> str:
         _partition_table(status["partitions"]),
         *map(_transactions_line, status.get("transactions") or ()),
         _stage_table(status),
-        '<p><a href="status.json">status.json</a> &middot; <a href="healthz">healthz</a> &middot; <a href="readyz">readyz</a> &middot; <a href="metrics">metrics</a></p>',
-        "</body></html>",
     ]
-    return "\n".join(parts) + "\n"
 
 
 def _paused(row: dict[str, Any]) -> str:

@@ -159,13 +159,17 @@ def test_the_cycle_check_finds_a_cycle():
 # core: it must run with any producer, so it knows nothing of Kafka, configuration
 # files, the command line or WSGI; the consumer group is below the stages (they
 # call it, never the other way); observability and wsgi are imported by a gunicorn
-# master before its workers patch gevent, so they never reach kafka.
+# master before its workers patch gevent, so they never reach kafka. The supervisor
+# of `gkbroad run --processes` runs no pipeline: it manages processes and reads their
+# status pages, so it knows neither the engine nor Kafka nor how a file is read (the
+# command line hands it what it needs), and nothing below it knows it.
 FORBIDDEN = {
     "gkbroad.engine": ("gkbroad.kafka", "gkbroad.config.toml", "gkbroad.cli", "gkbroad.wsgi", "gkbroad.testing"),
     "gkbroad.kafka.group": ("gkbroad.engine.stages", "gkbroad.engine.topology", "gkbroad.cli", "gkbroad.wsgi"),
-    "gkbroad.observability": ("gkbroad.kafka", "gkbroad.cli", "gkbroad.wsgi"),
-    "gkbroad.wsgi": ("gkbroad.kafka", "gkbroad.cli"),
-    "gkbroad.config": ("gkbroad.cli", "gkbroad.wsgi"),
+    "gkbroad.observability": ("gkbroad.kafka", "gkbroad.cli", "gkbroad.wsgi", "gkbroad.supervisor"),
+    "gkbroad.wsgi": ("gkbroad.kafka", "gkbroad.cli", "gkbroad.supervisor"),
+    "gkbroad.config": ("gkbroad.cli", "gkbroad.wsgi", "gkbroad.supervisor"),
+    "gkbroad.supervisor": ("gkbroad.kafka", "gkbroad.engine", "gkbroad.config", "gkbroad.cli", "gkbroad.testing"),
 }
 
 # What may sit at the root of the package: the public API only.
