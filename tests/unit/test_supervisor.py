@@ -169,9 +169,11 @@ class Holding(gkbroad.Pipeline):
 '''
 
 
-def write_config(directory, hold=False, statsd_port=None, processes=2):
+def write_config(directory, hold=False, statsd_port=None, processes=2, prometheus=False):
     (directory / "holding.py").write_text(PIPELINE_MODULE)
     metrics = f'metrics = {{ statsd = {{ port = {statsd_port}, prefix = "t", interval = 1 }} }}' if statsd_port else ""
+    if prometheus:
+        metrics = "metrics = { prometheus = { interval = 1 } }"
     (directory / "holding.toml").write_text(
         textwrap.dedent(
             f"""\
@@ -195,10 +197,11 @@ def write_config(directory, hold=False, statsd_port=None, processes=2):
     )
 
 
-def start(directory, *arguments):
+def start(directory, *arguments, env=None):
     return subprocess.Popen(
         [sys.executable, "-m", "gkbroad", "run", "holding.toml", *arguments],
         cwd=directory,
+        env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -264,6 +267,44 @@ def test_one_status_page_shows_every_worker_and_healthz_fails_while_one_is_missi
             process.kill()
     assert code == 0, output
     assert f"worker 1 (pid {workers[1]['pid']}) was killed by SIGKILL" in output
+
+
+def test_the_supervisors_metrics_sum_the_live_workers_and_forget_a_dead_one(tmp_path):
+    parser = pytest.importorskip("prometheus_client.parser")
+    write_config(tmp_path, hold=True, prometheus=True)
+    (tmp_path / "multiproc").mkdir()
+    env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "multiproc")}
+    port = free_port()
+    process = start(tmp_path, "--status", f"127.0.0.1:{port}", env=env)
+
+    def in_flight():
+        code, body = get(port, "/metrics")
+        if code != 200:
+            return None
+        families = {family.name: family for family in parser.text_string_to_metric_families(body)}
+        family = families.get("gkbroad_messages_in_flight")
+        return sum(sample.value for sample in family.samples) if family else None
+
+    try:
+        wait_until(lambda: in_flight() == 2, 60, "both workers' held message in /metrics", interval=0.2)
+        pid = json.loads(get(port, "/status.json")[1])["workers"][1]["pid"]
+        os.kill(pid, signal.SIGKILL)
+        wait_until(
+            lambda: json.loads(get(port, "/status.json")[1])["workers"][1]["restarts"] == 1
+            and get(port, "/healthz")[0] == 200,
+            60,
+            "worker 1 to be back",
+            interval=0.2,
+        )
+        time.sleep(2.5)  # a few refreshes of the new worker's gauges
+        # The dead worker's gauge is gone: one held message per live worker, not three.
+        assert in_flight() == 2
+        process.send_signal(signal.SIGTERM)
+        process.send_signal(signal.SIGTERM)  # the held handlers would outlast the drain: abort it
+        finish(process)
+    finally:
+        if process.poll() is None:
+            process.kill()
 
 
 def test_a_second_signal_makes_every_worker_abort_its_drain(tmp_path):
