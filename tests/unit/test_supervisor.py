@@ -290,8 +290,10 @@ def test_the_supervisors_metrics_sum_the_live_workers_and_forget_a_dead_one(tmp_
         pid = json.loads(get(port, "/status.json")[1])["workers"][1]["pid"]
         os.kill(pid, signal.SIGKILL)
         wait_until(
-            lambda: json.loads(get(port, "/status.json")[1])["workers"][1]["restarts"] == 1
-            and get(port, "/healthz")[0] == 200,
+            lambda: (
+                json.loads(get(port, "/status.json")[1])["workers"][1]["restarts"] == 1
+                and get(port, "/healthz")[0] == 200
+            ),
             60,
             "worker 1 to be back",
             interval=0.2,
