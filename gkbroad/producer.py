@@ -33,7 +33,12 @@ clean. It may offer ``supervise(report)``, called before ``start()``: calling
 stops it, for a service that can no longer work. A service that commits
 offsets may offer ``report_commits(observer)``, also called before
 ``start()``: it calls ``observer(seconds, [(topic, partition), ...])`` after
-each commit, which reaches the hooks' ``after_commit``.
+each commit, which reaches the hooks' ``after_commit``; in the same way
+``report_dead_letters(observer)`` calls ``observer(count)`` after dead letters
+were written, ``report_retries(observer)`` calls ``observer("topic", count)``
+after failed attempts were written to a retry topic, and
+``report_rebalances(observer)`` calls ``observer(topic, partition, reason)``
+when a partition is assigned or given up.
 
 Each message carries an Acknowledger whose handler's ``ack(ref, successful,
 failed)`` is called once per message, after processing, by the processor or
@@ -42,7 +47,9 @@ handler may also define ``is_stale(data) -> bool``: a message for which it
 answers True (for Kafka: its partition was given to another member since) is
 not handed to prepare_messages, handle_message or handle_batch; it is
 acknowledged as failed ("revoked") without going through handle_failed.
-It may define ``withdraw(ref, messages)`` too: called for messages that will
+It may define ``partition_of(data) -> (topic, partition)``, which the
+per-partition metrics (the hooks' ``after_ack_by_partition``) label messages
+with. It may define ``withdraw(ref, messages)`` too: called for messages that will
 never be acknowledged in this run (a stop ended their retry's wait, or their
 dead letters could not be written), so that it stops waiting for them, but must
 not treat them as done (for Kafka: nothing is committed past them). And it may
@@ -78,6 +85,9 @@ __all__ = [
     "SupportsIdle",
     "SupportsPrepareForStart",
     "SupportsReportCommits",
+    "SupportsReportDeadLetters",
+    "SupportsReportRebalances",
+    "SupportsReportRetries",
     "SupportsSupervise",
 ]
 
@@ -117,6 +127,23 @@ class SupportsSupervise(Protocol):
 class SupportsReportCommits(Protocol):
     def report_commits(self, observer: Callable[[float, list[tuple[str, int]]], None]) -> None:
         """Called before ``start()``: call ``observer(seconds, [(topic, partition), ...])`` after each commit."""
+
+
+class SupportsReportDeadLetters(Protocol):
+    def report_dead_letters(self, observer: Callable[[int], None]) -> None:
+        """Called before ``start()``: call ``observer(count)`` after dead letters were written."""
+
+
+class SupportsReportRetries(Protocol):
+    def report_retries(self, observer: Callable[[str, int], None]) -> None:
+        """Called before ``start()``: call ``observer("topic", count)`` after failed attempts were written
+        to a retry topic."""
+
+
+class SupportsReportRebalances(Protocol):
+    def report_rebalances(self, observer: Callable[[str, int, str], None]) -> None:
+        """Called before ``start()``: call ``observer(topic, partition, reason)`` when a partition is
+        assigned ("assigned") or given up ("revoked", "lost", "shutdown")."""
 
 
 class ProducerClass(Protocol):

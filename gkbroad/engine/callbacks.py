@@ -106,6 +106,7 @@ class Callbacks:
                 raise Abandoned(f"the pipeline is stopping; attempt {attempt + 1} of a message is not made")
             if self.drop_if_stale(message):
                 return None
+            self.hooks.retried("in_place")
             attempt += 1
 
     def _attempt(self, processor: str, message: Message) -> Message | None:
@@ -249,7 +250,7 @@ class Callbacks:
                 failed = []
         if successful or failed:
             ack_messages(successful, failed)
-            self.hooks.acked(len(successful), len(failed))
+            self.hooks.acked(successful, failed)
 
     def _trip(self, policy: FailurePolicy) -> None:
         self.halted = True

@@ -162,9 +162,7 @@ class Topology:
                 supervise = getattr(service, "supervise", None)
                 if supervise is not None:
                     supervise(self._service_report(service))
-                report_commits = getattr(service, "report_commits", None)
-                if report_commits is not None:
-                    report_commits(self.callbacks.hooks.committed)
+                self.callbacks.hooks.connect(service)
                 service.start()
                 started.append(service)
         except Exception:

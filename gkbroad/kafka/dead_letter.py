@@ -67,6 +67,7 @@ class DeadLetter:
         self.topic = topic
         self.kind = kind
         self.group_name = group_name
+        self.on_written: Callable[[int], None] | None = None  # told how many records each write wrote
         self._writer = OutputWriter(
             client,
             what=f"{kind}(s)",
@@ -100,6 +101,11 @@ class DeadLetter:
     def supervise(self, report: Callable[[str], None]) -> None:
         self._writer.supervise(report)
 
+    def report_dead_letters(self, observer: Callable[[int], None]) -> None:
+        """Call ``observer(count)`` after each write the broker acknowledged (the pipeline passes its
+        hooks' after_dead_letter)."""
+        self.on_written = observer
+
     def start(self) -> None:
         """Nothing to start: the first write connects."""
 
@@ -121,6 +127,8 @@ class DeadLetter:
         """Write dead letters made by ``records``; return once the broker acknowledged them all."""
         if records:
             self._writer.send(records)
+            if self.on_written is not None:
+                self.on_written(len(records))
 
     def send(self, messages: list[Message]) -> None:
         """Write one dead letter per message, in order; return once the broker acknowledged them all.

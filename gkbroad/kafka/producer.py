@@ -236,6 +236,11 @@ class Producer(BaseProducer):
         (a stop or a rebalance does not wait for their acks) and commits nothing past them."""
         self.group.withdraw(m.acknowledger.data for m in messages)
 
+    @staticmethod
+    def partition_of(data: tuple[str, int, int, int]) -> tuple[str, int]:
+        """The (topic, partition) a message came from, for the per-partition metrics."""
+        return data[0], data[1]
+
     def is_stale(self, data: tuple[str, int, int, int]) -> bool:
         """True when the message's partition was given up since it was pulled
         (the drain timed out, or the membership was lost): its new owner reads

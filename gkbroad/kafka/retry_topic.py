@@ -26,6 +26,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Mapping
+from functools import partial
 from typing import Any
 
 from ..message import Message
@@ -91,6 +92,11 @@ class RetryTopic:
 
     def supervise(self, report: Callable[[str], None]) -> None:
         self.writer.supervise(report)
+
+    def report_retries(self, observer: Callable[[str, int], None]) -> None:
+        """Call ``observer("topic", count)`` after each write of failed attempts the broker acknowledged
+        (the pipeline passes its hooks' after_retry)."""
+        self.writer.on_written = partial(observer, "topic")
 
     def start(self) -> None:
         """Create the topic first when asked to (before the group subscribes to it)."""

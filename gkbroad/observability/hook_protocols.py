@@ -29,12 +29,16 @@ from typing import Any, Protocol, TypeAlias
 
 __all__ = [
     "AfterAck",
+    "AfterAckByPartition",
     "AfterCommit",
+    "AfterDeadLetter",
     "AfterHandleBatch",
     "AfterHandleMessages",
     "AfterHubBlocked",
     "AfterPipelineStart",
     "AfterPipelineStop",
+    "AfterRebalance",
+    "AfterRetry",
     "AroundHandleBatch",
     "AroundHandleMessage",
     "BeforePipelineStop",
@@ -73,6 +77,29 @@ class AfterAck(Protocol):
         """How many messages were acknowledged, per chunk or batch."""
 
 
+class AfterAckByPartition(Protocol):
+    def after_ack_by_partition(self, counts: dict[tuple[str, str], tuple[int, int]]) -> None:
+        """The same acknowledgements as after_ack, as ``{(topic, partition): (successful, failed)}``;
+        ``("-", "-")`` holds the messages whose source names no partition (gkbroad.observability.hooks.PARTITION_UNKNOWN)."""
+
+
+class AfterRetry(Protocol):
+    def after_retry(self, mode: str, count: int) -> None:
+        """``count`` more attempts: ``mode`` is "in_place" (a handle_message attempt made again after a
+        wait) or "topic" (a failed attempt written to the retry topic)."""
+
+
+class AfterDeadLetter(Protocol):
+    def after_dead_letter(self, count: int) -> None:
+        """``count`` dead letters were written to the dead-letter topic (and acknowledged by the broker)."""
+
+
+class AfterRebalance(Protocol):
+    def after_rebalance(self, topic: str, partition: int, reason: str) -> None:
+        """The consumer group took or gave up ``(topic, partition)``: ``reason`` is "assigned", "revoked",
+        "lost" or "shutdown"."""
+
+
 class AfterHubBlocked(Protocol):
     def after_hub_blocked(self, stage: str, handler: str) -> None:
         """``stage`` held the gevent hub past blocking_warning_ms in ``handler``
@@ -106,6 +133,10 @@ Hook: TypeAlias = (
     | AfterHandleMessages
     | AfterHandleBatch
     | AfterAck
+    | AfterAckByPartition
+    | AfterRetry
+    | AfterDeadLetter
+    | AfterRebalance
     | AfterHubBlocked
     | AfterCommit
     | AroundHandleMessage

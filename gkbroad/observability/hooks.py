@@ -13,6 +13,15 @@ for type checkers and editors:
                                             once per processor chunk, not once per message
     after_handle_batch(batcher, size, duration)
     after_ack(successful, failed)           how many messages were acknowledged, per chunk or batch
+    after_ack_by_partition(counts)          the same, as {(topic, partition): (successful, failed)}; the
+                                            source is what the acknowledger's partition_of(data) answers,
+                                            ("-", "-") when it has no such method
+    after_retry(mode, count)                attempts retried: "in_place" (after a wait, in the processor)
+                                            or "topic" (failed attempts written to the retry topic)
+    after_dead_letter(count)                dead letters written to the dead-letter topic
+    after_rebalance(topic, partition, reason)
+                                            the consumer group took ("assigned") or gave up ("revoked",
+                                            "lost", "shutdown") a partition
     after_hub_blocked(stage, handler)       a stage held the gevent hub past blocking_warning_ms
                                             (gkbroad.observability.watchdog; called in the hub's thread once it is free)
     after_commit(duration, partitions)      a service (the Kafka consumer group) committed offsets of
@@ -39,6 +48,11 @@ time of every handler call in progress. Timing each handle_message call costs a
 few hundred nanoseconds, so it is done only once someone needs it: a hook with
 after_handle_messages, or a status page (`track_calls()`); handle_batch calls
 are always timed, their cost is spread over a whole batch.
+
+The services report what only they see (commits, dead letters, retry-topic
+writes, rebalances) through optional methods named in SERVICE_REPORTS: before
+a service starts, the topology calls ``connect(service)``, which hands each such
+method the matching dispatcher method as its observer.
 """
 
 from __future__ import annotations
@@ -56,7 +70,7 @@ from ..errors import ConfigError
 from ..message import Message
 from .hook_protocols import Hook
 
-__all__ = ["HOOK_METHODS", "Hooks"]
+__all__ = ["HOOK_METHODS", "PARTITION_UNKNOWN", "SERVICE_REPORTS", "Hooks"]
 
 logger = logging.getLogger(__name__)
 
@@ -69,11 +83,26 @@ HOOK_METHODS = (
     "after_handle_messages",
     "after_handle_batch",
     "after_ack",
+    "after_ack_by_partition",
+    "after_retry",
+    "after_dead_letter",
+    "after_rebalance",
     "after_hub_blocked",
     "after_commit",
     "around_handle_message",
     "around_handle_batch",
 )
+
+PARTITION_UNKNOWN = ("-", "-")  # the (topic, partition) label of messages whose source names none
+
+# A service's optional method (its Protocol is in gkbroad.producer) -> the Hooks method it is handed
+# as its observer, before start().
+SERVICE_REPORTS = {
+    "report_commits": "committed",
+    "report_retries": "retried",
+    "report_dead_letters": "dead_lettered",
+    "report_rebalances": "rebalanced",
+}
 
 
 class Hooks:
@@ -139,16 +168,42 @@ class Hooks:
             call = partial(method, *subject, call)
         return call
 
-    def acked(self, successful: int, failed: int) -> None:
-        """Once per acknowledged chunk or batch; also hands over the handle_message timings gathered so far."""
+    def acked(self, successful: list[Message], failed: list[Message]) -> None:
+        """Once per acknowledged chunk or batch; also hands over the handle_message timings gathered so far.
+        The per-partition counts are made only when a hook asks for them."""
         if self._durations:
             durations, self._durations = self._durations, []
             self._emit("after_handle_messages", durations)
-        self._emit("after_ack", successful, failed)
+        self._emit("after_ack", len(successful), len(failed))
+        if self._methods["after_ack_by_partition"]:
+            self._emit("after_ack_by_partition", count_by_partition(successful, failed))
+
+    def retried(self, mode: str, count: int = 1) -> None:
+        """Attempts retried in place (by gkbroad.engine.callbacks) or written to the retry topic (by the
+        service that writes them, through ``report_retries``)."""
+        self._emit("after_retry", mode, count)
+
+    # -- handed to the services by SERVICE_REPORTS ------------------------------
+
+    def connect(self, service: Any) -> None:
+        """Hand each report method the service defines its observer (called by the topology before the
+        service starts)."""
+        for method, observer in SERVICE_REPORTS.items():
+            report = getattr(service, method, None)
+            if report is not None:
+                report(getattr(self, observer))
 
     def committed(self, duration: float, partitions: list[tuple[str, int]]) -> None:
-        """A service committed offsets (services get this method through ``report_commits``)."""
+        """A service committed offsets (``report_commits``)."""
         self._emit("after_commit", duration, partitions)
+
+    def dead_lettered(self, count: int) -> None:
+        """A service wrote `count` dead letters (``report_dead_letters``)."""
+        self._emit("after_dead_letter", count)
+
+    def rebalanced(self, topic: str, partition: int, reason: str) -> None:
+        """A consumer group took or gave up a partition (``report_rebalances``)."""
+        self._emit("after_rebalance", topic, partition, reason)
 
     def longest_call(self) -> float:
         """Seconds the oldest handler call in progress has been running (0 when none is).
@@ -183,3 +238,20 @@ class Hooks:
                 if key not in self._failed:
                     self._failed.add(key)
                     logger.exception("hook %r raised in %s; the pipeline goes on (not logged again)", hook, name)
+
+
+def count_by_partition(successful: list[Message], failed: list[Message]) -> dict[tuple[str, str], tuple[int, int]]:
+    """``{(topic, partition): (successful, failed)}``, the partition as text (it is a label), from each
+    acknowledger's optional ``partition_of(data) -> (topic, partition)``; PARTITION_UNKNOWN without it."""
+    counts: dict[tuple[str, str], list[int]] = {}
+    for index, messages in enumerate((successful, failed)):
+        for message in messages:
+            handler, _, data = message.acknowledger
+            partition_of = getattr(handler, "partition_of", None)
+            if partition_of is None:
+                key = PARTITION_UNKNOWN
+            else:
+                topic, partition = partition_of(data)
+                key = (topic, str(partition))
+            counts.setdefault(key, [0, 0])[index] += 1
+    return {key: (ok, bad) for key, (ok, bad) in counts.items()}

@@ -1,10 +1,12 @@
 """Prometheus metrics of a pipeline (the option ``metrics = {"prometheus": {...}}``, gkbroad[prometheus]).
 
-The hook counts what the other hooks see (messages handled and failed,
-batches, hub blocks, handler and commit durations as histograms) and, every
+The hook counts what the other hooks see (messages handled and failed per
+partition, retries, dead letters, partitions assigned and given up, batches,
+hub blocks, handler and commit durations as histograms) and, every
 ``interval`` seconds and before each scrape of this process, copies the
 gauges of the status snapshot: messages in flight, partitions assigned, and
-per partition the committed offset, the end offset and the lag. Labels are
+per partition the committed offset, the end offset and the lag; with
+exactly_once, what the transactions committed, aborted and staged. Labels are
 bounded: the pipeline name, topic, partition, batcher and stage, never an
 offset or a key.
 
@@ -30,12 +32,15 @@ from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histo
 from prometheus_client.multiprocess import MultiProcessCollector
 
 from .hook_protocols import (
-    AfterAck,
+    AfterAckByPartition,
     AfterCommit,
+    AfterDeadLetter,
     AfterHandleBatch,
     AfterHandleMessages,
     AfterHubBlocked,
     AfterPipelineStart,
+    AfterRebalance,
+    AfterRetry,
     BeforePipelineStop,
 )
 from .periodic import Periodic
@@ -55,10 +60,44 @@ class _Metrics:
 
     def __init__(self) -> None:
         self.handled = Counter(
-            "gkbroad_messages_handled", "Messages acknowledged as successful.", ["pipeline"], registry=REGISTRY
+            "gkbroad_messages_handled", "Messages acknowledged as successful.", PARTITION_LABELS, registry=REGISTRY
         )
         self.failed = Counter(
-            "gkbroad_messages_failed", "Messages acknowledged as failed.", ["pipeline"], registry=REGISTRY
+            "gkbroad_messages_failed", "Messages acknowledged as failed.", PARTITION_LABELS, registry=REGISTRY
+        )
+        self.retried = Counter(
+            "gkbroad_messages_retried",
+            'Attempts retried: mode="in_place" after a wait, "topic" written to the retry topic.',
+            ["pipeline", "mode"],
+            registry=REGISTRY,
+        )
+        self.dead_letters = Counter(
+            "gkbroad_dead_letters_written", "Records written to the dead-letter topic.", ["pipeline"], registry=REGISTRY
+        )
+        self.rebalanced = Counter(
+            "gkbroad_partitions_rebalanced",
+            'Partitions taken (reason="assigned") or given up ("revoked", "lost", "shutdown").',
+            ["pipeline", "reason"],
+            registry=REGISTRY,
+        )
+        self.transactions_committed = Counter(
+            "gkbroad_transactions_committed", "Exactly-once transactions committed.", ["pipeline"], registry=REGISTRY
+        )
+        self.transactions_aborted = Counter(
+            "gkbroad_transactions_aborted", "Exactly-once transactions aborted.", ["pipeline"], registry=REGISTRY
+        )
+        self.transaction_seconds = Counter(
+            "gkbroad_transaction_duration_seconds",
+            "Seconds spent in committed exactly-once transactions.",
+            ["pipeline"],
+            registry=REGISTRY,
+        )
+        self.staged_records = Gauge(
+            "gkbroad_transaction_staged_records",
+            "Records staged for the open exactly-once transactions.",
+            ["pipeline"],
+            multiprocess_mode="livesum",
+            registry=REGISTRY,
         )
         self.batches = Counter(
             "gkbroad_batches_handled", "handle_batch calls made.", ["pipeline", "batcher"], registry=REGISTRY
@@ -136,7 +175,10 @@ class PrometheusMetrics(
     AfterHandleMessages,
     AfterHandleBatch,
     AfterHubBlocked,
-    AfterAck,
+    AfterAckByPartition,
+    AfterRetry,
+    AfterDeadLetter,
+    AfterRebalance,
     AfterCommit,
 ):
     """The Prometheus hook of one pipeline; the gauges are refreshed every `interval` seconds."""
@@ -145,8 +187,9 @@ class PrometheusMetrics(
         self.name = pipeline_name
         self.interval = interval
         metrics = self.metrics = _shared_metrics()
-        self._handled = metrics.handled.labels(pipeline_name)
-        self._failed = metrics.failed.labels(pipeline_name)
+        self._acked: dict[tuple[str, str], tuple[Any, Any]] = {}  # (topic, partition) -> (handled, failed) children
+        self._dead_letters = metrics.dead_letters.labels(pipeline_name)
+        self._transactions: dict[str, tuple[int, int, float]] = {}  # transactional_id -> totals already counted
         self._message_seconds = metrics.message_seconds.labels(pipeline_name)
         self._commit_seconds = metrics.commit_seconds.labels(pipeline_name)
         self._partitions: set[tuple[str, str]] = set()  # (topic, partition) whose gauges this process set
@@ -173,11 +216,27 @@ class PrometheusMetrics(
     def after_hub_blocked(self, stage: str, handler: str) -> None:
         self.metrics.hub_blocked.labels(self.name, stage).inc()
 
-    def after_ack(self, successful: int, failed: int) -> None:
-        if successful:
-            self._handled.inc(successful)
-        if failed:
-            self._failed.inc(failed)
+    def after_ack_by_partition(self, counts: dict[tuple[str, str], tuple[int, int]]) -> None:
+        for key, (successful, failed) in counts.items():
+            children = self._acked.get(key)
+            if children is None:
+                children = self._acked[key] = (
+                    self.metrics.handled.labels(self.name, *key),
+                    self.metrics.failed.labels(self.name, *key),
+                )
+            if successful:
+                children[0].inc(successful)
+            if failed:
+                children[1].inc(failed)
+
+    def after_retry(self, mode: str, count: int) -> None:
+        self.metrics.retried.labels(self.name, mode).inc(count)
+
+    def after_dead_letter(self, count: int) -> None:
+        self._dead_letters.inc(count)
+
+    def after_rebalance(self, topic: str, partition: int, reason: str) -> None:
+        self.metrics.rebalanced.labels(self.name, reason).inc()
 
     def after_commit(self, duration: float, partitions: list[tuple[str, int]]) -> None:
         self._commit_seconds.observe(duration)
@@ -203,6 +262,28 @@ class PrometheusMetrics(
             for gauge in (metrics.lag, metrics.committed, metrics.end_offset):
                 gauge.remove(name, *key)
         self._partitions = seen
+        self._count_transactions(status.get("transactions") or [])
+
+    def _count_transactions(self, writers: list[dict[str, Any]]) -> None:
+        """Add what each exactly-once writer committed, aborted and spent since the last snapshot (the
+        snapshot holds totals since start; the counters are per process, as Prometheus expects)."""
+        metrics, name = self.metrics, self.name
+        staged = 0
+        for writer in writers:
+            before = self._transactions.get(writer["transactional_id"], (0, 0, 0.0))
+            now = (writer["committed"], writer["aborted"], writer["seconds"])
+            for counter, old, new in zip(
+                (metrics.transactions_committed, metrics.transactions_aborted, metrics.transaction_seconds),
+                before,
+                now,
+                strict=True,
+            ):
+                if new > old:
+                    counter.labels(name).inc(new - old)
+            self._transactions[writer["transactional_id"]] = now
+            staged += writer["staged_records"]
+        if writers:
+            metrics.staged_records.labels(name).set(staged)
 
 
 def exposition() -> bytes:

@@ -20,11 +20,15 @@ import statsd
 
 from .hook_protocols import (
     AfterAck,
+    AfterAckByPartition,
     AfterCommit,
+    AfterDeadLetter,
     AfterHandleBatch,
     AfterHandleMessages,
     AfterHubBlocked,
     AfterPipelineStart,
+    AfterRebalance,
+    AfterRetry,
     BeforePipelineStop,
 )
 from .periodic import Periodic
@@ -39,6 +43,10 @@ class StatsdSink(
     AfterHandleBatch,
     AfterHubBlocked,
     AfterAck,
+    AfterAckByPartition,
+    AfterRetry,
+    AfterDeadLetter,
+    AfterRebalance,
     AfterCommit,
 ):
     """Counters, timers and gauges to statsd, every name under ``<prefix>.<pipeline name>.``
@@ -86,8 +94,26 @@ class StatsdSink(
         self._counts["messages.handled"] += successful
         self._counts["messages.failed"] += failed
 
+    def after_ack_by_partition(self, counts: dict[tuple[str, str], tuple[int, int]]) -> None:
+        for (topic, partition), (successful, failed) in counts.items():
+            prefix = f"partition.{_metric_part(topic)}.{partition}"
+            self._add(f"{prefix}.handled", successful)
+            self._add(f"{prefix}.failed", failed)
+
+    def after_retry(self, mode: str, count: int) -> None:
+        self._add(f"retries.{mode}", count)
+
+    def after_dead_letter(self, count: int) -> None:
+        self._add("dead_letters.written", count)
+
+    def after_rebalance(self, topic: str, partition: int, reason: str) -> None:
+        self._add(f"rebalance.{reason}", 1)
+
     def after_commit(self, duration: float, partitions: list[tuple[str, int]]) -> None:
         self._timers["commit"].add(duration)
+
+    def _add(self, name: str, count: int) -> None:
+        self._counts[name] = self._counts.get(name, 0) + count
 
     def flush(self) -> None:
         """Send the counts and timings gathered since the last flush (nothing before the pipeline started)."""

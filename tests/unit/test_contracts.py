@@ -19,6 +19,8 @@ from gkbroad.kafka import Producer as KafkaProducer
 from gkbroad.kafka.client import CommitFuture, ConsumerClient, GroupClient
 from gkbroad.kafka.dead_letter import DeadLetter
 from gkbroad.kafka.group import ConsumerGroup
+from gkbroad.kafka.retry_topic import RetryTopic
+from gkbroad.message import Acknowledger, Message
 from gkbroad.observability import HOOK_METHODS, hook_protocols
 from gkbroad.observability.hooks import Hooks
 from gkbroad.producer import (
@@ -29,6 +31,9 @@ from gkbroad.producer import (
     SupportsIdle,
     SupportsPrepareForStart,
     SupportsReportCommits,
+    SupportsReportDeadLetters,
+    SupportsReportRebalances,
+    SupportsReportRetries,
     SupportsSupervise,
 )
 from gkbroad.testing import DummyProducer
@@ -125,8 +130,9 @@ def test_gkbroad_producers_keep_the_producer_contract(producer, protocol):
 @pytest.mark.parametrize(
     "service, protocols",
     [
-        (ConsumerGroup, [Service, SupportsSupervise, SupportsReportCommits]),
-        (DeadLetter, [Service]),
+        (ConsumerGroup, [Service, SupportsSupervise, SupportsReportCommits, SupportsReportRebalances]),
+        (DeadLetter, [Service, SupportsReportDeadLetters]),
+        (RetryTopic, [Service, SupportsSupervise, SupportsReportRetries]),
         (TestChannel, [Service]),
     ],
 )
@@ -165,7 +171,10 @@ def test_the_dispatcher_calls_each_hook_method_as_its_protocol_declares():
     pipeline = object()
     hooks.pipeline_started(pipeline)
     hooks.message_done(hooks.call_started())
-    hooks.acked(1, 0)
+    hooks.acked([Message(data="m", acknowledger=Acknowledger(object(), 0, None))], [])
+    hooks.retried("in_place")
+    hooks.dead_lettered(2)
+    hooks.rebalanced("t", 0, "assigned")
     hooks.batch_done("default", 3, hooks.call_started())
     hooks.hub_blocked("p.processor.0", "Handler.handle_message (x.py:1)")
     hooks.committed(0.01, [("t", 0)])

@@ -8,10 +8,11 @@ import socket
 
 import gevent
 import pytest
+import statsd
 
 import gkbroad
 from gkbroad import ConfigError, testing
-from gkbroad.observability import Counters, LogSummary
+from gkbroad.observability import Counters, LogSummary, StatsdSink
 from gkbroad.observability.hooks import Hooks
 from tests.helpers.support import wait_until
 
@@ -171,7 +172,14 @@ def test_statsd_sink_sends_counters_timers_and_gauges_to_udp():
         name, _, rest = line.partition(":")
         if rest.endswith("|c"):
             counts[name] = counts.get(name, 0) + int(rest[:-2])
-    assert counts == {"app.hooks.messages.handled": 4, "app.hooks.messages.failed": 1, "app.hooks.batches.handled": 2}
+    assert counts == {
+        "app.hooks.messages.handled": 4,
+        "app.hooks.messages.failed": 1,
+        "app.hooks.batches.handled": 2,
+        # DummyProducer's acknowledger names no partition
+        "app.hooks.partition.-.-.handled": 4,
+        "app.hooks.partition.-.-.failed": 1,
+    }
     assert sum(1 for line in lines if line.startswith("app.hooks.handle_message:") and line.endswith("|ms")) == 5
     assert any(line.startswith("app.hooks.handle_batch:") for line in lines)
     assert "app.hooks.in_flight:0|g" in lines and "app.hooks.partitions.assigned:0|g" in lines
@@ -190,3 +198,37 @@ def test_bad_metrics_options_name_the_option():
         built(metrics={"statsd": {"port": "x"}})
     with pytest.raises(ConfigError, match=r"stuck_handler_timeout: must be a positive integer, got 0"):
         built(stuck_handler_timeout=0)
+
+
+def test_statsd_sink_counts_partitions_retries_dead_letters_and_rebalances():
+    listener = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    listener.bind(("127.0.0.1", 0))
+    listener.settimeout(0.2)
+    sink = StatsdSink("events", "127.0.0.1", listener.getsockname()[1], "app", 1)
+    sink.client = statsd.StatsClient("127.0.0.1", listener.getsockname()[1], prefix=sink.prefix)
+    sink.after_ack_by_partition({("orders", "0"): (3, 1), ("orders", "1"): (2, 0)})
+    sink.after_ack_by_partition({("orders", "0"): (1, 0)})
+    sink.after_retry("in_place", 1)
+    sink.after_retry("topic", 2)
+    sink.after_dead_letter(4)
+    for reason in ("assigned", "assigned", "revoked", "lost"):
+        sink.after_rebalance("orders", 0, reason)
+    sink.flush()
+    lines = []
+    with pytest.raises(socket.timeout):
+        while True:
+            lines += listener.recv(65536).decode().splitlines()
+    listener.close()
+    assert sorted(lines) == sorted(
+        [
+            "app.events.partition.orders.0.handled:4|c",
+            "app.events.partition.orders.0.failed:1|c",
+            "app.events.partition.orders.1.handled:2|c",
+            "app.events.retries.in_place:1|c",
+            "app.events.retries.topic:2|c",
+            "app.events.dead_letters.written:4|c",
+            "app.events.rebalance.assigned:2|c",
+            "app.events.rebalance.revoked:1|c",
+            "app.events.rebalance.lost:1|c",
+        ]
+    )

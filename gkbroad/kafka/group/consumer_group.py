@@ -154,6 +154,11 @@ class ConsumerGroup:
         successful offset commit (the pipeline passes its hooks' after_commit)."""
         self._committer.on_commit = observer
 
+    def report_rebalances(self, observer: Callable[[str, int, str], None]) -> None:
+        """Call ``observer(topic, partition, reason)`` each time a partition is assigned ("assigned") or
+        given up ("revoked", "lost", "shutdown"; the pipeline passes its hooks' after_rebalance)."""
+        self._rebalancer.on_change = observer
+
     def commit_through(self, commit: Callable[[dict[Any, int], float | None], CommitFuture]) -> None:
         """Send every offset commit through ``commit(offsets, timeout) -> future`` instead of the
         client's own (the exactly-once writer makes each one a transaction). Call before start."""

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 from ..client import CommitFuture, GroupClient
@@ -57,6 +58,7 @@ class Rebalancer:
         self._callbacks = callbacks
         self._group_name = group_name
         self._drain: tuple[list[Any], CommitFuture] | None = None  # (partitions, future) while a release waits
+        self.on_change: Callable[[str, int, str], None] | None = None  # told (topic, partition, reason)
 
     def assigned(self, tps: set[Any]) -> None:
         for state in self._state.assign(tps):
@@ -155,6 +157,8 @@ class Rebalancer:
             )
 
     def _notify(self, name: str, tp: Any, *reason: str) -> None:
+        if self.on_change is not None:
+            self.on_change(tp.topic, tp.partition, reason[0] if reason else "assigned")
         try:
             getattr(self._callbacks, name)(tp.topic, tp.partition, self._group_name, *reason)
         except Exception:
