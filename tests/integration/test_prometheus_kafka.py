@@ -1,5 +1,6 @@
 """Prometheus metrics of a Kafka pipeline, scraped from the status app's /metrics during a real run
-and parsed with prometheus_client's parser: the counters add up to what was produced, and the
+and parsed with prometheus_client's parser: the counters add up to what was produced (in total and
+per partition, the failures also as dead letters), the partitions assigned are counted, and the
 per-partition gauges end where the broker's offsets are."""
 
 from __future__ import annotations
@@ -26,13 +27,16 @@ class FailingTenth(gkbroad.Pipeline):
 
 
 def test_a_scrape_during_a_run_counts_every_record_and_the_offsets(cluster):
-    topic = cluster.topic(PARTITIONS, prefix="prom")
-    cluster.produce(topic, RECORDS, PARTITIONS)
+    topic, dead = cluster.topic(PARTITIONS, prefix="prom"), cluster.topic(1, prefix="prom-dead")
+    produced = {p: len(values) for p, values in cluster.produce(topic, RECORDS, PARTITIONS).items()}
     ends = cluster.end_offsets(topic, PARTITIONS)
     name = f"prom-{topic[-6:]}"  # the metrics of a process are shared: a name of its own
+    options = producer_options(
+        cluster.bootstrap_servers, cluster.group_id("prom"), [topic], dead_letter={"topic": dead}
+    )
     pipeline = FailingTenth(
         name=name,
-        producer={"module": (Producer, producer_options(cluster.bootstrap_servers, cluster.group_id("prom"), [topic]))},
+        producer={"module": (Producer, options)},
         processors={"default": {"concurrency": 4}},
         batchers={"default": {"batch_size": 50, "batch_timeout": 100}},
         metrics={"prometheus": {"interval": 1}},
@@ -45,8 +49,8 @@ def test_a_scrape_during_a_run_counts_every_record_and_the_offsets(cluster):
 
         def counted() -> bool:
             seen.update(scrape(url))
-            done = value(seen, "gkbroad_messages_handled_total", pipeline=name) or 0
-            failed = value(seen, "gkbroad_messages_failed_total", pipeline=name) or 0
+            done = total(seen, "gkbroad_messages_handled_total", pipeline=name)
+            failed = total(seen, "gkbroad_messages_failed_total", pipeline=name)
             committed = [
                 value(seen, "gkbroad_committed_offset", pipeline=name, topic=topic, partition=str(p))
                 for p in range(PARTITIONS)
@@ -60,8 +64,15 @@ def test_a_scrape_during_a_run_counts_every_record_and_the_offsets(cluster):
         server.stop()
 
     failed = sum(1 for i in range(RECORDS // PARTITIONS) if i % 10 == 0) * PARTITIONS
-    assert value(samples, "gkbroad_messages_failed_total", pipeline=name) == failed
-    assert value(samples, "gkbroad_messages_handled_total", pipeline=name) == RECORDS - failed
+    assert total(samples, "gkbroad_messages_failed_total", pipeline=name) == failed
+    assert total(samples, "gkbroad_messages_handled_total", pipeline=name) == RECORDS - failed
+    for p, count in produced.items():
+        labels = {"pipeline": name, "topic": topic, "partition": str(p)}
+        every_tenth = sum(1 for offset in range(count) if offset % 10 == 0)
+        assert value(samples, "gkbroad_messages_failed_total", **labels) == every_tenth
+        assert value(samples, "gkbroad_messages_handled_total", **labels) == count - every_tenth
+    assert value(samples, "gkbroad_dead_letters_written_total", pipeline=name) == failed
+    assert value(samples, "gkbroad_partitions_rebalanced_total", pipeline=name, reason="assigned") == PARTITIONS
     assert value(samples, "gkbroad_handle_message_duration_seconds_count", pipeline=name) == RECORDS
     batches = value(samples, "gkbroad_batches_handled_total", pipeline=name, batcher="default")
     assert batches == value(samples, "gkbroad_handle_batch_duration_seconds_count", pipeline=name, batcher="default")

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import gevent
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from gkbroad import ConfigError, testing
 from gkbroad.engine.backoff import backoff_delay
 from gkbroad.engine.retry import RetryPolicy
+from gkbroad.observability.prometheus import exposition
 from tests.helpers.engine_support import CountingAcknowledger, RecordingPipeline, Source
 from tests.helpers.support import wait_until
 
@@ -186,3 +188,19 @@ def test_bad_retry_options_name_the_option(retry, expected):
     with pytest.raises(ConfigError) as raised:
         RecordingPipeline(name="bad", producer={"module": testing.DummyProducer}, processors=processors(retry))
     assert expected in str(raised.value)
+
+
+def test_each_attempt_made_again_is_counted_as_retried_in_place(run_testing):
+    Flaky.failures = {"a": 2, "b": 0}
+    pipeline = run_testing(Flaky, name="retry-metrics", processors=processors(FAST), metrics={"prometheus": {}})
+
+    testing.wait_for_ack(pipeline, testing.test_batch(pipeline, ["a", "b"]))
+
+    found = {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(exposition().decode())
+        for sample in family.samples
+    }
+    assert found[("gkbroad_messages_retried_total", (("mode", "in_place"), ("pipeline", "retry-metrics")))] == 2
+    handled = (("partition", "-"), ("pipeline", "retry-metrics"), ("topic", "-"))
+    assert found[("gkbroad_messages_handled_total", handled)] == 2
