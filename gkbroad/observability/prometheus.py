@@ -17,8 +17,8 @@ serve them. With ``PROMETHEUS_MULTIPROC_DIR`` set before the process starts
 (gunicorn ``-w N``, ``gkbroad run --processes N``), prometheus_client writes
 every value to a file in that directory and a scrape of any one process adds
 up the files of all of them (see docs/guides/metrics-and-tracing.md): the
-counters and histograms are summed, ``in_flight`` and ``partitions_assigned``
-summed over the live processes, and the per-partition gauges take the largest
+counters and histograms are summed, ``in_flight``, ``partitions_assigned`` and
+``transaction_staged_records`` summed over the live processes, and the per-partition gauges take the largest
 value among the live processes (a partition belongs to one process at a time;
 the one that gave it away sets its lag to 0).
 """
