@@ -176,6 +176,8 @@ def test_lost_membership_reports_lost_and_ignores_acks_of_the_old_epoch(cluster)
     cluster.produce(topic, 20)
     group_id = cluster.group_id()
     group = make_group(cluster, topic, group_id, cls=CallbackRecordingGroup)
+    rebalances = []
+    group.report_rebalances(lambda *change: rebalances.append(change))  # what the metrics hooks see
     group.start()
     try:
         stale = Consumer(group, ack=False)
@@ -186,6 +188,7 @@ def test_lost_membership_reports_lost_and_ignores_acks_of_the_old_epoch(cluster)
             lambda: group.stats()["partitions"].get((topic, 0), {}).get("epoch") == 2, 30, "the partition to come back"
         )
         assert group.reasons() == [("start", 0), ("lost", 0), ("start", 0)]
+        assert rebalances == [(topic, 0, "assigned"), (topic, 0, "lost"), (topic, 0, "assigned")]
         group.ack(stale.unacked)  # epoch 1: from before the loss
         gevent.sleep(1)
         assert cluster.committed(group_id, topic) == {}
@@ -196,6 +199,7 @@ def test_lost_membership_reports_lost_and_ignores_acks_of_the_old_epoch(cluster)
     finally:
         group.stop(timeout=30)
     assert cluster.committed(group_id, topic) == {0: 20}
+    assert rebalances[-1] == (topic, 0, "shutdown")
 
 
 def test_each_topic_starts_where_its_offset_reset_policy_says(cluster):

@@ -4,7 +4,8 @@ A handler fails each record twice, then succeeds; one poison record always fails
 every record succeeds exactly once after its retries, the first attempts of all records run
 without waiting for any retry (the lane never stalls), each wait between attempts is at least the
 configured backoff (doubling), the retry topic is created by gkbroad on request, the poison record
-reaches the dead-letter topic with the error of every attempt, and everything is committed.
+reaches the dead-letter topic with the error of every attempt, everything is committed, and the
+Prometheus counters count each write to the retry topic and the dead letter.
 """
 
 from __future__ import annotations
@@ -13,9 +14,11 @@ import time
 from collections import Counter, defaultdict
 
 from kafka import KafkaConsumer, TopicPartition
+from prometheus_client.parser import text_string_to_metric_families
 
 import gkbroad
 from gkbroad.kafka import Producer
+from gkbroad.observability.prometheus import exposition
 from tests.helpers.kafka_helpers import partition_count
 from tests.helpers.kafka_options import producer_options
 from tests.helpers.support import wait_until
@@ -58,8 +61,9 @@ def test_failed_attempts_wait_in_the_retry_topic_without_holding_the_lane(cluste
         retry_topic={"topic": parked, "create": True, "partitions": 1},
         dead_letter={"topic": dead},
     )
+    name = f"retry-topic-{group}"
     pipeline = FailsTwice(
-        name=f"retry-topic-{group}",
+        name=name,
         producer={"module": (Producer, options)},
         processors={
             "default": {
@@ -69,6 +73,7 @@ def test_failed_attempts_wait_in_the_retry_topic_without_holding_the_lane(cluste
         },
         context=context,
         shutdown_timeout=20000,
+        metrics={"prometheus": {}},
     )
     pipeline.start()
     try:
@@ -82,6 +87,14 @@ def test_failed_attempts_wait_in_the_retry_topic_without_holding_the_lane(cluste
         assert pipeline.stop()
 
     assert partition_count(cluster.bootstrap_servers, parked) == 1  # created on request
+    found = {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(exposition().decode())
+        for sample in family.samples
+    }
+    retried = found[("gkbroad_messages_retried_total", (("mode", "topic"), ("pipeline", name)))]
+    assert retried == 2 * (RECORDS + 1), "two failed attempts of every record written to the retry topic"
+    assert found[("gkbroad_dead_letters_written_total", (("pipeline", name),))] == 1
     assert Counter(context["succeeded"]) == Counter(dict.fromkeys(values, 1))
     attempts = context["attempts"]
     first_tries = [tries[0][1] for tries in attempts.values()]
