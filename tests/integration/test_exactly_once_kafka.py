@@ -20,9 +20,11 @@ from pathlib import Path
 import gevent
 import pytest
 from kafka import KafkaProducer
+from prometheus_client.parser import text_string_to_metric_families
 
 import gkbroad
 from gkbroad.kafka import Producer, add_output
+from gkbroad.observability.prometheus import exposition
 from tests.helpers.committed_reader import CommittedLog, read_committed
 from tests.helpers.kafka_options import producer_options
 from tests.helpers.support import wait_until
@@ -228,10 +230,11 @@ class Writing(gkbroad.Pipeline):
         return add_output(message, context["output"], b"out-" + message.data, key=message.metadata["key"])
 
 
-def _run_writing(cluster, names, count: int, **options):
+def _run_writing(cluster, names, count: int, name: str = "it-writing", metrics: dict | None = None, **options):
     cluster.produce(names["input"], count, value=lambda i: b"bad%d" % i if i % 7 == 3 else b"v%d" % i)
     pipeline = Writing(
-        name="it-writing",
+        name=name,
+        metrics=metrics,
         producer={
             "module": (
                 Producer,
@@ -261,7 +264,8 @@ def test_outputs_and_dead_letters_are_written_before_their_offsets_are_committed
     options = {"dead_letter": {"topic": dead}}
     if exactly_once:
         options["exactly_once"] = {"transactional_id": names["group"]}
-    _run_writing(cluster, names, count, **options)
+    name = f"it-writing-{names['group']}"  # the metrics of a process are shared: a name of its own
+    _run_writing(cluster, names, count, name=name, metrics={"prometheus": {}}, **options)
     good = [i for i in range(count) if i % 7 != 3]
     seen = outputs(committed(cluster, names))
     assert sorted(value for _, value in seen.elements()) == sorted(b"out-v%d" % i for i in good)
@@ -271,3 +275,15 @@ def test_outputs_and_dead_letters_are_written_before_their_offsets_are_committed
     )
     transactions = sum(log.committed_transactions for log in letters.values())
     assert (transactions > 0) == exactly_once  # dead letters go into the transactions, or are written plainly
+    found = {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(exposition().decode())
+        for sample in family.samples
+    }
+    pipeline = (("pipeline", name),)
+    # Counted up to the last status snapshot, taken as the stop begins: at least one transaction by then.
+    assert (found.get(("gkbroad_transactions_committed_total", pipeline), 0) > 0) == exactly_once
+    assert found.get(("gkbroad_transactions_aborted_total", pipeline), 0) == 0
+    assert (("gkbroad_transaction_staged_records", pipeline) in found) == exactly_once
+    letters_written = found.get(("gkbroad_dead_letters_written_total", pipeline), 0)
+    assert letters_written == (0 if exactly_once else sum(1 for i in range(count) if i % 7 == 3))
