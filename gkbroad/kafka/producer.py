@@ -95,6 +95,8 @@ class Producer(BaseProducer):
                 opts["dead_letter"], group.connection, opts["group_name"]
             )
             services.append(writers["dead_letter_writer"])
+            if writers["transactions"] is not None:  # the dead letters go out with the transactions
+                writers["transactions"].dead_letter_topic = opts["dead_letter"]["topic"]
         pipeline_options["producer"]["module"] = (cls, {**opts, **writers})
         route(pipeline_options, opts["ordering"], opts["message_format"])
         return services, pipeline_options

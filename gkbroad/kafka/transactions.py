@@ -103,6 +103,8 @@ class Transactions:
         self._report: Callable[[str], None] | None = None
         self._client: GroupClient[Any] | None = None
         self._is_current: Callable[[str, int, int], bool] = lambda topic, partition, epoch: False
+        self.dead_letter_topic: str | None = None  # set by the Kafka producer when it has a dead_letter
+        self._on_dead_letters: Callable[[int], None] | None = None
 
     @classmethod
     def from_options(cls, options: Mapping[str, Any], connection: Mapping[str, Any]) -> Transactions:
@@ -133,6 +135,11 @@ class Transactions:
         self._report = report
         if self.failure is not None:
             report(self.failure)
+
+    def report_dead_letters(self, observer: Callable[[int], None]) -> None:
+        """Call ``observer(count)`` after each committed transaction that wrote dead letters (records to
+        `dead_letter_topic`); the pipeline passes its hooks' after_dead_letter."""
+        self._on_dead_letters = observer
 
     def start(self) -> None:
         """Initialise the producer in the background: it aborts what a previous run left open."""
@@ -204,7 +211,9 @@ class Transactions:
             try:
                 taken = self._take(offsets)
                 if taken:
-                    self._transact([record for _, _, records in taken for record in records], offsets)
+                    written = [record for _, _, records in taken for record in records]
+                    self._transact(written, offsets)
+                    self._report_dead_letters(written)
                     for staged, key, records in taken:
                         if staged.pop(key, None) is not None:
                             self._count(-len(records))
@@ -213,6 +222,13 @@ class Transactions:
             except Exception as exc:
                 error = exc
         client.resolve_soon(future, error)
+
+    def _report_dead_letters(self, written: list[OutputRecord]) -> None:
+        if self._on_dead_letters is None or self.dead_letter_topic is None:
+            return
+        letters = sum(1 for record in written if record.topic == self.dead_letter_topic)
+        if letters:
+            self._on_dead_letters(letters)
 
     def _transact(self, records: list[OutputRecord], offsets: dict[Any, int]) -> None:
         if self.failure is not None:

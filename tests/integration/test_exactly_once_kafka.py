@@ -285,5 +285,5 @@ def test_outputs_and_dead_letters_are_written_before_their_offsets_are_committed
     assert (found.get(("gkbroad_transactions_committed_total", pipeline), 0) > 0) == exactly_once
     assert found.get(("gkbroad_transactions_aborted_total", pipeline), 0) == 0
     assert (("gkbroad_transaction_staged_records", pipeline) in found) == exactly_once
-    letters_written = found.get(("gkbroad_dead_letters_written_total", pipeline), 0)
-    assert letters_written == (0 if exactly_once else sum(1 for i in range(count) if i % 7 == 3))
+    # Written plainly or with the transaction that committed their offsets: counted either way.
+    assert found[("gkbroad_dead_letters_written_total", pipeline)] == sum(1 for i in range(count) if i % 7 == 3)

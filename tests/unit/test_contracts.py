@@ -20,6 +20,7 @@ from gkbroad.kafka.client import CommitFuture, ConsumerClient, GroupClient
 from gkbroad.kafka.dead_letter import DeadLetter
 from gkbroad.kafka.group import ConsumerGroup
 from gkbroad.kafka.retry_topic import RetryTopic
+from gkbroad.kafka.transactions import Transactions
 from gkbroad.message import Acknowledger, Message
 from gkbroad.observability import HOOK_METHODS, hook_protocols
 from gkbroad.observability.hooks import Hooks
@@ -133,6 +134,7 @@ def test_gkbroad_producers_keep_the_producer_contract(producer, protocol):
         (ConsumerGroup, [Service, SupportsSupervise, SupportsReportCommits, SupportsReportRebalances]),
         (DeadLetter, [Service, SupportsReportDeadLetters]),
         (RetryTopic, [Service, SupportsSupervise, SupportsReportRetries]),
+        (Transactions, [Service, SupportsSupervise, SupportsReportDeadLetters]),
         (TestChannel, [Service]),
     ],
 )
