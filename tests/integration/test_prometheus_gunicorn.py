@@ -70,8 +70,8 @@ def test_any_worker_answers_a_scrape_with_the_sums_of_both(cluster, tmp_path):
         def problems(samples) -> list[str]:
             """What in one scrape does not add up to the two workers together."""
             found = []
-            handled = value(samples, "gkbroad_messages_handled_total", pipeline="orders-web") or 0
-            failed = value(samples, "gkbroad_messages_failed_total", pipeline="orders-web") or 0
+            handled = total(samples, "gkbroad_messages_handled_total", pipeline="orders-web")
+            failed = total(samples, "gkbroad_messages_failed_total", pipeline="orders-web")
             if handled + failed != RECORDS:
                 found.append(f"handled {handled} + failed {failed} != {RECORDS}")
             assigned = value(samples, "gkbroad_partitions_assigned", pipeline="orders-web")
@@ -81,6 +81,9 @@ def test_any_worker_answers_a_scrape_with_the_sums_of_both(cluster, tmp_path):
                 labels = {"pipeline": "orders-web", "topic": topic, "partition": str(p)}
                 if value(samples, "gkbroad_committed_offset", **labels) != ends[p]:
                     found.append(f"committed offset of partition {p}")
+                acked = sum(value(samples, f"gkbroad_messages_{n}_total", **labels) or 0 for n in ("handled", "failed"))
+                if acked != ends[p]:
+                    found.append(f"partition {p}: {acked} handled and failed, {ends[p]} produced")
             if total(samples, "gkbroad_consumer_lag_messages", pipeline="orders-web") != 0:
                 found.append("lag")
             return found
