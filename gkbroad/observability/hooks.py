@@ -94,6 +94,7 @@ HOOK_METHODS = (
 )
 
 PARTITION_UNKNOWN = ("-", "-")  # the (topic, partition) label of messages whose source names none
+_NO_HANDLER = object()  # no acknowledger seen yet (None may be one)
 
 # A service's optional method (its Protocol is in gkbroad.producer) -> the Hooks method it is handed
 # as its observer, before start().
@@ -242,16 +243,24 @@ class Hooks:
 
 def count_by_partition(successful: list[Message], failed: list[Message]) -> dict[tuple[str, str], tuple[int, int]]:
     """``{(topic, partition): (successful, failed)}``, the partition as text (it is a label), from each
-    acknowledger's optional ``partition_of(data) -> (topic, partition)``; PARTITION_UNKNOWN without it."""
-    counts: dict[tuple[str, str], list[int]] = {}
-    for index, messages in enumerate((successful, failed)):
+    acknowledger's optional ``partition_of(data) -> (topic, partition)``; PARTITION_UNKNOWN without it.
+
+    The messages of a chunk nearly always share one acknowledger, so its method is looked up once
+    per run of messages with the same handler, and the labels are made once per partition."""
+    tallies: tuple[dict[Any, int], dict[Any, int]] = ({}, {})
+    for tally, messages in zip(tallies, (successful, failed), strict=True):
+        handler: Any = _NO_HANDLER
+        partition_of: Callable[[Any], Any] | None = None
         for message in messages:
-            handler, _, data = message.acknowledger
-            partition_of = getattr(handler, "partition_of", None)
-            if partition_of is None:
-                key = PARTITION_UNKNOWN
-            else:
-                topic, partition = partition_of(data)
-                key = (topic, str(partition))
-            counts.setdefault(key, [0, 0])[index] += 1
-    return {key: (ok, bad) for key, (ok, bad) in counts.items()}
+            acknowledger = message.acknowledger
+            if acknowledger[0] is not handler:
+                handler = acknowledger[0]
+                partition_of = getattr(handler, "partition_of", None)
+            source = PARTITION_UNKNOWN if partition_of is None else partition_of(acknowledger[2])
+            tally[source] = tally.get(source, 0) + 1
+    ok, bad = tallies
+    return {_label(source): (ok.get(source, 0), bad.get(source, 0)) for source in (ok.keys() | bad.keys())}
+
+
+def _label(source: tuple[str, Any]) -> tuple[str, str]:
+    return source[0], str(source[1])
