@@ -69,27 +69,48 @@ class Producer(BaseProducer):
         self.receive_interval = options["receive_interval"] / 1000.0
         self.draining = Event()
 
-    def receive(self, demand: int) -> list[Message]:
-        """Pull up to `demand` records, spread over the partitions that have some.
+    def receive_chunks(self, demand: int, chunk_size: int) -> list[list[Message]]:
+        """Pull up to `demand` records, at most `chunk_size` at a time: one chunk per pull.
 
-        Each pass offers every partition an equal share of what is left of the
-        demand, so one busy partition cannot take all of it while the
-        processors of the others sit idle; passes repeat while they find records.
+        The partitions with the fewest records in flight (pulled, not yet
+        acknowledged) are pulled first, ties in random order: credits coming
+        back from the processor that finished a partition's chunk go to that
+        partition, so every lane keeps work and none starves, while each pull
+        is a whole chunk. Passes repeat over the partitions that filled
+        their chunk while demand is left. A chunk holds the records of one
+        partition and epoch, which is its messages' acknowledger ref, so it is
+        routed, checked and acknowledged as one.
         """
         partitions = self.partitions()
         random.shuffle(partitions)
-        messages: list[Message] = []
-        while partitions and len(messages) < demand:
-            share = -(-(demand - len(messages)) // len(partitions))
-            refilled = []
+        partitions.sort(key=self._in_flight)
+        chunks: list[list[Message]] = []
+        taken = 0
+        while partitions and taken < demand:
+            filled = []
             for topic, partition in partitions:
-                epoch, records = self.group.pull(topic, partition, min(share, demand - len(messages)))
-                built = build_messages(records, epoch, self, self.index, self.message_format)
-                messages += map(self.decoding.apply, built, records) if self.decoding else built
-                if len(records) == share:
-                    refilled.append((topic, partition))
-            partitions = refilled
-        return messages
+                size = min(chunk_size, demand - taken)
+                if not size:
+                    break
+                epoch, records = self.group.pull(topic, partition, size)
+                if records:
+                    chunks.append(self._messages(topic, partition, epoch, records))
+                    taken += len(records)
+                    if len(records) == size:
+                        filled.append((topic, partition))
+            partitions = filled
+        return chunks
+
+    def receive(self, demand: int) -> list[Message]:
+        """The messages of receive_chunks, in one list."""
+        return [message for chunk in self.receive_chunks(demand, demand) for message in chunk]
+
+    def _in_flight(self, topic_partition: tuple[str, int]) -> int:
+        return self.group.in_flight(*topic_partition)
+
+    def _messages(self, topic: str, partition: int, epoch: int, records: list[Any]) -> list[Message]:
+        built = build_messages(records, epoch, self, (topic, partition, epoch), self.message_format)
+        return list(map(self.decoding.apply, built, records)) if self.decoding else built
 
     def partitions(self) -> list[tuple[str, int]]:
         """The assigned (topic, partition) pairs this producer greenlet pulls from (also for status pages)."""
@@ -106,7 +127,7 @@ class Producer(BaseProducer):
         then this call blocks; when the writer gives up they are never acknowledged)."""
         if failed and self.dead_letter is not None:
             failed = self._dead_lettered(self.dead_letter, failed)
-        self.group.ack(m.acknowledger.data for group in (successful, failed) for m in group)
+        self.group.ack([m.acknowledger.data for group in (successful, failed) for m in group])
 
     def _dead_lettered(self, writer: DeadLetter, failed: list[Message]) -> list[Message]:
         """The failed messages that may be acknowledged: the stale ones (whose partition moved on: the
