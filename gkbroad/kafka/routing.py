@@ -12,6 +12,10 @@ A lane is what must be handled in offset order, one record at a time:
 - "none": no lane. Processors share one queue and batch processors one outbox;
   any record may run at the same time as any other.
 
+The processors' partition_by of "partition" and "key" is a LaneSplitter (see
+gkbroad.engine.stages.router): the router hands it a whole chunk (the records
+of one pull) and gets its parts by lane back in one call.
+
 Offsets stay correct in every mode because the OffsetTracker commits a
 partition only up to its lowest unacknowledged offset, whatever order the
 acknowledgements arrive in.
