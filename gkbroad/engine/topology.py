@@ -79,6 +79,8 @@ class Topology:
                 name=f"{self.name}.processor.{i}",
                 processor="default",
                 inbox=self.router.queue_for(i),
+                shared=processor["partition_by"] is None,
+                max_demand=processor["max_demand"],
                 callbacks=self.callbacks,
                 credits=self.credits,
                 batchers=batcher_inboxes,

@@ -7,10 +7,10 @@ routing): by default every record of a partition is handled by one processor
 greenlet and one batch processor, in offset order.
 
 Each producer greenlet owns the assigned partitions whose stable hash modulo
-the producer count equals its index. A round pulls from its partitions in a
-fresh random order, an equal share of the demand from each, so none starves;
-after an empty round it waits up to receive_interval (waking early when
-records arrive).
+the producer count equals its index. A round pulls whole chunks (at most the
+processors' max_demand records each) from its partitions, those with the
+fewest records in flight first, so none starves; after an empty round it
+waits up to receive_interval (waking early when records arrive).
 Acknowledgements go back to the group, which commits contiguous offsets.
 With the `dead_letter` option, failed messages are acknowledged only once their
 dead letters were written (see gkbroad.kafka.dead_letter); the writer is a
@@ -70,16 +70,17 @@ class Producer(BaseProducer):
         self.draining = Event()
 
     def receive_chunks(self, demand: int, chunk_size: int) -> list[list[Message]]:
-        """Pull up to `demand` records, at most `chunk_size` at a time: one chunk per pull.
+        """Pull up to `demand` records; each pull is cut into chunks of at most `chunk_size`.
 
         The partitions with the fewest records in flight (pulled, not yet
-        acknowledged) are pulled first, ties in random order: credits coming
-        back from the processor that finished a partition's chunk go to that
-        partition, so every lane keeps work and none starves, while each pull
-        is a whole chunk. Passes repeat over the partitions that filled
-        their chunk while demand is left. A chunk holds the records of one
-        partition and epoch, which is its messages' acknowledger ref, so it is
-        routed, checked and acknowledged as one.
+        acknowledged) are pulled first, ties in random order, each an equal
+        share of what is left of the demand but at least a chunk: credits
+        coming back from the processor that finished a partition's chunk go
+        to that partition, so every lane keeps work and none starves, while a
+        large demand still takes few pulls. Passes repeat over the partitions
+        that filled their share while demand is left. A chunk holds the
+        records of one partition and epoch, which is its messages'
+        acknowledger ref, so it is routed, checked and acknowledged as one.
         """
         partitions = self.partitions()
         random.shuffle(partitions)
@@ -87,14 +88,16 @@ class Producer(BaseProducer):
         chunks: list[list[Message]] = []
         taken = 0
         while partitions and taken < demand:
+            share = max(chunk_size, -(-(demand - taken) // len(partitions)))
             filled = []
             for topic, partition in partitions:
-                size = min(chunk_size, demand - taken)
+                size = min(share, demand - taken)
                 if not size:
                     break
                 epoch, records = self.group.pull(topic, partition, size)
                 if records:
-                    chunks.append(self._messages(topic, partition, epoch, records))
+                    messages = self._messages(topic, partition, epoch, records)
+                    chunks += (messages[start : start + chunk_size] for start in range(0, len(messages), chunk_size))
                     taken += len(records)
                     if len(records) == size:
                         filled.append((topic, partition))

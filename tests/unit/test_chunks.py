@@ -208,3 +208,26 @@ def test_a_message_turning_stale_in_the_middle_of_a_chunk_is_not_handled(run_sou
     assert acknowledger.calls[0][:2] == ([], [1, 2, 3, 4])
     assert set(acknowledger.calls[0][2]) == {"revoked: the partition is no longer assigned to this member"}
     assert acknowledger.calls[1][:2] == ([0], [])
+
+
+def test_small_parts_queued_for_one_processor_are_handled_together_up_to_max_demand():
+    from gevent.queue import Queue
+
+    from gkbroad.engine.stages.base import STOP
+    from gkbroad.engine.stages.processor import ProcessorStage
+
+    a, b = object(), object()
+
+    def part(handler, *data):
+        return [Message(data=d, acknowledger=Acknowledger(handler, d, d)) for d in data]
+
+    inbox = Queue()
+    for queued in (part(a, 1, 2), part(a, 3), part(a, 4, 5, 6), part(b, 7), STOP):
+        inbox.put(queued)
+    stage = ProcessorStage("p", "default", inbox, False, 4, None, None, {})
+    taken = [[m.data for m in chunk] for chunk in stage._chunks()]
+    assert taken == [[1, 2, 3], [4, 5, 6], [7]], "parts join up to max_demand, and only with one acknowledger"
+    shared = ProcessorStage("p", "default", Queue(), True, 4, None, None, {})
+    for queued in (part(a, 1), part(a, 2), STOP):
+        shared.inbox.put(queued)
+    assert [[m.data for m in chunk] for chunk in shared._chunks()] == [[1], [2]], "a shared inbox's pieces stay apart"

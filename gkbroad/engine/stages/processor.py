@@ -1,7 +1,8 @@
 """The processor stage: handle_message for each message of a chunk, then ack or hand to a batcher.
 
 Its inbox holds chunks (lists of messages, at most max_demand each, see the
-Router), and it takes them one at a time. With a partition_by function every processor greenlet has its
+Router), and it takes them one at a time, or several small ones together up
+to max_demand on a queue of its own. With a partition_by function every processor greenlet has its
 own queue and a lane's chunks always go to the queue its lane picks, so one
 lane is handled by one greenlet, in order. Without one, all processors share
 one queue and whichever is free takes the next chunk.
@@ -37,6 +38,8 @@ class ProcessorStage(Stage):
         name: str,
         processor: str,
         inbox: Queue[Any],
+        shared: bool,
+        max_demand: int,
         callbacks: Callbacks,
         credits: Credits,
         batchers: dict[str, Queue[Any]],
@@ -44,6 +47,8 @@ class ProcessorStage(Stage):
         self.name = name
         self.processor = processor
         self.inbox = inbox
+        self.shared = shared  # every processor takes from this inbox (no partition_by)
+        self.max_demand = max_demand
         self.callbacks = callbacks
         self.credits = credits
         self.batchers = batchers
@@ -66,10 +71,29 @@ class ProcessorStage(Stage):
             )
 
     def _chunks(self) -> Iterator[list[Message]]:
-        """The chunks queued for this processor, in order, until STOP."""
+        """The chunks queued for this processor, in order, until STOP. On a queue of its own, the small
+        parts a chunk split by key leaves are taken together (see _with_queued)."""
         get = self.inbox.get
         while (chunk := get()) is not STOP:
-            yield chunk
+            yield chunk if self.shared else self._with_queued(chunk)
+
+    def _with_queued(self, chunk: list[Message]) -> list[Message]:
+        """`chunk` and the chunks queued behind it, while they fit in max_demand messages and share its
+        acknowledger handler (whose is_stale then checks them all): one round of handling and acknowledging
+        instead of one per part. A shared inbox is left alone: the router already cut it into fair pieces."""
+        inbox, most = self.inbox, self.max_demand
+        if len(chunk) >= most or inbox.empty():
+            return chunk
+        handler = chunk[0].acknowledger.handler
+        merged = chunk
+        while not inbox.empty():
+            queued = inbox.peek_nowait()
+            if queued is STOP or len(merged) + len(queued) > most or queued[0].acknowledger.handler is not handler:
+                break
+            if merged is chunk:
+                merged = list(chunk)
+            merged += inbox.get_nowait()
+        return merged
 
     def _process(self, chunk: list[Message]) -> None:
         callbacks = self.callbacks
