@@ -18,6 +18,10 @@ from .errors import GkbroadError
 __all__ = ["Acknowledger", "BatchInfo", "Message", "BATCH_MODES"]
 
 BATCH_MODES = ("bulk", "flush")
+FAILED = "failed"
+"""The `status` of a failed message (`is_failed`); stages that look at every message compare it directly."""
+DEFAULT_BATCHER = "default"
+"""The `batcher` of a message no handler put elsewhere: acknowledged by its processor when no batcher is configured."""
 
 
 class Acknowledger(NamedTuple):
@@ -46,7 +50,7 @@ class Message:
     data: Any
     acknowledger: Acknowledger
     metadata: dict[str, Any] = field(default_factory=dict)
-    batcher: str = "default"
+    batcher: str = DEFAULT_BATCHER
     batch_key: Hashable = "default"
     batch_mode: str = "bulk"
     status: str = "ok"
@@ -54,12 +58,12 @@ class Message:
 
     @property
     def is_failed(self) -> bool:
-        return self.status == "failed"
+        return self.status == FAILED
 
     def failed(self, reason: Any) -> Message:
         """Mark the message failed: it skips batchers, goes to handle_failed, and is
         acknowledged as failed. `reason` is kept in `failure_reason`."""
-        self.status = "failed"
+        self.status = FAILED
         self.failure_reason = reason
         return self
 

@@ -15,7 +15,17 @@ in order:
    greenlets.
 3. ``receive(demand)`` repeatedly: return a list of at most `demand` messages,
    those that are ready now. The demand is reserved for it while it runs, so
-   it should not wait long for data.
+   it should not wait long for data. A producer that defines
+   ``receive_chunks(demand, chunk_size)`` is asked that instead: the same
+   messages as a list of chunks of at most `chunk_size` messages (what a
+   processor takes at once, its `max_demand`), each a list of messages that
+   share one acknowledger handler and ref (for Kafka: the records one
+   partition gave in one pull). A chunk travels as one unit: routed once,
+   queued once, handled in order by one processor greenlet (split by lane
+   first when partition_by gives its messages different lanes) and
+   acknowledged in one ``ack`` call, so little is done per message but the
+   handler call. Without it, what ``receive`` returns is cut into runs of at
+   most `chunk_size` messages that share an acknowledger.
 4. ``idle()`` after a ``receive`` that returned nothing, with no demand
    reserved: block until messages may be ready, or about a second (return at
    once after ``prepare_for_draining``). A producer without a useful idle()
@@ -84,6 +94,7 @@ __all__ = [
     "SupportsDraining",
     "SupportsIdle",
     "SupportsPrepareForStart",
+    "SupportsReceiveChunks",
     "SupportsReportCommits",
     "SupportsReportDeadLetters",
     "SupportsReportRebalances",
@@ -97,6 +108,12 @@ class ProducerProtocol(Protocol):
 
     def receive(self, demand: int) -> list[Message]:
         """At most ``demand`` messages, those ready now."""
+
+
+class SupportsReceiveChunks(Protocol):
+    def receive_chunks(self, demand: int, chunk_size: int) -> list[list[Message]]:
+        """At most ``demand`` messages in all, as chunks of at most ``chunk_size`` that each share
+        one acknowledger (step 3)."""
 
 
 class SupportsIdle(Protocol):

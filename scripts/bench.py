@@ -4,6 +4,7 @@
     .venv/bin/python scripts/bench.py            # full run (a few minutes)
     .venv/bin/python scripts/bench.py --quick    # smoke run, under a minute
     .venv/bin/python scripts/bench.py --json     # the table as JSON, with every run
+    .venv/bin/python scripts/bench.py --baseline ../other-checkout   # before/after in one run
 
 Starts the bundled broker on loopback (or uses --bootstrap-servers), produces
 the records once, then runs each case in its own process (scripts/bench/
@@ -77,6 +78,18 @@ OBSERVABILITY_CASES = ["noop", "noop-traced-api", "noop-traced-sdk", "noop-prome
 PEERS_VENV = HERE.parent / ".bench" / "venv"
 PEER_PACKAGES = ["quixstreams", "faust-streaming"]
 PEER_CASES = ["quix-noop", "faust-noop", "quix-io", "faust-io"]
+# The cases that run gkbroad, which --baseline also runs against another checkout's gkbroad.
+GKBROAD_CASES = ["noop", "noop-batch", "io-partition", "io-key-100", "io-key-400", "c-block-greenlet",
+                 "c-block-thread", "memory", "latency", "shutdown"]  # fmt: skip
+BASELINE = "@baseline"  # suffix of a case run against --baseline
+
+
+def baseline_of(case: str) -> str:
+    return case + BASELINE
+
+
+def without_baseline(case: str) -> str:
+    return case.removesuffix(BASELINE)
 
 
 def peer_plan(size: dict) -> dict[str, tuple[str, dict]]:
@@ -135,10 +148,21 @@ def plan(size: dict) -> dict[str, tuple[str, dict]]:
     }  # fmt: skip
 
 
+def all_steps(size: dict) -> dict[str, tuple[str, dict]]:
+    """Every throughput case's description and settings, the baseline variants included."""
+    steps = {}
+    for case, (what, settings) in {**plan(size), **peer_plan(size)}.items():
+        steps[case] = (what, settings)
+        if case in GKBROAD_CASES:
+            steps[baseline_of(case)] = (f"{what} [baseline]", settings)
+    return steps
+
+
 class Bench:
-    def __init__(self, bootstrap: str, size: dict):
+    def __init__(self, bootstrap: str, size: dict, baseline: Path | None = None):
         self.bootstrap = bootstrap
         self.size = size
+        self.baseline = baseline
         # The bundled broker holds a group's first join for about half the session timeout.
         self.group_settings = {
             "session_timeout_ms": size["session_timeout_ms"],
@@ -173,15 +197,22 @@ class Bench:
             **self.group_settings,
             **settings,
         }
+        env = None
         if case in PEER_CASES:
             command = [str(peers_python()), str(HERE / "bench" / "peer_cases.py")]
+        elif case.endswith(BASELINE):
+            # The other checkout's case code and its gkbroad package, ahead of this one's.
+            assert self.baseline is not None, f"{case} needs --baseline"
+            command = [sys.executable, str(self.baseline / "scripts" / "bench" / "run_case.py")]
+            env = {**os.environ, "PYTHONPATH": str(self.baseline)}
         else:
             command = [sys.executable, str(HERE / "bench" / "run_case.py")]
         process = subprocess.Popen(
-            [*command, case, json.dumps(config)],
+            [*command, without_baseline(case), json.dumps(config)],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
+            env=env,
         )
         stderr: list[str] = []
         reader = threading.Thread(target=lambda: stderr.extend(process.stderr), daemon=True)
@@ -214,7 +245,7 @@ class Bench:
 
     def throughput(self, reps: int, cases: list[str]) -> dict[str, list[dict]]:
         topic = self.main_topic
-        steps = {**plan(self.size), **peer_plan(self.size)}
+        steps = all_steps(self.size)
         runs: dict[str, list[dict]] = {case: [] for case in cases}
         for rep in range(reps):
             order = cases if rep % 2 == 0 else list(reversed(cases))
@@ -224,12 +255,14 @@ class Bench:
                 log(f"rep {rep + 1}/{reps} {case}: {describe(result)}")
         return runs
 
-    def memory(self) -> list[dict]:
+    def memory(self, cases: list[str]) -> dict[str, list[dict]]:
         topic = self.topic("backlog", self.size["backlog"])
         settings = {"sleep": IO_SLEEP, "duration": self.size["memory_seconds"]}
-        result = self.run("memory", topic, settings)
-        log(f"memory: {describe(result)}")
-        return [result]
+        runs = {}
+        for case in cases:
+            runs[case] = [self.run(case, topic, settings)]
+            log(f"{case}: {describe(runs[case][0])}")
+        return runs
 
     def latency(self, reps: int, case: str) -> list[dict]:
         """`case` ("latency": gkbroad, "latency-raw": the kafka-python loop) consuming
@@ -251,7 +284,7 @@ class Bench:
             log(f"{case}: {describe(result)}")
         return runs
 
-    def shutdown(self, reps: int) -> list[dict]:
+    def shutdown(self, reps: int, case: str = "shutdown") -> list[dict]:
         settings = {"sleep": IO_SLEEP, "ordering": "key", "processors": 100, "in_flight": self.size["in_flight"]}
         settings["max_demand"] = int(self.size["in_flight"] * 1.1) // 100
         runs = []
@@ -262,9 +295,9 @@ class Bench:
                     process.send_signal(signal.SIGTERM)
                     return {"in_flight": event["in_flight"], "signalled_at": time.monotonic()}
 
-            result = self.run("shutdown", self.main_topic, settings, on_event)
+            result = self.run(case, self.main_topic, settings, on_event)
             runs.append(result)
-            log(f"shutdown: {describe(result)}")
+            log(f"{case}: {describe(result)}")
         return runs
 
 
@@ -323,6 +356,12 @@ def main() -> int:
         action="store_true",
         help=f"run only {', '.join(OBSERVABILITY_CASES)}: the cost of tracing and Prometheus against noop",
     )
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        help="also run every gkbroad case against the checkout at this path (its scripts/bench and its gkbroad), "
+        "as CASE@baseline, taking turns with the others: a before/after comparison within one run",
+    )
     parser.add_argument("--json", action="store_true", help="print JSON (summary, machine and every run)")
     args = parser.parse_args()
     size = dict(QUICK if args.quick else FULL)
@@ -331,7 +370,7 @@ def main() -> int:
     reps = args.reps or size["reps"]
     if reps < 1:
         parser.error(f"--reps must be at least 1, got {reps}")
-    cases = args.cases.split(",") if args.cases else OBSERVABILITY_CASES if args.observability else ALL_CASES
+    cases = args.cases.split(",") if args.cases else list(OBSERVABILITY_CASES if args.observability else ALL_CASES)
     known = ALL_CASES + OBSERVABILITY_CASES[1:]
     unknown = sorted(set(cases) - set(known))
     if unknown:
@@ -344,17 +383,21 @@ def main() -> int:
     else:
         broker = LocalBroker().start()
         bootstrap, info["broker"] = broker.bootstrap_servers, "bundled Tansu (in memory) on loopback"
+    if args.baseline is not None:
+        if not (args.baseline / "scripts" / "bench" / "run_case.py").exists():
+            parser.error(f"--baseline: expected a gkbroad checkout with scripts/bench/run_case.py, got {args.baseline}")
+        cases += [baseline_of(case) for case in cases if case in GKBROAD_CASES]
     try:
-        bench = Bench(bootstrap, size)
-        throughput = [case for case in plan(size) if case in cases] + (PEER_CASES if args.peers else [])
+        bench = Bench(bootstrap, size, args.baseline)
+        throughput = [case for case in all_steps(size) if case in cases] + (PEER_CASES if args.peers else [])
         runs = bench.throughput(reps, throughput)
-        if "memory" in cases:
-            runs["memory"] = bench.memory()
-        for case in ("latency-raw", "latency"):
+        runs.update(bench.memory([case for case in ("memory", baseline_of("memory")) if case in cases]))
+        for case in ("latency-raw", "latency", baseline_of("latency")):
             if case in cases:
                 runs[case] = bench.latency(reps, case)
-        if "shutdown" in cases:
-            runs["shutdown"] = bench.shutdown(reps)
+        for case in ("shutdown", baseline_of("shutdown")):
+            if case in cases:
+                runs[case] = bench.shutdown(reps, case)
         if "processes" in cases:  # noop under gkbroad run --processes 2 and 1 (scripts/bench/processes_case.py)
             runs.update(processes_cases(bench, reps))
     finally:
@@ -362,8 +405,7 @@ def main() -> int:
             broker.stop()
     info["seconds"] = round(time.monotonic() - started, 1)
     info["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
-    steps = {**plan(size), **peer_plan(size)}
-    rows = summarize(runs, size, steps, PARTITIONS / IO_SLEEP, FETCH_MAX_WAIT_MS) + processes_rows(runs)
+    rows = summarize(runs, size, all_steps(size), PARTITIONS / IO_SLEEP, FETCH_MAX_WAIT_MS) + processes_rows(runs)
     if args.json:
         print(json.dumps({**info, "summary": rows, "runs": runs}, indent=2))
     else:

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Creates .venv (if missing) and installs gkbroad with its dev requirements into it.
-# Sourced by the other scripts; safe to run again (pip skips what is installed).
+# Run by the other scripts; safe to run again (rm .venv/.gkbroad-installed forces a reinstall).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="$ROOT/.venv"
@@ -9,9 +9,19 @@ if [ ! -x "$VENV/bin/python" ]; then
   echo "== creating $VENV"
   "$PYTHON" -m venv "$VENV"
 fi
-echo "== installing requirements-dev.txt and gkbroad (editable)"
-"$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -r "$ROOT/requirements-dev.txt"
-"$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --no-deps -e "$ROOT"
+# pip takes 4 to 20 s (more on a busy machine) to check an up-to-date venv against the indexes,
+# on every run of scripts/test.sh; so the install is skipped while the files it reads are the ones last installed
+# from (their checksums are kept in the venv, which a fresh clone does not have).
+STAMP="$VENV/.gkbroad-installed"
+WANTED="$(cd "$ROOT" && cat requirements.txt requirements-dev.txt setup.py | sha256sum)"
+if [ "$(cat "$STAMP" 2>/dev/null)" = "$WANTED" ]; then
+  echo "== requirements unchanged since the last install into $VENV: pip skipped"
+else
+  echo "== installing requirements-dev.txt and gkbroad (editable)"
+  # One resolution for both; gkbroad's own requirements are in requirements-dev.txt too.
+  "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -r "$ROOT/requirements-dev.txt" -e "$ROOT"
+  echo "$WANTED" >"$STAMP"
+fi
 # The status page's browser test (tests/integration/test_status_page_browser.py) renders the page in
 # headless Chromium from Debian's packages; a fresh machine gets it here when it is root with apt.
 if [ ! -x /usr/bin/chromium ] && command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then

@@ -11,9 +11,12 @@ The `report` fixture collects figures that tests measured (records, seconds,
 duplicates); they are printed at the end of the run, also when pytest-xdist
 ran the tests in worker processes.
 
-Tests marked `long` (tens of seconds each) are collected first, so that a
-parallel run (scripts/test.sh passes `-n`) starts them at once instead of
-ending on one of them.
+Tests marked `long` (tens of seconds each) are collected first, the longest
+first (`@pytest.mark.long(seconds=N)` says how long a test takes when that is
+well above the rest), so that a parallel run (scripts/test.sh passes `-n`)
+starts them at once instead of ending on one of them. pytest-xdist hands each
+worker two consecutive tests to begin with and the second waits for the first,
+so the first two per worker are paired longest with shortest.
 """
 
 import os
@@ -45,8 +48,22 @@ def pytest_addoption(parser):
     parser.addoption("--slow", action="store_true", help="run the fault tests at full size (CI does)")
 
 
+LONG_SECONDS = 20
+"""What a test marked `long` without `seconds=` is taken to need."""
+
+
+def _expected_seconds(item) -> float:
+    marker = item.get_closest_marker("long")
+    return 0 if marker is None else marker.kwargs.get("seconds", LONG_SECONDS)
+
+
 def pytest_collection_modifyitems(items):
-    items.sort(key=lambda item: item.get_closest_marker("long") is None)
+    items.sort(key=_expected_seconds, reverse=True)  # stable: the rest keep their order
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "0"))
+    first = items[: 2 * workers]
+    if workers and len(first) == 2 * workers:
+        # Worker i is given first[2i] and first[2i + 1]: the i-th longest with the i-th shortest of these.
+        items[: 2 * workers] = [pick for i in range(workers) for pick in (first[i], first[-1 - i])]
 
 
 @pytest.fixture

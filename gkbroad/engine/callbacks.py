@@ -74,6 +74,12 @@ class Callbacks:
         self.log = RepeatedLog(pipeline.name, logger)
         self.halted = False  # the failure policy tripped: nothing is handled or acknowledged any more
         self.hooks = pipeline.hooks
+        # What a processor calls per message: the retry loop only when there are retries.
+        self.message_handler: Callable[[str, Message], Message | None] = (
+            self.handle_message if retry is not None else self._attempt
+        )
+        # Each processor's handle_message, bound to its executor once rather than looked up per message.
+        self._handle_message_calls = executors.bind_processors(pipeline.handle_message)
 
     def prepare_messages(self, processor: str, messages: list[Message]) -> list[Message]:
         """Run prepare_messages on a processor's chunk; on error every message of it fails."""
@@ -85,7 +91,9 @@ class Callbacks:
     def handle_message(self, processor: str, message: Message) -> Message | None:
         """handle_message, with the processor's retries when it has some: the outcome of the last attempt,
         or None when the message turned stale while it waited for an attempt (it was then acknowledged as
-        revoked) or when the handler paused its source (it is delivered again). Raises Abandoned when the pipeline began to stop during a wait (see gkbroad.engine.retry)."""
+        revoked) or when the handler paused its source (it is delivered again). Raises Abandoned when the
+        pipeline began to stop during a wait (see gkbroad.engine.retry). (A processor calls
+        `message_handler`, which is this method, or `_attempt` when there are no retries.)"""
         retry = self.retry
         if retry is None:
             return self._attempt(processor, message)
@@ -110,18 +118,18 @@ class Callbacks:
             attempt += 1
 
     def _attempt(self, processor: str, message: Message) -> Message | None:
-        if not self.hooks.timing:
-            return self._handle_message(processor, message)
-        started = self.hooks.call_started()
+        """One handle_message call: the only place it is made. Runs once per message, so it does no
+        more than the call (through the around_handle_message hooks when there are some), its timing
+        when hooks want it, and the check of what came back. None when the handler paused the
+        message's source (it is delivered again)."""
+        hooks = self.hooks
+        started = hooks.call_started() if hooks.timing else None
         try:
-            return self._handle_message(processor, message)
-        finally:
-            self.hooks.message_done(started)
-
-    def _handle_message(self, processor: str, message: Message) -> Message | None:
-        call = self.hooks.around_message(message, self.executors.processor(processor).call)
-        try:
-            result = call(self.pipeline.handle_message, processor, message, self.context)
+            if hooks.wraps_messages:
+                call = hooks.around_message(message, self.executors.processor(processor).call)
+                result = call(self.pipeline.handle_message, processor, message, self.context)
+            else:
+                result = self._handle_message_calls[processor](processor, message, self.context)
         except PausePartition as pause:
             unpaused = self._pause([message], pause)
             return unpaused[0] if unpaused else None
@@ -133,6 +141,9 @@ class Callbacks:
                 raise _TryAgain from exc
             self.log.exception("handle_message", exc, f"handle_message raised {exc!r}; the message fails")
             return message.failed(exc)
+        finally:
+            if started is not None:
+                hooks.message_done(started)
         if not isinstance(result, Message):
             reason = f"handle_message must return a Message, got {type(result).__name__}: {result!r:.80}"
             self.log.error(("handle_message", "return", type(result)), reason)
@@ -212,6 +223,18 @@ class Callbacks:
                 fresh.append(message)
         return messages if fresh is None else fresh
 
+    def stale_check(self, chunk: list[Message]) -> Callable[[Any], bool] | None:
+        """The ``is_stale(data)`` of the acknowledger the chunk's messages share (see gkbroad.producer),
+        looked up once per chunk; None when it defines none (nothing it sends turns stale)."""
+        if not chunk:
+            return None
+        check: Callable[[Any], bool] | None = getattr(chunk[0].acknowledger.handler, "is_stale", None)
+        return check
+
+    def revoke(self, messages: list[Message]) -> None:
+        """Acknowledge stale messages as failed with REVOKED, without handle_failed or the failure policy."""
+        ack_messages([], [message.failed(REVOKED) for message in messages])
+
     def drop_if_stale(self, message: Message) -> bool:
         """True when the message's acknowledger defines ``is_stale(data)`` and it says so (for Kafka:
         the partition was given away since the message was pulled). Such a message must not reach
@@ -220,7 +243,7 @@ class Callbacks:
         check = getattr(handler, "is_stale", None)
         if check is None or not check(data):
             return False
-        ack_messages([], [message.failed(REVOKED)])
+        self.revoke([message])
         return True
 
     def finish(self, successful: list[Message], failed: list[Message], executor: Executor = ON_CALLER) -> None:

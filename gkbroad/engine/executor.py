@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextvars
 from collections.abc import Callable
+from functools import partial
 from typing import Any, TypeAlias, TypeVar, cast
 
 from gevent.threadpool import ThreadPool
@@ -35,6 +36,10 @@ class GreenletExecutor:
 
     def call(self, function: Callable[..., T], *args: Any) -> T:
         return function(*args)
+
+    def bind(self, function: Callable[..., T]) -> Callable[..., T]:
+        """`function` called the way `call` would call it: here, itself."""
+        return function
 
     def close(self) -> None:
         """Nothing to release."""
@@ -61,6 +66,10 @@ class ThreadExecutor:
         if raised:
             raise outcome
         return cast(T, outcome)  # what `function` returned
+
+    def bind(self, function: Callable[..., T]) -> Callable[..., T]:
+        """`function` called the way `call` would call it: in the pool."""
+        return partial(self.call, function)
 
     def close(self) -> None:
         """Let the threads end once their current call returns, without waiting for that: a call
@@ -105,6 +114,10 @@ class StageExecutors:
 
     def processor(self, name: str) -> Executor:
         return self._processors[name]
+
+    def bind_processors(self, function: Callable[..., T]) -> dict[str, Callable[..., T]]:
+        """{processor name: `function` bound to that processor's executor}, for a call made per message."""
+        return {name: executor.bind(function) for name, executor in self._processors.items()}
 
     def batcher(self, name: str) -> Executor:
         return self._batchers[name]

@@ -79,7 +79,7 @@ class Topology:
                 name=f"{self.name}.processor.{i}",
                 processor="default",
                 inbox=self.router.queue_for(i),
-                sharers=1 if processor["partition_by"] else processor["concurrency"],
+                shared=processor["partition_by"] is None,
                 max_demand=processor["max_demand"],
                 callbacks=self.callbacks,
                 credits=self.credits,
@@ -87,13 +87,13 @@ class Topology:
             )
             for i in range(processor["concurrency"])
         ]
-        self.producers = self._build_producers(options["producer"])
+        self.producers = self._build_producers(options["producer"], processor["max_demand"])
 
     @property
     def stages(self) -> list[Stage]:
         return [*self.producers, *self.processors, *self.batcher_stages, *self.batch_processors]
 
-    def _build_producers(self, stage: dict[str, Any]) -> list[ProducerStage]:
+    def _build_producers(self, stage: dict[str, Any], chunk_size: int) -> list[ProducerStage]:
         module: tuple[ProducerClass, dict[str, Any]] = stage["module"]
         cls, producer_options = module
         limit = stage["rate_limiting"]
@@ -112,6 +112,7 @@ class Topology:
                 router=self.router,
                 rate_limiter=limiter,
                 draining=self.draining,
+                chunk_size=chunk_size,
             )
             for i in range(count)
         ]

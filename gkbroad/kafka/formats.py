@@ -7,8 +7,9 @@ users; `metadata` is empty.
 offset, key, ts and headers (a list of (key, value) tuples), the shape
 broadway_kafka users know.
 
-Either way the acknowledger data is (topic, partition, offset, epoch) and the
-default batch_key is (topic, partition).
+Either way the acknowledger data is (topic, partition, offset, epoch), its ref
+(topic, partition, epoch), shared by the records of one pull (a chunk, see
+gkbroad.producer), and the default batch_key is (topic, partition).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from __future__ import annotations
 import functools
 from typing import Any
 
-from ..message import Acknowledger, Message
+from ..message import DEFAULT_BATCHER, Acknowledger, Message
 
 __all__ = ["MESSAGE_FORMATS", "build_messages"]
 
@@ -33,7 +34,9 @@ def build_messages(
     """Messages for records pulled from one partition in one call.
 
     They share topic, partition and epoch, so the batch_key tuple is built once
-    and shared (it is immutable); everything else is per record.
+    and shared (it is immutable); everything else is per record. The Messages
+    are built with positional arguments (data, acknowledger, metadata, batcher,
+    batch_key): keyword arguments would double the cost of building them.
     """
     if not records:
         return []
@@ -42,18 +45,19 @@ def build_messages(
     if message_format == "record":
         return [
             Message(
-                data=record,
-                acknowledger=_acknowledger((ack_handler, ack_ref, (topic, partition, record.offset, epoch))),
-                metadata={},
-                batch_key=batch_key,
+                record,
+                _acknowledger((ack_handler, ack_ref, (topic, partition, record.offset, epoch))),
+                {},
+                DEFAULT_BATCHER,
+                batch_key,
             )
             for record in records
         ]
     return [
         Message(
-            data=record.value,
-            acknowledger=_acknowledger((ack_handler, ack_ref, (topic, partition, record.offset, epoch))),
-            metadata={
+            record.value,
+            _acknowledger((ack_handler, ack_ref, (topic, partition, record.offset, epoch))),
+            {
                 "topic": topic,
                 "partition": partition,
                 "offset": record.offset,
@@ -61,7 +65,8 @@ def build_messages(
                 "ts": record.timestamp,
                 "headers": [tuple(header) for header in record.headers or ()],
             },
-            batch_key=batch_key,
+            DEFAULT_BATCHER,
+            batch_key,
         )
         for record in records
     ]

@@ -64,9 +64,17 @@ CLIENT_SETTINGS_MANAGED = {
 CLIENT_SETTINGS_REFUSED = {"key_deserializer", "value_deserializer"}
 
 
+# gkbroad's own defaults for kafka-python's fetch sizes (its are 1 MiB per partition and 50 MiB per
+# fetch): a pipeline runs in every web worker, and a fetch's data is most of its memory (see
+# docs/performance.md for what smaller fetches cost).
+PARTITION_FETCH_BYTES = 256 * 1024
+FETCH_BYTES = 1024 * 1024
+
+
 def kafka_option(description: str, setting: str) -> dict[str, Any]:
-    """`option()` for a field passed on as kafka-python's `setting`: when the option is unset,
-    kafka-python's own default applies, and docs/options.md shows the installed one."""
+    """`option()` for a field passed on as kafka-python's `setting`: when the option is unset
+    and has no default of its own, kafka-python's default applies, and docs/options.md shows the
+    installed one."""
     fields_kwargs = option(description)
     fields_kwargs["metadata"]["kafka_setting"] = setting
     return fields_kwargs
@@ -289,10 +297,10 @@ class TopicOptions(Schema):
         ),
     )
     fetch_max_bytes = PositiveInt(
-        load_default=None,
-        allow_none=True,
+        load_default=PARTITION_FETCH_BYTES,
         **kafka_option(
-            "Most bytes fetched per partition per request (the largest of all topics applies to all).",
+            "Most bytes fetched per partition per request (the largest of all topics applies to all). With "
+            "`fetch_strategy.max_bytes` it bounds the fetched data the process holds; see Performance.",
             "max_partition_fetch_bytes",
         ),
     )
@@ -351,9 +359,12 @@ class FetchStrategyOptions(Schema):
         **kafka_option("The least data the broker should gather before answering a fetch.", "fetch_min_bytes"),
     )
     max_bytes = PositiveInt(
-        load_default=None,
-        allow_none=True,
-        **kafka_option("Most bytes one fetch response may carry, all partitions together.", "fetch_max_bytes"),
+        load_default=FETCH_BYTES,
+        **kafka_option(
+            "Most bytes one fetch response may carry, all partitions together: the largest share of the "
+            "process's memory at the defaults; see Performance.",
+            "fetch_max_bytes",
+        ),
     )
 
 
@@ -414,7 +425,7 @@ class KafkaProducerOptions(Schema):
         FetchStrategyOptions,
         load_default=None,
         allow_none=True,
-        **option("Fetch tuning; see below."),
+        **option("Fetch tuning; see below (its defaults apply when it is left out)."),
     )
     committers_count = PositiveInt(load_default=1, **option("Greenlets that send offset commits."))
     commit_interval = NonNegativeInt(
@@ -519,6 +530,13 @@ class KafkaProducerOptions(Schema):
         "cooperative-sticky moves only the partitions that change owner; the others are eager (stop-the-world).",
         load_default="cooperative-sticky",
     )
+
+    @pre_load
+    def _fetch_defaults(self, data: Any, **kwargs: Any) -> Any:
+        """fetch_strategy left out (or None) still gets its defaults: they bound the fetch sizes."""
+        if isinstance(data, dict) and data.get("fetch_strategy") is None:
+            data = {**data, "fetch_strategy": {}}
+        return data
 
     @pre_load
     def _merge_topic_defaults(self, data: Any, **kwargs: Any) -> Any:

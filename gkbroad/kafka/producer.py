@@ -7,10 +7,10 @@ routing): by default every record of a partition is handled by one processor
 greenlet and one batch processor, in offset order.
 
 Each producer greenlet owns the assigned partitions whose stable hash modulo
-the producer count equals its index. A round pulls from its partitions in a
-fresh random order, an equal share of the demand from each, so none starves;
-after an empty round it waits up to receive_interval (waking early when
-records arrive).
+the producer count equals its index. A round pulls whole chunks (at most the
+processors' max_demand records each) from its partitions, those with the
+fewest records in flight first, so none starves; after an empty round it
+waits up to receive_interval (waking early when records arrive).
 Acknowledgements go back to the group, which commits contiguous offsets.
 With the `dead_letter` option, failed messages are acknowledged only once their
 dead letters were written (see gkbroad.kafka.dead_letter); the writer is a
@@ -114,30 +114,55 @@ class Producer(BaseProducer):
         self.receive_interval = options["receive_interval"] / 1000.0
         self.draining = Event()
 
-    def receive(self, demand: int) -> list[Message]:
-        """Pull up to `demand` records, spread over the partitions that have some.
+    def receive_chunks(self, demand: int, chunk_size: int) -> list[list[Message]]:
+        """Pull up to `demand` records; each pull is cut into chunks of at most `chunk_size`.
 
-        Each pass offers every partition an equal share of what is left of the
-        demand, so one busy partition cannot take all of it while the
-        processors of the others sit idle; passes repeat while they find records.
+        The partitions with the fewest records in flight (pulled, not yet
+        acknowledged) are pulled first, ties in random order, each an equal
+        share of what is left of the demand but at least a chunk: credits
+        coming back from the processor that finished a partition's chunk go
+        to that partition, so every lane keeps work and none starves, while a
+        large demand still takes few pulls. Passes repeat over the partitions
+        that filled their share while demand is left. A chunk holds the
+        records of one partition and epoch, which is its messages'
+        acknowledger ref, so it is routed, checked and acknowledged as one.
         """
         partitions = self.partitions()
         random.shuffle(partitions)
-        messages: list[Message] = []
-        while partitions and len(messages) < demand:
-            share = -(-(demand - len(messages)) // len(partitions))
-            refilled = []
+        partitions.sort(key=self._in_flight)
+        chunks: list[list[Message]] = []
+        taken = 0
+        while partitions and taken < demand:
+            share = max(chunk_size, -(-(demand - taken) // len(partitions)))
+            filled = []
             for topic, partition in partitions:
-                epoch, records = self.group.pull(topic, partition, min(share, demand - len(messages)))
-                if topic == self.retry_topic_name:
-                    messages += self._due_retries(topic, partition, epoch, records)
+                size = min(share, demand - taken)
+                if not size:
+                    break
+                epoch, records = self.group.pull(topic, partition, size)
+                if not records:
                     continue
-                built = build_messages(records, epoch, self, self.index, self.message_format)
-                messages += map(self.decoding.apply, built, records) if self.decoding else built
-                if len(records) == share:
-                    refilled.append((topic, partition))
-            partitions = refilled
-        return messages
+                if topic == self.retry_topic_name:  # never refilled: it may have paused at a record not due
+                    messages = self._due_retries(topic, partition, epoch, records)
+                else:
+                    messages = self._messages(topic, partition, epoch, records)
+                    if len(records) == size:
+                        filled.append((topic, partition))
+                chunks += (messages[start : start + chunk_size] for start in range(0, len(messages), chunk_size))
+                taken += len(messages)
+            partitions = filled
+        return chunks
+
+    def receive(self, demand: int) -> list[Message]:
+        """The messages of receive_chunks, in one list."""
+        return [message for chunk in self.receive_chunks(demand, demand) for message in chunk]
+
+    def _in_flight(self, topic_partition: tuple[str, int]) -> int:
+        return self.group.in_flight(*topic_partition)
+
+    def _messages(self, topic: str, partition: int, epoch: int, records: list[Any]) -> list[Message]:
+        built = build_messages(records, epoch, self, (topic, partition, epoch), self.message_format)
+        return list(map(self.decoding.apply, built, records)) if self.decoding else built
 
     def _due_retries(self, topic: str, partition: int, epoch: int, records: list[Any]) -> list[Message]:
         """Messages of the retry-topic records that are due, decoded as their source topic says, with
@@ -150,7 +175,7 @@ class Producer(BaseProducer):
                 self.group.pause_partition(topic, partition, record.offset, epoch, (due - now) / 1000, reason)
                 records = records[:index]
                 break
-        messages = build_messages(records, epoch, self, self.index, self.message_format)
+        messages = build_messages(records, epoch, self, (topic, partition, epoch), self.message_format)
         for message, record in zip(messages, records, strict=True):
             message.metadata["attempt"] = retry_attempt(record)
             if self.decoding:
@@ -190,7 +215,7 @@ class Producer(BaseProducer):
                 successful = self._written(successful, self._output_records, self.output_writer.send)
             if failed and self.dead_letter is not None:
                 failed = self._written(failed, self.dead_letter.records, self.dead_letter.send_records)
-        self.group.ack(m.acknowledger.data for group in (successful, failed) for m in group)
+        self.group.ack([m.acknowledger.data for group in (successful, failed) for m in group])
         if self.transactions is not None:
             self.transactions.wait_for_room()
 

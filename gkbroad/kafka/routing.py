@@ -12,6 +12,10 @@ A lane is what must be handled in offset order, one record at a time:
 - "none": no lane. Processors share one queue and batch processors one outbox;
   any record may run at the same time as any other.
 
+The processors' partition_by of "partition" and "key" is a LaneSplitter (see
+gkbroad.engine.stages.router): the router hands it a whole chunk (the records
+of one pull) and gets its parts by lane back in one call.
+
 Offsets stay correct in every mode because the OffsetTracker commits a
 partition only up to its lowest unacknowledged offset, whatever order the
 acknowledgements arrive in.
@@ -32,12 +36,12 @@ from __future__ import annotations
 
 import functools
 import zlib
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Iterable
 from typing import Any
 
 from ..message import Message
 
-__all__ = ["ORDERINGS", "partition_lanes", "owns", "producer_index", "route"]
+__all__ = ["ORDERINGS", "KeyLanes", "PartitionLanes", "partition_lanes", "owns", "producer_index", "route"]
 
 ORDERINGS = ("partition", "key", "none")
 
@@ -59,26 +63,37 @@ def owns(topic: str, partition: int, index: int, count: int) -> bool:
     return producer_index(topic, partition, count) == index
 
 
-def partition_lanes() -> Callable[[Message], int]:
-    """A partition_by for "partition" ordering: every record of a partition on one greenlet.
+class PartitionLanes:
+    """The processors' and batchers' partition_by for "partition" ordering: every record of a
+    partition on one greenlet.
 
     Partitions are numbered in the order they are first seen, so the first
     `concurrency` partitions get a processor (and batch processor) each instead
     of colliding by hash. The numbering lives as long as the pipeline, so a
     partition keeps its greenlet across reassignments. It reads the acknowledger
     data, which is the same for both message formats and whatever a handler did
-    to `data`. (A closure rather than a class: it runs once per record.)
+    to `data`. A whole chunk takes the lane of its first message: the Kafka
+    producer's chunks are the records of one partition (their acknowledger ref
+    is that partition and its epoch), so the router routes each in one step.
     """
-    lanes: dict[tuple[Any, ...], int] = {}
 
-    def partition_lane(message: Message) -> int:
+    def __init__(self) -> None:
+        self.lanes: dict[tuple[Any, ...], int] = {}
+
+    def __call__(self, message: Message) -> int:
         partition = message.acknowledger.data[:2]
-        lane = lanes.get(partition)
+        lane = self.lanes.get(partition)
         if lane is None:
-            lane = lanes[partition] = len(lanes)
+            lane = self.lanes[partition] = len(self.lanes)
         return lane
 
-    return partition_lane
+    def split(self, chunk: list[Message], count: int) -> dict[int, list[Message]]:
+        return {self(chunk[0]) % count: chunk}
+
+
+def partition_lanes() -> PartitionLanes:
+    """A fresh numbering of partitions into lanes, for one pipeline."""
+    return PartitionLanes()
 
 
 def _key_lane(topic: str, partition: int, key: Hashable) -> int:
@@ -88,16 +103,42 @@ def _key_lane(topic: str, partition: int, key: Hashable) -> int:
         return hash((topic, partition, repr(key)))
 
 
-def partition_by_record_key(message: Message) -> int:
-    """The key lane of a message in the "record" format (data is the ConsumerRecord)."""
-    record = message.data
-    return _key_lane(record.topic, record.partition, record.key)
+class KeyLanes:
+    """The processors' partition_by for "key" ordering: a lane per (topic, partition, key).
+
+    `keys` gives the (topic, partition, key) of each message of a list, in
+    order: the record's own fields in the "record" format, the metadata in the
+    "value" format (routing runs before any handler, so they are where the
+    format put them). A chunk is split in one pass over its messages.
+    """
+
+    def __init__(self, keys: Callable[[list[Message]], Iterable[tuple[str, int, Hashable]]]):
+        self.keys = keys
+
+    def __call__(self, message: Message) -> int:
+        [(topic, partition, key)] = self.keys([message])
+        return _key_lane(topic, partition, key)
+
+    def split(self, chunk: list[Message], count: int) -> dict[int, list[Message]]:
+        parts: dict[int, list[Message]] = {}
+        for message, (topic, partition, key) in zip(chunk, self.keys(chunk), strict=True):
+            index = _key_lane(topic, partition, key) % count
+            part = parts.get(index)
+            if part is None:
+                parts[index] = [message]
+            else:
+                part.append(message)
+        return parts
 
 
-def partition_by_value_key(message: Message) -> int:
-    """The key lane of a message in the "value" format (the key is in metadata)."""
-    metadata = message.metadata
-    return _key_lane(metadata["topic"], metadata["partition"], metadata["key"])
+def _record_keys(messages: list[Message]) -> Iterable[tuple[str, int, Hashable]]:
+    """(topic, partition, key) of messages in the "record" format (data is the ConsumerRecord)."""
+    return [(m.data.topic, m.data.partition, m.data.key) for m in messages]
+
+
+def _value_keys(messages: list[Message]) -> Iterable[tuple[str, int, Hashable]]:
+    """(topic, partition, key) of messages in the "value" format (the key is in metadata)."""
+    return [(m.metadata["topic"], m.metadata["partition"], m.metadata["key"]) for m in messages]
 
 
 def partition_by_batch_key(message: Message) -> int:
@@ -105,7 +146,7 @@ def partition_by_batch_key(message: Message) -> int:
     return hash(message.batch_key)
 
 
-_KEY_LANES = {"record": partition_by_record_key, "value": partition_by_value_key}
+_KEYS = {"record": _record_keys, "value": _value_keys}
 
 
 def route(pipeline_options: dict[str, Any], ordering: str, message_format: str) -> None:
@@ -119,7 +160,7 @@ def route(pipeline_options: dict[str, Any], ordering: str, message_format: str) 
     if ordering == "partition":
         processors = batchers = partition_lanes()
     elif ordering == "key":
-        processors, batchers = _KEY_LANES[message_format], partition_by_batch_key
+        processors, batchers = KeyLanes(_KEYS[message_format]), partition_by_batch_key
     else:
         processors = batchers = None
     pipeline_options["processors"]["default"]["partition_by"] = processors

@@ -116,6 +116,7 @@ class Hooks:
         self._calls: dict[Any, float] = {}  # greenlet -> monotonic start of its handler call
         self._durations: list[float] = []
         self.timing = False  # whether handle_message calls are timed (see the module docstring)
+        self.wraps_messages = False  # whether an around_handle_message hook is registered
         for hook in hooks:
             self.add(hook)
 
@@ -129,6 +130,8 @@ class Hooks:
             self._methods[name].append((hook, getattr(hook, name)))
         if "after_handle_messages" in known:
             self.timing = True
+        if "around_handle_message" in known:
+            self.wraps_messages = True
 
     def track_calls(self) -> None:
         """Time every handle_message call from now on, so that longest_call() sees them."""

@@ -2,7 +2,8 @@
 
 Reads the cProfile stats that run_case.py writes (BENCH_PROFILE=DIR) and
 prints own time ("tottime") grouped by library, then gkbroad's functions, in
-microseconds per record. Time in gevent's hub while every greenlet waits is
+microseconds per record, and how many calls of gkbroad's own functions each
+record cost. Time in gevent's hub while every greenlet waits is
 counted under gevent/selectors, not under the code that waited. The profiler
 slows everything down by roughly 2x: read the figures as shares.
 """
@@ -39,6 +40,8 @@ def main(path: str, records: int, top: int = 25) -> None:
             gkbroad.append((tottime, calls, f"{short}:{line} {function}"))
     per = 1e6 / records
     print(f"{path}: {total:.2f}s of own time, {total * per:.2f} us/record over {records:,} records")
+    calls = sum(calls for _, calls, _ in gkbroad)
+    print(f"  gkbroad: {calls / records:.2f} Python calls per record (of its own functions)")
     for name, seconds in sorted(by_area.items(), key=lambda item: -item[1]):
         print(f"  {name:28s} {seconds * per:7.2f} us/record  {100 * seconds / total:5.1f}%")
     print("gkbroad functions (own time):")

@@ -54,27 +54,49 @@ def summarize(runs: dict[str, list[dict]], size: dict, steps: dict, ceiling: flo
     for case, (what, _) in steps.items():
         if case not in runs:
             continue
-        notes = [f"{ratio(case, base)} x {label}" for base, label in comparisons.get(case, []) if ratio(case, base)]
+        kind = case.removesuffix("@baseline")  # a baseline's row compares with the same cases
+        notes = [f"{ratio(case, base)} x {label}" for base, label in comparisons.get(kind, []) if ratio(case, base)]
         cpu = median(runs[case], "cpu_us")
         base_cpu = median(runs.get("raw", []), "cpu_us")
-        if case.startswith("noop") and cpu and base_cpu:
+        if kind.startswith("noop") and cpu and base_cpu:
             notes.append(f"CPU {cpu - base_cpu:+.1f} us/record over raw")
+        for base, least, label in THROUGHPUT_TARGETS.get(kind, []):
+            achieved = ratio(case, ceiling if base == "ceiling" else base)
+            if achieved is not None:
+                notes.append(f"target {label}: {'met' if achieved >= least else 'not met'}")
         rows.append(_row(case, what, runs[case], rates[case], "records/s", ", ".join(notes), cpu))
-    if "memory" in runs:
-        notes = f"backlog {size['backlog']:,}, 2 ms handler, default options"
-        rows.append(_row("memory", "peak RSS", runs["memory"], median(runs["memory"], "peak_rss_mb"), "MB", notes))
-    for case, who in (("latency-raw", "kafka-python loop"), ("latency", "gkbroad")):
+    for case in ("memory", "memory@baseline"):
+        if case in runs:
+            peak = median(runs[case], "peak_rss_mb")
+            notes = f"backlog {size['backlog']:,}, 2 ms handler, default options"
+            if peak is not None:
+                notes += f"; target < {MEMORY_TARGET_MB} MB: {'met' if peak < MEMORY_TARGET_MB else 'not met'}"
+            rows.append(_row(case, "peak RSS", runs[case], peak, "MB", notes))
+    raw_p99 = median(runs.get("latency-raw", []), "p99_ms")
+    for case, who in (("latency-raw", "kafka-python loop"), ("latency", "gkbroad"), ("latency@baseline", "gkbroad")):
         if case in runs:
             p50, p99 = median(runs[case], "p50_ms"), median(runs[case], "p99_ms")
             what = f"{who}, 5,000 records/s, record timestamp -> handler (fetch max wait {fetch_wait_ms} ms)"
-            rows.append(_row(case, what, runs[case], p99, "ms p99", f"p50 {p50} ms"))
-    if "shutdown" in runs:
-        clean = all(r.get("clean") for r in runs["shutdown"])
-        notes = f"{size['in_flight']:,} in flight, ordering=key, 100 processors, 2 ms handler; clean={clean}"
-        rows.append(
-            _row("shutdown", "SIGTERM -> exit", runs["shutdown"], median(runs["shutdown"], "seconds"), "s", notes)
-        )
+            notes = f"p50 {p50} ms"
+            if case != "latency-raw" and p99 is not None and raw_p99 is not None:
+                notes += f"; target p99 <= latency-raw's: {'met' if p99 <= raw_p99 else 'not met'}"
+            rows.append(_row(case, what, runs[case], p99, "ms p99", notes))
+    for case in ("shutdown", "shutdown@baseline"):
+        if case in runs:
+            clean = all(r.get("clean") for r in runs[case])
+            notes = f"{size['in_flight']:,} in flight, ordering=key, 100 processors, 2 ms handler; clean={clean}"
+            rows.append(_row(case, "SIGTERM -> exit", runs[case], median(runs[case], "seconds"), "s", notes))
     return rows
+
+
+# The targets of issue 14, per case: (the case or "ceiling" its rate is divided by, the least
+# ratio, how the target reads). A target is shown when both rates were measured.
+THROUGHPUT_TARGETS: dict[str, list[tuple[str, float, str]]] = {
+    "noop": [("raw", 0.9, ">= 0.9 x raw"), ("quix-noop", 1.0, "ahead of quixstreams")],
+    "io-partition": [("ceiling", 0.8, ">= 0.8 x ceiling")],
+    "io-key-400": [("io-raw", 50.0, ">= 50 x io-raw"), ("io-threadpool", 1.0, "ahead of the thread pool")],
+}
+MEMORY_TARGET_MB = 80
 
 
 def _row(case: str, what: str, results: list[dict], value, unit: str, notes: str, cpu_us=None) -> dict:

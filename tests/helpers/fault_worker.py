@@ -56,11 +56,11 @@ class Journal:
         os.fsync(self.fd)
 
 
-def journal_commits(client, journal: Journal) -> None:
-    """Write a "commit" line for every commit of ``client`` that the broker accepted, when it answered."""
-    commit = client.commit
+def journaled(commit, journal: Journal):
+    """``commit`` (offsets, timeout) -> future, writing a "commit" line for every commit the broker
+    accepted, when its answer arrived."""
 
-    def journaled(offsets, timeout=None):
+    def send(offsets, timeout=None):
         future = commit(offsets, timeout)
         taken = dict(offsets)
         future.add_both(
@@ -70,7 +70,7 @@ def journal_commits(client, journal: Journal) -> None:
         )
         return future
 
-    client.commit = journaled
+    return send
 
 
 def main() -> None:
@@ -102,7 +102,7 @@ def main() -> None:
 
         def __init__(self, *args, **kwargs):
             super().__init__(*args, **kwargs)
-            journal_commits(self.consumer_client, journal)
+            self.commit_through(journaled(self.consumer_client.commit, journal))
 
         def handle_consumer_start(self, topic, partition, group_name):
             journal.write([f"start {partition}"])

@@ -145,7 +145,7 @@ def _names(cluster) -> dict[str, str]:
     return names
 
 
-@pytest.mark.long
+@pytest.mark.long(seconds=60)
 def test_sigkill_at_random_instants_keeps_every_output_exactly_once(cluster, tmp_path, report):
     """SIGKILL the example while records flow in: twice at random instants, once at a random instant
     when a transaction is open, so that the restart has one to abort. The committed outputs hold each

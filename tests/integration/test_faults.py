@@ -74,7 +74,7 @@ def test_the_checker_finds_loss_disorder_and_shared_partitions():
     assert duplicates_of(b, [a]) == 1 and duplicate_sources([a, b]) == {"a->b": 1}
 
 
-@pytest.mark.long
+@pytest.mark.long(seconds=120)
 def test_crash_and_restart_loses_nothing(cluster, tmp_path, slow, report):
     """SIGKILL a busy pipeline at random instants, restart it each time: every record is handled."""
     records, kills = (50_000, 6) if slow else (10_000, 5)
@@ -149,7 +149,7 @@ def test_crash_and_restart_loses_nothing(cluster, tmp_path, slow, report):
     )
 
 
-@pytest.mark.long
+@pytest.mark.long(seconds=60)
 def test_rebalance_under_load_loses_nothing_and_never_shares_a_partition(cluster, tmp_path, report):
     """Three members: two start, a third joins late, the first is SIGKILLed, the second stops cleanly."""
     records = 16_000

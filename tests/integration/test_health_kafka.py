@@ -12,6 +12,7 @@ import logging
 import time
 
 import gevent
+import pytest
 
 from gkbroad.testing.broker import LocalBroker
 from gkbroad.wsgi import status_app
@@ -103,6 +104,7 @@ def leader_of(groups):
     raise AssertionError("neither member is the leader")
 
 
+@pytest.mark.long
 def test_a_rebalance_stuck_on_a_departed_leader_is_not_ready_warned_about_and_ended_by_a_stand_in_join(
     cluster, caplog, report
 ):

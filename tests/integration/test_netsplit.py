@@ -74,7 +74,7 @@ class CommitSampler:
         self._admin.close()
 
 
-@pytest.mark.long
+@pytest.mark.long(seconds=100)
 @pytest.mark.parametrize("ordering", [None, "key"])
 def test_a_cut_member_stops_before_its_partitions_move(split_broker, tmp_path, report, ordering):
     proxy, redirector, _ = split_broker

@@ -143,7 +143,7 @@ class OrderingMemberProcess:
         return sum(len(o) for o in self.handled().values())
 
 
-@pytest.mark.long
+@pytest.mark.long(seconds=30)
 @pytest.mark.parametrize("ordering", ["partition", "key", "none"])
 def test_sigkill_and_restart_lose_nothing_and_commit_nothing_unhandled(bootstrap_servers, cluster, tmp_path, ordering):
     topic = cluster.topic(PARTITIONS, prefix=f"kill-{ordering}")

@@ -31,6 +31,7 @@ from gkbroad.producer import (
     SupportsDraining,
     SupportsIdle,
     SupportsPrepareForStart,
+    SupportsReceiveChunks,
     SupportsReportCommits,
     SupportsReportDeadLetters,
     SupportsReportRebalances,
@@ -126,6 +127,10 @@ def test_each_future_keeps_the_commit_future_contract(future):
 @pytest.mark.parametrize("protocol", [ProducerProtocol, SupportsIdle, SupportsDraining, SupportsPrepareForStart])
 def test_gkbroad_producers_keep_the_producer_contract(producer, protocol):
     assert _drift(protocol, producer) == []
+
+
+def test_the_kafka_producer_keeps_the_chunk_contract():
+    assert _drift(SupportsReceiveChunks, KafkaProducer) == []
 
 
 @pytest.mark.parametrize(

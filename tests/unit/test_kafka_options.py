@@ -129,7 +129,7 @@ def test_topic_defaults_are_filled_in_by_the_schema():
         {
             "name": "a",
             "offset_reset_policy": "latest",
-            "fetch_max_bytes": None,
+            "fetch_max_bytes": 262144,  # gkbroad's default (kafka-python's is 1 MiB): it bounds memory
             "max_buffer_records": 40,
             "isolation_level": "read_uncommitted",
             "key_deserializer": "bytes",
@@ -139,7 +139,7 @@ def test_topic_defaults_are_filled_in_by_the_schema():
         {
             "name": "b",
             "offset_reset_policy": "latest",
-            "fetch_max_bytes": None,
+            "fetch_max_bytes": 262144,
             "max_buffer_records": 8,
             "isolation_level": "read_uncommitted",
             "key_deserializer": "bytes",
@@ -186,6 +186,7 @@ def test_validated_topics_become_kafka_python_settings():
         "max_poll_records": 10,
         "max_partition_fetch_bytes": 300,
         "fetch_max_wait_ms": 0,
+        "fetch_max_bytes": 1048576,  # fetch_strategy.max_bytes's default, applied with max_wait_ms set alone
         "max_poll_interval_ms": 9000,
         "allow_auto_create_topics": False,
     }

@@ -1,9 +1,11 @@
-"""The processor stage: handle_message for each message, then ack or hand to a batcher.
+"""The processor stage: handle_message for each message of a chunk, then ack or hand to a batcher.
 
-With a partition_by function every processor greenlet has its own queue and a
-message always goes to the queue its key picks, so one key is handled by one
-greenlet, in order. Without one, all processors share one queue and whichever
-is free takes the next messages.
+Its inbox holds chunks (lists of messages, at most max_demand each, see the
+Router), and it takes them one at a time, or several small ones together up
+to max_demand on a queue of its own. With a partition_by function every processor greenlet has its
+own queue and a lane's chunks always go to the queue its lane picks, so one
+lane is handled by one greenlet, in order. Without one, all processors share
+one queue and whichever is free takes the next chunk.
 
 A message being retried holds its processor greenlet, and with it every lane
 routed there. When the pipeline begins to stop during a retry's backoff, that
@@ -15,11 +17,12 @@ ahead of an earlier one that was not handled.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from typing import Any
 
 from gevent.queue import Queue
 
-from ...message import Message
+from ...message import DEFAULT_BATCHER, FAILED, Message
 from ..acknowledger import withdraw_messages
 from ..callbacks import Callbacks
 from ..flow import Credits
@@ -35,7 +38,7 @@ class ProcessorStage(Stage):
         name: str,
         processor: str,
         inbox: Queue[Any],
-        sharers: int,
+        shared: bool,
         max_demand: int,
         callbacks: Callbacks,
         credits: Credits,
@@ -44,7 +47,7 @@ class ProcessorStage(Stage):
         self.name = name
         self.processor = processor
         self.inbox = inbox
-        self.sharers = sharers
+        self.shared = shared  # every processor takes from this inbox (no partition_by)
         self.max_demand = max_demand
         self.callbacks = callbacks
         self.credits = credits
@@ -52,16 +55,13 @@ class ProcessorStage(Stage):
         self.abandoned = 0  # messages left unacknowledged after a stop cut a retry short
 
     def run(self) -> None:
-        stopping = False
-        while not stopping:
-            chunk, stopping = self._next_chunk()
-            if chunk:
-                if self.abandoned:
-                    self.abandoned += len(chunk)
-                    withdraw_messages(chunk)
-                else:
-                    self._process(chunk)
-                self.credits.give(len(chunk))
+        for chunk in self._chunks():
+            if self.abandoned:
+                self.abandoned += len(chunk)
+                withdraw_messages(chunk)
+            else:
+                self._process(chunk)
+            self.credits.give(len(chunk))
         if self.abandoned:
             logger.warning(
                 "%s: the stop ended a retry's backoff; %d message(s) from that one on were left unacknowledged "
@@ -70,19 +70,30 @@ class ProcessorStage(Stage):
                 self.abandoned,
             )
 
-    def _next_chunk(self) -> tuple[list[Message], bool]:
-        """The next messages to handle, taken fairly when the inbox is shared."""
-        first = self.inbox.get()
-        if first is STOP:
-            return [], True
-        chunk = [first]
-        most = min(self.max_demand, 1 + len(self.inbox) // self.sharers)
-        while len(chunk) < most and not self.inbox.empty():
-            item = self.inbox.peek_nowait()
-            if item is STOP:
+    def _chunks(self) -> Iterator[list[Message]]:
+        """The chunks queued for this processor, in order, until STOP. On a queue of its own, the small
+        parts a chunk split by key leaves are taken together (see _with_queued)."""
+        get = self.inbox.get
+        while (chunk := get()) is not STOP:
+            yield chunk if self.shared else self._with_queued(chunk)
+
+    def _with_queued(self, chunk: list[Message]) -> list[Message]:
+        """`chunk` and the chunks queued behind it, while they fit in max_demand messages and share its
+        acknowledger handler (whose is_stale then checks them all): one round of handling and acknowledging
+        instead of one per part. A shared inbox is left alone: the router already cut it into fair pieces."""
+        inbox, most = self.inbox, self.max_demand
+        if len(chunk) >= most or inbox.empty():
+            return chunk
+        handler = chunk[0].acknowledger.handler
+        merged = chunk
+        while not inbox.empty():
+            queued = inbox.peek_nowait()
+            if queued is STOP or len(merged) + len(queued) > most or queued[0].acknowledger.handler is not handler:
                 break
-            chunk.append(self.inbox.get_nowait())
-        return chunk, False
+            if merged is chunk:
+                merged = list(chunk)
+            merged += inbox.get_nowait()
+        return merged
 
     def _process(self, chunk: list[Message]) -> None:
         callbacks = self.callbacks
@@ -90,15 +101,19 @@ class ProcessorStage(Stage):
             return  # the failure policy tripped: these are neither handled nor acknowledged
         if callbacks.has_prepare:
             chunk = callbacks.prepare_messages(self.processor, callbacks.without_stale(chunk))
-        successful, failed = [], []
+        processor, handle, is_stale = self.processor, callbacks.message_handler, callbacks.stale_check(chunk)
+        successful: list[Message] = []
+        failed: list[Message] = []
+        revoked: list[Message] = []
         for index, message in enumerate(chunk):
-            if not message.is_failed:
-                # Checked again right before each call: a handler that blocked on an earlier
-                # message of the chunk may have outlived the partition's assignment.
-                if callbacks.drop_if_stale(message):
+            if message.status != FAILED:
+                # Checked right before each call: the chunk may have waited in the queue, and a
+                # handler that blocked on an earlier message may have outlived the assignment.
+                if is_stale is not None and is_stale(message.acknowledger.data):
+                    revoked.append(message)
                     continue
                 try:
-                    handled = callbacks.handle_message(self.processor, message)
+                    handled = handle(processor, message)
                 except Abandoned:
                     self.abandoned = len(chunk) - index
                     withdraw_messages(chunk[index:])
@@ -106,12 +121,12 @@ class ProcessorStage(Stage):
                 if handled is None:  # turned stale while waiting for a retry; already acknowledged
                     continue
                 message = handled
-            if message.is_failed:
+            if message.status == FAILED:
                 failed.append(message)
+            elif not self.batchers and message.batcher == DEFAULT_BATCHER:
+                successful.append(message)
             elif message.batcher in self.batchers:
                 self.batchers[message.batcher].put(message)
-            elif not self.batchers and message.batcher == "default":
-                successful.append(message)
             else:
                 failed.append(
                     message.failed(
@@ -119,4 +134,6 @@ class ProcessorStage(Stage):
                         f"configured batchers: {', '.join(sorted(self.batchers)) or 'none'}"
                     )
                 )
-        callbacks.finish(successful, failed, callbacks.executors.processor(self.processor))
+        if revoked:
+            callbacks.revoke(revoked)
+        callbacks.finish(successful, failed, callbacks.executors.processor(processor))

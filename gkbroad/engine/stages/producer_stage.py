@@ -4,8 +4,9 @@ One greenlet per producer instance. Demand is the number of free credits (see
 gkbroad.engine.flow.Credits), capped by the rate limit, so a slow pipeline makes the
 producer wait instead of buffering. After an empty receive the credits are
 handed back before the producer's idle() waits for data, so an idle producer
-never holds demand that a busy one could use. What it receives goes to the router, which
-picks the processor queue. The producer stage never acknowledges anything: the processors
+never holds demand that a busy one could use. What it receives goes to the router chunk by
+chunk (see gkbroad.producer: ``receive_chunks``, or what ``receive`` returned cut into runs that
+share an acknowledger), which picks the processor queue. The producer stage never acknowledges anything: the processors
 and batch processors do, once a message is done (gkbroad.engine.callbacks.Callbacks.finish).
 
 Named producer_stage so it is not confused with gkbroad/producer.py (the protocol a
@@ -15,6 +16,8 @@ producer class follows) or gkbroad/kafka/producer.py (the Kafka producer class).
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Hashable
+from typing import Any
 
 from gevent.event import Event
 
@@ -40,6 +43,7 @@ class ProducerStage(Stage):
         rate_limiter: RateLimiter | None,
         draining: Event,
         max_demand: int | None = None,
+        chunk_size: int = 10,
     ):
         self.name = name
         self.producer = producer
@@ -48,14 +52,19 @@ class ProducerStage(Stage):
         self.router = router
         self.rate_limiter = rate_limiter
         self.draining = draining
+        self.chunk_size = chunk_size  # the most messages a processor takes at once (its max_demand)
+        self._receive_chunks: Callable[[int, int], list[list[Message]]] | None = getattr(
+            producer, "receive_chunks", None
+        )
 
     def run(self) -> None:
         while not self.draining.is_set():
             demand = self._demand()
             if not demand:
                 continue
-            messages = self._receive(demand)
-            unused = demand - len(messages)
+            chunks = self._receive(demand)
+            received = sum(map(len, chunks))
+            unused = demand - received
             if unused > 0:
                 self.credits.give(unused)
                 if self.rate_limiter:
@@ -65,12 +74,12 @@ class ProducerStage(Stage):
                     "%s: receive(%d) returned %d messages; the extra ones are processed anyway",
                     self.name,
                     demand,
-                    len(messages),
+                    received,
                 )
                 self.credits.give(unused)
-            for message in messages:
-                self.router.dispatch(message)
-            if not messages and not self.draining.is_set():
+            for chunk in chunks:
+                self.router.dispatch(chunk)
+            if not received and not self.draining.is_set():
                 self._idle()
 
     def _demand(self) -> int:
@@ -101,11 +110,37 @@ class ProducerStage(Stage):
             return False
         return True
 
-    def _receive(self, demand: int) -> list[Message]:
+    def _receive(self, demand: int) -> list[list[Message]]:
+        """The producer's messages as chunks of at most chunk_size, none empty; nothing when it raised
+        (logged, then a backoff)."""
         try:
-            return list(self.producer.receive(demand))
+            if self._receive_chunks is None:
+                return by_acknowledger(list(self.producer.receive(demand)), self.chunk_size)
+            chunks = self._receive_chunks(demand, self.chunk_size)
         except BaseException as exc:
             reraise_stops(exc)
             logger.exception("%s: receive(%d) raised; retrying in %.1fs", self.name, demand, RECEIVE_ERROR_BACKOFF)
             self.draining.wait(RECEIVE_ERROR_BACKOFF)
             return []
+        size = self.chunk_size
+        if all(0 < len(chunk) <= size for chunk in chunks):
+            return chunks
+        return [chunk[start : start + size] for chunk in chunks for start in range(0, len(chunk), size)]
+
+
+def by_acknowledger(messages: list[Message], size: int) -> list[list[Message]]:
+    """`messages` cut into runs of at most `size` consecutive messages that share one acknowledger
+    (handler and ref)."""
+    chunks: list[list[Message]] = []
+    chunk: list[Message] = []
+    handler: Any = None
+    ref: Hashable = None
+    for message in messages:
+        acknowledger = message.acknowledger
+        if not chunk or len(chunk) == size or acknowledger[0] is not handler or acknowledger[1] != ref:
+            handler, ref = acknowledger[0], acknowledger[1]
+            chunk = [message]
+            chunks.append(chunk)
+        else:
+            chunk.append(message)
+    return chunks

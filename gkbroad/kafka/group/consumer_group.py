@@ -275,6 +275,10 @@ class ConsumerGroup:
         """
         return self._state.pull((topic, partition), max_records)
 
+    def in_flight(self, topic: str, partition: int) -> int:
+        """Records of the partition pulled and neither acknowledged nor withdrawn yet."""
+        return self._state.pending((topic, partition))
+
     def ack(self, acks: Iterable[tuple[str, int, int, int]]) -> None:
         """Acknowledge ``(topic, partition, offset, epoch)`` tuples, successful
         or failed alike. Acks from an earlier epoch of a partition (before it
