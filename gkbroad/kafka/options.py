@@ -144,18 +144,19 @@ class DeadLetterClientSettings(fields.Field[Any]):
                 errors[key] = ["is not a kafka-python KafkaProducer setting"]
         if value.get("acks", 1) == 0:
             errors["acks"] = [
-                "must be 1 or 'all': a dead letter counts as written only once the broker acknowledged it"
+                "must be 1 or 'all': a record (output, dead letter or retry) counts as written only once the broker acknowledged it"
             ]
         if errors:
             raise ValidationError(errors)
         return dict(value)
 
 
-class DeadLetterOptions(Schema):
+class OutputOptions(Schema):
+    """How a writer of records (the outputs; dead letters and retry records add their topic) writes."""
+
     class Meta:
         unknown = RAISE
 
-    topic = NonEmptyString(required=True, **option("The topic failed messages are written to."))
     client = DeadLetterClientSettings(
         load_default=None,
         allow_none=True,
@@ -174,25 +175,8 @@ class DeadLetterOptions(Schema):
     timeout = PositiveInt(load_default=10000, **option("Milliseconds one attempt may take (connecting included)."))
 
 
-class OutputOptions(Schema):
-    class Meta:
-        unknown = RAISE
-
-    client = DeadLetterClientSettings(
-        load_default=None,
-        allow_none=True,
-        **option(
-            "kafka-python KafkaProducer settings of the output writer; they override the connection settings "
-            "taken from the Kafka producer's `client`."
-        ),
-    )
-    max_attempts = PositiveInt(
-        load_default=3, **option("Attempts of one write before the pipeline fails (the partition stops advancing).")
-    )
-    backoff = NonNegativeInt(
-        load_default=1000, **option("Milliseconds before the second attempt; doubled (with jitter) after each failure.")
-    )
-    timeout = PositiveInt(load_default=10000, **option("Milliseconds one attempt may take (connecting included)."))
+class DeadLetterOptions(OutputOptions):
+    topic = NonEmptyString(required=True, **option("The topic failed messages are written to."))
 
 
 class ExactlyOnceOptions(Schema):

@@ -96,8 +96,8 @@ def error_for(dead_letter):
         ({"topic": "t"}, "producer.module.dead_letter.topic: must not be one of the consumed topics"),
         (
             {"topic": "d", "client": {"acks": 0}},
-            "producer.module.dead_letter.client.acks: must be 1 or 'all': a dead letter counts as written only "
-            "once the broker acknowledged it",
+            "producer.module.dead_letter.client.acks: must be 1 or 'all': a record (output, dead letter or retry) "
+            "counts as written only once the broker acknowledged it",
         ),
         (
             {"topic": "d", "client": {"value_serializer": str}},
