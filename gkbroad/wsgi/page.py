@@ -67,7 +67,8 @@ def document(title: str, body: list[str]) -> str:
         f'<meta http-equiv="refresh" content="{REFRESH_SECONDS}">',
         f"<title>gkbroad: {escape(title)}</title><style>{_STYLE}</style></head><body>",
         *body,
-        '<p><a href="status.json">status.json</a> &middot; <a href="healthz">healthz</a> &middot; <a href="readyz">readyz</a></p>',
+        '<p><a href="status.json">status.json</a> &middot; <a href="healthz">healthz</a> &middot; '
+        '<a href="readyz">readyz</a> &middot; <a href="metrics">metrics</a></p>',
         "</body></html>",
     ]
     return "\n".join(parts) + "\n"
