@@ -91,6 +91,12 @@ def add_output(
     return message
 
 
+def may_have_outputs(messages: list[Message]) -> bool:
+    """Whether a handler added an output to any of `messages`: a key test per message, so that the
+    acknowledgement of messages without outputs (the usual case) costs next to nothing."""
+    return any(OUTPUTS_KEY in message.metadata for message in messages)
+
+
 def outputs_of(message: Message) -> list[OutputRecord]:
     """The records handlers added to `message` in its last attempt (none for a failed message)."""
     metadata = message.metadata

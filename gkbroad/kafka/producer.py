@@ -43,7 +43,7 @@ from .decoding import Decoding
 from .formats import build_messages
 from .group.consumer_group import ConsumerGroup
 from .options import KafkaProducerOptions, OutputOptions
-from .outputs import OutputRecord, OutputsNotWritten, OutputWriter, outputs_of
+from .outputs import OutputRecord, OutputsNotWritten, OutputWriter, may_have_outputs, outputs_of
 from .retry_topic import RetryTopic, due_ms, retry_attempt, source_topic
 from .routing import owns, route
 from .transactions import Transactions
@@ -211,7 +211,7 @@ class Producer(BaseProducer):
         if self.transactions is not None:
             failed = self._stage(self.transactions, successful, failed)
         else:
-            if self.output_writer is not None and any(outputs_of(m) for m in successful):
+            if self.output_writer is not None and may_have_outputs(successful) and any(map(outputs_of, successful)):
                 successful = self._written(successful, self._output_records, self.output_writer.send)
             if failed and self.dead_letter is not None:
                 failed = self._written(failed, self.dead_letter.records, self.dead_letter.send_records)

@@ -237,7 +237,9 @@ class GroupState:
         state = self.partitions.get(tp)
         if state is None:
             return False
-        return state.delivery == epoch if offset is None else state.delivered_in(epoch, offset)
+        if state.delivery == epoch:  # the usual case, asked once per message: no further call
+            return True
+        return offset is not None and state.delivered_in(epoch, offset)
 
     # ---------------------------------------------------------------- pauses
 
