@@ -8,7 +8,10 @@ process has handled records (so a worker that joined the group late, and the
 rebalance it caused, are not measured) to the last record handled; over the
 same span it reads the CPU time the gkbroad processes used (from their
 reports) and the broker used (from /proc, when the broker listens on this
-machine), in cores: a core busy all the time is 1.0.
+machine), in cores: a core busy all the time is 1.0. With too few records for
+that span (every process handled its share between two of its reports, as in
+`--quick`), the rate is timed from the launch instead and says so
+(`"timed_from_launch"`): start-up and the join are then counted in.
 Both runs serve a status page (the single process on a free port), so that
 both time their handler calls as a supervised worker does.
 
@@ -23,6 +26,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 import uuid
 from pathlib import Path
 
@@ -80,6 +84,7 @@ def run_case(bootstrap: str, topic: str, processes: int, limit: int, group: dict
     ]
     if processes == 1:
         command += ["--status", "127.0.0.1:0"]
+    launched = time.perf_counter()  # CLOCK_MONOTONIC on Linux, as the reports' "last"
     process = subprocess.Popen(command, cwd=HERE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     stderr: list[str] = []
     reader = threading.Thread(target=lambda: stderr.extend(process.stderr), daemon=True)
@@ -116,12 +121,18 @@ def run_case(bootstrap: str, topic: str, processes: int, limit: int, group: dict
         return {"case": case, "error": f"exit {process.returncode}, {count} of {limit} handled: {tail}"}
     began = start["reports"]
     counted = count - sum(e["count"] for e in began.values())
-    span = max(e["last"] for e in latest.values()) - max(e["last"] for e in began.values())
+    end = max(e["last"] for e in latest.values())
+    span = end - max(e["last"] for e in began.values())
     gkbroad_cpu = sum(e["cpu"] - began[pid]["cpu"] for pid, e in latest.items())
+    from_launch = counted <= 0 or span <= 0
+    if from_launch:
+        counted, span, gkbroad_cpu = count, end - launched, sum(e["cpu"] for e in latest.values())
     result = {"case": case, "count": count, "rate": round(counted / span, 1), "processes_seen": len(latest),
               "cpu_us": round(gkbroad_cpu * 1e6 / counted, 2), "gkbroad_cores": round(gkbroad_cpu / span, 2),
               "clean": process.returncode == 0}  # fmt: skip
-    if start["broker_cpu"] is not None and broker_cpu_last is not None:
+    if from_launch:
+        result["timed_from_launch"] = True
+    elif start["broker_cpu"] is not None and broker_cpu_last is not None:
         result["broker_cores"] = round((broker_cpu_last - start["broker_cpu"]) / span, 2)
     return result
 
@@ -136,6 +147,8 @@ def processes_rows(runs: dict[str, list[dict]]) -> list[dict]:
         results = runs[case]
         rate = median(results, "rate")
         notes = [f"{rate / one:.2f} x --processes 1"] if processes == 2 and rate and one else []
+        if any(r.get("timed_from_launch") for r in results):
+            notes.append("timed from the launch: too few records for the steady span")
         for key, who in (("gkbroad_cores", "gkbroad"), ("broker_cores", "broker")):
             cores = median(results, key)
             if cores is not None:
