@@ -13,14 +13,22 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from gevent.lock import Semaphore
 from kafka import KafkaProducer
 from kafka.errors import KafkaError
 
-__all__ = ["PRODUCER_DEFAULTS", "ProduceFailed", "ProducerRecord", "RecordProducer", "producer_settings"]
+__all__ = [
+    "PRODUCER_DEFAULTS",
+    "ProduceFailed",
+    "ProducerRecord",
+    "RecordProducer",
+    "close_producer",
+    "producer_settings",
+    "send_records",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -66,9 +74,7 @@ class RecordProducer:
         deadline = time.monotonic() + self._timeout
         try:
             producer = self._connect()
-            futures = [
-                producer.send(topic, key=key, value=value, headers=headers) for topic, key, value, headers in records
-            ]
+            futures = send_records(producer, records)
             producer.flush(timeout=max(deadline - time.monotonic(), 0.001))
             for future in futures:
                 future.get(timeout=max(deadline - time.monotonic(), 0.001))
@@ -77,11 +83,7 @@ class RecordProducer:
 
     def close(self, timeout: float) -> None:
         producer, self._producer = self._producer, None
-        if producer is not None:
-            try:
-                producer.close(timeout=timeout)
-            except Exception:
-                logger.exception("closing the record producer failed")
+        close_producer(producer, timeout, "the record producer")
 
     def _connect(self) -> KafkaProducer:
         with self._connecting:
@@ -106,3 +108,19 @@ def producer_settings(client: Mapping[str, Any]) -> dict[str, Any]:
 _CONNECTION_SETTINGS = frozenset(
     {"bootstrap_servers", "security_protocol", "api_version", "proxy_url", "socks5_proxy", "client_dns_lookup"}
 )
+
+
+def send_records(producer: KafkaProducer, records: Iterable[ProducerRecord]) -> list[Any]:
+    """Hand ``(topic, key, value, headers)`` records to `producer`, in order; their futures."""
+    return [producer.send(topic, key=key, value=value, headers=headers) for topic, key, value, headers in records]
+
+
+def close_producer(producer: KafkaProducer | None, timeout: float, what: str) -> None:
+    """Close `producer` (if any) within `timeout` seconds; a failure is logged, never raised, since
+    closing happens on the way out of a stop that must finish."""
+    if producer is None:
+        return
+    try:
+        producer.close(timeout=timeout)
+    except Exception:
+        logger.exception("closing %s failed", what)

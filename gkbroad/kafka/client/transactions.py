@@ -12,7 +12,6 @@ Protocol both this adapter and the unit tests' in-memory fake provide.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
 from typing import Any, Protocol
 
@@ -20,11 +19,10 @@ import kafka.errors as Errors
 from kafka import KafkaProducer
 from kafka.structs import OffsetAndMetadata, TopicPartition
 
-from .producer import ProducerRecord
+from .producer import ProducerRecord, close_producer, send_records
 
 __all__ = ["FATAL_TRANSACTION_ERRORS", "KafkaTransactionalClient", "TransactionalClient"]
 
-logger = logging.getLogger(__name__)
 
 # Errors after which the producer cannot abort and go on: another producer took the
 # transactional_id over, or the broker refuses transactions altogether.
@@ -77,9 +75,7 @@ class KafkaTransactionalClient:
         self._live().begin_transaction()
 
     def send(self, records: Sequence[ProducerRecord]) -> None:
-        producer = self._live()
-        for topic, key, value, headers in records:
-            producer.send(topic, key=key, value=value, headers=headers)
+        send_records(self._live(), records)
 
     def send_offsets(self, offsets: dict[TopicPartition, int], group_metadata: Any) -> None:
         to_send = {tp: OffsetAndMetadata(offset + 1, "", -1) for tp, offset in offsets.items()}
@@ -93,11 +89,7 @@ class KafkaTransactionalClient:
 
     def close(self, timeout: float) -> None:
         producer, self._producer = self._producer, None
-        if producer is not None:
-            try:
-                producer.close(timeout=timeout)
-            except Exception:
-                logger.exception("closing the transactional producer failed")
+        close_producer(producer, timeout, "the transactional producer")
 
     def _live(self) -> KafkaProducer:
         if self._producer is None:
