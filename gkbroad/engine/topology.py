@@ -29,7 +29,7 @@ from ..message import Message
 from ..producer import ProducerClass, Service
 from .callbacks import Callbacks
 from .flow import Credits, RateLimiter
-from .stages import STOP, BatcherStage, BatchProcessorStage, ProcessorStage, ProducerStage, Router
+from .stages import STOP, BatcherInbox, BatcherStage, BatchProcessorStage, ProcessorStage, ProducerStage, Router
 from .stages.base import Stage
 
 __all__ = ["Topology"]
@@ -73,7 +73,9 @@ class Topology:
         processor = options["processors"]["default"]
         self.credits = Credits(processor["concurrency"] * processor["max_demand"])
         self.router = Router(processor["concurrency"], processor["partition_by"], callbacks.log)
-        self.batcher_stages, self.batch_processors, batcher_inboxes = self._build_batchers(options["batchers"])
+        self.batcher_stages, self.batch_processors, batcher_inboxes = self._build_batchers(
+            options["batchers"], processor["max_demand"]
+        )
         self.processors = [
             ProcessorStage(
                 name=f"{self.name}.processor.{i}",
@@ -118,13 +120,13 @@ class Topology:
         ]
 
     def _build_batchers(
-        self, batchers: dict[str, Any]
-    ) -> tuple[list[BatcherStage], list[BatchProcessorStage], dict[str, Queue[Any]]]:
+        self, batchers: dict[str, Any], chunk_size: int
+    ) -> tuple[list[BatcherStage], list[BatchProcessorStage], dict[str, BatcherInbox]]:
         stages: list[BatcherStage] = []
         batch_processors: list[BatchProcessorStage] = []
-        inboxes: dict[str, Queue[Any]] = {}
+        inboxes: dict[str, BatcherInbox] = {}
         for name, opts in batchers.items():
-            inboxes[name] = Queue(maxsize=opts["max_demand"] or opts["batch_size"])
+            inboxes[name] = BatcherInbox(opts["max_demand"] or opts["batch_size"], chunk_size)
             count = opts["concurrency"]
             outboxes: list[Queue[Any]]
             if opts["partition_by"]:
@@ -135,7 +137,7 @@ class Topology:
                 BatcherStage(
                     name=f"{self.name}.batcher.{name}",
                     batcher=name,
-                    inbox=inboxes[name],
+                    inbox=inboxes[name].queue,
                     batch_size=opts["batch_size"],
                     batch_timeout_ms=opts["batch_timeout"],
                     outboxes=outboxes,

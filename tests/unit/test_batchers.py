@@ -142,3 +142,19 @@ def test_without_batchers_a_message_naming_a_batcher_fails(run_testing):
     assert [m.data for m in successful] == ["ok"]
     assert [m.data for m in failed] == ["lost"]
     assert "'nope'" in failed[0].failure_reason and "none" in failed[0].failure_reason
+
+
+def test_a_batcher_inbox_takes_a_chunk_s_part_as_one_item_and_holds_at_most_its_max_demand_messages():
+    from gkbroad.engine.stages import BatcherInbox
+    from gkbroad.message import Acknowledger, Message
+
+    def messages(count):
+        return [Message(data=i, acknowledger=Acknowledger(None, None, i)) for i in range(count)]
+
+    inbox = BatcherInbox(limit=100, piece=10)
+    inbox.put(messages(25))
+    assert [len(item) for item in [inbox.queue.get() for _ in range(inbox.queue.qsize())]] == [10, 10, 5]
+    assert inbox.queue.maxsize * inbox.piece == 100
+    small = BatcherInbox(limit=7, piece=10)  # a max_demand below the processors' chunks: pieces of 7, one queued
+    small.put(messages(7))
+    assert small.queue.full() and small.queue.maxsize * small.piece == 7

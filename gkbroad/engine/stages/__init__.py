@@ -6,9 +6,9 @@ queues; `gkbroad.engine.topology` wires them together and stops them in order.
 
 from .base import STOP
 from .batch_processor import BatchProcessorStage
-from .batcher import BatcherStage
+from .batcher import BatcherInbox, BatcherStage
 from .processor import ProcessorStage
 from .producer_stage import ProducerStage
 from .router import Router
 
-__all__ = ["BatchProcessorStage", "BatcherStage", "ProcessorStage", "ProducerStage", "Router", "STOP"]
+__all__ = ["BatchProcessorStage", "BatcherInbox", "BatcherStage", "ProcessorStage", "ProducerStage", "Router", "STOP"]

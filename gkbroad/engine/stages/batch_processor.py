@@ -7,6 +7,7 @@ from typing import Any
 
 from gevent.queue import Queue
 
+from ...message import FAILED, Message
 from ..callbacks import Callbacks
 from .base import STOP, Stage
 
@@ -33,6 +34,8 @@ class BatchProcessorStage(Stage):
                     continue
                 messages, info = fresh, replace(info, size=len(fresh))
             handled = callbacks.handle_batch(self.batcher, messages, info)
-            successful = [m for m in handled if not m.is_failed]
-            failed = [m for m in handled if m.is_failed]
+            successful: list[Message] = []
+            failed: list[Message] = []
+            for message in handled:
+                (failed if message.status == FAILED else successful).append(message)
             callbacks.finish(successful, failed, callbacks.executors.batcher(self.batcher))

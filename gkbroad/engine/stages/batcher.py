@@ -1,5 +1,8 @@
 """The batcher stage: groups handled messages into batches per batch_key.
 
+Processors hand it what a chunk gave for this batcher as one list (see
+BatcherInbox), so a message costs a list append here, not a queue round trip.
+
 One greenlet per named batcher. A batch is sent to a batch processor when it
 holds batch_size messages ("size"), when batch_timeout passed since its first
 message ("timeout"), when a message in "flush" mode joins it, or when the
@@ -27,6 +30,24 @@ class _Batch:
     def __init__(self, deadline: float):
         self.messages: list[Message] = []
         self.deadline = deadline
+
+
+class BatcherInbox:
+    """Where processors put the messages they handled for one batcher: each chunk's part as one item, cut
+    into pieces of at most `piece` messages, in a queue of ``limit // piece`` items, so that no more than
+    `limit` messages (the batcher's max_demand) wait, as the option says."""
+
+    def __init__(self, limit: int, piece: int):
+        self.piece = min(limit, piece)
+        self.queue: Queue[Any] = Queue(maxsize=max(1, limit // self.piece))
+
+    def put(self, messages: list[Message]) -> None:
+        piece = self.piece
+        if len(messages) <= piece:
+            self.queue.put(messages)
+            return
+        for start in range(0, len(messages), piece):
+            self.queue.put(messages[start : start + piece])
 
 
 class BatcherStage(Stage):
@@ -58,7 +79,7 @@ class BatcherStage(Stage):
             except Empty:
                 items = []
             # Whatever else is queued joins now: the deadlines are checked once per
-            # round, not once per message (the inbox holds at most max_demand).
+            # round, not once per message (the inbox holds at most max_demand messages).
             items += [self.inbox.get_nowait() for _ in range(self.inbox.qsize())]
             for item in items:
                 if item is STOP:
@@ -76,16 +97,18 @@ class BatcherStage(Stage):
         first = next(iter(self.batches.values()))
         return max(0.0, first.deadline - time.monotonic())
 
-    def _add(self, message: Message) -> None:
-        key = message.batch_key
-        batch = self.batches.get(key)
-        if batch is None:
-            batch = self.batches[key] = _Batch(time.monotonic() + self.timeout)
-        batch.messages.append(message)
-        if len(batch.messages) >= self.batch_size:
-            self._emit(key, "size")
-        elif message.batch_mode == "flush":
-            self._emit(key, "flush")
+    def _add(self, messages: list[Message]) -> None:
+        batches, size = self.batches, self.batch_size
+        for message in messages:
+            key = message.batch_key
+            batch = batches.get(key)
+            if batch is None:
+                batch = batches[key] = _Batch(time.monotonic() + self.timeout)
+            batch.messages.append(message)
+            if len(batch.messages) >= size:
+                self._emit(key, "size")
+            elif message.batch_mode == "flush":
+                self._emit(key, "flush")
 
     def _emit_expired(self) -> None:
         now = time.monotonic()

@@ -28,6 +28,7 @@ from ..callbacks import Callbacks
 from ..flow import Credits
 from ..retry import Abandoned
 from .base import STOP, Stage
+from .batcher import BatcherInbox
 
 logger = logging.getLogger(__name__)
 
@@ -42,7 +43,7 @@ class ProcessorStage(Stage):
         max_demand: int,
         callbacks: Callbacks,
         credits: Credits,
-        batchers: dict[str, Queue[Any]],
+        batchers: dict[str, BatcherInbox],
     ):
         self.name = name
         self.processor = processor
@@ -102,9 +103,11 @@ class ProcessorStage(Stage):
         if callbacks.has_prepare:
             chunk = callbacks.prepare_messages(self.processor, callbacks.without_stale(chunk))
         processor, handle, is_stale = self.processor, callbacks.message_handler, callbacks.stale_check(chunk)
+        batchers = self.batchers
         successful: list[Message] = []
         failed: list[Message] = []
         revoked: list[Message] = []
+        batched: dict[str, list[Message]] = {}  # each batcher's part, handed over as one list after the loop
         for index, message in enumerate(chunk):
             if message.status != FAILED:
                 # Checked right before each call: the chunk may have waited in the queue, and a
@@ -123,17 +126,19 @@ class ProcessorStage(Stage):
                 message = handled
             if message.status == FAILED:
                 failed.append(message)
-            elif not self.batchers and message.batcher == DEFAULT_BATCHER:
+            elif not batchers and message.batcher == DEFAULT_BATCHER:
                 successful.append(message)
-            elif message.batcher in self.batchers:
-                self.batchers[message.batcher].put(message)
+            elif message.batcher in batchers:
+                batched.setdefault(message.batcher, []).append(message)
             else:
                 failed.append(
                     message.failed(
                         f"handle_message put the message in batcher {message.batcher!r}, which does not exist; "
-                        f"configured batchers: {', '.join(sorted(self.batchers)) or 'none'}"
+                        f"configured batchers: {', '.join(sorted(batchers)) or 'none'}"
                     )
                 )
+        for name, messages in batched.items():
+            batchers[name].put(messages)
         if revoked:
             callbacks.revoke(revoked)
         callbacks.finish(successful, failed, callbacks.executors.processor(processor))

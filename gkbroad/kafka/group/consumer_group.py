@@ -302,6 +302,11 @@ class ConsumerGroup:
         the partition at since: it is read again after the pause."""
         return self._state.is_current((topic, partition), epoch, offset)
 
+    def stale_check(self) -> Callable[[tuple[str, int, int, int]], bool]:
+        """``is_stale(data)`` for a record's acknowledger data ``(topic, partition, offset, epoch)``:
+        not is_current, in one call (what the Kafka producer hands the processors, see its stale_check)."""
+        return self._state.is_stale
+
     def pause_partition(
         self, topic: str, partition: int, offset: int, epoch: int, seconds: float | None, reason: str
     ) -> bool:

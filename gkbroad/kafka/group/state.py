@@ -234,12 +234,19 @@ class GroupState:
         epoch counts). A partition being released is still held: its delivered records
         must be handled and acknowledged for the drain to end; once released, its
         records are stale."""
-        state = self.partitions.get(tp)
+        topic, partition = tp
+        return not self.is_stale((topic, partition, offset, epoch))
+
+    def is_stale(self, data: tuple[str, int, int | None, int]) -> bool:
+        """Not is_current, for a record's acknowledger data ``(topic, partition, offset, epoch)``:
+        the processors ask it before every handle_message, so it answers in one call."""
+        topic, partition, offset, epoch = data
+        state = self.partitions.get((topic, partition))
         if state is None:
-            return False
-        if state.delivery == epoch:  # the usual case, asked once per message: no further call
             return True
-        return offset is not None and state.delivered_in(epoch, offset)
+        if state.delivery == epoch:  # the usual case
+            return False
+        return offset is None or not state.delivered_in(epoch, offset)
 
     # ---------------------------------------------------------------- pauses
 
