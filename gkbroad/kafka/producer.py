@@ -119,7 +119,8 @@ class Producer(BaseProducer):
 
         The partitions with the fewest records in flight (pulled, not yet
         acknowledged) are pulled first, ties in random order, each an equal
-        share of what is left of the demand but at least a chunk: credits
+        share of what is left of the demand in whole chunks (13 records would
+        travel as chunks of 10 and 3, each costing a round), but at least a chunk: credits
         coming back from the processor that finished a partition's chunk go
         to that partition, so every lane keeps work and none starves, while a
         large demand still takes few pulls. Passes repeat over the partitions
@@ -133,7 +134,7 @@ class Producer(BaseProducer):
         chunks: list[list[Message]] = []
         taken = 0
         while partitions and taken < demand:
-            share = max(chunk_size, -(-(demand - taken) // len(partitions)))
+            share = chunk_size * max(1, (demand - taken) // (len(partitions) * chunk_size))
             filled = []
             for topic, partition in partitions:
                 size = min(share, demand - taken)

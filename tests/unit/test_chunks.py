@@ -166,6 +166,15 @@ def test_the_kafka_producer_pulls_whole_chunks_for_the_partitions_with_the_least
     assert refill[0].acknowledger.data[1] == short, "the drained partition is the first to get work again"
 
 
+def test_the_kafka_producer_shares_a_demand_out_in_whole_chunks(kafka_producer):
+    """100 records of demand over 8 partitions: ten chunks of 10, not eight pulls of 13 cut into 10 and 3
+    (each chunk costs a round of routing, queueing and acknowledging, however small)."""
+    producer, _ = kafka_producer({("t", p): 40 for p in range(8)})
+    chunks = producer.receive_chunks(100, 10)
+    assert [len(chunk) for chunk in chunks] == [10] * 10
+    assert len({chunk[0].acknowledger.data[1] for chunk in chunks}) == 8, "every partition got a chunk"
+
+
 def test_a_message_turning_stale_in_the_middle_of_a_chunk_is_not_handled(run_source):
     """The chunk's first message blocks past the revocation: the rest of the chunk is acknowledged as
     revoked, in one call, and never handled."""

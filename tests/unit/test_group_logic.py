@@ -300,3 +300,21 @@ def test_partitions_without_a_committed_offset_are_named_in_one_info_line_per_po
     assert lines[0].getMessage() == (
         "group unit-group: t:0, t:1, t:2: no offset committed by the group; starting from the earliest offset"
     )
+
+
+def test_a_pull_that_empties_a_full_buffer_to_half_wakes_the_poller_at_once(started, monkeypatch):
+    """With every buffer full, the poller waits for room rather than in poll(): here a poll would wait
+    10 s, and the drained buffer is refilled long before that."""
+    group, client = started({("t", 0): 200}, default_topic_config={"max_buffer_records": 40})
+    client.assign(("t", 0))
+
+    def buffered():
+        return group.stats()["partitions"][("t", 0)]["buffered"]
+
+    wait_until(lambda: buffered() > 30 and group.stats()["partitions"][("t", 0)]["paused"], 5, "a full buffer")
+    monkeypatch.setattr(poller, "_POLL_TIMEOUT_MS", 10_000)
+    gevent.sleep(0.3)  # the poller is waiting now, with the long timeout
+    group.pull("t", 0, buffered() - 15)  # leaves 15 of 40: room to resume
+    wait_until(lambda: buffered() > 15, 3, "the buffer refilled before any poll timeout")
+    monkeypatch.undo()
+    group.pull("t", 0, buffered())  # room again: the poller leaves its long wait for the usual ones

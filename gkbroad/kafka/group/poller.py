@@ -94,6 +94,8 @@ class Poller:
         self._wake_committer = wake_committer
         self._fence = fence  # the session fence's check, before what a poll returned is buffered
         self._new_records = Event()
+        self._room = Event()  # set by the state when a pull leaves a paused buffer room to resume
+        state.on_room = self._room.set
         self.last_poll: float | None = None  # time.monotonic() of the last completed poll
         self._unreachable_since: float | None = None
         self._said_unreachable = False
@@ -124,11 +126,18 @@ class Poller:
             return
         backoff = Backoff(POLL_BACKOFF_MAX)
         while not self._shutdown.requested:
+            self._room.clear()
             self._apply_flow_control()
-            if self._poll(backoff):
+            full = self._state.nothing_to_fetch()
+            if self._poll(backoff, 0 if full else _POLL_TIMEOUT_MS):
                 # Buffered fetch data lets poll() return without any I/O;
                 # yield so producers and heartbeats are never starved.
                 gevent.sleep(0)
+            elif full:
+                # Every buffer is full (or paused by a handler): no poll brings records before a pull makes
+                # room, and poll() would only notice that at its timeout, with the handlers running dry
+                # meanwhile. So the wait is here, woken by that pull, and bounded like a poll.
+                self._room.wait(_POLL_TIMEOUT_MS / 1000)
             self._watch_cluster()
         self._flush()
         self._close()
@@ -222,11 +231,11 @@ class Poller:
 
     # --------------------------------------------------------------- polling
 
-    def _poll(self, backoff: Backoff) -> bool:
+    def _poll(self, backoff: Backoff, timeout_ms: int = _POLL_TIMEOUT_MS) -> bool:
         """One poll() round; True if records arrived. Trouble is logged and
         followed by a wait (backoff), so a failing round never repeats at once."""
         try:
-            fetched = self._client.poll(_POLL_TIMEOUT_MS, self._state.poll_batch)
+            fetched = self._client.poll(timeout_ms, self._state.poll_batch)
         except PositionsLost as exc:
             if self._reset_positions(exc):
                 backoff.reset()

@@ -30,13 +30,17 @@ Partition keys are kafka-python ``TopicPartition`` tuples (anything with
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Hashable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from .offset_tracker import OffsetTracker, consecutive_runs
 
 __all__ = ["CommitRequest", "GroupState", "PartitionState", "Unsaved"]
+
+
+def _nothing() -> None:
+    """GroupState.on_room until a poller listens."""
 
 
 class PartitionState:
@@ -92,6 +96,10 @@ class PartitionState:
             return True
         cutoff = self.carried.get(epoch)
         return cutoff is not None and offset < cutoff
+
+    def may_resume(self) -> bool:
+        """A paused buffer may be fetched into again: half empty, and no handler's pause holds it."""
+        return self.held_until is None and len(self.records) <= self.limit // 2
 
     def restart_offset(self) -> int | None:
         """First offset not processed yet in this epoch, None if none was seen."""
@@ -166,6 +174,8 @@ class GroupState:
         self._epochs: dict[Any, int] = {}  # last epoch per partition, kept across releases
         self.closing = False  # the group is stopping: nothing is pullable any more
         self.unsaved: list[Unsaved] = []  # released with acknowledged offsets not committed
+        # Called when a pull leaves a paused buffer room to resume (the poller waits for it, see nothing_to_fetch).
+        self.on_room: Callable[[], None] = _nothing
 
     # ------------------------------------------------------------ membership
 
@@ -340,7 +350,14 @@ class GroupState:
         popleft = records.popleft
         batch = [popleft() for _ in range(min(max_records, len(records)))]
         self.tracker.delivered(state.tp, [record.offset for record in batch])
+        if state.paused and state.may_resume():
+            self.on_room()
         return state.delivery, batch
+
+    def nothing_to_fetch(self) -> bool:
+        """Partitions are held and every one is paused (a full buffer, a handler's pause): no poll
+        can bring records before a pull makes room (on_room) or a pause ends."""
+        return bool(self.partitions) and all(state.paused for state in self.partitions.values())
 
     def drop_buffers(self) -> None:
         """The group is stopping: nothing more is handed out."""
@@ -494,7 +511,7 @@ class GroupState:
             if state.held_until is not None:
                 state.paused = True
             elif state.paused:
-                state.paused = size > state.limit // 2
+                state.paused = not state.may_resume()
             else:
                 state.paused = size > state.limit - batch
         fetch_paused = set(fetch_paused)
