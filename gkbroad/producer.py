@@ -58,8 +58,9 @@ answers True (for Kafka: its partition was given to another member since) is
 not handed to prepare_messages, handle_message or handle_batch; it is
 acknowledged as failed ("revoked") without going through handle_failed.
 A handler whose check can be made cheaper may also define ``stale_check()``,
-returning a function with the same answers as ``is_stale``: the processors
-take it once per chunk and call it before each handle_message.
+returning a function that gives the same answers as ``is_stale`` for as long
+as the pipeline runs: the processors take it once and call it before each
+handle_message.
 It may define ``partition_of(data) -> (topic, partition)``, which the
 per-partition metrics (the hooks' ``after_ack_by_partition``) label messages
 with. It may define ``withdraw(ref, messages)`` too: called for messages that will

@@ -25,7 +25,7 @@ def ack_messages(successful: list[Message], failed: list[Message]) -> None:
     if not successful and not failed:
         return
     handler, ref, _ = (successful or failed)[0].acknowledger
-    if _all_share(successful, handler, ref) and _all_share(failed, handler, ref):
+    if _all_share(successful, handler, ref) and (not failed or _all_share(failed, handler, ref)):
         # The common case (always for Kafka): one acknowledger for the whole chunk.
         _ack(handler, ref, successful, failed)
         return

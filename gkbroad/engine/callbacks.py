@@ -78,6 +78,8 @@ class Callbacks:
         self.message_handler: Callable[[str, Message], Message | None] = (
             self.handle_message if retry is not None else self._attempt
         )
+        # The last acknowledger handler asked about and its staleness check (see _stale_check_of).
+        self._checked: tuple[Any, Callable[[Any], bool] | None] = (None, None)
         # Each processor's handle_message, bound to its executor once rather than looked up per message.
         self._handle_message_calls = executors.bind_processors(pipeline.handle_message)
 
@@ -223,7 +225,7 @@ class Callbacks:
             acknowledger = message.acknowledger
             if index == 0 or acknowledger.handler is not handler:
                 handler = acknowledger.handler
-                check = _stale_check_of(handler)
+                check = self._stale_check_of(handler)
             if check is not None and check(acknowledger.data):
                 revoked.append(message)
                 if fresh is None:
@@ -238,7 +240,19 @@ class Callbacks:
         """The staleness check of the acknowledger handler the chunk's messages share (see
         gkbroad.producer), looked up once per chunk (see _stale_check_of); None when it has none
         (nothing it sends turns stale)."""
-        return _stale_check_of(chunk[0].acknowledger.handler) if chunk else None
+        return self._stale_check_of(chunk[0].acknowledger.handler) if chunk else None
+
+    def _stale_check_of(self, handler: Any) -> Callable[[Any], bool] | None:
+        """An acknowledger handler's ``is_stale(data)``, or what its ``stale_check()`` returns when it
+        offers that: the same answers for fewer calls, since the processors ask before every
+        handle_message (for Kafka: the group's own check, one call instead of three). Kept for the
+        last handler asked about (usually the only one), so that a chunk costs no lookup."""
+        checked, check = self._checked
+        if handler is not checked:
+            make = getattr(handler, "stale_check", None)
+            check = make() if make is not None else getattr(handler, "is_stale", None)
+            self._checked = (handler, check)
+        return check
 
     def revoke(self, messages: list[Message]) -> None:
         """Acknowledge stale messages as failed with REVOKED, without handle_failed or the failure policy."""
@@ -249,7 +263,7 @@ class Callbacks:
         the partition was given away since the message was pulled). Such a message must not reach
         a handler: it is acknowledged at once as failed with REVOKED, without handle_failed."""
         handler, _, data = message.acknowledger
-        check = _stale_check_of(handler)
+        check = self._stale_check_of(handler)
         if check is None or not check(data):
             return False
         self.revoke([message])
@@ -308,18 +322,6 @@ class Callbacks:
             )
             return failed
         return cast(list[Message], result)  # _not_messages checked it
-
-
-def _stale_check_of(handler: Any) -> Callable[[Any], bool] | None:
-    """An acknowledger handler's ``is_stale(data)``, or what its ``stale_check()`` returns when it
-    offers that: the same answers for fewer calls, since the processors ask before every
-    handle_message (for Kafka: the group's own check, one call instead of three)."""
-    make = getattr(handler, "stale_check", None)
-    if make is not None:
-        check: Callable[[Any], bool] = make()
-        return check
-    found: Callable[[Any], bool] | None = getattr(handler, "is_stale", None)
-    return found
 
 
 def _not_messages(result: Any, expected: int) -> str | None:
