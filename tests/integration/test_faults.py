@@ -32,16 +32,11 @@ from tests.helpers.fault_check import (
     quiet_for,
 )
 from tests.helpers.kafka_helpers import Cluster, create_topic, unique_name
+from tests.helpers.kafka_options import RESTART_SESSION_TIMEOUT_MS
 from tests.helpers.pipeline_support import kafka_pipeline
 from tests.helpers.support import wait_until
 
 PARTITIONS = 8
-
-CRASH_SESSION_TIMEOUT_MS = 3000
-"""The crash test's members: each restart joins while the killed member still leads the group, which the
-bundled broker resolves only after a stand-in join (the restart stall, docs/guides/production.md), in about
-3.7 session timeouts: 22 s per restart with the usual 6000 ms, 11 s with this. Its members' handlers
-never block the hub, so a heartbeat a second keeps them in the group."""
 
 
 def fault_seed(report) -> int:
@@ -106,7 +101,7 @@ def test_crash_and_restart_loses_nothing(cluster, tmp_path, slow, report):
     def start(name):
         path = tmp_path / name
         workers.append(
-            Worker(cluster.bootstrap_servers, topic, group, path, "--session-timeout", str(CRASH_SESSION_TIMEOUT_MS))
+            Worker(cluster.bootstrap_servers, topic, group, path, "--session-timeout", str(RESTART_SESSION_TIMEOUT_MS))
         )
         return workers[-1]
 
