@@ -5,7 +5,9 @@
 #      pyproject.toml), then the docs site built with `mkdocs build --strict` (mkdocs.yml);
 #   1. unit tests, plain (no monkey patching);
 #   2. everything (unit + integration against the bundled broker) under
-#      gevent.monkey.patch_all(), which the Kafka parts require.
+#      gevent.monkey.patch_all(), which the Kafka parts require, less the unit tests
+#      marked patch_neutral (pytest.ini): pure data, or all their work in child
+#      processes, which the patching of the test process does not reach; run 1 has them.
 # Extra arguments are passed to both pytest runs (--slow: the fault tests at full size).
 # Set GKBROAD_TEST_BOOTSTRAP_SERVERS=host:port to use your own Kafka instead of
 # the bundled Tansu broker.
@@ -32,8 +34,8 @@ echo "== run 1/2: unit tests, no monkey patching"
 run_start=$SECONDS
 "$PY" -m pytest tests/unit "${PARALLEL[@]}" "$@"
 echo "== run 1/2 took $((SECONDS - run_start))s"
-echo "== run 2/2: unit + integration tests under gevent.monkey.patch_all()"
+echo "== run 2/2: unit (less the patch_neutral ones) + integration tests under gevent.monkey.patch_all()"
 run_start=$SECONDS
-GKBROAD_GEVENT_PATCH=1 "$PY" -m pytest tests "${PARALLEL[@]}" "$@"
+GKBROAD_GEVENT_PATCH=1 "$PY" -m pytest tests -m "not patch_neutral" "${PARALLEL[@]}" "$@"
 echo "== run 2/2 took $((SECONDS - run_start))s"
 echo "== scripts/test.sh finished in $(( $(date +%s) - start ))s"

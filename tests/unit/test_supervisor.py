@@ -29,6 +29,10 @@ from gkbroad.supervisor import WorkerLink, worker_options
 from gkbroad.supervisor.restarts import MAX_BACKOFF, RestartPolicy, exit_reason
 from tests.helpers.support import free_port, wait_until
 
+# Patch-neutral (the supervisor and its workers are child processes, which patch themselves as
+# `gkbroad run` does): scripts/test.sh runs it once, without gevent's patching.
+pytestmark = pytest.mark.patch_neutral
+
 # -- restart rules -----------------------------------------------------------------
 
 
