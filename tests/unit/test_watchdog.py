@@ -2,6 +2,9 @@
 
 import logging
 import socket
+import subprocess
+import sys
+import textwrap
 import time
 
 import gevent
@@ -21,12 +24,11 @@ class SeenBlock:
     """Tells a blocking handler when gevent's monitor thread has seen its block long enough.
 
     The watchdog can only report a block that the monitor thread checks while it lasts, at least
-    `threshold` after its start; on a loaded machine that thread may not run for the whole of a
-    fixed block (seen in 1 of 12 runs of this file beside eight busy processes: no check at all
-    during a 0.6 s block, so the test waited in vain for the report). A handler given a SeenBlock
-    therefore blocks on until the monitor has been seen checking at least `threshold` into the
-    block twice: this listener is called after the watchdog's own, so by the second such check the
-    watchdog has judged the block at least `threshold` long too, and reported it.
+    `threshold` after its start; a block of fixed length bets on that thread being scheduled in
+    time, which a loaded machine does not promise. A handler given a SeenBlock therefore blocks on
+    until the monitor has been seen checking at least `threshold` into the block twice: this
+    listener is called after the watchdog's own, so by the second such check the watchdog has
+    judged the block at least `threshold` long too, and reported it.
     """
 
     def __init__(self, threshold: float):
@@ -97,6 +99,36 @@ def test_a_blocking_handler_is_named_once_per_minute(caplog):
     assert "orders.processor.3" in warnings[0].getMessage()
     assert "blocking_sleep(" in warnings[0].getMessage()  # the stack shows the blocking line
     assert watchdog.blocked == len(seen) == 2  # one block of 0.6 s or more is counted once
+
+
+def test_a_watchdog_started_before_the_hub_first_ran_still_reports():
+    """gevent's monitor thread ended at its first check while the hub had not run yet (a hub not
+    started is false), so a program busy for a moment between starting its pipeline and its first
+    wait had no watchdog at all; on a loaded machine that was any program. In a process of its own,
+    as the hub of this one has run long ago."""
+    program = textwrap.dedent(
+        """
+        import gevent
+        from gevent import monkey
+        from gkbroad.observability.watchdog import BlockingWatchdog
+
+        blocking_sleep = monkey.get_original("time", "sleep")
+        seen = []
+        watchdog = BlockingWatchdog("orders", 100, on_blocked=lambda stage, handler: seen.append(stage))
+        watchdog.start()
+        blocking_sleep(0.3)  # busy before the first wait: the monitor's first checks come before the hub ran
+        greenlet = gevent.Greenlet(blocking_sleep, 0.6)
+        greenlet.name = "orders.processor.0"
+        greenlet.start()
+        greenlet.join()
+        gevent.sleep(0.2)
+        watchdog.stop()
+        print(seen)
+        """
+    )
+    done = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "['orders.processor.0']", done.stderr
 
 
 def test_other_pipelines_and_short_pauses_are_not_reported():
