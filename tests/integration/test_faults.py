@@ -75,7 +75,7 @@ def test_the_checker_finds_loss_disorder_and_shared_partitions():
     assert duplicates_of(b, [a]) == 1 and duplicate_sources([a, b]) == {"a->b": 1}
 
 
-@pytest.mark.long(seconds=120)
+@pytest.mark.long(seconds=90)
 def test_crash_and_restart_loses_nothing(cluster, tmp_path, slow, report):
     """SIGKILL a busy pipeline at random instants, restart it each time: every record is handled."""
     records, kills = (50_000, 6) if slow else (10_000, 5)
