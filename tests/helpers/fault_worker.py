@@ -1,11 +1,12 @@
 """One pipeline process for the fault tests, killed and restarted by them.
 
     python -m tests.helpers.fault_worker BOOTSTRAP TOPIC GROUP OUTFILE [--max-sleep S] [--assignor A] [--drain-timeout MS]
-        [--proxy-url URL] [--request-timeout MS] [--ordering key]
+        [--proxy-url URL] [--request-timeout MS] [--ordering key] [--session-timeout MS]
 
 ``--proxy-url`` and ``--request-timeout`` become kafka-python's ``proxy_url`` and
 ``request_timeout_ms`` (the network-partition tests reach the broker through a
-SOCKS5 redirector); ``--ordering`` is the producer's ordering option.
+SOCKS5 redirector); ``--ordering`` is the producer's ordering option;
+``--session-timeout`` replaces the tests' usual ``session_timeout_ms``.
 
 handle_message sleeps a random bit (so a kill lands while records are being
 handled); handle_batch appends one line per record to OUTFILE and fsyncs before
@@ -41,7 +42,7 @@ import gevent  # noqa: E402
 
 import gkbroad  # noqa: E402
 from gkbroad.kafka import ConsumerGroup, Producer  # noqa: E402
-from tests.helpers.kafka_options import producer_options  # noqa: E402
+from tests.helpers.kafka_options import SESSION_TIMEOUT_MS, producer_options  # noqa: E402
 
 
 class Journal:
@@ -83,6 +84,7 @@ def main() -> None:
     parser.add_argument("--proxy-url")
     parser.add_argument("--request-timeout", type=int)
     parser.add_argument("--ordering")
+    parser.add_argument("--session-timeout", type=int, default=SESSION_TIMEOUT_MS)
     args = parser.parse_args()
     logging.basicConfig(
         filename=f"{args.outfile}.log", level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s"
@@ -132,6 +134,7 @@ def main() -> None:
                     message_format="value",
                     drain_timeout=args.drain_timeout,
                     partition_assignment_strategy=args.assignor,
+                    session_timeout_ms=args.session_timeout,
                     **({"ordering": args.ordering} if args.ordering else {}),
                 ),
             )

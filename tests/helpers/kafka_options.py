@@ -15,6 +15,12 @@ SESSION_TIMEOUT_MS = 6000
 
 HEARTBEAT_INTERVAL_MS = 1000
 
+RESTART_SESSION_TIMEOUT_MS = 3000
+"""For the members of the tests that SIGKILL a group's only member and start another at once. The new one
+joins while the killed one still leads the group, which the bundled broker resolves only after a stand-in
+join (the restart stall, docs/guides/production.md): about 3.7 session timeouts, 22 s with SESSION_TIMEOUT_MS
+and 11 s with this. Only for members whose handlers never block the hub: a heartbeat a second keeps them in."""
+
 
 def producer_options(bootstrap_servers: str, group: str, topics: Iterable[str], **overrides: Any) -> dict:
     """Producer options for `group` reading `topics` from the beginning; `overrides` replace or add options.

@@ -4,7 +4,8 @@
 
 Handles records with a random short sleep, appending "handled PARTITION OFFSET"
 to OUTFILE when a handler finishes (before the record is acknowledged), until
-SIGTERM.
+SIGTERM. Its session is RESTART_SESSION_TIMEOUT_MS: each test starts a second member right after
+SIGKILLing the first.
 """
 
 from gevent import monkey
@@ -17,7 +18,7 @@ import time  # noqa: E402
 
 import gkbroad  # noqa: E402
 from gkbroad.kafka import Producer  # noqa: E402
-from tests.helpers.kafka_options import producer_options  # noqa: E402
+from tests.helpers.kafka_options import RESTART_SESSION_TIMEOUT_MS, producer_options  # noqa: E402
 
 
 class OrderingPipeline(gkbroad.Pipeline):
@@ -34,7 +35,9 @@ def main(bootstrap, topic, group, ordering, outfile):
             producer={
                 "module": (
                     Producer,
-                    producer_options(bootstrap, group, [topic], ordering=ordering),
+                    producer_options(
+                        bootstrap, group, [topic], ordering=ordering, session_timeout_ms=RESTART_SESSION_TIMEOUT_MS
+                    ),
                 )
             },
             processors={"default": {"concurrency": 20, "max_demand": 10}},

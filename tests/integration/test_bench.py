@@ -19,7 +19,7 @@ BENCH = os.path.join(os.path.dirname(__file__), "..", "..", "scripts", "bench.py
 SMALL_MAIN_TOPIC = ["--records", "4000"]
 
 
-@pytest.mark.long(seconds=60)
+@pytest.mark.long(seconds=100)
 def test_quick_benchmark_completes_every_case(bootstrap_servers, report):
     done = subprocess.run(
         [sys.executable, BENCH, "--quick", *SMALL_MAIN_TOPIC, "--json", "--bootstrap-servers", bootstrap_servers],

@@ -32,6 +32,7 @@ from tests.helpers.fault_check import (
     quiet_for,
 )
 from tests.helpers.kafka_helpers import Cluster, create_topic, unique_name
+from tests.helpers.kafka_options import RESTART_SESSION_TIMEOUT_MS
 from tests.helpers.pipeline_support import kafka_pipeline
 from tests.helpers.support import wait_until
 
@@ -74,7 +75,7 @@ def test_the_checker_finds_loss_disorder_and_shared_partitions():
     assert duplicates_of(b, [a]) == 1 and duplicate_sources([a, b]) == {"a->b": 1}
 
 
-@pytest.mark.long(seconds=120)
+@pytest.mark.long(seconds=90)
 def test_crash_and_restart_loses_nothing(cluster, tmp_path, slow, report):
     """SIGKILL a busy pipeline at random instants, restart it each time: every record is handled."""
     records, kills = (50_000, 6) if slow else (10_000, 5)
@@ -98,7 +99,10 @@ def test_crash_and_restart_loses_nothing(cluster, tmp_path, slow, report):
         )
 
     def start(name):
-        workers.append(Worker(cluster.bootstrap_servers, topic, group, tmp_path / name))
+        path = tmp_path / name
+        workers.append(
+            Worker(cluster.bootstrap_servers, topic, group, path, "--session-timeout", str(RESTART_SESSION_TIMEOUT_MS))
+        )
         return workers[-1]
 
     try:

@@ -11,7 +11,12 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
+import pytest
+
 import gkbroad
+
+# Patch-neutral (pure data): scripts/test.sh runs it once, without gevent's patching.
+pytestmark = pytest.mark.patch_neutral
 
 PACKAGE_DIR = Path(gkbroad.__file__).parent
 

@@ -2,8 +2,13 @@
 
 import pathlib
 
+import pytest
+
 from gkbroad.config.docgen import TABLES, pages_with_option_tables, render_option_tables, schema_table
 from gkbroad.config.schemas import BatcherOptions
+
+# Patch-neutral (pure data): scripts/test.sh runs it once, without gevent's patching.
+pytestmark = pytest.mark.patch_neutral
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 PAGES = pages_with_option_tables(ROOT)

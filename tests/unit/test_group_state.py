@@ -2,7 +2,12 @@
 
 from collections import namedtuple
 
+import pytest
+
 from gkbroad.kafka.group.state import CommitRequest, GroupState, Unsaved
+
+# Patch-neutral (pure data): scripts/test.sh runs it once, without gevent's patching.
+pytestmark = pytest.mark.patch_neutral
 
 TP = namedtuple("TP", "topic partition")
 Rec = namedtuple("Rec", "offset")

@@ -9,6 +9,9 @@ import pytest
 from gkbroad.kafka.client import KAFKA_PYTHON_CHECKED, PRIVATE_NAMES
 from gkbroad.kafka.client import consumer as client_module
 
+# Patch-neutral (pure data): scripts/test.sh runs it once, without gevent's patching.
+pytestmark = pytest.mark.patch_neutral
+
 
 def _defines(cls, name):
     """True if ``cls`` has ``name`` as a class attribute or assigns ``self.<name>`` in its source."""

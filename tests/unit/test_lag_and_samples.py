@@ -10,6 +10,9 @@ from gkbroad.cli.lag import PartitionLag, lag_rows, render_json, render_table, t
 from gkbroad.cli.samples import file_records, sample_orders
 from gkbroad.errors import ConfigError
 
+# Patch-neutral (pure data): scripts/test.sh runs it once, without gevent's patching.
+pytestmark = pytest.mark.patch_neutral
+
 
 def test_lag_is_end_minus_committed_and_the_whole_log_when_nothing_was_committed():
     rows = lag_rows(

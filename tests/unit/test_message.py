@@ -4,6 +4,9 @@ import pytest
 
 from gkbroad import Acknowledger, GkbroadError, Message
 
+# Patch-neutral (pure data): scripts/test.sh runs it once, without gevent's patching.
+pytestmark = pytest.mark.patch_neutral
+
 
 @pytest.fixture
 def message():

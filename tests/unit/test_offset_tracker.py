@@ -3,7 +3,12 @@
 import random
 import time
 
+import pytest
+
 from gkbroad.kafka.group.offset_tracker import OffsetTracker
+
+# Patch-neutral (pure data): scripts/test.sh runs it once, without gevent's patching.
+pytestmark = pytest.mark.patch_neutral
 
 TP = ("orders", 0)
 OTHER = ("orders", 1)

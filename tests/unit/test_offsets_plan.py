@@ -14,6 +14,9 @@ from gkbroad.config.validation import validate
 from gkbroad.errors import ConfigError
 from gkbroad.kafka.options import TopicOptions
 
+# Patch-neutral (pure data): scripts/test.sh runs it once, without gevent's patching.
+pytestmark = pytest.mark.patch_neutral
+
 LOGS = {("t", 0): (10, 50), ("t", 1): (0, 0)}
 
 

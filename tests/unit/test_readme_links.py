@@ -8,7 +8,11 @@ against the heading ids the docs site gives each page.
 import pathlib
 import re
 
+import pytest
 from markdown.extensions.toc import slugify
+
+# Patch-neutral (pure data): scripts/test.sh runs it once, without gevent's patching.
+pytestmark = pytest.mark.patch_neutral
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 _LINK = re.compile(r"\]\((?P<target>[^)\s]+)\)")

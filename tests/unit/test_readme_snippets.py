@@ -8,6 +8,10 @@ import pytest
 
 from tests.readme_snippets import Snippet, all_snippets, snippets, write_workspace
 
+# Patch-neutral (the blocks run in child processes of their own, which the patching of this one
+# does not reach): scripts/test.sh runs it once, without gevent's patching.
+pytestmark = pytest.mark.patch_neutral
+
 SNIPPETS = all_snippets()
 PLAIN = [s for s in SNIPPETS if not s.broker]
 
