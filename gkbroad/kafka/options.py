@@ -28,6 +28,8 @@ from .client import (
     LIBRDKAFKA_ASSIGNORS,
     LIBRDKAFKA_POLL_INTERVAL_MS,
     PRODUCER_DEFAULTS,
+    ExtraMissing,
+    confluent_kafka,
     librdkafka_setting_errors,
 )
 from .decoding import DeserializerField, SchemaClassField
@@ -590,6 +592,11 @@ class KafkaProducerOptions(Schema):
     def _client_settings_known(self, data: dict[str, Any], **kwargs: Any) -> None:
         """The client settings' names (and, for librdkafka, values) as the chosen library knows them."""
         library = data["client_library"]
+        if library == "librdkafka":
+            try:
+                confluent_kafka()
+            except ExtraMissing as exc:
+                raise ValidationError(str(exc), field_name="client_library") from None
         if data.get("client") is not None:
             errors = client_setting_errors(data["client"], library)
             if errors:

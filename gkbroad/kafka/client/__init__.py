@@ -31,6 +31,7 @@ from .rdkafka_settings import (
     LIBRDKAFKA_MANAGED,
     LIBRDKAFKA_POLL_INTERVAL_MS,
     ExtraMissing,
+    confluent_kafka,
     librdkafka_setting_errors,
 )
 from .transactions import FATAL_TRANSACTION_ERRORS, KafkaTransactionalClient, TransactionalClient
@@ -65,6 +66,7 @@ __all__ = [
     "RecordProducer",
     "TopicPartition",
     "TransactionalClient",
+    "confluent_kafka",
     "librdkafka_setting_errors",
     "producer_settings",
 ]

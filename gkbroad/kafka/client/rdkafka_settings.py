@@ -24,6 +24,7 @@ from types import ModuleType
 from typing import Any
 
 from ...config.redact import is_secret
+from ...errors import ConfigError
 from .consumer import CONSUMER_DEFAULTS
 
 __all__ = [
@@ -35,7 +36,7 @@ __all__ = [
     "librdkafka_setting_errors",
 ]
 
-INSTALL_HINT = "pip install gkbroad[librdkafka]"
+INSTALL_HINT = "pip install 'gkbroad[librdkafka]'"
 
 # partition_assignment_strategy option -> librdkafka's name; librdkafka has no eager "sticky".
 LIBRDKAFKA_ASSIGNORS = {"cooperative-sticky": "cooperative-sticky", "range": "range", "roundrobin": "roundrobin"}
@@ -69,11 +70,12 @@ LIBRDKAFKA_MANAGED = {
 }
 
 # librdkafka's message for a refused setting names it in double quotes.
-_NAMED = re.compile(r'property "([^"]+)"')
+_NAMED = re.compile(r'property:? "([^"]+)"')
 
 
-class ExtraMissing(ImportError):
-    """confluent-kafka is not installed (the ``gkbroad[librdkafka]`` extra)."""
+class ExtraMissing(ConfigError):
+    """confluent-kafka is not installed (the ``gkbroad[librdkafka]`` extra): a configuration problem,
+    raised when the options are checked or the consumer group is built."""
 
 
 def confluent_kafka() -> ModuleType:
@@ -82,13 +84,13 @@ def confluent_kafka() -> ModuleType:
         return importlib.import_module("confluent_kafka")
     except ImportError as exc:
         raise ExtraMissing(
-            f'client_library = "librdkafka" needs confluent-kafka, which is not installed ({exc}); '
-            f"install it with `{INSTALL_HINT}`"
+            f"needs the 'librdkafka' extra (confluent-kafka, not installed: {exc}); install it with `{INSTALL_HINT}`"
         ) from None
 
 
 def librdkafka_setting_errors(settings: Mapping[str, Any]) -> dict[str, list[str]]:
-    """{setting: [problem]} for a ``client`` mapping in librdkafka's names; empty when librdkafka takes it."""
+    """{setting: [problem]} for a ``client`` mapping in librdkafka's names; empty when librdkafka takes it.
+    Raises ExtraMissing when confluent-kafka is not installed."""
     errors: dict[str, list[str]] = {}
     for key in settings:
         if key in LIBRDKAFKA_MANAGED:
@@ -102,10 +104,7 @@ def librdkafka_setting_errors(settings: Mapping[str, Any]) -> dict[str, list[str
         errors["bootstrap.servers"] = ["missing required option: librdkafka's host:port list"]
     if errors:
         return errors
-    try:
-        module = confluent_kafka()
-    except ExtraMissing as exc:
-        return {"bootstrap.servers": [str(exc)]}
+    module = confluent_kafka()
     trial = {key: value for key, value in settings.items() if key != "bootstrap.servers"}
     try:
         module.Consumer({**trial, "group.id": "gkbroad-settings-check", "log_level": 0}).close()

@@ -129,7 +129,7 @@ def drive(coroutine: Any) -> None:
     except StopIteration:
         return
     coroutine.close()
-    raise RuntimeError("a rebalance coroutine suspended; LibrdkafkaClient's waits never do")
+    raise LibrdkafkaError("a rebalance coroutine suspended; LibrdkafkaClient's waits never do")
 
 
 @dataclass

@@ -98,12 +98,14 @@ class ConsumerGroup:
             librdkafka = settings.librdkafka_settings(connection)
             self._rebalance_timeout = librdkafka.get("max.poll.interval.ms", LIBRDKAFKA_POLL_INTERVAL_MS) / 1000
             self._client: GroupClient[Any] = LibrdkafkaClient(librdkafka, self.topics)
+            session_timeout = self._client.session_timeout
         else:
             kafka = self._kafka_settings = settings.kafka_settings(connection)
             self._rebalance_timeout = (
                 kafka.get("max_poll_interval_ms", CONSUMER_DEFAULTS["max_poll_interval_ms"]) / 1000
             )
             self._client = consumer_client if consumer_client is not None else ConsumerClient(kafka, self.topics)
+            session_timeout = kafka.get("session_timeout_ms", CONSUMER_DEFAULTS["session_timeout_ms"]) / 1000
         self._state = GroupState(
             {name: t["max_buffer_records"] for name, t in self.topics.items()},
             settings.poll_batch(),
@@ -122,7 +124,7 @@ class ConsumerGroup:
         )
         self._fence = SessionFence(
             self._client,
-            self._client.session_timeout,
+            session_timeout,
             held=lambda: set(self._state.partitions),
             lose=self._rebalancer.lost,
             group_name=group_name,
