@@ -18,10 +18,11 @@ machine, see docs/guides/clients.md):
   wait cooperatively: the revoke callback runs the group's drain and final
   commit there, bounded by the drain timeout, before librdkafka gives the
   partitions up. Lost partitions are dropped at once.
-- Calls that wait on the network (commits, ``offsets_for_times``, ``close``)
-  run in gevent's thread pool, each OS thread with its own call state, and a
-  greenlet waits for them with a timeout: they wait behind the fetch in
-  flight and can block for ever when the broker hangs.
+- Commits are sent by the poll greenlet too (rdkafka_commits says why and how).
+- Calls that wait on the network outside the callbacks (``offsets_for_times``,
+  ``close``) run in gevent's thread pool, each OS thread with its own call
+  state, and a greenlet waits for them with a timeout: they wait behind the
+  fetch in flight and can block for ever when the broker hangs.
 - ``pause`` drops the records librdkafka buffered; ``resume`` fetches from
   the position after the last record ``consume`` returned, so nothing is
   skipped.
@@ -43,9 +44,10 @@ from gevent import get_hub
 from kafka.future import Future
 from kafka.structs import TopicPartition
 
-from .consumer import ConfigurationRefused, KafkaError, PositionsLost
+from .consumer import ConfigurationRefused, PositionsLost
 from .gevent_check import check_gevent_patched
 from .group_client import JoinAnswers, RebalanceHandler
+from .rdkafka_commits import Commits
 from .rdkafka_settings import confluent_kafka
 from .rdkafka_support import (
     LibrdkafkaError,
@@ -55,7 +57,6 @@ from .rdkafka_support import (
     drive,
     kafka_error,
     partition_list,
-    wait_for,
 )
 
 __all__ = ["LibrdkafkaClient"]
@@ -97,6 +98,8 @@ class LibrdkafkaClient:
         self._forget = False
         self._positions_lost: PositionsLost | None = None
         self._idle = _IDLE_FIRST
+        self._commits = Commits(self._module, lambda: self._losses)
+        self._releasing = False  # inside the revoke callback, or close() releasing the partitions
         self._cooperative = settings.get("partition.assignment.strategy") == "cooperative-sticky"
 
     @property
@@ -140,6 +143,7 @@ class LibrdkafkaClient:
             "stats_cb": self._on_statistics,
             "error_cb": self._on_error,
             "logger": librdkafka_log,
+            "on_commit": self._commits.answered,
         }
         try:
             consumer = module.Consumer(config)
@@ -158,7 +162,7 @@ class LibrdkafkaClient:
         started = time.monotonic()
         try:
             if self._assigned and self._handler is not None:
-                drive(self._handler.revoked(set(self._assigned)))
+                self._release(set(self._assigned))
         finally:
             left = None if timeout is None else max(timeout - (time.monotonic() - started), 0.001)
             self._shut(consumer, left)
@@ -173,6 +177,7 @@ class LibrdkafkaClient:
         """``consumer.close()`` in the thread pool: librdkafka's callbacks that close() still
         serves find ``_closing`` and do nothing (they run on that pool thread)."""
         self._closing, self._consumer = True, None
+        self._commits.abandon()
         self._assigned.clear()
         self._paused.clear()
         done = get_hub().threadpool.spawn(consumer.close)
@@ -199,9 +204,19 @@ class LibrdkafkaClient:
 
     def _on_revoke(self, consumer: Any, partitions: list[Any]) -> None:
         tps = self._tps(partitions)
-        if not self._closing and self._handler is not None and tps & self._assigned:
-            drive(self._handler.revoked(tps))
+        if not self._closing and tps & self._assigned:
+            self._release(tps)
         self._forget_partitions(tps)
+
+    def _release(self, tps: set[TopicPartition]) -> None:
+        """Run the handler's release of ``tps`` (drain and final commit) to its end, here."""
+        if self._handler is None:
+            return
+        self._releasing = True
+        try:
+            drive(self._handler.revoked(tps))
+        finally:
+            self._releasing = False
 
     def _on_lost(self, consumer: Any, partitions: list[Any]) -> None:
         tps = self._tps(partitions)
@@ -245,13 +260,16 @@ class LibrdkafkaClient:
         if lost is not None:
             raise lost
         deadline = time.monotonic() + timeout_ms / 1000
+        commits, wake = self._commits, self._commits.wake
         while True:
+            commits.send(consumer, synchronously=False)
             messages = consumer.consume(max_records, 0)
             if messages or self._consumer is None:
                 break
             if time.monotonic() >= deadline:
                 return {}
-            gevent.sleep(self._idle)
+            wake.clear()
+            wake.wait(self._idle)  # a queued commit ends the sleep
             self._idle = min(self._idle * 2, _IDLE_LONGEST)
         self._idle = _IDLE_FIRST
         records = as_records(messages)
@@ -352,43 +370,25 @@ class LibrdkafkaClient:
         }
 
     def fetch_state(self, tp: Any) -> tuple[int | None, int | None]:
-        """(high watermark from librdkafka's last statistics report, position after the last record polled)."""
-        return self._stats.highwater.get((tp.topic, tp.partition)), self._positions.get(tp)
+        """(high watermark, fetch position): the position after the last record polled, else (and the high
+        watermark always) as librdkafka's last statistics report said."""
+        key = (tp.topic, tp.partition)
+        position = self._positions.get(tp)
+        return self._stats.highwater.get(key), position if position is not None else self._stats.positions.get(key)
 
     # ------------------------------------------------------------- commits
 
     def commit(self, offsets: dict[Any, int], timeout: float | None = None) -> Future:
-        """Start committing {tp: last processed offset} in the thread pool; the future fails when
-        no answer came within ``timeout`` (default: the request timeout) or the membership was lost."""
-        consumer = self._live()
+        """Queue a commit of {tp: last processed offset} for the poll greenlet (see rdkafka_commits);
+        its future fails when no answer came within ``timeout`` (default: the request timeout) or the
+        membership was lost before it was sent."""
+        self._live()
         timeout = self.request_timeout if timeout is None else min(timeout, self.request_timeout)
-        future = Future()
         to_send = partition_list(self._module, offsets, lambda tp: offsets[tp] + 1)
-        gevent.spawn(self._commit, consumer, to_send, max(timeout, 0.001), self._losses, future)
-        return future
-
-    def _commit(self, consumer: Any, to_send: list[Any], timeout: float, losses: int, future: Future) -> None:
-        if losses != self._losses:
-            future.failure(KafkaError("the membership was lost since the commit was asked for; not sent"))
-            return
-        answer = get_hub().threadpool.spawn(consumer.commit, offsets=to_send, asynchronous=False)
-        try:
-            committed = answer.get(timeout=timeout)
-        except gevent.Timeout:
-            future.failure(KafkaError(f"no answer to the offset commit within {timeout:.1f} s"))
-        except self._module.KafkaException as exc:
-            future.failure(kafka_error(exc.args[0]))
-        except Exception as exc:
-            future.failure(exc)
-        else:
-            refused = [p for p in committed or () if p.error is not None]
-            if refused:
-                future.failure(kafka_error(refused[0].error))
-            else:
-                future.success(None)
+        return self._commits.add(to_send, max(timeout, 0.001))
 
     def new_future(self) -> Future:
-        return Future()
+        return self._commits.watch(Future())
 
     def resolve_soon(self, future: Future, error: BaseException | None = None) -> None:
         """Resolve ``future`` from the hub's next callback round."""
@@ -400,7 +400,24 @@ class LibrdkafkaClient:
         get_hub().loop.run_callback(resolve)
 
     async def wait(self, future: Future, timeout: float | None) -> bool:
-        return await wait_for(future, timeout)
+        """Wait for ``future`` while the partitions are released (the rebalance handler is the only
+        waiter), sending the commits queued meanwhile synchronously; an asynchronous commit sent before
+        the release counts as superseded and is not waited for."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        commits = self._commits
+        while True:
+            if self._consumer is not None and self._releasing:
+                commits.send(self._consumer, synchronously=True)
+            if future.is_done:
+                return True
+            if commits.superseded(future):
+                return False
+            remaining = None if deadline is None else deadline - time.monotonic()
+            if remaining is not None and remaining <= 0:
+                return False
+            commits.wake.clear()
+            if not future.is_done:
+                commits.wake.wait(remaining)
 
     def group_metadata(self) -> Any:
         """None: exactly-once pipelines are refused with librdkafka (see the options)."""

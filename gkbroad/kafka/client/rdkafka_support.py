@@ -26,9 +26,7 @@ from operator import itemgetter
 from typing import Any
 
 import kafka.errors as Errors
-from gevent.event import Event
 from kafka.consumer.fetcher import ConsumerRecord
-from kafka.future import Future
 from kafka.structs import TopicPartition
 
 __all__ = [
@@ -39,7 +37,6 @@ __all__ = [
     "drive",
     "kafka_error",
     "partition_list",
-    "wait_for",
 ]
 
 logger = logging.getLogger(__name__)
@@ -110,20 +107,9 @@ def by_partition(records: list[ConsumerRecord], names: dict[tuple[str, int], Top
     return fetched
 
 
-async def wait_for(future: Future, timeout: float | None) -> bool:
-    """Block the calling greenlet (cooperatively) until ``future`` finished or ``timeout`` passed.
-
-    A coroutine that never suspends: the rebalance handler awaits it inside
-    librdkafka's revoke callback, which the client runs to its end in one send."""
-    if not future.is_done:
-        finished = Event()
-        future.add_both(lambda _: finished.set())
-        finished.wait(timeout)
-    return bool(future.is_done)
-
-
 def drive(coroutine: Any) -> None:
-    """Run a rebalance coroutine whose awaits never suspend (``wait_for``) to its end."""
+    """Run a rebalance coroutine to its end: LibrdkafkaClient.wait blocks the greenlet (cooperatively)
+    instead of suspending the coroutine, so one send finishes it."""
     try:
         coroutine.send(None)
     except StopIteration:
@@ -140,6 +126,8 @@ class Statistics:
     join_state: str | None = None
     cgrp_state: str | None = None
     highwater: dict[tuple[str, int], int] = field(default_factory=dict)
+    # Where each partition's fetching stands (librdkafka's app_offset, else next_offset).
+    positions: dict[tuple[str, int], int] = field(default_factory=dict)
     topics: frozenset[str] = frozenset()
     reports: int = 0
 
@@ -156,12 +144,20 @@ class Statistics:
         self.join_state, self.cgrp_state = cgrp.get("join_state"), cgrp.get("state")
         topics = stats.get("topics", {})
         self.topics = frozenset(topics)
-        self.highwater = {
-            (topic, int(partition)): values["hi_offset"]
+        partitions = [
+            ((topic, int(partition)), values)
             for topic, described in topics.items()
             for partition, values in described.get("partitions", {}).items()
-            if int(partition) >= 0 and values.get("hi_offset", -1) >= 0
-        }
+            if int(partition) >= 0
+        ]
+        self.highwater = {key: values["hi_offset"] for key, values in partitions if values.get("hi_offset", -1) >= 0}
+        self.positions = {}
+        for key, values in partitions:
+            position = max(values.get("app_offset", -1), -1)
+            if position < 0:
+                position = values.get("next_offset", -1)
+            if position >= 0:
+                self.positions[key] = position
 
     def member_state(self, assigned_once: bool) -> str:
         """gkbroad's word for the member state; before the first report, from the callbacks seen."""
