@@ -116,7 +116,10 @@ def test_a_consumer_slower_than_max_poll_interval_keeps_the_membership(cluster):
 
 
 @pytest.mark.long
-@pytest.mark.parametrize("assignor", ["cooperative-sticky", "range"])
+@pytest.mark.parametrize(
+    "client_library, assignor",
+    [("kafka-python", "cooperative-sticky"), ("kafka-python", "range"), ("librdkafka", "cooperative-sticky")],
+)
 def test_two_members_split_partitions_and_a_revocation_drains_first(client_library, cluster, assignor):
     topic = cluster.topic(partitions=4)
     cluster.produce(topic, 400, partitions=4)

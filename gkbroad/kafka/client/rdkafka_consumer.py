@@ -238,9 +238,13 @@ class LibrdkafkaClient:
             self._missing -= self._stats.topics
 
     def _on_error(self, error: Any) -> None:
+        """librdkafka's error events: it logs each connection failure itself (through ``librdkafka_log``), so
+        only "all brokers down" and fatal errors are said again here; the rest is for debugging."""
         if error.code() == _ALL_BROKERS_DOWN:
             self._brokers_down = True
-        level = logging.ERROR if error.fatal() else logging.WARNING
+            level = logging.WARNING
+        else:
+            level = logging.ERROR if error.fatal() else logging.DEBUG
         librdkafka_log.log(level, "librdkafka: %s (%s)", error.str(), error.name())
 
     # ------------------------------------------------------------- fetching
