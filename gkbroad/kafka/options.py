@@ -29,7 +29,7 @@ from .client import (
     LIBRDKAFKA_POLL_INTERVAL_MS,
     PRODUCER_DEFAULTS,
     ExtraMissing,
-    confluent_kafka,
+    import_confluent_kafka,
     librdkafka_setting_errors,
 )
 from .decoding import DeserializerField, SchemaClassField
@@ -115,8 +115,9 @@ def _client_setting_errors(settings: dict[str, Any]) -> dict[str, Any]:
 
 CLIENT_LIBRARIES = ("kafka-python", "librdkafka")
 
-# The options that write records, which gkbroad does through kafka-python's producer only.
-_WRITERS_REFUSED_WITH_LIBRDKAFKA = ("dead_letter", "outputs", "exactly_once", "retry_topic")
+# Options gkbroad does not offer on librdkafka: a transaction's offsets need the consumer's group metadata,
+# which LibrdkafkaClient does not hand out.
+_REFUSED_WITH_LIBRDKAFKA = ("exactly_once",)
 
 
 def client_setting_errors(settings: dict[str, Any], library: str) -> dict[str, Any]:
@@ -126,9 +127,24 @@ def client_setting_errors(settings: dict[str, Any], library: str) -> dict[str, A
     return _client_setting_errors(settings)
 
 
+def _library(data: Mapping[str, Any] | None) -> str:
+    """The client library the options being loaded ask for (a field reads its siblings in ``data``)."""
+    library = data.get("client_library") if isinstance(data, Mapping) else None
+    return library if library in CLIENT_LIBRARIES else "kafka-python"
+
+
+def _known_settings(settings: dict[str, Any], data: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The problems of ``settings`` for the library ``data`` asks for; none when confluent-kafka, needed
+    to check librdkafka's, is missing (the schema says that, at client_library)."""
+    try:
+        return client_setting_errors(settings, _library(data))
+    except ExtraMissing:
+        return {}
+
+
 class ClientSettings(fields.Field[Any]):
-    """The consumer's connection settings, in the names of its client library; the names are
-    checked by the schema (``_client_settings_known``), which knows the library."""
+    """The consumer's connection settings, in the names of its client library (``client_library``),
+    passed through after checking them."""
 
     doc_type = "mapping"
 
@@ -137,6 +153,9 @@ class ClientSettings(fields.Field[Any]):
     def _deserialize(self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any) -> Any:
         if not isinstance(value, dict):
             raise self.make_error("invalid")
+        errors = _known_settings(value, data)
+        if errors:
+            raise ValidationError(errors)
         return SecretSettings(value)
 
 
@@ -261,6 +280,9 @@ class ConsumerGroupClass(fields.Field[Any]):
             raise self.make_error("invalid")
         if not isinstance(value.client, dict):
             raise self.make_error("client")
+        errors = _known_settings(value.client, data)
+        if errors:
+            raise ValidationError({"client": errors})
         return value
 
 
@@ -531,8 +553,8 @@ class KafkaProducerOptions(Schema):
     client_library = one_of(
         CLIENT_LIBRARIES,
         "The Kafka client the consumer runs on: kafka-python (pure Python, the default) or librdkafka "
-        "(confluent-kafka, `pip install gkbroad[librdkafka]`: much less CPU per record, no dead letters, "
-        "retry topic, outputs or exactly-once yet); see Choosing the Kafka client.",
+        "(confluent-kafka, `pip install 'gkbroad[librdkafka]'`: much less CPU per record in the client; no "
+        "exactly_once yet); see Choosing the Kafka client.",
         load_default="kafka-python",
     )
     partition_assignment_strategy = one_of(
@@ -589,22 +611,12 @@ class KafkaProducerOptions(Schema):
             )
 
     @validates_schema
-    def _client_settings_known(self, data: dict[str, Any], **kwargs: Any) -> None:
-        """The client settings' names (and, for librdkafka, values) as the chosen library knows them."""
-        library = data["client_library"]
-        if library == "librdkafka":
+    def _librdkafka_installed(self, data: dict[str, Any], **kwargs: Any) -> None:
+        if data["client_library"] == "librdkafka":
             try:
-                confluent_kafka()
+                import_confluent_kafka()
             except ExtraMissing as exc:
                 raise ValidationError(str(exc), field_name="client_library") from None
-        if data.get("client") is not None:
-            errors = client_setting_errors(data["client"], library)
-            if errors:
-                raise ValidationError(errors, field_name="client")
-        elif data.get("consumer_group") is not None:
-            errors = client_setting_errors(data["consumer_group"].client, library)
-            if errors:
-                raise ValidationError({"client": errors}, field_name="consumer_group")
 
     @validates_schema
     def _librdkafka_can_do_it(self, data: dict[str, Any], **kwargs: Any) -> None:
@@ -617,11 +629,11 @@ class KafkaProducerOptions(Schema):
                 "assignor)",
                 field_name="partition_assignment_strategy",
             )
-        for name in _WRITERS_REFUSED_WITH_LIBRDKAFKA:
+        for name in _REFUSED_WITH_LIBRDKAFKA:
             if data.get(name):
                 raise ValidationError(
-                    'is not supported with client_library = "librdkafka" yet: gkbroad writes records through '
-                    'kafka-python\'s producer only; use client_library = "kafka-python" for it',
+                    'is not supported with client_library = "librdkafka" yet (its transactions are kafka-python\'s, '
+                    'bound to a kafka-python consumer); use client_library = "kafka-python" for it',
                     field_name=name,
                 )
 

@@ -80,7 +80,7 @@ def test_only_the_client_package_imports_kafka_python():
 
 def test_confluent_kafka_is_imported_lazily_by_the_client_package_only():
     """The librdkafka extra is optional: no module imports confluent_kafka when it is imported, and only
-    rdkafka_settings.confluent_kafka() imports it at all (the others get the module from it)."""
+    rdkafka_settings.import_confluent_kafka() imports it at all (the others get the module from it)."""
     statements = [
         f"{name}:{line} imports {target}"
         for name, path in MODULES.items()

@@ -51,7 +51,7 @@ BAD = [
         "e.g. 'bootstrap.servers'",
     ),
     ({"partition_assignment_strategy": "sticky"}, "producer.module.partition_assignment_strategy: must be one of"),
-    ({"dead_letter": {"topic": "dlq"}}, "producer.module.dead_letter: is not supported with client_library"),
+    ({"exactly_once": {"transactional_id": "t"}}, "producer.module.exactly_once: is not supported with client_library"),
 ]
 
 

@@ -31,7 +31,8 @@ from .rdkafka_settings import (
     LIBRDKAFKA_MANAGED,
     LIBRDKAFKA_POLL_INTERVAL_MS,
     ExtraMissing,
-    confluent_kafka,
+    import_confluent_kafka,
+    kafka_python_connection,
     librdkafka_setting_errors,
 )
 from .transactions import FATAL_TRANSACTION_ERRORS, KafkaTransactionalClient, TransactionalClient
@@ -66,7 +67,8 @@ __all__ = [
     "RecordProducer",
     "TopicPartition",
     "TransactionalClient",
-    "confluent_kafka",
+    "import_confluent_kafka",
+    "kafka_python_connection",
     "librdkafka_setting_errors",
     "producer_settings",
 ]

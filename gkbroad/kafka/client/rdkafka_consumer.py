@@ -25,7 +25,8 @@ machine, see docs/guides/clients.md):
   fetch in flight and can block for ever when the broker hangs.
 - ``pause`` drops the records librdkafka buffered; ``resume`` fetches from
   the position after the last record ``consume`` returned, so nothing is
-  skipped.
+  skipped. gkbroad's pauses hold records back first (rdkafka_support.HeldBack)
+  and pause librdkafka only once a partition holds enough.
 - Offsets are stored by gkbroad only (auto commit and auto offset store off);
   a partition without a usable committed offset is reported as
   ``PositionsLost`` (``auto.offset.reset=error``) and the poller seeks it as
@@ -48,8 +49,9 @@ from .consumer import ConfigurationRefused, PositionsLost
 from .gevent_check import check_gevent_patched
 from .group_client import JoinAnswers, RebalanceHandler
 from .rdkafka_commits import Commits
-from .rdkafka_settings import confluent_kafka
+from .rdkafka_settings import import_confluent_kafka
 from .rdkafka_support import (
+    HeldBack,
     LibrdkafkaError,
     Statistics,
     as_records,
@@ -80,13 +82,14 @@ class LibrdkafkaClient:
 
     def __init__(self, settings: dict[str, Any], topics: Iterable[str]):
         check_gevent_patched()
-        self._module = confluent_kafka()
+        self._module = import_confluent_kafka()
         self._settings = dict(settings)
         self._topics = list(topics)
         self._consumer: Any = None
         self._handler: RebalanceHandler | None = None
         self._assigned: set[TopicPartition] = set()
-        self._paused: set[TopicPartition] = set()
+        self._paused: set[TopicPartition] = set()  # as gkbroad sees it
+        self._held = HeldBack()
         self._names: dict[tuple[str, int], TopicPartition] = {}
         self._positions: dict[TopicPartition, int] = {}
         self._stats = Statistics()
@@ -180,6 +183,7 @@ class LibrdkafkaClient:
         self._commits.abandon()
         self._assigned.clear()
         self._paused.clear()
+        self._held = HeldBack()
         done = get_hub().threadpool.spawn(consumer.close)
         try:
             done.get(timeout=timeout)
@@ -228,6 +232,7 @@ class LibrdkafkaClient:
     def _forget_partitions(self, tps: set[TopicPartition]) -> None:
         self._assigned -= tps
         self._paused -= tps
+        self._held.forget(tps, stopped_too=True)
         for tp in tps:
             self._positions.pop(tp, None)
 
@@ -263,6 +268,11 @@ class LibrdkafkaClient:
         lost, self._positions_lost = self._positions_lost, None
         if lost is not None:
             raise lost
+        held = self._held
+        if held.records:
+            ready = held.release(self._paused, max_records)
+            if ready:
+                return ready
         deadline = time.monotonic() + timeout_ms / 1000
         commits, wake = self._commits, self._commits.wake
         while True:
@@ -282,6 +292,10 @@ class LibrdkafkaClient:
         fetched = by_partition(records, self._names)
         for tp, run in fetched.items():
             self._positions[tp] = run[-1].offset + 1
+        if self._paused:
+            stop = held.keep(fetched, self._paused, max_records)
+            if stop:
+                consumer.pause(partition_list(self._module, stop))
         return fetched
 
     def _errors(self, messages: list[Any], with_records: bool) -> None:
@@ -323,14 +337,17 @@ class LibrdkafkaClient:
         return set(self._paused)
 
     def pause(self, tps: Iterable[Any]) -> None:
-        tps = set(tps)
-        self._live().pause(partition_list(self._module, tps))
-        self._paused |= tps
+        """Hold ``tps``' records back from now on (librdkafka is paused too once enough are held)."""
+        self._live()
+        self._paused |= set(tps)
 
     def resume(self, tps: Iterable[Any]) -> None:
         tps = set(tps)
-        self._live().resume(partition_list(self._module, tps))
+        consumer = self._live()
         self._paused -= tps
+        stopped = self._held.resumed(tps)
+        if stopped:
+            consumer.resume(partition_list(self._module, stopped))
 
     def seek(self, tp: Any, offset: int) -> None:
         """Move ``tp``'s fetch position; a partition librdkafka stopped (no usable committed offset)
@@ -342,6 +359,7 @@ class LibrdkafkaClient:
         except module.KafkaException:
             self._assign_at(consumer, tp, offset)
         self._positions.pop(tp, None)
+        self._held.forget([tp], stopped_too=False)
 
     def _assign_at(self, consumer: Any, tp: Any, offset: int) -> None:
         module = self._module
@@ -352,7 +370,7 @@ class LibrdkafkaClient:
         else:
             others = [p for p in consumer.position(partition_list(module, self._assigned - {tp}))]
             consumer.assign([*others, at])
-        if tp in self._paused:
+        if tp in self._held.stopped:
             consumer.pause([module.TopicPartition(tp.topic, tp.partition)])
 
     def seek_to_beginning(self, tp: Any) -> None:

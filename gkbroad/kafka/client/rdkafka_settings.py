@@ -32,7 +32,8 @@ __all__ = [
     "LIBRDKAFKA_MANAGED",
     "LIBRDKAFKA_POLL_INTERVAL_MS",
     "ExtraMissing",
-    "confluent_kafka",
+    "import_confluent_kafka",
+    "kafka_python_connection",
     "librdkafka_setting_errors",
 ]
 
@@ -69,6 +70,21 @@ LIBRDKAFKA_MANAGED = {
     "logger": None,
 }
 
+# librdkafka connection settings -> kafka-python's, for the writers (dead letters, outputs, the retry topic),
+# which produce through kafka-python whatever the consumer runs on.
+_KAFKA_PYTHON_NAMES = {
+    "bootstrap.servers": "bootstrap_servers",
+    "security.protocol": "security_protocol",
+    "sasl.mechanism": "sasl_mechanism",
+    "sasl.mechanisms": "sasl_mechanism",
+    "sasl.username": "sasl_plain_username",
+    "sasl.password": "sasl_plain_password",
+    "ssl.ca.location": "ssl_cafile",
+    "ssl.certificate.location": "ssl_certfile",
+    "ssl.key.location": "ssl_keyfile",
+    "ssl.key.password": "ssl_password",
+}
+
 # librdkafka's message for a refused setting names it in double quotes.
 _NAMED = re.compile(r'property:? "([^"]+)"')
 
@@ -78,7 +94,7 @@ class ExtraMissing(ConfigError):
     raised when the options are checked or the consumer group is built."""
 
 
-def confluent_kafka() -> ModuleType:
+def import_confluent_kafka() -> ModuleType:
     """The confluent_kafka module; ExtraMissing, naming the extra, when it is not installed."""
     try:
         return importlib.import_module("confluent_kafka")
@@ -104,7 +120,7 @@ def librdkafka_setting_errors(settings: Mapping[str, Any]) -> dict[str, list[str
         errors["bootstrap.servers"] = ["missing required option: librdkafka's host:port list"]
     if errors:
         return errors
-    module = confluent_kafka()
+    module = import_confluent_kafka()
     trial = {key: value for key, value in settings.items() if key != "bootstrap.servers"}
     try:
         module.Consumer({**trial, "group.id": "gkbroad-settings-check", "log_level": 0}).close()
@@ -117,3 +133,14 @@ def librdkafka_setting_errors(settings: Mapping[str, Any]) -> dict[str, list[str
             message = f'Invalid value for configuration property "{key}"'
         errors[key] = [f"librdkafka refused it: {message}"]
     return errors
+
+
+def kafka_python_connection(settings: Mapping[str, Any]) -> dict[str, Any]:
+    """The connection settings of a librdkafka ``client`` mapping in kafka-python's names (the others,
+    consumer tuning or security settings kafka-python names otherwise, are left out)."""
+    connection = {_KAFKA_PYTHON_NAMES[key]: value for key, value in settings.items() if key in _KAFKA_PYTHON_NAMES}
+    if isinstance(connection.get("security_protocol"), str):
+        connection["security_protocol"] = connection["security_protocol"].upper()
+    if settings.get("ssl.endpoint.identification.algorithm") == "none":
+        connection["ssl_check_hostname"] = False
+    return connection
