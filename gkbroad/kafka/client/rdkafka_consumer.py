@@ -25,8 +25,7 @@ machine, see docs/guides/clients.md):
   fetch in flight and can block for ever when the broker hangs.
 - ``pause`` drops the records librdkafka buffered; ``resume`` fetches from
   the position after the last record ``consume`` returned, so nothing is
-  skipped. gkbroad's pauses hold records back first (rdkafka_support.HeldBack)
-  and pause librdkafka only once a partition holds enough.
+  skipped.
 - Offsets are stored by gkbroad only (auto commit and auto offset store off);
   a partition without a usable committed offset is reported as
   ``PositionsLost`` (``auto.offset.reset=error``) and the poller seeks it as
@@ -51,7 +50,6 @@ from .group_client import JoinAnswers, RebalanceHandler
 from .rdkafka_commits import Commits
 from .rdkafka_settings import import_confluent_kafka
 from .rdkafka_support import (
-    HeldBack,
     LibrdkafkaError,
     Statistics,
     as_records,
@@ -88,8 +86,7 @@ class LibrdkafkaClient:
         self._consumer: Any = None
         self._handler: RebalanceHandler | None = None
         self._assigned: set[TopicPartition] = set()
-        self._paused: set[TopicPartition] = set()  # as gkbroad sees it
-        self._held = HeldBack()
+        self._paused: set[TopicPartition] = set()
         self._names: dict[tuple[str, int], TopicPartition] = {}
         self._positions: dict[TopicPartition, int] = {}
         self._stats = Statistics()
@@ -183,7 +180,6 @@ class LibrdkafkaClient:
         self._commits.abandon()
         self._assigned.clear()
         self._paused.clear()
-        self._held = HeldBack()
         done = get_hub().threadpool.spawn(consumer.close)
         try:
             done.get(timeout=timeout)
@@ -232,7 +228,6 @@ class LibrdkafkaClient:
     def _forget_partitions(self, tps: set[TopicPartition]) -> None:
         self._assigned -= tps
         self._paused -= tps
-        self._held.forget(tps, stopped_too=True)
         for tp in tps:
             self._positions.pop(tp, None)
 
@@ -268,11 +263,6 @@ class LibrdkafkaClient:
         lost, self._positions_lost = self._positions_lost, None
         if lost is not None:
             raise lost
-        held = self._held
-        if held.records:
-            ready = held.release(self._paused, max_records)
-            if ready:
-                return ready
         deadline = time.monotonic() + timeout_ms / 1000
         commits, wake = self._commits, self._commits.wake
         while True:
@@ -292,10 +282,6 @@ class LibrdkafkaClient:
         fetched = by_partition(records, self._names)
         for tp, run in fetched.items():
             self._positions[tp] = run[-1].offset + 1
-        if self._paused:
-            stop = held.keep(fetched, self._paused, max_records)
-            if stop:
-                consumer.pause(partition_list(self._module, stop))
         return fetched
 
     def _errors(self, messages: list[Any], with_records: bool) -> None:
@@ -337,17 +323,14 @@ class LibrdkafkaClient:
         return set(self._paused)
 
     def pause(self, tps: Iterable[Any]) -> None:
-        """Hold ``tps``' records back from now on (librdkafka is paused too once enough are held)."""
-        self._live()
-        self._paused |= set(tps)
+        tps = set(tps)
+        self._live().pause(partition_list(self._module, tps))
+        self._paused |= tps
 
     def resume(self, tps: Iterable[Any]) -> None:
         tps = set(tps)
-        consumer = self._live()
+        self._live().resume(partition_list(self._module, tps))
         self._paused -= tps
-        stopped = self._held.resumed(tps)
-        if stopped:
-            consumer.resume(partition_list(self._module, stopped))
 
     def seek(self, tp: Any, offset: int) -> None:
         """Move ``tp``'s fetch position; a partition librdkafka stopped (no usable committed offset)
@@ -359,7 +342,6 @@ class LibrdkafkaClient:
         except module.KafkaException:
             self._assign_at(consumer, tp, offset)
         self._positions.pop(tp, None)
-        self._held.forget([tp], stopped_too=False)
 
     def _assign_at(self, consumer: Any, tp: Any, offset: int) -> None:
         module = self._module
@@ -370,7 +352,7 @@ class LibrdkafkaClient:
         else:
             others = [p for p in consumer.position(partition_list(module, self._assigned - {tp}))]
             consumer.assign([*others, at])
-        if tp in self._held.stopped:
+        if tp in self._paused:
             consumer.pause([module.TopicPartition(tp.topic, tp.partition)])
 
     def seek_to_beginning(self, tp: Any) -> None:

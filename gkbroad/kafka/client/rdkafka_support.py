@@ -30,7 +30,6 @@ from kafka.consumer.fetcher import ConsumerRecord
 from kafka.structs import TopicPartition
 
 __all__ = [
-    "HeldBack",
     "LibrdkafkaError",
     "Statistics",
     "as_records",
@@ -174,57 +173,3 @@ def partition_list(module: Any, tps: Iterable[Any], offset: Callable[[Any], int]
     if offset is None:
         return [module.TopicPartition(tp.topic, tp.partition) for tp in tps]
     return [module.TopicPartition(tp.topic, tp.partition, offset(tp)) for tp in tps]
-
-
-class HeldBack:
-    """The records ``consume()`` brought for partitions gkbroad paused, kept until they are resumed.
-
-    Pausing a partition in librdkafka drops what it prefetched of it, and
-    resuming waits for a new fetch: paused and resumed at every buffer swing,
-    the partitions spent more time waiting for fetches than being handled. So
-    a pause first only holds the partition's records back here; once a
-    partition holds ``2 x max_records`` it is paused in librdkafka too, whose
-    position is then right after the last record held. A resume hands the
-    held records out first (``max_records`` per partition and poll, as the
-    buffers expect), while librdkafka fetches again behind them.
-    """
-
-    def __init__(self) -> None:
-        self.records: dict[Any, list[Any]] = {}
-        self.stopped: set[Any] = set()  # paused in librdkafka too
-
-    def keep(self, fetched: dict[Any, list[Any]], paused: set[Any], max_records: int) -> list[Any]:
-        """Move the records of paused partitions out of ``fetched``; the partitions to pause in librdkafka now."""
-        stop = []
-        for tp in paused.intersection(fetched):
-            held = self.records.setdefault(tp, [])
-            held.extend(fetched.pop(tp))
-            if len(held) >= 2 * max_records and tp not in self.stopped:
-                self.stopped.add(tp)
-                stop.append(tp)
-        return stop
-
-    def release(self, paused: set[Any], max_records: int) -> dict[Any, list[Any]]:
-        """Up to ``max_records`` held records of each partition no longer paused."""
-        ready = {}
-        for tp in [tp for tp in self.records if tp not in paused]:
-            held = self.records[tp]
-            ready[tp], rest = held[:max_records], held[max_records:]
-            if rest:
-                self.records[tp] = rest
-            else:
-                del self.records[tp]
-        return ready
-
-    def resumed(self, tps: set[Any]) -> set[Any]:
-        """Of ``tps``, those paused in librdkafka, which is to resume them."""
-        stopped = tps & self.stopped
-        self.stopped -= stopped
-        return stopped
-
-    def forget(self, tps: Iterable[Any], stopped_too: bool) -> None:
-        """Drop the records held of ``tps`` (a seek, or partitions given up; then their pause as well)."""
-        for tp in tps:
-            self.records.pop(tp, None)
-            if stopped_too:
-                self.stopped.discard(tp)
