@@ -38,6 +38,8 @@ setup(
         "prometheus": ["prometheus-client>=0.20,<1"],
         # The tracing option (gkbroad.observability.tracing); the SDK is the application's choice.
         "otel": ["opentelemetry-api>=1.25,<2"],
+        # client_library = "librdkafka" (gkbroad.kafka.client.rdkafka_consumer); checked with 2.16.1.
+        "librdkafka": ["confluent-kafka>=2.12,<3"],
     },
     entry_points={"console_scripts": ["gkbroad = gkbroad.cli:main"]},
     classifiers=[

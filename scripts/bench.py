@@ -69,7 +69,8 @@ QUICK = {"records": 20_000, "reps": 1, "io_raw": 200, "io_partition": 2_000, "io
 
 ALL_CASES = ["raw", "noop", "noop-batch", "io-raw", "io-partition", "io-key-100", "io-key-400", "io-threadpool",
              "c-block-greenlet", "c-block-thread", "write-none", "write-alo", "write-eos",
-             "memory", "latency-raw", "latency", "shutdown", "processes"]  # fmt: skip
+             "memory", "latency-raw", "latency", "shutdown", "processes",
+             "raw-rdkafka", "noop-rdkafka", "io-key-400-rdkafka"]  # fmt: skip
 
 
 # The cost of the observability options, against "noop" in the same run (--observability).
@@ -135,6 +136,11 @@ def plan(size: dict) -> dict[str, tuple[str, dict]]:
         "io-key-100": ("2 ms handler: gkbroad ordering=key, 100 processors", {**fast, "ordering": "key", "processors": 100}),
         "io-key-400": ("2 ms handler: gkbroad ordering=key, 400 processors", {**fast, "ordering": "key", "processors": 400}),
         "io-threadpool": ("2 ms handler: kafka-python + ThreadPoolExecutor(100), per-key order", {**fast, "threads": 100}),
+        # The same on librdkafka (client_library = "librdkafka"; confluent-kafka must be installed).
+        "raw-rdkafka": ("confluent-kafka consume(500) loop, handler per record", {"limit": size["records"]}),
+        "noop-rdkafka": ("gkbroad on librdkafka, no-op handler", {"limit": size["records"], "client_library": "librdkafka"}),
+        "io-key-400-rdkafka": ("2 ms handler: gkbroad on librdkafka, ordering=key, 400 processors",
+                               {**fast, "ordering": "key", "processors": 400, "client_library": "librdkafka"}),
         "c-block-greenlet": ("10 ms C-blocking handler: gkbroad executor=greenlet, 32 processors",
                              {"c_block": C_BLOCK, "processors": 32, "limit": size["c_block_greenlet"]}),
         "c-block-thread": ("10 ms C-blocking handler: gkbroad executor=thread, 32 processors",

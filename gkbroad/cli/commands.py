@@ -347,6 +347,7 @@ def _connection_check(pipeline: Any, timeout: float) -> tuple[list[str], str]:
     of the configuration: the same file may work a minute later."""
     from ..errors import GkbroadError
     from ..kafka import Producer
+    from ..kafka.client import kafka_python_connection
     from ..kafka.client.admin import KafkaRequestError, topic_partitions
 
     producer_cls, options = pipeline.options["producer"]["module"]
@@ -356,6 +357,8 @@ def _connection_check(pipeline: Any, timeout: float) -> tuple[list[str], str]:
         client, where = options["client"], "producer.module.client"
     else:
         client, where = options["consumer_group"].client, "producer.module.consumer_group.client"
+    if options["client_library"] == "librdkafka":  # the lookup is kafka-python's
+        client = kafka_python_connection(client)
     topics = [topic["name"] for topic in options["topics"]]
     try:
         counts = topic_partitions(client, topics, timeout)

@@ -71,6 +71,7 @@ def _from_config(path: str) -> tuple[dict[str, Any], str | None]:
     """(client settings, group_name) of the Kafka producer a pipeline file configures."""
     # Imported here: the parser is built without importing kafka-python (see commands).
     from ..config.toml import ConfigProblems, read_config
+    from ..kafka.client import kafka_python_connection
     from ..kafka.options import ClientSettings, ConsumerGroupClass
 
     config = read_config(path)
@@ -83,24 +84,28 @@ def _from_config(path: str) -> tuple[dict[str, Any], str | None]:
         )
     group = options.get("group_name")
     group = group if isinstance(group, str) and group else None
+    # The commands talk kafka-python: a librdkafka consumer's settings are translated.
+    translate = kafka_python_connection if options.get("client_library") == "librdkafka" else dict
     if options.get("client") is not None:
-        return dict(_checked(ClientSettings(), options["client"], f"{_PRODUCER_PATH}.client", path)), group
+        client = _checked(ClientSettings(), options["client"], f"{_PRODUCER_PATH}.client", path, options)
+        return translate(client), group
     if options.get("consumer_group") is not None:
         group_class = _checked(
-            ConsumerGroupClass(), options["consumer_group"], f"{_PRODUCER_PATH}.consumer_group", path
+            ConsumerGroupClass(), options["consumer_group"], f"{_PRODUCER_PATH}.consumer_group", path, options
         )
-        return dict(group_class.client), group
+        return translate(group_class.client), group
     raise ConfigProblems([f"{path}: {_PRODUCER_PATH}: has neither client nor consumer_group, nothing to connect with"])
 
 
-def _checked(field: Any, value: Any, where: str, path: str) -> Any:
-    """The field's deserialized value; its problems as ConfigProblems lines (``option.path: problem``)."""
+def _checked(field: Any, value: Any, where: str, path: str, options: dict[str, Any]) -> Any:
+    """The field's deserialized value (checked as a field of ``options``); its problems as
+    ConfigProblems lines (``option.path: problem``)."""
     from marshmallow import ValidationError
 
     from ..config.toml import ConfigProblems
 
     try:
-        return field.deserialize(value)
+        return field.deserialize(value, data=options)
     except ValidationError as exc:
         raise ConfigProblems([f"{path}: {line}" for line in _lines(exc.messages, where)]) from None
 

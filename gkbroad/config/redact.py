@@ -19,7 +19,8 @@ __all__ = ["REDACTED", "SECRET_SETTINGS", "SecretSettings", "is_secret", "redact
 
 REDACTED = "<redacted>"
 
-# kafka-python consumer and producer settings that hold a secret or may embed one.
+# kafka-python and librdkafka settings that hold a secret or may embed one (librdkafka's
+# sasl.password, ssl.key.password, sasl.oauthbearer.client.secret, ... are caught by their names).
 SECRET_SETTINGS = frozenset(
     {
         "sasl_plain_password",
@@ -29,6 +30,8 @@ SECRET_SETTINGS = frozenset(
         "ssl_context",
         "proxy_url",
         "socks5_proxy",
+        "ssl.key.pem",
+        "sasl.oauthbearer.config",
     }
 )
 

@@ -22,7 +22,16 @@ from ..config.fields import (
     timestamp_ms,
 )
 from ..config.redact import SecretSettings
-from .client import ASSIGNORS, CONSUMER_DEFAULTS, PRODUCER_DEFAULTS
+from .client import (
+    ASSIGNORS,
+    CONSUMER_DEFAULTS,
+    LIBRDKAFKA_ASSIGNORS,
+    LIBRDKAFKA_POLL_INTERVAL_MS,
+    PRODUCER_DEFAULTS,
+    ExtraMissing,
+    import_confluent_kafka,
+    librdkafka_setting_errors,
+)
 from .decoding import DeserializerField, SchemaClassField
 from .formats import MESSAGE_FORMATS
 from .routing import ORDERINGS
@@ -104,17 +113,47 @@ def _client_setting_errors(settings: dict[str, Any]) -> dict[str, Any]:
     return errors
 
 
+CLIENT_LIBRARIES = ("kafka-python", "librdkafka")
+
+# Options gkbroad does not offer on librdkafka: a transaction's offsets need the consumer's group metadata,
+# which LibrdkafkaClient does not hand out.
+_REFUSED_WITH_LIBRDKAFKA = ("exactly_once",)
+
+
+def client_setting_errors(settings: dict[str, Any], library: str) -> dict[str, Any]:
+    """{setting: [problem]} for the ``client`` settings of a consumer on ``library``."""
+    if library == "librdkafka":
+        return librdkafka_setting_errors(settings)
+    return _client_setting_errors(settings)
+
+
+def _library(data: Mapping[str, Any] | None) -> str:
+    """The client library the options being loaded ask for (a field reads its siblings in ``data``)."""
+    library = data.get("client_library") if isinstance(data, Mapping) else None
+    return library if library in CLIENT_LIBRARIES else "kafka-python"
+
+
+def _known_settings(settings: dict[str, Any], data: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The problems of ``settings`` for the library ``data`` asks for; none when confluent-kafka, needed
+    to check librdkafka's, is missing (the schema says that, at client_library)."""
+    try:
+        return client_setting_errors(settings, _library(data))
+    except ExtraMissing:
+        return {}
+
+
 class ClientSettings(fields.Field[Any]):
-    """kafka-python KafkaConsumer connection settings, passed through after checking the names."""
+    """The consumer's connection settings, in the names of its client library (``client_library``),
+    passed through after checking them."""
 
     doc_type = "mapping"
 
-    default_error_messages = {"invalid": "must be a mapping of kafka-python consumer settings"}
+    default_error_messages = {"invalid": "must be a mapping of consumer settings"}
 
     def _deserialize(self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any) -> Any:
         if not isinstance(value, dict):
             raise self.make_error("invalid")
-        errors = _client_setting_errors(value)
+        errors = _known_settings(value, data)
         if errors:
             raise ValidationError(errors)
         return SecretSettings(value)
@@ -229,7 +268,7 @@ class ConsumerGroupClass(fields.Field[Any]):
     doc_type = "ConsumerGroup subclass or dotted path"
     default_error_messages = {
         "invalid": "must be a subclass of gkbroad.kafka.ConsumerGroup (or a dotted path to one)",
-        "client": "must carry its kafka-python settings in a `client` class attribute (a dict with bootstrap_servers)",
+        "client": "must carry its consumer settings in a `client` class attribute (a dict)",
     }
 
     def _deserialize(self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any) -> Any:
@@ -239,9 +278,9 @@ class ConsumerGroupClass(fields.Field[Any]):
             value = import_or_error(value)
         if not (isinstance(value, type) and issubclass(value, ConsumerGroup)):
             raise self.make_error("invalid")
-        if not isinstance(value.client, dict) or "bootstrap_servers" not in value.client:
+        if not isinstance(value.client, dict):
             raise self.make_error("client")
-        errors = _client_setting_errors(value.client)
+        errors = _known_settings(value.client, data)
         if errors:
             raise ValidationError({"client": errors})
         return value
@@ -360,8 +399,10 @@ class KafkaProducerOptions(Schema):
         load_default=None,
         allow_none=True,
         **option(
-            "kafka-python connection settings: `bootstrap_servers` (required) and any of security_protocol, "
-            "sasl_*, ssl_*, client_id, request_timeout_ms, ... Exactly one of `client` or `consumer_group`."
+            "Connection settings in the names of `client_library`: for kafka-python `bootstrap_servers` "
+            "(required) and any of security_protocol, sasl_*, ssl_*, client_id, request_timeout_ms, ...; for "
+            "librdkafka `bootstrap.servers` (required), security.protocol, sasl.*, ssl.*, client.id, ... "
+            "Exactly one of `client` or `consumer_group`."
         ),
     )
     consumer_group = ConsumerGroupClass(
@@ -509,6 +550,13 @@ class KafkaProducerOptions(Schema):
             "`{'topic': ..., 'create': true}`; see Retry topics and the options below. Off by default."
         ),
     )
+    client_library = one_of(
+        CLIENT_LIBRARIES,
+        "The Kafka client the consumer runs on: kafka-python (pure Python, the default) or librdkafka "
+        "(confluent-kafka, `pip install 'gkbroad[librdkafka]'`: much less CPU per record in the client; no "
+        "exactly_once yet); see Choosing the Kafka client.",
+        load_default="kafka-python",
+    )
     partition_assignment_strategy = one_of(
         tuple(sorted(ASSIGNORS)),
         "cooperative-sticky moves only the partitions that change owner; the others are eager (stop-the-world).",
@@ -561,6 +609,33 @@ class KafkaProducerOptions(Schema):
             raise ValidationError(
                 "client and consumer_group are mutually exclusive in the Kafka producer options; set only one of them"
             )
+
+    @validates_schema
+    def _librdkafka_installed(self, data: dict[str, Any], **kwargs: Any) -> None:
+        if data["client_library"] == "librdkafka":
+            try:
+                import_confluent_kafka()
+            except ExtraMissing as exc:
+                raise ValidationError(str(exc), field_name="client_library") from None
+
+    @validates_schema
+    def _librdkafka_can_do_it(self, data: dict[str, Any], **kwargs: Any) -> None:
+        """What gkbroad does not do on librdkafka yet is refused, not half done."""
+        if data["client_library"] != "librdkafka":
+            return
+        if data["partition_assignment_strategy"] not in LIBRDKAFKA_ASSIGNORS:
+            raise ValidationError(
+                f"must be one of {', '.join(sorted(LIBRDKAFKA_ASSIGNORS))} with librdkafka (it has no eager sticky "
+                "assignor)",
+                field_name="partition_assignment_strategy",
+            )
+        for name in _REFUSED_WITH_LIBRDKAFKA:
+            if data.get(name):
+                raise ValidationError(
+                    'is not supported with client_library = "librdkafka" yet (its transactions are kafka-python\'s, '
+                    'bound to a kafka-python consumer); use client_library = "kafka-python" for it',
+                    field_name=name,
+                )
 
     @validates_schema
     def _one_isolation_level(self, data: dict[str, Any], **kwargs: Any) -> None:
@@ -618,16 +693,22 @@ class KafkaProducerOptions(Schema):
             raise ValidationError(
                 f"must be lower than session_timeout_ms ({session})", field_name="heartbeat_interval_ms"
             )
-        fetch_wait = setting((data["fetch_strategy"] or {}).get("max_wait_ms"), "fetch_max_wait_ms")
-        request = client.get("request_timeout_ms", defaults["request_timeout_ms"])
-        idle = client.get("connections_max_idle_ms", defaults["connections_max_idle_ms"])
-        if not fetch_wait < request < idle:
-            raise ValidationError(
-                f"kafka-python needs fetch_strategy.max_wait_ms ({fetch_wait}) < client.request_timeout_ms "
-                f"({request}) < client.connections_max_idle_ms ({idle})",
-                field_name="fetch_strategy",
+        if data["client_library"] == "librdkafka":
+            # librdkafka's own max.poll.interval.ms (it refuses the other combinations when the consumer is built).
+            rebalance = data["rebalance_timeout_ms"] or LIBRDKAFKA_POLL_INTERVAL_MS
+        else:
+            fetch_wait = setting((data["fetch_strategy"] or {}).get("max_wait_ms"), "fetch_max_wait_ms")
+            request = client.get("request_timeout_ms", defaults["request_timeout_ms"])
+            idle = client.get("connections_max_idle_ms", defaults["connections_max_idle_ms"])
+            if not fetch_wait < request < idle:
+                raise ValidationError(
+                    f"kafka-python needs fetch_strategy.max_wait_ms ({fetch_wait}) < client.request_timeout_ms "
+                    f"({request}) < client.connections_max_idle_ms ({idle})",
+                    field_name="fetch_strategy",
+                )
+            rebalance = data["rebalance_timeout_ms"] or client.get(
+                "max_poll_interval_ms", defaults["max_poll_interval_ms"]
             )
-        rebalance = data["rebalance_timeout_ms"] or client.get("max_poll_interval_ms", defaults["max_poll_interval_ms"])
         if data["drain_timeout"] >= rebalance:
             raise ValidationError(
                 f"must be lower than the rebalance timeout ({rebalance} ms, from rebalance_timeout_ms or "

@@ -70,7 +70,7 @@ class Producer(BaseProducer):
             parked = {**opts["topics"][0], "name": opts["retry_topic"]["topic"], "offset_reset_policy": "earliest"}
             parked.update(value_deserializer="bytes", key_deserializer="bytes", value_schema=None)
             group = group_class.from_options({**opts, "topics": [*opts["topics"], parked]})
-            retry_topic = RetryTopic.from_options(opts["retry_topic"], group.connection, opts["group_name"])
+            retry_topic = RetryTopic.from_options(opts["retry_topic"], group.writer_connection, opts["group_name"])
         else:
             group = group_class.from_options(opts)
         services: list[Service] = [group] if retry_topic is None else [retry_topic, group]  # created first
@@ -88,11 +88,13 @@ class Producer(BaseProducer):
             writers["transactions"] = transactions
         else:
             output_options = opts["outputs"] or validate(OutputOptions, {}, f"{OPTIONS_PATH}.outputs")
-            writers["output_writer"] = OutputWriter.from_options(output_options, group.connection, "gkbroad-outputs")
+            writers["output_writer"] = OutputWriter.from_options(
+                output_options, group.writer_connection, "gkbroad-outputs"
+            )
             services.append(writers["output_writer"])
         if opts["dead_letter"] is not None:
             writers["dead_letter_writer"] = DeadLetter.from_options(
-                opts["dead_letter"], group.connection, opts["group_name"]
+                opts["dead_letter"], group.writer_connection, opts["group_name"]
             )
             services.append(writers["dead_letter_writer"])
             if writers["transactions"] is not None:  # the dead letters go out with the transactions

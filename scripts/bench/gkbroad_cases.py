@@ -65,8 +65,10 @@ class OutputPipeline(gkbroad.Pipeline):
 def _pipeline(config: dict, counter: Counter, cls=HandlerPipeline, batchers=None, max_demand=10, **producer):
     partitions = set()
 
+    library = config.get("client_library", "kafka-python")
+
     class BenchGroup(ConsumerGroup):
-        client = {"bootstrap_servers": config["bootstrap"]}
+        client = {("bootstrap.servers" if library == "librdkafka" else "bootstrap_servers"): config["bootstrap"]}
 
         def handle_consumer_start(self, topic, partition, group_name):
             partitions.add(partition)
@@ -80,6 +82,7 @@ def _pipeline(config: dict, counter: Counter, cls=HandlerPipeline, batchers=None
                 Producer,
                 {
                     "consumer_group": BenchGroup,
+                    "client_library": library,
                     "group_name": config["group"],
                     "topics": [{"name": config["topic"], "offset_reset_policy": "earliest"}],
                     "session_timeout_ms": config["session_timeout_ms"],
@@ -210,6 +213,8 @@ CASES = {
     "io-partition": until_done,
     "io-key-100": until_done,
     "io-key-400": until_done,
+    "noop-rdkafka": until_done,
+    "io-key-400-rdkafka": until_done,
     "c-block-greenlet": until_done,
     "c-block-thread": until_done,
     "latency": until_done,

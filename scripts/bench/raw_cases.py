@@ -1,6 +1,6 @@
-"""The baselines: loops a kafka-python user writes by hand, no gkbroad.
+"""The baselines: loops a kafka-python (or confluent-kafka) user writes by hand, no gkbroad.
 
-Both run in a consumer group, call a handler function per record and commit
+All run in a consumer group, call a handler function per record and commit
 every second, as a plain service would. They run monkey-patched like gkbroad
 (run_case.py patches first), so the comparison is of the pipeline alone.
 """
@@ -86,4 +86,51 @@ def thread_pool(config: dict) -> dict:
     return counter.result()
 
 
-CASES = {"raw": one_by_one, "io-raw": one_by_one, "io-threadpool": thread_pool, "latency-raw": one_by_one}
+def rdkafka_one_by_one(config: dict) -> dict:
+    """confluent-kafka's consume(500) loop, the handler per Message, a commit every second
+    (the Counter reads nothing of the record but for latency, so a Message does)."""
+    from confluent_kafka import Consumer
+
+    counter = Counter(config["limit"], config.get("sleep", 0.0))
+    assigned = []
+    consumer = Consumer(
+        {
+            "bootstrap.servers": config["bootstrap"],
+            "group.id": config["group"],
+            "enable.auto.commit": False,
+            "auto.offset.reset": "earliest",
+            "session.timeout.ms": config["session_timeout_ms"],
+            "heartbeat.interval.ms": config["heartbeat_interval_ms"],
+        }
+    )
+    consumer.subscribe([config["topic"]], on_assign=lambda c, partitions: assigned.extend(partitions))
+    handler = counter.handle
+    last_commit = time.monotonic()
+    announced = False
+    try:
+        while counter.count < counter.limit:
+            messages = consumer.consume(500, timeout=0.1)
+            if not announced and len(assigned) == config["partitions"]:
+                emit("assigned", partitions=config["partitions"])
+                announced = True
+            for message in messages:
+                if message.error() is None:
+                    handler(message)
+                    if counter.count >= counter.limit:
+                        break
+            if messages and time.monotonic() - last_commit >= COMMIT_EVERY:
+                consumer.commit(asynchronous=False)
+                last_commit = time.monotonic()
+        consumer.commit(asynchronous=False)
+    finally:
+        consumer.close()
+    return counter.result()
+
+
+CASES = {
+    "raw": one_by_one,
+    "io-raw": one_by_one,
+    "io-threadpool": thread_pool,
+    "latency-raw": one_by_one,
+    "raw-rdkafka": rdkafka_one_by_one,
+}

@@ -45,6 +45,9 @@ def summarize(runs: dict[str, list[dict]], size: dict, steps: dict, ceiling: flo
         "c-block-thread": [("c-block-greenlet", "executor=greenlet")],
         "write-alo": [("write-none", "no output")],
         "write-eos": [("write-none", "no output"), ("write-alo", "at least once")],
+        "noop-rdkafka": [("raw-rdkafka", "raw-rdkafka"), ("noop", "gkbroad noop"), ("quix-noop", "quixstreams")],
+        "raw-rdkafka": [("raw", "raw")],
+        "io-key-400-rdkafka": [("io-key-400", "io-key-400 on kafka-python")],
         "quix-noop": [("raw", "raw"), ("noop", "gkbroad noop")],
         "faust-noop": [("raw", "raw"), ("noop", "gkbroad noop")],
         "quix-io": [("io-raw", "io-raw")],
@@ -57,9 +60,10 @@ def summarize(runs: dict[str, list[dict]], size: dict, steps: dict, ceiling: flo
         kind = case.removesuffix("@baseline")  # a baseline's row compares with the same cases
         notes = [f"{ratio(case, base)} x {label}" for base, label in comparisons.get(kind, []) if ratio(case, base)]
         cpu = median(runs[case], "cpu_us")
-        base_cpu = median(runs.get("raw", []), "cpu_us")
+        raw = "raw-rdkafka" if kind.endswith("-rdkafka") else "raw"  # the raw loop of the same client
+        base_cpu = median(runs.get(raw, []), "cpu_us")
         if kind.startswith("noop") and cpu and base_cpu:
-            notes.append(f"CPU {cpu - base_cpu:+.1f} us/record over raw")
+            notes.append(f"CPU {cpu - base_cpu:+.1f} us/record over {raw}")
         for base, least, label in THROUGHPUT_TARGETS.get(kind, []):
             achieved = ratio(case, ceiling if base == "ceiling" else base)
             if achieved is not None:
@@ -89,9 +93,11 @@ def summarize(runs: dict[str, list[dict]], size: dict, steps: dict, ceiling: flo
     return rows
 
 
-# The targets of issue 14, per case: (the case or "ceiling" its rate is divided by, the least
+# The targets of issues 14 and 21 (librdkafka), per case: (the case or "ceiling" its rate is divided by, the least
 # ratio, how the target reads). A target is shown when both rates were measured.
 THROUGHPUT_TARGETS: dict[str, list[tuple[str, float, str]]] = {
+    "noop-rdkafka": [("noop", 2.0, ">= 2 x gkbroad noop on kafka-python"), ("quix-noop", 2.0, ">= 2 x quixstreams")],
+    "io-key-400-rdkafka": [("io-key-400", 1.5, ">= 1.5 x io-key-400 on kafka-python")],
     "noop": [("raw", 0.9, ">= 0.9 x raw"), ("quix-noop", 1.0, "ahead of quixstreams")],
     "io-partition": [("ceiling", 0.8, ">= 0.8 x ceiling")],
     "io-key-400": [("io-raw", 50.0, ">= 50 x io-raw"), ("io-threadpool", 1.0, "ahead of the thread pool")],

@@ -42,7 +42,7 @@ import gevent  # noqa: E402
 
 import gkbroad  # noqa: E402
 from gkbroad.kafka import ConsumerGroup, Producer  # noqa: E402
-from tests.helpers.kafka_options import SESSION_TIMEOUT_MS, producer_options  # noqa: E402
+from tests.helpers.kafka_options import SESSION_TIMEOUT_MS, client_settings, producer_options  # noqa: E402
 
 
 class Journal:
@@ -85,6 +85,7 @@ def main() -> None:
     parser.add_argument("--request-timeout", type=int)
     parser.add_argument("--ordering")
     parser.add_argument("--session-timeout", type=int, default=SESSION_TIMEOUT_MS)
+    parser.add_argument("--client-library", default="kafka-python")
     args = parser.parse_args()
     logging.basicConfig(
         filename=f"{args.outfile}.log", level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s"
@@ -93,7 +94,7 @@ def main() -> None:
     stacks = open(f"{args.outfile}.stacks", "w")  # noqa: SIM115 - open for the process lifetime
     faulthandler.register(signal.SIGUSR1, file=stacks)
 
-    connection = {"bootstrap_servers": args.bootstrap}
+    connection = client_settings(args.bootstrap, args.client_library)
     if args.proxy_url:
         connection["proxy_url"] = args.proxy_url
     if args.request_timeout:
@@ -135,6 +136,7 @@ def main() -> None:
                     drain_timeout=args.drain_timeout,
                     partition_assignment_strategy=args.assignor,
                     session_timeout_ms=args.session_timeout,
+                    client_library=args.client_library,
                     **({"ordering": args.ordering} if args.ordering else {}),
                 ),
             )

@@ -22,14 +22,21 @@ join (the restart stall, docs/guides/production.md): about 3.7 session timeouts,
 and 11 s with this. Only for members whose handlers never block the hub: a heartbeat a second keeps them in."""
 
 
+def client_settings(bootstrap_servers: str, library: str = "kafka-python", **settings: Any) -> dict:
+    """The ``client`` option for the broker, in the names of ``library``."""
+    key = "bootstrap.servers" if library == "librdkafka" else "bootstrap_servers"
+    return {key: bootstrap_servers, **settings}
+
+
 def producer_options(bootstrap_servers: str, group: str, topics: Iterable[str], **overrides: Any) -> dict:
     """Producer options for `group` reading `topics` from the beginning; `overrides` replace or add options.
 
     With a `consumer_group` class in `overrides` the `client` option is left
     out: that class names its own client, and the two may not both be given.
+    With ``client_library="librdkafka"`` the client settings use librdkafka's names.
     """
     options = {
-        "client": {"bootstrap_servers": bootstrap_servers},
+        "client": client_settings(bootstrap_servers, overrides.get("client_library", "kafka-python")),
         "group_name": group,
         "topics": [{"name": topic, "offset_reset_policy": "earliest"} for topic in topics],
         "receive_interval": 100,

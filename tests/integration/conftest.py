@@ -36,6 +36,12 @@ def _require_gevent_patch():
         )
 
 
+@pytest.fixture(params=["kafka-python", "librdkafka"])
+def client_library(request):
+    """The consumer's client library: a test taking this fixture runs on kafka-python and on librdkafka."""
+    return request.param
+
+
 @pytest.fixture(scope="session")
 def bootstrap_servers():
     """host:port of the broker the integration tests use."""

@@ -22,11 +22,11 @@ from tests.helpers.kafka_options import producer_options
 from tests.helpers.support import free_port, wait_until
 
 
-def test_pulls_every_record_in_order_and_commits_end_offsets_on_stop(cluster, report):
+def test_pulls_every_record_in_order_and_commits_end_offsets_on_stop(client_library, cluster, report):
     topic = cluster.topic(partitions=3)
     written = cluster.produce(topic, 600)
     group_id = cluster.group_id()
-    group = make_group(cluster, topic, group_id)
+    group = make_group(cluster, topic, group_id, client_library=client_library)
     group.start()
     try:
         consumer = Consumer(group)
@@ -41,11 +41,11 @@ def test_pulls_every_record_in_order_and_commits_end_offsets_on_stop(cluster, re
     assert cluster.committed(group_id, topic) == cluster.end_offsets(topic, 3)
 
 
-def test_commits_only_the_contiguous_acknowledged_prefix(cluster):
+def test_commits_only_the_contiguous_acknowledged_prefix(client_library, cluster):
     topic = cluster.topic(partitions=1)
     cluster.produce(topic, 10)
     group_id = cluster.group_id()
-    group = make_group(cluster, topic, group_id)
+    group = make_group(cluster, topic, group_id, client_library=client_library)
     group.start()
     try:
         consumer = Consumer(group, ack=False)
@@ -63,11 +63,11 @@ def test_commits_only_the_contiguous_acknowledged_prefix(cluster):
         group.stop(timeout=30)
 
 
-def test_bounded_buffers_pause_and_resume_without_losing_or_sticking(cluster):
+def test_bounded_buffers_pause_and_resume_without_losing_or_sticking(client_library, cluster):
     topic = cluster.topic(partitions=2)
     cluster.produce(topic, 2000)
     group_id = cluster.group_id()
-    group = make_group(cluster, topic, group_id, topic_config={"max_buffer_records": 40})
+    group = make_group(cluster, topic, group_id, topic_config={"max_buffer_records": 40}, client_library=client_library)
     group.start()
     peaks, paused_seen = [0], set()
 
@@ -116,12 +116,20 @@ def test_a_consumer_slower_than_max_poll_interval_keeps_the_membership(cluster):
 
 
 @pytest.mark.long
-@pytest.mark.parametrize("assignor", ["cooperative-sticky", "range"])
-def test_two_members_split_partitions_and_a_revocation_drains_first(cluster, assignor):
+@pytest.mark.parametrize(
+    "client_library, assignor",
+    [("kafka-python", "cooperative-sticky"), ("kafka-python", "range"), ("librdkafka", "cooperative-sticky")],
+)
+def test_two_members_split_partitions_and_a_revocation_drains_first(client_library, cluster, assignor):
     topic = cluster.topic(partitions=4)
     cluster.produce(topic, 400, partitions=4)
     group_id = cluster.group_id()
-    options = {"cls": CallbackRecordingGroup, "partition_assignment_strategy": assignor, "drain_timeout": 20000}
+    options = {
+        "cls": CallbackRecordingGroup,
+        "partition_assignment_strategy": assignor,
+        "drain_timeout": 20000,
+        "client_library": client_library,
+    }
     first = make_group(cluster, topic, group_id, **options)
     first.start()
     second = make_group(cluster, topic, group_id, **options)
@@ -202,14 +210,16 @@ def test_lost_membership_reports_lost_and_ignores_acks_of_the_old_epoch(cluster)
     assert rebalances[-1] == (topic, 0, "shutdown")
 
 
-def test_each_topic_starts_where_its_offset_reset_policy_says(cluster):
+def test_each_topic_starts_where_its_offset_reset_policy_says(client_library, cluster):
     early, late = cluster.topic(partitions=1), cluster.topic(partitions=1)
     cluster.produce(early, 5)
     for _ in range(3):
         # One record per batch: the bundled Tansu answers ListOffsets(latest)
         # with the last batch's base offset + 1.
         cluster.produce(late, 1)
-    options = producer_options(cluster.bootstrap_servers, cluster.group_id(), [early, late])
+    options = producer_options(
+        cluster.bootstrap_servers, cluster.group_id(), [early, late], client_library=client_library
+    )
     options["topics"][1]["offset_reset_policy"] = "latest"
     group = build_group(**options)
     group.start()
@@ -232,11 +242,11 @@ def test_each_topic_starts_where_its_offset_reset_policy_says(cluster):
     assert by_topic == {early: 5, late: 5}
 
 
-def test_static_membership_joins_and_consumes(cluster):
+def test_static_membership_joins_and_consumes(client_library, cluster):
     topic = cluster.topic(partitions=1)
     cluster.produce(topic, 10)
     group_id = cluster.group_id()
-    group = make_group(cluster, topic, group_id, instance_id="member-a")
+    group = make_group(cluster, topic, group_id, instance_id="member-a", client_library=client_library)
     group.start()
     try:
         Consumer(group).run_until(10, timeout=60)

@@ -73,7 +73,7 @@ def read_all(bootstrap_servers, topic, count, timeout=30.0):
         consumer.close()
 
 
-def test_poison_records_end_in_the_dead_letter_topic_with_their_source_headers(cluster):
+def test_poison_records_end_in_the_dead_letter_topic_with_their_source_headers(client_library, cluster):
     topic, dead = cluster.topic(partitions=2, prefix="dl-src"), cluster.topic(partitions=1, prefix="dl-dead")
     group = cluster.group_id()
     records = []
@@ -82,7 +82,9 @@ def test_poison_records_end_in_the_dead_letter_topic_with_their_source_headers(c
         records.append((i % 2, b"k%d" % i, value, [("trace", b"t%d" % i)]))
     produce_records(cluster.bootstrap_servers, topic, records)
     context = {"handled": []}
-    p = pipeline(cluster.bootstrap_servers, group, topic, context, dead_letter={"topic": dead})
+    p = pipeline(
+        cluster.bootstrap_servers, group, topic, context, dead_letter={"topic": dead}, client_library=client_library
+    )
     p.start()
     try:
         wait_until(

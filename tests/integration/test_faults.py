@@ -32,7 +32,7 @@ from tests.helpers.fault_check import (
     quiet_for,
 )
 from tests.helpers.kafka_helpers import Cluster, create_topic, unique_name
-from tests.helpers.kafka_options import RESTART_SESSION_TIMEOUT_MS
+from tests.helpers.kafka_options import RESTART_SESSION_TIMEOUT_MS, client_settings
 from tests.helpers.pipeline_support import kafka_pipeline
 from tests.helpers.support import wait_until
 
@@ -76,7 +76,7 @@ def test_the_checker_finds_loss_disorder_and_shared_partitions():
 
 
 @pytest.mark.long(seconds=90)
-def test_crash_and_restart_loses_nothing(cluster, tmp_path, slow, report):
+def test_crash_and_restart_loses_nothing(client_library, cluster, tmp_path, slow, report):
     """SIGKILL a busy pipeline at random instants, restart it each time: every record is handled."""
     records, kills = (50_000, 6) if slow else (10_000, 5)
     seed = fault_seed(report)
@@ -99,9 +99,17 @@ def test_crash_and_restart_loses_nothing(cluster, tmp_path, slow, report):
         )
 
     def start(name):
-        path = tmp_path / name
         workers.append(
-            Worker(cluster.bootstrap_servers, topic, group, path, "--session-timeout", str(RESTART_SESSION_TIMEOUT_MS))
+            Worker(
+                cluster.bootstrap_servers,
+                topic,
+                group,
+                tmp_path / name,
+                "--session-timeout",
+                str(RESTART_SESSION_TIMEOUT_MS),
+                "--client-library",
+                client_library,
+            )
         )
         return workers[-1]
 
@@ -147,14 +155,14 @@ def test_crash_and_restart_loses_nothing(cluster, tmp_path, slow, report):
     assert cluster.committed(group, topic) == ends, seen()
     per_restart = [duplicates_of(run, runs[:i]) for i, run in enumerate(runs) if i]
     report(
-        f"crash/restart: {records} records on {PARTITIONS} partitions, {kills} SIGKILLs, handled per run "
+        f"crash/restart ({client_library}): {records} records on {PARTITIONS} partitions, {kills} SIGKILLs, handled per run "
         f"{handled_per_run}, duplicates per restart {per_restart} (total {handled_twice(runs)}), "
         f"{time.monotonic() - started:.0f}s"
     )
 
 
 @pytest.mark.long(seconds=60)
-def test_rebalance_under_load_loses_nothing_and_never_shares_a_partition(cluster, tmp_path, report):
+def test_rebalance_under_load_loses_nothing_and_never_shares_a_partition(client_library, cluster, tmp_path, report):
     """Three members: two start, a third joins late, the first is SIGKILLed, the second stops cleanly."""
     records = 16_000
     started = time.monotonic()
@@ -163,7 +171,16 @@ def test_rebalance_under_load_loses_nothing_and_never_shares_a_partition(cluster
     ends = cluster.end_offsets(topic, PARTITIONS)
 
     def member(name):
-        return Worker(cluster.bootstrap_servers, topic, group, tmp_path / f"{name}.log", "--max-sleep", "0.02")
+        return Worker(
+            cluster.bootstrap_servers,
+            topic,
+            group,
+            tmp_path / f"{name}.log",
+            "--max-sleep",
+            "0.02",
+            "--client-library",
+            client_library,
+        )
 
     def handled():
         return sum(m.handled_count() for m in members)
@@ -211,7 +228,7 @@ def test_rebalance_under_load_loses_nothing_and_never_shares_a_partition(cluster
     assert not overlaps(runs), overlaps(runs)[:10]
     assert cluster.committed(group, topic) == ends, seen()
     report(
-        f"rebalance under load: {records} records, handled per member {[len(r.handled) for r in runs]} "
+        f"rebalance under load ({client_library}): {records} records, handled per member {[len(r.handled) for r in runs]} "
         f"(first SIGKILLed, second stopped, third late), {handled_twice(runs)} handled twice "
         f"{duplicate_sources(runs)}, "
         f"{time.monotonic() - started:.0f}s"
@@ -228,7 +245,7 @@ class ValuesSeen(gkbroad.Pipeline):
 
 
 @pytest.mark.long
-def test_broker_outage_resumes_and_loses_nothing_produced_after_the_restart(caplog, report):
+def test_broker_outage_resumes_and_loses_nothing_produced_after_the_restart(client_library, caplog, report):
     """Stop the broker for 10 s mid-run and start it again on the same port.
 
     Tansu keeps everything in memory (no storage engine that survives a restart
@@ -246,7 +263,8 @@ def test_broker_outage_resumes_and_loses_nothing_produced_after_the_restart(capl
     try:
         create_topic(cluster.bootstrap_servers, topic, 4)
         cluster.produce(topic, before, partitions=4, value=lambda i: b"before-%d" % i)
-        client = {"bootstrap_servers": cluster.bootstrap_servers, "request_timeout_ms": 5000}
+        timeout = "socket.timeout.ms" if client_library == "librdkafka" else "request_timeout_ms"
+        client = client_settings(cluster.bootstrap_servers, client_library, **{timeout: 5000})
         pipeline = kafka_pipeline(
             cluster.bootstrap_servers,
             group,
@@ -255,6 +273,7 @@ def test_broker_outage_resumes_and_loses_nothing_produced_after_the_restart(capl
             cls=ValuesSeen,
             message_format="value",
             client=client,
+            client_library=client_library,
         )
         pipeline.start()
         wait_until(lambda: len(seen) >= before // 4, 120, "records handled before the outage")
@@ -282,7 +301,7 @@ def test_broker_outage_resumes_and_loses_nothing_produced_after_the_restart(capl
     own = [f"{r.name}: {r.getMessage()[:100]}" for r in outage_log if r.name.startswith("gkbroad")]
     assert handled_during_outage and own, "gkbroad logged nothing about commits failing during the outage"
     report(
-        f"broker outage: {handled_at_stop} of {before} handled when the broker stopped for "
+        f"broker outage ({client_library}): {handled_at_stop} of {before} handled when the broker stopped for "
         f"{restarted_at - stopped_at:.0f}s, {handled_during_outage} more (already fetched) during the outage; all {after} records produced after the restart handled "
         f"{waited:.1f}s after the restart; logged during the outage: {len(outage_log)} warnings, gkbroad's own: "
         f"{own[:3] or 'none'}"

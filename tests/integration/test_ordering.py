@@ -86,15 +86,27 @@ def commits_behind_handling(bootstrap_servers: str, group: str, topic: str, hand
     return problems
 
 
-@pytest.mark.parametrize("ordering", ["partition", "key", "none"])
-def test_ordering_modes_keep_their_order_lose_nothing_and_never_commit_early(bootstrap_servers, cluster, ordering):
+@pytest.mark.parametrize(
+    "client_library, ordering",
+    [("kafka-python", "partition"), ("kafka-python", "key"), ("kafka-python", "none"), ("librdkafka", "key")],
+)
+def test_ordering_modes_keep_their_order_lose_nothing_and_never_commit_early(
+    bootstrap_servers, cluster, client_library, ordering
+):
     topic = cluster.topic(PARTITIONS, prefix=f"order-{ordering}")
     group = cluster.group_id(f"order-{ordering}")
     sent = produce_keyed(bootstrap_servers, topic, RECORDS, KEYS)
     ends = end_offsets(bootstrap_servers, topic, PARTITIONS)
     observed = Observed()
     pipeline = kafka_pipeline(
-        bootstrap_servers, group, [topic], context=observed, processors=50, cls=SleepyPipeline, ordering=ordering
+        bootstrap_servers,
+        group,
+        [topic],
+        context=observed,
+        processors=50,
+        cls=SleepyPipeline,
+        ordering=ordering,
+        client_library=client_library,
     ).start()
     early = []
 

@@ -42,10 +42,11 @@ class Pausing(gkbroad.Pipeline):
         return message
 
 
-def pausing_pipeline(cluster, group, topic, context):
+def pausing_pipeline(cluster, group, topic, context, client_library="kafka-python"):
+    options = producer_options(cluster.bootstrap_servers, group, [topic], client_library=client_library)
     return Pausing(
         name=f"pause-{group}",
-        producer={"module": (Producer, producer_options(cluster.bootstrap_servers, group, [topic]))},
+        producer={"module": (Producer, options)},
         processors={"default": {"concurrency": 4, "max_demand": 2}},
         context=context,
         shutdown_timeout=20000,
@@ -57,11 +58,11 @@ def context_for(at, seconds, reason, delay):
             "handled": defaultdict(list)}  # fmt: skip
 
 
-def test_a_handler_pauses_partition_3_for_5_s_while_the_others_flow(cluster):
+def test_a_handler_pauses_partition_3_for_5_s_while_the_others_flow(client_library, cluster):
     topic, group = cluster.topic(partitions=4), cluster.group_id()
     cluster.produce(topic, 4 * PER_PARTITION, partitions=4)
     context = context_for((3, 2), 5.0, "downstream answered 429", delay=0.1)
-    pipeline = pausing_pipeline(cluster, group, topic, context)
+    pipeline = pausing_pipeline(cluster, group, topic, context, client_library)
     pipeline.start()
     try:
         wait_until(lambda: len(context["handled"][3]) == PER_PARTITION, 60, "partition 3 to finish after its pause")

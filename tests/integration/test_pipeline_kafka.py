@@ -84,7 +84,7 @@ def test_every_record_in_partition_order_and_committed(bootstrap_servers, produc
         assert min(offsets) >= ends[partition], "a record committed before the restart was handled again"
 
 
-def test_value_format_metadata(bootstrap_servers):
+def test_value_format_metadata(bootstrap_servers, client_library):
     topic = create_topic(bootstrap_servers, unique_name("fmt"), 2)
     producer = KafkaProducer(bootstrap_servers=bootstrap_servers)
     producer.send(topic, key=b"k1", value=b"hello", partition=1, headers=[("trace", b"abc")])
@@ -98,7 +98,13 @@ def test_value_format_metadata(bootstrap_servers):
             return message
 
     pipeline = kafka_pipeline(
-        bootstrap_servers, unique_name("fmt-group"), [topic], context=None, cls=Capture, message_format="value"
+        bootstrap_servers,
+        unique_name("fmt-group"),
+        [topic],
+        context=None,
+        cls=Capture,
+        message_format="value",
+        client_library=client_library,
     )
     pipeline.start()
     try:
@@ -114,7 +120,7 @@ def test_value_format_metadata(bootstrap_servers):
     assert message.batch_key == (topic, 1)
 
 
-def test_record_format_is_the_consumer_record(bootstrap_servers):
+def test_record_format_is_the_consumer_record(bootstrap_servers, client_library):
     topic = create_topic(bootstrap_servers, unique_name("rec"), 1)
     produce(bootstrap_servers, topic, 3)
     seen = SeenOffsets()
@@ -125,7 +131,9 @@ def test_record_format_is_the_consumer_record(bootstrap_servers):
             captured.append(message)
             return message
 
-    pipeline = kafka_pipeline(bootstrap_servers, unique_name("rec-group"), [topic], context=seen, cls=Capture)
+    pipeline = kafka_pipeline(
+        bootstrap_servers, unique_name("rec-group"), [topic], context=seen, cls=Capture, client_library=client_library
+    )
     pipeline.start()
     try:
         wait_until(lambda: len(captured) == 3, 60, "3 records")

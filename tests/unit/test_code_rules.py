@@ -1,6 +1,6 @@
 """Rules of the code base that a linter cannot check, read from gkbroad's source (ast).
 
-- Only gkbroad.kafka.client.* imports kafka-python.
+- Only gkbroad.kafka.client.* imports kafka-python; confluent-kafka only lazily, there.
 - Each room keeps to its layer (FORBIDDEN below), and the package root holds the public API only.
 - Inside gkbroad/, gkbroad's own modules are imported relatively.
 - No import cycle between gkbroad's modules.
@@ -81,6 +81,25 @@ def test_only_the_client_package_imports_kafka_python():
         if target.split(".")[0] == "kafka"
     ]
     assert offenders == []
+
+
+def test_confluent_kafka_is_imported_lazily_by_the_client_package_only():
+    """The librdkafka extra is optional: no module imports confluent_kafka when it is imported, and only
+    rdkafka_settings.import_confluent_kafka() imports it at all (the others get the module from it)."""
+    statements = [
+        f"{name}:{line} imports {target}"
+        for name, path in MODULES.items()
+        for target, line in _imports(name, path)
+        if target.split(".")[0] == "confluent_kafka"
+    ]
+    named = [
+        f"{name}:{node.lineno}"
+        for name, path in MODULES.items()
+        if name != "gkbroad.kafka.client.rdkafka_settings"
+        for node in ast.walk(ast.parse(path.read_text(), str(path)))
+        if isinstance(node, ast.Constant) and isinstance(node.value, str) and node.value.startswith("confluent_kafka")
+    ]
+    assert statements == [] and named == []
 
 
 def test_gkbroad_imports_itself_relatively():

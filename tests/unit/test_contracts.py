@@ -16,7 +16,7 @@ import pytest
 from kafka.future import Future
 
 from gkbroad.kafka import Producer as KafkaProducer
-from gkbroad.kafka.client import CommitFuture, ConsumerClient, GroupClient
+from gkbroad.kafka.client import CommitFuture, ConsumerClient, GroupClient, LibrdkafkaClient
 from gkbroad.kafka.dead_letter import DeadLetter
 from gkbroad.kafka.group import ConsumerGroup
 from gkbroad.kafka.retry_topic import RetryTopic
@@ -110,7 +110,9 @@ def test_the_client_protocol_declares_what_the_group_uses():
     assert {"connect", "poll", "commit", "wait", "close", "abandon", "connected"} <= set(_members(GroupClient))
 
 
-@pytest.mark.parametrize("client", [ConsumerClient, FakeConsumerClient], ids=["real", "fake"])
+@pytest.mark.parametrize(
+    "client", [ConsumerClient, LibrdkafkaClient, FakeConsumerClient], ids=["kafka-python", "librdkafka", "fake"]
+)
 def test_each_client_keeps_the_group_client_contract(client):
     assert _drift(GroupClient, client) == []
 

@@ -1,5 +1,5 @@
-"""The core installs and runs without the optional extras: prometheus-client and opentelemetry are
-needed only by the options that use them, and a missing one is a ConfigError naming the extra.
+"""The core installs and runs without the optional extras: prometheus-client, opentelemetry and
+confluent-kafka are needed only by the options that use them, and a missing one is a ConfigError naming the extra.
 
 The check runs in a fresh interpreter whose import system refuses both packages, as on a machine
 where they were never installed (this venv has them, for the tests of the extras themselves)."""
@@ -13,7 +13,7 @@ from importlib.metadata import requires
 
 from tests.helpers.support import root_on_pythonpath
 
-EXTRA_PACKAGES = ("prometheus_client", "opentelemetry")
+EXTRA_PACKAGES = ("prometheus_client", "opentelemetry", "confluent_kafka")
 
 WITHOUT_EXTRAS = f"""
 import importlib.abc, json, sys
@@ -42,9 +42,12 @@ with testing.running(Passing, name="core", producer={{"module": testing.DummyPro
     body = b"".join(status_app(running)({{"REQUEST_METHOD": "GET", "PATH_INFO": "/metrics"}},
                                         lambda status, headers: answer.update(status=status)))
     result["metrics"] = [answer["status"], body.decode()]
-for options in ({{"tracing": True}}, {{"metrics": {{"prometheus": {{}}}}}}):
+librdkafka = {{"group_name": "g", "client_library": "librdkafka", "client": {{"bootstrap.servers": "x:1"}},
+               "topics": [{{"name": "t"}}]}}
+from gkbroad.kafka import Producer
+for options in ({{"tracing": True}}, {{"metrics": {{"prometheus": {{}}}}}}, {{"producer": {{"module": (Producer, librdkafka)}}}}):
     try:
-        Passing(name="x", producer={{"module": testing.DummyProducer}}, processors={{"default": {{}}}}, **options)
+        Passing(**{{"name": "x", "producer": {{"module": testing.DummyProducer}}, "processors": {{"default": {{}}}}, **options}})
     except ConfigError as exc:
         result.setdefault("errors", []).append(str(exc))
 result["loaded"] = sorted(m for m in sys.modules if m.split(".")[0] in {EXTRA_PACKAGES!r})
@@ -61,14 +64,18 @@ def test_the_core_runs_and_serves_its_pages_without_the_extras():
     assert result["acked"] == 3
     assert result["metrics"][0].startswith("404")
     assert "pip install 'gkbroad[prometheus]'" in result["metrics"][1]
-    tracing, prometheus = result["errors"]
+    tracing, prometheus, librdkafka = result["errors"]
     assert tracing.startswith("tracing: needs the 'otel' extra") and "pip install 'gkbroad[otel]'" in tracing
     assert prometheus.startswith("metrics.prometheus: needs the 'prometheus' extra")
+    assert librdkafka.startswith("producer.module.client_library: needs the 'librdkafka' extra")
+    assert "pip install 'gkbroad[librdkafka]'" in librdkafka
     assert result["loaded"] == []
 
 
 def test_the_extras_are_not_requirements_of_the_core():
     extra_only = [
-        r for r in requires("gkbroad") or () if r.split()[0].lower().startswith(("prometheus", "opentelemetry"))
+        r
+        for r in requires("gkbroad") or ()
+        if r.split()[0].lower().startswith(("prometheus", "opentelemetry", "confluent"))
     ]
     assert extra_only and all("extra ==" in r for r in extra_only), extra_only

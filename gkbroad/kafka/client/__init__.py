@@ -2,7 +2,8 @@
 
 `group_client` states what the consumer group needs from a client (the
 `GroupClient` Protocol); `consumer` is the adapter over kafka-python that
-provides it;
+provides it, and `rdkafka_consumer` the one over librdkafka (confluent-kafka, an optional
+extra imported only when a pipeline asks for it; `rdkafka_settings` checks its settings);
 `producer` writes records and waits for the broker's acknowledgement;
 `transactions` is the transactional producer of exactly-once pipelines; `admin`
 holds the one-shot requests of the command line (topics, offsets, groups,
@@ -24,6 +25,16 @@ from .consumer import (
 from .consumer import PRIVATE_NAMES as CONSUMER_PRIVATE_NAMES
 from .group_client import CommitFuture, GroupClient, JoinAnswers, RebalanceHandler
 from .producer import PRODUCER_DEFAULTS, ProduceFailed, ProducerRecord, RecordProducer, producer_settings
+from .rdkafka_consumer import LibrdkafkaClient
+from .rdkafka_settings import (
+    LIBRDKAFKA_ASSIGNORS,
+    LIBRDKAFKA_MANAGED,
+    LIBRDKAFKA_POLL_INTERVAL_MS,
+    ExtraMissing,
+    import_confluent_kafka,
+    kafka_python_connection,
+    librdkafka_setting_errors,
+)
 from .transactions import FATAL_TRANSACTION_ERRORS, KafkaTransactionalClient, TransactionalClient
 
 # Every private name of kafka-python the package uses (tests/unit/test_kafka_client.py checks them).
@@ -34,16 +45,21 @@ __all__ = [
     "CONSUMER_DEFAULTS",
     "FATAL_TRANSACTION_ERRORS",
     "KAFKA_PYTHON_CHECKED",
+    "LIBRDKAFKA_ASSIGNORS",
+    "LIBRDKAFKA_MANAGED",
+    "LIBRDKAFKA_POLL_INTERVAL_MS",
     "PRIVATE_NAMES",
     "PRODUCER_DEFAULTS",
     "REBALANCE_ERRORS",
     "CommitFuture",
     "ConfigurationRefused",
     "ConsumerClient",
+    "ExtraMissing",
     "GroupClient",
     "JoinAnswers",
     "KafkaError",
     "KafkaTransactionalClient",
+    "LibrdkafkaClient",
     "PositionsLost",
     "ProduceFailed",
     "ProducerRecord",
@@ -51,5 +67,8 @@ __all__ = [
     "RecordProducer",
     "TopicPartition",
     "TransactionalClient",
+    "import_confluent_kafka",
+    "kafka_python_connection",
+    "librdkafka_setting_errors",
     "producer_settings",
 ]

@@ -22,7 +22,16 @@ import gevent
 from gevent.event import AsyncResult
 
 from ...errors import ConfigError
-from ..client import CONSUMER_DEFAULTS, CommitFuture, ConsumerClient, GroupClient, TopicPartition
+from ..client import (
+    CONSUMER_DEFAULTS,
+    LIBRDKAFKA_POLL_INTERVAL_MS,
+    CommitFuture,
+    ConsumerClient,
+    GroupClient,
+    LibrdkafkaClient,
+    TopicPartition,
+    kafka_python_connection,
+)
 from .committer import Committer
 from .grouplog import GroupLog
 from .poller import Poller
@@ -83,12 +92,25 @@ class ConsumerGroup:
             )
         # The connection settings in use: the `client` option, else the class attribute.
         self.connection: Mapping[str, Any] = connection
-        kafka = settings.kafka_settings(connection)
-        self._rebalance_timeout = kafka.get("max_poll_interval_ms", CONSUMER_DEFAULTS["max_poll_interval_ms"]) / 1000
-        self._log = GroupLog(logger, group_name)
-        self._client: GroupClient[Any] = (
-            consumer_client if consumer_client is not None else ConsumerClient(kafka, self.topics)
+        # What the writers (dead letters, outputs, the retry topic) connect with: kafka-python's names.
+        self.writer_connection: Mapping[str, Any] = (
+            kafka_python_connection(connection) if settings.client_library == "librdkafka" else connection
         )
+        self._log = GroupLog(logger, group_name)
+        # kafka-python's settings (None with librdkafka, whose own the client keeps).
+        self._kafka_settings: dict[str, Any] | None = None
+        if consumer_client is None and settings.client_library == "librdkafka":
+            librdkafka = settings.librdkafka_settings(connection)
+            self._rebalance_timeout = librdkafka.get("max.poll.interval.ms", LIBRDKAFKA_POLL_INTERVAL_MS) / 1000
+            self._client: GroupClient[Any] = LibrdkafkaClient(librdkafka, self.topics)
+            session_timeout = self._client.session_timeout
+        else:
+            kafka = self._kafka_settings = settings.kafka_settings(connection)
+            self._rebalance_timeout = (
+                kafka.get("max_poll_interval_ms", CONSUMER_DEFAULTS["max_poll_interval_ms"]) / 1000
+            )
+            self._client = consumer_client if consumer_client is not None else ConsumerClient(kafka, self.topics)
+            session_timeout = kafka.get("session_timeout_ms", CONSUMER_DEFAULTS["session_timeout_ms"]) / 1000
         self._state = GroupState(
             {name: t["max_buffer_records"] for name, t in self.topics.items()},
             settings.poll_batch(),
@@ -107,12 +129,11 @@ class ConsumerGroup:
         )
         self._fence = SessionFence(
             self._client,
-            kafka.get("session_timeout_ms", CONSUMER_DEFAULTS["session_timeout_ms"]) / 1000,
+            session_timeout,
             held=lambda: set(self._state.partitions),
             lose=self._rebalancer.lost,
             group_name=group_name,
         )
-        self._kafka_settings = kafka
         self._poller = Poller(
             self._state,
             self._client,
@@ -168,7 +189,8 @@ class ConsumerGroup:
         """Spawn the poll greenlet (which connects) and the committers; returns at once."""
         if self._greenlets:
             return
-        warn_on_slow_requests(self._kafka_settings, self._log)  # at start, so that `gkbroad check` stays quiet
+        if self._kafka_settings is not None:
+            warn_on_slow_requests(self._kafka_settings, self._log)  # at start, so that `gkbroad check` stays quiet
         poller = gevent.spawn(self._poller.run)
         poller.link_exception(lambda g: self._died("the poll loop", g))
         self._greenlets = [poller]

@@ -13,12 +13,29 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
-from ..client import ASSIGNORS
+from ..client import ASSIGNORS, LIBRDKAFKA_ASSIGNORS
 
 __all__ = ["GroupSettings"]
 
-# fetch_strategy option -> kafka-python setting.
+# fetch_strategy option -> kafka-python setting, and librdkafka's.
 FETCH_STRATEGY = {"max_wait_ms": "fetch_max_wait_ms", "min_bytes": "fetch_min_bytes", "max_bytes": "fetch_max_bytes"}
+LIBRDKAFKA_FETCH_STRATEGY = {
+    "max_wait_ms": "fetch.wait.max.ms",
+    "min_bytes": "fetch.min.bytes",
+    "max_bytes": "fetch.max.bytes",
+}
+
+# librdkafka's group timeouts where gkbroad's options leave them unset: kafka-python's defaults, so that
+# both clients behave alike (librdkafka's own session timeout is 45 s).
+LIBRDKAFKA_SESSION_MS, LIBRDKAFKA_HEARTBEAT_MS = 10000, 3000
+# librdkafka prefetches up to this much per consumer (its default is 64 MiB): gkbroad's buffers bound the rest.
+LIBRDKAFKA_QUEUED_KBYTES = 8192
+# Pausing a partition (its buffer is full) drops what librdkafka prefetched of it, and resuming waits for the
+# fetch in flight: so librdkafka prefetches about two buffers' worth per partition (its default: 100,000
+# records), re-checks those limits every 10 ms (its default: 1 s) and lets the broker hold a fetch 100 ms at
+# most (its default: 500 ms). In the noop benchmark these took gkbroad on librdkafka from 12,000 to
+# 55,000-75,000 records/s (scripts/bench.py --cases noop-rdkafka --records 100000, one run each).
+LIBRDKAFKA_PREFETCH_BUFFERS, LIBRDKAFKA_QUEUE_BACKOFF_MS, LIBRDKAFKA_FETCH_WAIT_MS = 2, 10, 100
 
 _MAX_POLL_RECORDS = 500
 # The default stall timeout, and its margin over a long drain_timeout.
@@ -48,6 +65,7 @@ class GroupSettings:
     drain_timeout: int
     stall_timeout_ms: int | None
     partition_assignment_strategy: str
+    client_library: str
 
     @classmethod
     def from_options(cls, options: Mapping[str, Any]) -> GroupSettings:
@@ -107,4 +125,39 @@ class GroupSettings:
         ):
             if value is not None:
                 settings[key] = value
+        return settings
+
+    def librdkafka_settings(self, client: Mapping[str, Any]) -> dict[str, Any]:
+        """librdkafka's configuration for the group, over the connection settings ``client`` (in librdkafka's
+        names). The same choices as ``kafka_settings``: no auto commit, and no offset stored but by gkbroad;
+        gkbroad resets offsets per topic (``auto.offset.reset=error`` reports a partition without a usable
+        committed offset); topics are not created by subscribing."""
+        smallest_buffer: int = min(config["max_buffer_records"] for config in self.topics)
+        settings = {
+            "allow.auto.create.topics": False,
+            "queued.max.messages.kbytes": LIBRDKAFKA_QUEUED_KBYTES,
+            "queued.min.messages": LIBRDKAFKA_PREFETCH_BUFFERS * smallest_buffer,
+            "fetch.queue.backoff.ms": LIBRDKAFKA_QUEUE_BACKOFF_MS,
+            "fetch.wait.max.ms": LIBRDKAFKA_FETCH_WAIT_MS,
+            **client,
+            "group.id": self.group_name,
+            "enable.auto.commit": False,
+            "enable.auto.offset.store": False,
+            "auto.offset.reset": "error",
+            "enable.partition.eof": False,
+            "partition.assignment.strategy": LIBRDKAFKA_ASSIGNORS[self.partition_assignment_strategy],
+            "isolation.level": self.topics[0]["isolation_level"],
+            "session.timeout.ms": self.session_timeout_ms or LIBRDKAFKA_SESSION_MS,
+            "heartbeat.interval.ms": self.heartbeat_interval_ms or LIBRDKAFKA_HEARTBEAT_MS,
+        }
+        if self.instance_id is not None:
+            settings["group.instance.id"] = self.instance_id
+        if self.rebalance_timeout_ms is not None:
+            settings["max.poll.interval.ms"] = self.rebalance_timeout_ms
+        fetch_bytes = [config["fetch_max_bytes"] for config in self.topics if config["fetch_max_bytes"] is not None]
+        if fetch_bytes:
+            settings["max.partition.fetch.bytes"] = max(fetch_bytes)
+        for option, value in (self.fetch_strategy or {}).items():
+            if value is not None:
+                settings[LIBRDKAFKA_FETCH_STRATEGY[option]] = value
         return settings

@@ -1,0 +1,146 @@
+"""librdkafka's settings for a consumer group: importing the binding, checking names, translating gkbroad's options.
+
+A pipeline with ``client_library = "librdkafka"`` passes its ``client``
+mapping in librdkafka's own names (``bootstrap.servers``,
+``security.protocol``, ``sasl.password``, ...). They are checked by
+librdkafka itself: a throwaway consumer is configured with them (without
+``bootstrap.servers`` it connects nowhere), so whatever the installed
+librdkafka knows is accepted and nothing else, with librdkafka's own words
+for what is wrong. The settings that carry gkbroad's consumer-group semantics
+(manual commits, offsets stored by gkbroad only, gkbroad's offset reset, the
+assignor, the timeouts of the group protocol) are set here and refused from
+``client``, naming the option to use instead.
+
+confluent-kafka is an optional extra: it is imported on first use, and its
+absence is an error naming the extra to install.
+"""
+
+from __future__ import annotations
+
+import importlib
+import re
+from collections.abc import Mapping
+from types import ModuleType
+from typing import Any
+
+from ...config.redact import is_secret
+from ...errors import ConfigError
+from .consumer import CONSUMER_DEFAULTS
+
+__all__ = [
+    "LIBRDKAFKA_ASSIGNORS",
+    "LIBRDKAFKA_MANAGED",
+    "LIBRDKAFKA_POLL_INTERVAL_MS",
+    "ExtraMissing",
+    "import_confluent_kafka",
+    "kafka_python_connection",
+    "librdkafka_setting_errors",
+]
+
+INSTALL_HINT = "pip install 'gkbroad[librdkafka]'"
+
+# partition_assignment_strategy option -> librdkafka's name; librdkafka has no eager "sticky".
+LIBRDKAFKA_ASSIGNORS = {"cooperative-sticky": "cooperative-sticky", "range": "range", "roundrobin": "roundrobin"}
+
+# librdkafka's max.poll.interval.ms default: the rebalance timeout when rebalance_timeout_ms is unset.
+LIBRDKAFKA_POLL_INTERVAL_MS = 300000
+
+# librdkafka settings gkbroad sets itself, and the option to use instead (None: leave it out).
+LIBRDKAFKA_MANAGED = {
+    "group.id": "group_name",
+    "group.instance.id": "instance_id",
+    "enable.auto.commit": None,
+    "auto.commit.interval.ms": None,
+    "enable.auto.offset.store": None,
+    "auto.offset.reset": "topics[].offset_reset_policy",
+    "partition.assignment.strategy": "partition_assignment_strategy",
+    "session.timeout.ms": "session_timeout_ms",
+    "heartbeat.interval.ms": "heartbeat_interval_ms",
+    "max.poll.interval.ms": "rebalance_timeout_ms",
+    "fetch.wait.max.ms": "fetch_strategy.max_wait_ms",
+    "fetch.min.bytes": "fetch_strategy.min_bytes",
+    "fetch.max.bytes": "fetch_strategy.max_bytes",
+    "max.partition.fetch.bytes": "topics[].fetch_max_bytes",
+    "isolation.level": "topics[].isolation_level",
+    "enable.partition.eof": None,
+    "statistics.interval.ms": None,
+    "on_commit": None,
+    "stats_cb": None,
+    "error_cb": None,
+    "logger": None,
+}
+
+# librdkafka connection settings -> kafka-python's, for the writers (dead letters, outputs, the retry topic),
+# which produce through kafka-python whatever the consumer runs on.
+_KAFKA_PYTHON_NAMES = {
+    "bootstrap.servers": "bootstrap_servers",
+    "security.protocol": "security_protocol",
+    "sasl.mechanism": "sasl_mechanism",
+    "sasl.mechanisms": "sasl_mechanism",
+    "sasl.username": "sasl_plain_username",
+    "sasl.password": "sasl_plain_password",
+    "ssl.ca.location": "ssl_cafile",
+    "ssl.certificate.location": "ssl_certfile",
+    "ssl.key.location": "ssl_keyfile",
+    "ssl.key.password": "ssl_password",
+}
+
+# librdkafka's message for a refused setting names it in double quotes.
+_NAMED = re.compile(r'property:? "([^"]+)"')
+
+
+class ExtraMissing(ConfigError):
+    """confluent-kafka is not installed (the ``gkbroad[librdkafka]`` extra): a configuration problem,
+    raised when the options are checked or the consumer group is built."""
+
+
+def import_confluent_kafka() -> ModuleType:
+    """The confluent_kafka module; ExtraMissing, naming the extra, when it is not installed."""
+    try:
+        return importlib.import_module("confluent_kafka")
+    except ImportError as exc:
+        raise ExtraMissing(
+            f"needs the 'librdkafka' extra (confluent-kafka, not installed: {exc}); install it with `{INSTALL_HINT}`"
+        ) from None
+
+
+def librdkafka_setting_errors(settings: Mapping[str, Any]) -> dict[str, list[str]]:
+    """{setting: [problem]} for a ``client`` mapping in librdkafka's names; empty when librdkafka takes it.
+    Raises ExtraMissing when confluent-kafka is not installed."""
+    errors: dict[str, list[str]] = {}
+    for key in settings:
+        if key in LIBRDKAFKA_MANAGED:
+            instead = LIBRDKAFKA_MANAGED[key]
+            errors[key] = [
+                f"is set by gkbroad; {'use the ' + repr(instead) + ' option' if instead else 'leave it out'}"
+            ]
+        elif key in CONSUMER_DEFAULTS and key.replace("_", ".") != key:
+            errors[key] = [f"is kafka-python's name; librdkafka's settings are dotted, e.g. {key.replace('_', '.')!r}"]
+    if not settings.get("bootstrap.servers"):
+        errors["bootstrap.servers"] = ["missing required option: librdkafka's host:port list"]
+    if errors:
+        return errors
+    module = import_confluent_kafka()
+    trial = {key: value for key, value in settings.items() if key != "bootstrap.servers"}
+    try:
+        module.Consumer({**trial, "group.id": "gkbroad-settings-check", "log_level": 0}).close()
+    except module.KafkaException as exc:
+        message = exc.args[0].str() if exc.args else str(exc)
+        named = _NAMED.search(message)
+        key = named.group(1) if named else "client"
+        # librdkafka quotes a refused value; a secret's value is never repeated.
+        if named and key in settings and is_secret(key):
+            message = f'Invalid value for configuration property "{key}"'
+        errors[key] = [f"librdkafka refused it: {message}"]
+    return errors
+
+
+def kafka_python_connection(settings: Mapping[str, Any]) -> dict[str, Any]:
+    """The connection settings of a librdkafka ``client`` mapping in kafka-python's names (the others,
+    consumer tuning or security settings kafka-python names otherwise, are left out)."""
+    connection = {_KAFKA_PYTHON_NAMES[key]: value for key, value in settings.items() if key in _KAFKA_PYTHON_NAMES}
+    if isinstance(connection.get("security_protocol"), str):
+        connection["security_protocol"] = connection["security_protocol"].upper()
+    if settings.get("ssl.endpoint.identification.algorithm") == "none":
+        connection["ssl_check_hostname"] = False
+    return connection
