@@ -67,6 +67,17 @@ class RecordingPipeline(gkbroad.Pipeline):
         return Counter(m.data for call in self.failed_calls for m in call)
 
 
+def kafka_config_error(options: dict[str, Any]) -> str:
+    """The ConfigError message of a pipeline whose Kafka producer has ``options``."""
+    from gkbroad.kafka import Producer
+
+    try:
+        RecordingPipeline(name="k", producer={"module": (Producer, options)}, processors={"default": {}})
+    except gkbroad.ConfigError as error:
+        return str(error)
+    raise AssertionError(f"no ConfigError for {options!r}")
+
+
 class CountingAcknowledger:
     """Counts acknowledgements per message and records every ack() call."""
 

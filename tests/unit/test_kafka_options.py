@@ -8,12 +8,11 @@ defaults) is checked and filled in here."""
 
 import pytest
 
-from gkbroad import ConfigError
 from gkbroad.config.validation import validate
-from gkbroad.kafka import ConsumerGroup, Producer
+from gkbroad.kafka import ConsumerGroup
 from gkbroad.kafka.group.settings import GroupSettings
 from gkbroad.kafka.options import KafkaProducerOptions
-from tests.helpers.engine_support import RecordingPipeline
+from tests.helpers.engine_support import kafka_config_error
 
 GOOD = {"group_name": "g", "client": {"bootstrap_servers": "x:1"}, "topics": [{"name": "t"}]}
 
@@ -23,11 +22,7 @@ class ManagedSettingGroup(ConsumerGroup):
 
 
 def error_for(kafka_options):
-    with pytest.raises(ConfigError) as caught:
-        RecordingPipeline(
-            name="k", producer={"module": (Producer, {**GOOD, **kafka_options})}, processors={"default": {}}
-        )
-    return str(caught.value)
+    return kafka_config_error({**GOOD, **kafka_options})
 
 
 BAD = [

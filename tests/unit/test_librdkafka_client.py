@@ -9,15 +9,13 @@ from __future__ import annotations
 import confluent_kafka
 import pytest
 
-from gkbroad import ConfigError
 from gkbroad.config.redact import REDACTED, redact
 from gkbroad.config.validation import validate
-from gkbroad.kafka import Producer
 from gkbroad.kafka.client import TopicPartition
 from gkbroad.kafka.client.rdkafka_support import as_records, by_partition
 from gkbroad.kafka.group.settings import GroupSettings
 from gkbroad.kafka.options import KafkaProducerOptions
-from tests.helpers.engine_support import RecordingPipeline
+from tests.helpers.engine_support import kafka_config_error
 
 GOOD = {
     "group_name": "g",
@@ -28,11 +26,7 @@ GOOD = {
 
 
 def error_for(kafka_options):
-    with pytest.raises(ConfigError) as caught:
-        RecordingPipeline(
-            name="k", producer={"module": (Producer, {**GOOD, **kafka_options})}, processors={"default": {}}
-        )
-    return str(caught.value)
+    return kafka_config_error({**GOOD, **kafka_options})
 
 
 BAD = [
