@@ -70,7 +70,7 @@ QUICK = {"records": 20_000, "reps": 1, "io_raw": 200, "io_partition": 2_000, "io
 ALL_CASES = ["raw", "noop", "noop-batch", "io-raw", "io-partition", "io-key-100", "io-key-400", "io-threadpool",
              "c-block-greenlet", "c-block-thread", "write-none", "write-alo", "write-eos",
              "memory", "latency-raw", "latency", "shutdown", "processes",
-             "raw-rdkafka", "noop-rdkafka", "io-key-400-rdkafka"]  # fmt: skip
+             "raw-rdkafka", "noop-rdkafka", "noop-buffers-rdkafka", "io-key-400-rdkafka"]  # fmt: skip
 
 
 # The cost of the observability options, against "noop" in the same run (--observability).
@@ -139,6 +139,9 @@ def plan(size: dict) -> dict[str, tuple[str, dict]]:
         # The same on librdkafka (client_library = "librdkafka"; confluent-kafka must be installed).
         "raw-rdkafka": ("confluent-kafka consume(500) loop, handler per record", {"limit": size["records"]}),
         "noop-rdkafka": ("gkbroad on librdkafka, no-op handler", {"limit": size["records"], "client_library": "librdkafka"}),
+        # With buffers a partition seldom fills: librdkafka drops its prefetch of a partition it pauses.
+        "noop-buffers-rdkafka": ("gkbroad on librdkafka, no-op handler, max_buffer_records 20,000",
+                                 {"limit": size["records"], "client_library": "librdkafka", "max_buffer_records": 20_000}),
         "io-key-400-rdkafka": ("2 ms handler: gkbroad on librdkafka, ordering=key, 400 processors",
                                {**fast, "ordering": "key", "processors": 400, "client_library": "librdkafka"}),
         "c-block-greenlet": ("10 ms C-blocking handler: gkbroad executor=greenlet, 32 processors",

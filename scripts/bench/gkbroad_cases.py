@@ -84,7 +84,17 @@ def _pipeline(config: dict, counter: Counter, cls=HandlerPipeline, batchers=None
                     "consumer_group": BenchGroup,
                     "client_library": library,
                     "group_name": config["group"],
-                    "topics": [{"name": config["topic"], "offset_reset_policy": "earliest"}],
+                    "topics": [
+                        {
+                            "name": config["topic"],
+                            "offset_reset_policy": "earliest",
+                            **(
+                                {"max_buffer_records": config["max_buffer_records"]}
+                                if "max_buffer_records" in config
+                                else {}
+                            ),
+                        }
+                    ],
                     "session_timeout_ms": config["session_timeout_ms"],
                     "heartbeat_interval_ms": config["heartbeat_interval_ms"],
                     **({"ordering": config["ordering"]} if "ordering" in config else {}),
@@ -214,6 +224,7 @@ CASES = {
     "io-key-100": until_done,
     "io-key-400": until_done,
     "noop-rdkafka": until_done,
+    "noop-buffers-rdkafka": until_done,
     "io-key-400-rdkafka": until_done,
     "c-block-greenlet": until_done,
     "c-block-thread": until_done,

@@ -46,6 +46,11 @@ def summarize(runs: dict[str, list[dict]], size: dict, steps: dict, ceiling: flo
         "write-alo": [("write-none", "no output")],
         "write-eos": [("write-none", "no output"), ("write-alo", "at least once")],
         "noop-rdkafka": [("raw-rdkafka", "raw-rdkafka"), ("noop", "gkbroad noop"), ("quix-noop", "quixstreams")],
+        "noop-buffers-rdkafka": [
+            ("noop-rdkafka", "noop-rdkafka"),
+            ("noop", "gkbroad noop"),
+            ("quix-noop", "quixstreams"),
+        ],
         "raw-rdkafka": [("raw", "raw")],
         "io-key-400-rdkafka": [("io-key-400", "io-key-400 on kafka-python")],
         "quix-noop": [("raw", "raw"), ("noop", "gkbroad noop")],
