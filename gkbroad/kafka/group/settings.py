@@ -112,12 +112,7 @@ class GroupSettings:
             isolation_level=self.topics[0]["isolation_level"],
             max_poll_records=self.poll_batch(),
         )
-        fetch_bytes = [config["fetch_max_bytes"] for config in self.topics if config["fetch_max_bytes"] is not None]
-        if fetch_bytes:
-            settings["max_partition_fetch_bytes"] = max(fetch_bytes)
-        for option, value in (self.fetch_strategy or {}).items():
-            if value is not None:
-                settings[FETCH_STRATEGY[option]] = value
+        settings.update(self._fetch_settings("max_partition_fetch_bytes", FETCH_STRATEGY))
         for key, value in (
             ("max_poll_interval_ms", self.rebalance_timeout_ms),
             ("session_timeout_ms", self.session_timeout_ms),
@@ -125,6 +120,18 @@ class GroupSettings:
         ):
             if value is not None:
                 settings[key] = value
+        return settings
+
+    def _fetch_settings(self, partition_bytes: str, names: Mapping[str, str]) -> dict[str, Any]:
+        """The fetch sizes and waits the options set, in one client's names: ``partition_bytes`` for the
+        largest per-partition fetch of the topics, ``names`` for each ``fetch_strategy`` option."""
+        settings: dict[str, Any] = {}
+        fetch_bytes = [config["fetch_max_bytes"] for config in self.topics if config["fetch_max_bytes"] is not None]
+        if fetch_bytes:
+            settings[partition_bytes] = max(fetch_bytes)
+        for option, value in (self.fetch_strategy or {}).items():
+            if value is not None:
+                settings[names[option]] = value
         return settings
 
     def librdkafka_settings(self, client: Mapping[str, Any]) -> dict[str, Any]:
@@ -154,10 +161,5 @@ class GroupSettings:
             settings["group.instance.id"] = self.instance_id
         if self.rebalance_timeout_ms is not None:
             settings["max.poll.interval.ms"] = self.rebalance_timeout_ms
-        fetch_bytes = [config["fetch_max_bytes"] for config in self.topics if config["fetch_max_bytes"] is not None]
-        if fetch_bytes:
-            settings["max.partition.fetch.bytes"] = max(fetch_bytes)
-        for option, value in (self.fetch_strategy or {}).items():
-            if value is not None:
-                settings[LIBRDKAFKA_FETCH_STRATEGY[option]] = value
+        settings.update(self._fetch_settings("max.partition.fetch.bytes", LIBRDKAFKA_FETCH_STRATEGY))
         return settings
