@@ -258,12 +258,19 @@ def _run_writing(cluster, names, count: int, name: str = "it-writing", metrics: 
     assert pipeline.stop(), pipeline.failure
 
 
-@pytest.mark.parametrize("exactly_once", [False, True], ids=["at-least-once", "exactly-once"])
-def test_outputs_and_dead_letters_are_written_before_their_offsets_are_committed(cluster, exactly_once):
+WRITING = [(False, "kafka-python"), (False, "librdkafka"), (True, "kafka-python")]
+
+
+@pytest.mark.parametrize(
+    ("exactly_once", "library"),
+    WRITING,
+    ids=[f"{'exactly' if once else 'at-least'}-once-{library}" for once, library in WRITING],
+)
+def test_outputs_and_dead_letters_are_written_before_their_offsets_are_committed(cluster, exactly_once, library):
     names = _names(cluster)
     dead = cluster.topic(PARTITIONS, prefix="eos-dead")
     count = 300
-    options = {"dead_letter": {"topic": dead}}
+    options = {"dead_letter": {"topic": dead}, "client_library": library}
     if exactly_once:
         options["exactly_once"] = {"transactional_id": names["group"]}
     name = f"it-writing-{names['group']}"  # the metrics of a process are shared: a name of its own

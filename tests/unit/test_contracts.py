@@ -1,6 +1,7 @@
 """The typed contracts (Protocols) and the classes that implement them agree.
 
-The Protocols: the Kafka client seam (gkbroad.kafka.client.group_client), the
+The Protocols: the Kafka client seam (gkbroad.kafka.client.group_client and,
+for the writers, gkbroad.kafka.client.writers), the
 producer contract (gkbroad.producer) and the hook contract
 (gkbroad.observability.hook_protocols). mypy checks gkbroad's own
 implementations in scripts/test.sh, and the unit tests' fake client where
@@ -16,7 +17,15 @@ import pytest
 from kafka.future import Future
 
 from gkbroad.kafka import Producer as KafkaProducer
-from gkbroad.kafka.client import CommitFuture, ConsumerClient, GroupClient, LibrdkafkaClient
+from gkbroad.kafka.client import (
+    CommitFuture,
+    ConsumerClient,
+    GroupClient,
+    KafkaRecordProducer,
+    LibrdkafkaClient,
+    RecordProducer,
+)
+from gkbroad.kafka.client.rdkafka_producer import LibrdkafkaRecordProducer
 from gkbroad.kafka.dead_letter import DeadLetter
 from gkbroad.kafka.group import ConsumerGroup
 from gkbroad.kafka.retry_topic import RetryTopic
@@ -115,6 +124,13 @@ def test_the_client_protocol_declares_what_the_group_uses():
 )
 def test_each_client_keeps_the_group_client_contract(client):
     assert _drift(GroupClient, client) == []
+
+
+@pytest.mark.parametrize(
+    "producer", [KafkaRecordProducer, LibrdkafkaRecordProducer], ids=["kafka-python", "librdkafka"]
+)
+def test_each_record_producer_keeps_the_writers_contract(producer):
+    assert _drift(RecordProducer, producer) == []
 
 
 @pytest.mark.parametrize("future", [Future(), FakeFuture()], ids=["kafka-python", "fake"])
