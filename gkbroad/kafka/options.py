@@ -562,8 +562,9 @@ class KafkaProducerOptions(Schema):
     client_library = one_of(
         CLIENT_LIBRARIES,
         "The Kafka client the consumer runs on: kafka-python (pure Python, the default) or librdkafka "
-        "(confluent-kafka, `pip install 'gkbroad[librdkafka]'`: much less CPU per record in the client; no "
-        "exactly_once yet); see Choosing the Kafka client.",
+        "(confluent-kafka, `pip install 'gkbroad[librdkafka]'`: much less CPU per record in the client); the "
+        "writers (dead letters, outputs, retry topic, exactly_once) produce through the same one; see Choosing "
+        "the Kafka client.",
         load_default="kafka-python",
     )
     partition_assignment_strategy = one_of(
@@ -637,12 +638,6 @@ class KafkaProducerOptions(Schema):
                 f"must be one of {', '.join(sorted(LIBRDKAFKA_ASSIGNORS))} with librdkafka (it has no eager sticky "
                 "assignor)",
                 field_name="partition_assignment_strategy",
-            )
-        if data.get("exactly_once"):
-            raise ValidationError(
-                'is not supported with client_library = "librdkafka" yet (its transactions are kafka-python\'s, '
-                'bound to a kafka-python consumer); use client_library = "kafka-python" for it',
-                field_name="exactly_once",
             )
 
     @validates_schema

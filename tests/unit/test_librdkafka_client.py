@@ -45,7 +45,11 @@ BAD = [
         "e.g. 'bootstrap.servers'",
     ),
     ({"partition_assignment_strategy": "sticky"}, "producer.module.partition_assignment_strategy: must be one of"),
-    ({"exactly_once": {"transactional_id": "t"}}, "producer.module.exactly_once: is not supported with client_library"),
+    (
+        {"exactly_once": {"transactional_id": "t", "client": {"transactional.id": "u"}}},
+        "producer.module.exactly_once.client.transactional.id: is set by gkbroad; use the "
+        "'exactly_once.transactional_id' option",
+    ),
     (
         {"dead_letter": {"topic": "d", "client": {"compression_type": "gzip"}}},
         "producer.module.dead_letter.client.compression_type: is kafka-python's name; librdkafka's settings are "

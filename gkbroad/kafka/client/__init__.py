@@ -39,7 +39,7 @@ from .rdkafka_settings import (
     librdkafka_setting_errors,
 )
 from .transactions import FATAL_TRANSACTION_ERRORS, KafkaTransactionalClient, TransactionalClient
-from .writers import RecordProducer, WriterConnection, record_producer
+from .writers import RecordProducer, WriterConnection, record_producer, transactional_client
 
 # Every private name of kafka-python the package uses (tests/unit/test_kafka_client.py checks them).
 PRIVATE_NAMES = (*CONSUMER_PRIVATE_NAMES, *ADMIN_PRIVATE_NAMES)
@@ -79,4 +79,5 @@ __all__ = [
     "librdkafka_setting_errors",
     "producer_settings",
     "record_producer",
+    "transactional_client",
 ]

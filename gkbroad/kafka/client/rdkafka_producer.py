@@ -1,5 +1,8 @@
 """LibrdkafkaRecordProducer: the writers' RecordProducer on librdkafka (confluent-kafka), under gevent.
 
+``ProducerHandle`` holds the confluent-kafka ``Producer`` and is the only way
+into it, for this writer and for the transactional one (rdkafka_transactions).
+
 What the binding allows under gevent (probed on this machine, see
 docs/guides/clients.md) and how this class keeps to it:
 
@@ -34,7 +37,7 @@ from .gevent_check import check_gevent_patched
 from .producer import ProduceFailed, ProducerRecord
 from .rdkafka_settings import import_confluent_kafka
 
-__all__ = ["LibrdkafkaRecordProducer"]
+__all__ = ["LibrdkafkaRecordProducer", "ProducerHandle"]
 
 logger = logging.getLogger(__name__)
 librdkafka_log = logging.getLogger(__name__ + ".librdkafka")
@@ -56,93 +59,76 @@ class _Batch:
             self.error = error
 
 
-class LibrdkafkaRecordProducer:
-    """One lazily created confluent-kafka ``Producer``; ``send_all`` waits at most `timeout` seconds.
+class ProducerHandle:
+    """One lazily created confluent-kafka ``Producer``, entered by one greenlet at a time (``call``).
 
-    `settings` are librdkafka producer settings (``bootstrap.servers`` at
-    least); the producer is created by the first ``send_all``. Safe to share
-    between greenlets.
+    `settings` are librdkafka producer settings; `timeout` (seconds) bounds how
+    long ``produce`` waits for room in librdkafka's queue and ``close`` for the
+    producer to close. `callbacks` (``logger`` and ``error_cb``) replace the
+    handle's own, which log and keep the last error.
     """
 
-    def __init__(self, settings: dict[str, Any], timeout: float):
+    def __init__(self, settings: dict[str, Any], timeout: float, callbacks: dict[str, Any] | None = None):
         check_gevent_patched()
-        self._module = import_confluent_kafka()
-        timeout_ms = max(int(timeout * 1000), 1)
-        self._settings = {"message.timeout.ms": timeout_ms, **settings}
-        self._timeout = timeout
+        self.module = import_confluent_kafka()
+        self.timeout = timeout
+        self._settings = settings
+        self._callbacks = callbacks or {"logger": librdkafka_log, "error_cb": self._on_error}
         self._producer: Any = None
         self._inside = Semaphore()
         self._last_error: str | None = None
 
-    def send_all(self, records: list[ProducerRecord]) -> None:
-        """Produce ``(topic, key, value, headers)`` records, in order; return once the broker
-        acknowledged every one, or raise ProduceFailed."""
-        deadline = time.monotonic() + self._timeout
-        batch = _Batch(len(records))
-        for topic, key, value, headers in records:
-            self._produce(batch, deadline, topic, value=value, key=key, headers=headers)
-        idle = _IDLE_FIRST
-        while batch.answered < batch.size:
-            with self._inside:
-                self._live().poll(0)
-            if batch.answered >= batch.size:
-                break
-            if time.monotonic() >= deadline:
-                missing = batch.size - batch.answered
-                raise ProduceFailed(
-                    f"{missing} of {batch.size} record(s) not acknowledged within {self._timeout:.1f} s{self._cause()}"
-                )
-            gevent.sleep(idle)
-            idle = min(idle * 2, _IDLE_LONGEST)
-        if batch.error is not None:
-            raise ProduceFailed(f"{batch.error.str()} ({batch.error.name()}){self._cause()}")
+    def call(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        """``producer.<method>(*args, **kwargs)``, the producer created first; librdkafka's refusal of the
+        settings is ProduceFailed."""
+        with self._inside:
+            return getattr(self._created(), method)(*args, **kwargs)
 
-    def _produce(self, batch: _Batch, deadline: float, topic: str, **record: Any) -> None:
-        """Queue one record; while librdkafka's queue is full, serve it and wait cooperatively."""
-        module = self._module
-        while True:
-            try:
-                with self._inside:
-                    self._connect().produce(topic, on_delivery=batch.delivered, **record)
-                return
-            except BufferError:
-                with self._inside:
-                    self._live().poll(0)
-            except module.KafkaException as exc:
-                error = exc.args[0] if exc.args else exc
-                raise ProduceFailed(error.str() if hasattr(error, "str") else str(error)) from None
-            if time.monotonic() >= deadline:
-                raise ProduceFailed(f"librdkafka's queue stayed full for {self._timeout:.1f} s")
-            gevent.sleep(_IDLE_LONGEST)
+    def call_in_thread(self, method: str, *args: Any, wait: float) -> Any:
+        """``producer.<method>(*args)`` in gevent's thread pool, for a call that blocks its OS thread; the
+        greenlet waits for it cooperatively, at most `wait` seconds (gevent.Timeout past it). Whatever
+        Python callback the call serves runs on that pool thread."""
+        with self._inside:
+            return get_hub().threadpool.spawn(getattr(self._created(), method), *args).get(timeout=wait)
 
-    def _connect(self) -> Any:
+    def _created(self) -> Any:
         if self._producer is None:
-            module = self._module
-            config = {**self._settings, "logger": librdkafka_log, "error_cb": self._on_error}
             try:
-                self._producer = module.Producer(config)
-            except module.KafkaException as exc:
+                self._producer = self.module.Producer({**self._settings, **self._callbacks})
+            except self.module.KafkaException as exc:
                 raise ProduceFailed(f"librdkafka refused the producer settings: {exc.args[0].str()}") from None
         return self._producer
 
-    def _live(self) -> Any:
-        if self._producer is None:
-            raise ProduceFailed("the producer is closed")
-        return self._producer
+    def produce(self, deadline: float, topic: str, **record: Any) -> None:
+        """Queue one record; while librdkafka's queue is full, serve it and wait cooperatively, until
+        `deadline` (time.monotonic())."""
+        while True:
+            try:
+                self.call("produce", topic, **record)
+                return
+            except BufferError:
+                self.call("poll", 0)
+            except self.module.KafkaException as exc:
+                error = exc.args[0] if exc.args else exc
+                raise ProduceFailed(error.str() if hasattr(error, "str") else str(error)) from None
+            if time.monotonic() >= deadline:
+                raise ProduceFailed(f"librdkafka's queue stayed full for {self.timeout:.1f} s")
+            gevent.sleep(_IDLE_LONGEST)
 
     def _on_error(self, error: Any) -> None:
-        """librdkafka's error events (served by ``poll``): kept to say why records were not acknowledged."""
+        """librdkafka's error events (served by the calls): kept to say why records were not acknowledged."""
         self._last_error = f"{error.str()} ({error.name()})"
         librdkafka_log.debug("librdkafka: %s", self._last_error)
 
-    def _cause(self) -> str:
+    def cause(self) -> str:
+        """``; librdkafka's last error: ...`` when it reported one, to end a failure's message with."""
         return f"; librdkafka's last error: {self._last_error}" if self._last_error else ""
 
     def close(self, timeout: float) -> None:
-        """Drop what is still queued (given up already), then close the producer in the thread pool,
-        waiting at most `timeout` seconds; a failure is logged, never raised."""
+        """Drop what is still queued, then close the producer in the thread pool (its ``close()`` flushes
+        without a timeout), waiting at most `timeout` seconds; a failure is logged, never raised."""
         if not self._inside.acquire(timeout=timeout):
-            logger.warning("the record producer stayed busy for %.1f s; not closed", timeout)
+            logger.warning("the librdkafka producer stayed busy for %.1f s; not closed", timeout)
             return
         try:
             producer, self._producer = self._producer, None
@@ -152,11 +138,56 @@ class LibrdkafkaRecordProducer:
             producer.poll(0)
             get_hub().threadpool.spawn(producer.close).get(timeout=timeout)
         except gevent.Timeout:
-            logger.warning("closing the librdkafka record producer took over %.1f s; leaving it to finish", timeout)
+            logger.warning("closing the librdkafka producer took over %.1f s; leaving it to finish", timeout)
         except Exception:
-            logger.warning("closing the librdkafka record producer failed", exc_info=True)
+            logger.warning("closing the librdkafka producer failed", exc_info=True)
         finally:
             self._inside.release()
 
+    @property
+    def created(self) -> bool:
+        return self._producer is not None
+
+
+class LibrdkafkaRecordProducer:
+    """A ProducerHandle whose ``send_all`` waits at most `timeout` seconds for the broker.
+
+    `settings` are librdkafka producer settings (``bootstrap.servers`` at
+    least); the producer is created by the first ``send_all``. Safe to share
+    between greenlets.
+    """
+
+    def __init__(self, settings: dict[str, Any], timeout: float):
+        timeout_ms = max(int(timeout * 1000), 1)
+        self._handle = ProducerHandle({"message.timeout.ms": timeout_ms, **settings}, timeout)
+        self._timeout = timeout
+
+    def send_all(self, records: list[ProducerRecord]) -> None:
+        """Produce ``(topic, key, value, headers)`` records, in order; return once the broker
+        acknowledged every one, or raise ProduceFailed."""
+        handle = self._handle
+        deadline = time.monotonic() + self._timeout
+        batch = _Batch(len(records))
+        for topic, key, value, headers in records:
+            handle.produce(deadline, topic, value=value, key=key, headers=headers, on_delivery=batch.delivered)
+        idle = _IDLE_FIRST
+        while batch.answered < batch.size:
+            handle.call("poll", 0)
+            if batch.answered >= batch.size:
+                break
+            if time.monotonic() >= deadline:
+                missing = batch.size - batch.answered
+                raise ProduceFailed(
+                    f"{missing} of {batch.size} record(s) not acknowledged within {self._timeout:.1f} s{handle.cause()}"
+                )
+            gevent.sleep(idle)
+            idle = min(idle * 2, _IDLE_LONGEST)
+        if batch.error is not None:
+            raise ProduceFailed(f"{batch.error.str()} ({batch.error.name()}){handle.cause()}")
+
+    def close(self, timeout: float) -> None:
+        """Drop what is still queued (given up already) and close the producer (see ProducerHandle)."""
+        self._handle.close(timeout)
+
     def __repr__(self) -> str:  # the settings may hold secrets: never shown
-        return f"<LibrdkafkaRecordProducer connected={self._producer is not None}>"
+        return f"<LibrdkafkaRecordProducer connected={self._handle.created}>"

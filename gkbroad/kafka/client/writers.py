@@ -1,6 +1,7 @@
 """RecordProducer and WriterConnection: what the writers need from a client, on either library.
 
-The writers (dead letters, outputs, the retry topic) produce through the
+The writers (dead letters, outputs, the retry topic, and exactly-once's
+transactional producer, whose Protocol is in transactions.py) produce through the
 library the pipeline's consumer runs on (``client_library``): kafka-python's
 ``KafkaRecordProducer`` (producer.py) or librdkafka's
 ``LibrdkafkaRecordProducer`` (rdkafka_producer.py). Both have the shape of the
@@ -21,8 +22,9 @@ from typing import Any, Protocol
 
 from .producer import KafkaRecordProducer, ProducerRecord, producer_settings
 from .rdkafka_settings import kafka_python_connection, librdkafka_connection
+from .transactions import KafkaTransactionalClient, TransactionalClient
 
-__all__ = ["RecordProducer", "WriterConnection", "record_producer"]
+__all__ = ["RecordProducer", "WriterConnection", "record_producer", "transactional_client"]
 
 
 class RecordProducer(Protocol):
@@ -43,6 +45,17 @@ def record_producer(library: str, settings: dict[str, Any], timeout: float) -> R
 
         return LibrdkafkaRecordProducer(settings, timeout)
     return KafkaRecordProducer(settings, timeout)
+
+
+def transactional_client(
+    library: str, settings: dict[str, Any], transactional_id: str, timeout: float
+) -> TransactionalClient:
+    """The transactional producer of `library` over `settings` in its names; `timeout` bounds each step."""
+    if library == "librdkafka":
+        from .rdkafka_transactions import LibrdkafkaTransactionalClient  # confluent-kafka is an optional extra
+
+        return LibrdkafkaTransactionalClient(settings, transactional_id, timeout)
+    return KafkaTransactionalClient(settings, transactional_id, timeout)
 
 
 @dataclass(frozen=True)
