@@ -21,12 +21,18 @@ docs/guides/clients.md) and how this class keeps to it:
 - ``close()`` flushes without a timeout; the producer's queue is purged first
   (every write was acknowledged or given up by then) and ``close()`` runs in
   gevent's thread pool, waited for with a timeout.
+- A call made in the thread pool serves librdkafka's callbacks on that pool
+  thread, where nothing may touch a gevent object (logging's locks are
+  gevent's once patched). So the producer's ``logger`` and ``error_cb`` only
+  append to a deque (``_Reports``), and the greenlet that made the call logs
+  what they kept once it returned.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from collections import deque
 from typing import Any
 
 import gevent
@@ -43,6 +49,30 @@ logger = logging.getLogger(__name__)
 librdkafka_log = logging.getLogger(__name__ + ".librdkafka")
 
 _IDLE_FIRST, _IDLE_LONGEST = 0.001, 0.005
+
+
+class _Reports:
+    """librdkafka's log lines and error events, kept by callbacks that may run on a pool thread (a deque's
+    append needs no lock) and logged by a greenlet on the hub (``drain``)."""
+
+    def __init__(self) -> None:
+        self._kept: deque[tuple[int, str, tuple[Any, ...]]] = deque()
+        self.last_error: str | None = None
+
+    def log(self, level: int, message: str, *args: Any) -> None:
+        """The ``logger`` librdkafka calls (as it would a logging.Logger)."""
+        self._kept.append((level, message, args))
+
+    def error(self, error: Any) -> None:
+        """The ``error_cb``: kept to say why records were not acknowledged; logged at debug level (librdkafka
+        logs connection failures itself), a fatal one as an error."""
+        self.last_error = f"{error.str()} ({error.name()})"
+        self._kept.append((logging.ERROR if error.fatal() else logging.DEBUG, "librdkafka: %s", (self.last_error,)))
+
+    def drain(self) -> None:
+        while self._kept:
+            level, message, args = self._kept.popleft()
+            librdkafka_log.log(level, message, *args)
 
 
 class _Batch:
@@ -64,37 +94,41 @@ class ProducerHandle:
 
     `settings` are librdkafka producer settings; `timeout` (seconds) bounds how
     long ``produce`` waits for room in librdkafka's queue and ``close`` for the
-    producer to close. `callbacks` (``logger`` and ``error_cb``) replace the
-    handle's own, which log and keep the last error.
+    producer to close.
     """
 
-    def __init__(self, settings: dict[str, Any], timeout: float, callbacks: dict[str, Any] | None = None):
+    def __init__(self, settings: dict[str, Any], timeout: float):
         check_gevent_patched()
         self.module = import_confluent_kafka()
         self.timeout = timeout
         self._settings = settings
-        self._callbacks = callbacks or {"logger": librdkafka_log, "error_cb": self._on_error}
+        self._reports = _Reports()
         self._producer: Any = None
         self._inside = Semaphore()
-        self._last_error: str | None = None
 
     def call(self, method: str, *args: Any, **kwargs: Any) -> Any:
         """``producer.<method>(*args, **kwargs)``, the producer created first; librdkafka's refusal of the
         settings is ProduceFailed."""
-        with self._inside:
-            return getattr(self._created(), method)(*args, **kwargs)
+        try:
+            with self._inside:
+                return getattr(self._created(), method)(*args, **kwargs)
+        finally:
+            self._reports.drain()
 
     def call_in_thread(self, method: str, *args: Any, wait: float) -> Any:
         """``producer.<method>(*args)`` in gevent's thread pool, for a call that blocks its OS thread; the
-        greenlet waits for it cooperatively, at most `wait` seconds (gevent.Timeout past it). Whatever
-        Python callback the call serves runs on that pool thread."""
-        with self._inside:
-            return get_hub().threadpool.spawn(getattr(self._created(), method), *args).get(timeout=wait)
+        greenlet waits for it cooperatively, at most `wait` seconds (gevent.Timeout past it)."""
+        try:
+            with self._inside:
+                return get_hub().threadpool.spawn(getattr(self._created(), method), *args).get(timeout=wait)
+        finally:
+            self._reports.drain()
 
     def _created(self) -> Any:
         if self._producer is None:
+            reports = self._reports
             try:
-                self._producer = self.module.Producer({**self._settings, **self._callbacks})
+                self._producer = self.module.Producer({**self._settings, "logger": reports, "error_cb": reports.error})
             except self.module.KafkaException as exc:
                 raise ProduceFailed(f"librdkafka refused the producer settings: {exc.args[0].str()}") from None
         return self._producer
@@ -115,14 +149,10 @@ class ProducerHandle:
                 raise ProduceFailed(f"librdkafka's queue stayed full for {self.timeout:.1f} s")
             gevent.sleep(_IDLE_LONGEST)
 
-    def _on_error(self, error: Any) -> None:
-        """librdkafka's error events (served by the calls): kept to say why records were not acknowledged."""
-        self._last_error = f"{error.str()} ({error.name()})"
-        librdkafka_log.debug("librdkafka: %s", self._last_error)
-
     def cause(self) -> str:
         """``; librdkafka's last error: ...`` when it reported one, to end a failure's message with."""
-        return f"; librdkafka's last error: {self._last_error}" if self._last_error else ""
+        last = self._reports.last_error
+        return f"; librdkafka's last error: {last}" if last else ""
 
     def close(self, timeout: float) -> None:
         """Drop what is still queued, then close the producer in the thread pool (its ``close()`` flushes
@@ -143,6 +173,7 @@ class ProducerHandle:
             logger.warning("closing the librdkafka producer failed", exc_info=True)
         finally:
             self._inside.release()
+            self._reports.drain()
 
     @property
     def created(self) -> bool:

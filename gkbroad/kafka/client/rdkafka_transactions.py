@@ -15,11 +15,10 @@ docs/guides/clients.md) and how this class keeps the hub free:
   three quarters of the step's (so librdkafka answers before Transactions
   gives the step up), while the calling greenlet waits cooperatively.
 - The Python callbacks those calls serve (``commit_transaction`` flushes)
-  run on the pool thread, so they touch no gevent object: the producer's
-  ``logger`` and ``error_cb`` only append to a deque (``_Reports``), which
-  the waiting greenlet logs once the call returned. No delivery callback: a
-  record the broker refused makes ``commit_transaction`` fail, and the
-  transaction is aborted.
+  run on the pool thread, so they touch no gevent object: the
+  ProducerHandle's ``logger`` and ``error_cb`` only keep what they are told,
+  for the waiting greenlet to log. No delivery callback: a record the broker
+  refused makes ``commit_transaction`` fail, and the transaction is aborted.
 - ``begin_transaction`` and ``produce`` are local and are called on the hub
   (a full queue is served as for the writers, rdkafka_producer.ProducerHandle),
   and every call goes through the one ProducerHandle, so no two greenlets are
@@ -36,9 +35,7 @@ tries again.
 
 from __future__ import annotations
 
-import logging
 import time
-from collections import deque
 from collections.abc import Sequence
 from typing import Any
 
@@ -46,32 +43,12 @@ import gevent
 from kafka.structs import TopicPartition
 
 from .producer import ProducerRecord
-from .rdkafka_producer import ProducerHandle, librdkafka_log
+from .rdkafka_producer import ProducerHandle
 from .transactions import FatalTransactionError, TransactionStepFailed
 
 __all__ = ["LibrdkafkaTransactionalClient"]
 
 _GRACE = 1.0  # seconds the greenlet waits past librdkafka's own timeout
-
-
-class _Reports:
-    """librdkafka's log lines and error events, kept by callbacks that may run on a pool thread (a deque's
-    append needs no lock) and logged later by a greenlet on the hub."""
-
-    def __init__(self) -> None:
-        self._kept: deque[tuple[int, str, tuple[Any, ...]]] = deque()
-
-    def log(self, level: int, message: str, *args: Any) -> None:
-        self._kept.append((level, message, args))
-
-    def error(self, error: Any) -> None:
-        level = logging.ERROR if error.fatal() else logging.DEBUG
-        self._kept.append((level, "librdkafka: %s (%s)", (error.str(), error.name())))
-
-    def drain(self) -> None:
-        while self._kept:
-            level, message, args = self._kept.popleft()
-            librdkafka_log.log(level, message, *args)
 
 
 class LibrdkafkaTransactionalClient:
@@ -82,9 +59,7 @@ class LibrdkafkaTransactionalClient:
         self._transactional_id = transactional_id
         self._timeout = timeout
         self._call_timeout = max(timeout * 3 / 4, 0.001)
-        self._reports = _Reports()
-        callbacks = {"logger": self._reports, "error_cb": self._reports.error}
-        self._handle = ProducerHandle({**settings, "transactional.id": transactional_id}, timeout, callbacks)
+        self._handle = ProducerHandle({**settings, "transactional.id": transactional_id}, timeout)
 
     def init(self) -> None:
         self._blocking("init_transactions")
@@ -97,11 +72,8 @@ class LibrdkafkaTransactionalClient:
 
     def send(self, records: Sequence[ProducerRecord]) -> None:
         deadline = time.monotonic() + self._timeout
-        try:
-            for topic, key, value, headers in records:
-                self._handle.produce(deadline, topic, value=value, key=key, headers=headers)
-        finally:
-            self._reports.drain()
+        for topic, key, value, headers in records:
+            self._handle.produce(deadline, topic, value=value, key=key, headers=headers)
 
     def send_offsets(self, offsets: dict[TopicPartition, int], group_metadata: Any) -> None:
         if group_metadata is None:
@@ -118,10 +90,7 @@ class LibrdkafkaTransactionalClient:
 
     def close(self, timeout: float) -> None:
         """Drop the open transaction's records, if any, and close (librdkafka aborts the transaction)."""
-        try:
-            self._handle.close(timeout)
-        finally:
-            self._reports.drain()
+        self._handle.close(timeout)
 
     def _blocking(self, method: str, *args: Any) -> None:
         """One blocking transactional call in the thread pool, with librdkafka's timeout."""
@@ -131,8 +100,6 @@ class LibrdkafkaTransactionalClient:
             raise self._failure(method, exc.args[0]) from None
         except gevent.Timeout:
             raise TransactionStepFailed(f"{method} did not return within {self._call_timeout:.1f} s") from None
-        finally:
-            self._reports.drain()
 
     def _failure(self, method: str, error: Any) -> Exception:
         text = f"{method}: {error.str()} ({error.name()})"
