@@ -1,7 +1,7 @@
 """Exactly once from one topic to another: one output record per input record.
 
     python examples/exactly_once.py --bootstrap-servers HOST:PORT --input TOPIC --output TOPIC --group GROUP
-        [--member NAME]
+        [--member NAME] [--client-library kafka-python|librdkafka]
 
 Consumes TOPIC from the earliest offset and, for every input record, writes one
 record to the output topic with the same key and the value
@@ -12,7 +12,8 @@ commits it and exits 0. Kill it at any instant, start it again, and a
 
 ``--member`` (default ``0``) names this member in its transactional id
 (``GROUP-MEMBER``): keep it on restarts, give each member running at the same
-time its own.
+time its own. ``--client-library librdkafka`` consumes and writes through
+librdkafka (``pip install 'gkbroad[librdkafka]'``) instead of kafka-python.
 """
 
 from gevent import monkey
@@ -40,7 +41,12 @@ def main() -> int:
     parser.add_argument("--output", required=True)
     parser.add_argument("--group", required=True)
     parser.add_argument("--member", default="0")
+    parser.add_argument("--client-library", choices=("kafka-python", "librdkafka"), default="kafka-python")
     args = parser.parse_args()
+    if args.client_library == "librdkafka":
+        client = {"bootstrap.servers": args.bootstrap_servers}
+    else:
+        client = {"bootstrap_servers": args.bootstrap_servers, "request_timeout_ms": 4000}
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     pipeline = ExactlyOnce(
         name="exactly-once",
@@ -49,7 +55,8 @@ def main() -> int:
             "module": (
                 Producer,
                 {
-                    "client": {"bootstrap_servers": args.bootstrap_servers, "request_timeout_ms": 4000},
+                    "client": client,
+                    "client_library": args.client_library,
                     "group_name": args.group,
                     "topics": [{"name": args.input, "offset_reset_policy": "earliest"}],
                     "message_format": "value",

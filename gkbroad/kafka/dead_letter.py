@@ -19,12 +19,12 @@ same way (it is a NotAcknowledged).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any
 
 from ..errors import GkbroadError, NotAcknowledged
 from ..message import Message
-from .client import producer_settings
+from .client import WriterConnection
 from .outputs import OutputRecord, OutputWriter
 
 __all__ = ["DeadLetter", "DeadLetterError", "UnwritableRecord", "dead_letter_record", "original_record"]
@@ -44,8 +44,8 @@ class UnwritableRecord(GkbroadError, ValueError):
 class DeadLetter:
     """Writes failed Kafka messages to `topic` and waits for the broker's acknowledgement.
 
-    `client`: kafka-python KafkaProducer settings (``bootstrap_servers`` at
-    least). `group_name` fills the ``source_group`` header. Each attempt of a
+    `client`: producer settings in the names of `library` (see OutputWriter).
+    `group_name` fills the ``source_group`` header. Each attempt of a
     write may take `timeout` ms; `max_attempts` attempts are made, `backoff` ms
     apart at first, doubling (with jitter) after each failure (an OutputWriter
     does the writing). From ``handle_failed``:
@@ -58,6 +58,7 @@ class DeadLetter:
         topic: str,
         client: dict[str, Any],
         *,
+        library: str = "kafka-python",
         group_name: str | None = None,
         max_attempts: int = 3,
         backoff: int = 1000,
@@ -70,6 +71,7 @@ class DeadLetter:
         self.on_written: Callable[[int], None] | None = None  # told how many records each write wrote
         self._writer = OutputWriter(
             client,
+            library=library,
             what=f"{kind}(s)",
             error=DeadLetterError,
             max_attempts=max_attempts,
@@ -78,13 +80,13 @@ class DeadLetter:
         )
 
     @classmethod
-    def from_options(cls, options: dict[str, Any], connection: Mapping[str, Any], group_name: str) -> DeadLetter:
+    def from_options(cls, options: dict[str, Any], connection: WriterConnection, group_name: str) -> DeadLetter:
         """The writer for a validated `dead_letter` option of the Kafka producer: it connects with
         the connection settings of `connection` (the consumer's `client`), updated with its own."""
-        settings = {**producer_settings(connection), "client_id": "gkbroad-dead-letter", **(options["client"] or {})}
         return cls(
             options["topic"],
-            settings,
+            connection.producer_settings("gkbroad-dead-letter", options["client"]),
+            library=connection.library,
             group_name=group_name,
             max_attempts=options["max_attempts"],
             backoff=options["backoff"],

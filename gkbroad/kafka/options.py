@@ -30,6 +30,7 @@ from .client import (
     PRODUCER_DEFAULTS,
     ExtraMissing,
     import_confluent_kafka,
+    librdkafka_producer_setting_errors,
     librdkafka_setting_errors,
 )
 from .decoding import DeserializerField, SchemaClassField
@@ -115,10 +116,6 @@ def _client_setting_errors(settings: dict[str, Any]) -> dict[str, Any]:
 
 CLIENT_LIBRARIES = ("kafka-python", "librdkafka")
 
-# Options gkbroad does not offer on librdkafka: a transaction's offsets need the consumer's group metadata,
-# which LibrdkafkaClient does not hand out.
-_REFUSED_WITH_LIBRDKAFKA = ("exactly_once",)
-
 
 def client_setting_errors(settings: dict[str, Any], library: str) -> dict[str, Any]:
     """{setting: [problem]} for the ``client`` settings of a consumer on ``library``."""
@@ -166,28 +163,38 @@ DEAD_LETTER_SETTINGS_REFUSED = {
 }
 
 
+# The options whose `client` holds a writer's producer settings.
+WRITER_OPTIONS = ("outputs", "dead_letter", "retry_topic", "exactly_once")
+
+
+def writer_setting_errors(settings: Mapping[str, Any], library: str) -> dict[str, list[str]]:
+    """{setting: [problem]} for a writer's own ``client`` settings, in the producer names of ``library``."""
+    if library == "librdkafka":
+        return librdkafka_producer_setting_errors(settings)
+    errors = {}
+    for key in settings:
+        if key in DEAD_LETTER_SETTINGS_REFUSED:
+            errors[key] = [DEAD_LETTER_SETTINGS_REFUSED[key]]
+        elif key not in PRODUCER_DEFAULTS:
+            errors[key] = ["is not a kafka-python KafkaProducer setting"]
+    if settings.get("acks", 1) == 0:
+        errors["acks"] = [
+            "must be 1 or 'all': a record (output, dead letter or retry) counts as written only once the broker acknowledged it"
+        ]
+    return errors
+
+
 class DeadLetterClientSettings(fields.Field[Any]):
-    """kafka-python KafkaProducer settings for the dead-letter writer, checked by name."""
+    """A writer's producer settings, in the names of the Kafka producer's ``client_library``: checked
+    with the Kafka producer's options (``KafkaProducerOptions``), which know the library."""
 
     doc_type = "mapping"
-    default_error_messages = {"invalid": "must be a mapping of kafka-python producer settings"}
+    default_error_messages = {"invalid": "must be a mapping of producer settings"}
 
     def _deserialize(self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any) -> Any:
         if not isinstance(value, dict):
             raise self.make_error("invalid")
-        errors = {}
-        for key in value:
-            if key in DEAD_LETTER_SETTINGS_REFUSED:
-                errors[key] = [DEAD_LETTER_SETTINGS_REFUSED[key]]
-            elif key not in PRODUCER_DEFAULTS:
-                errors[key] = ["is not a kafka-python KafkaProducer setting"]
-        if value.get("acks", 1) == 0:
-            errors["acks"] = [
-                "must be 1 or 'all': a record (output, dead letter or retry) counts as written only once the broker acknowledged it"
-            ]
-        if errors:
-            raise ValidationError(errors)
-        return dict(value)
+        return SecretSettings(value)
 
 
 class OutputOptions(Schema):
@@ -200,9 +207,10 @@ class OutputOptions(Schema):
         load_default=None,
         allow_none=True,
         **option(
-            "kafka-python KafkaProducer settings (acks, compression_type, or another cluster's "
-            "bootstrap_servers and security settings); they override the connection settings taken "
-            "from the Kafka producer's `client`."
+            "Producer settings in the names of `client_library`: kafka-python KafkaProducer settings (acks, "
+            "compression_type, or another cluster's bootstrap_servers and security settings), or librdkafka "
+            "producer settings (acks, compression.type, bootstrap.servers, security.protocol, sasl.*, ssl.*, "
+            "...); they override the connection settings taken from the Kafka producer's `client`."
         ),
     )
     max_attempts = PositiveInt(
@@ -242,8 +250,9 @@ class ExactlyOnceOptions(Schema):
         load_default=None,
         allow_none=True,
         **option(
-            "kafka-python KafkaProducer settings of the transactional producer (transaction_timeout_ms, "
-            "compression_type, ...); they override the connection settings taken from the Kafka producer's "
+            "Settings of the transactional producer in the names of `client_library` (kafka-python: "
+            "transaction_timeout_ms, compression_type, ...; librdkafka: transaction.timeout.ms, "
+            "compression.type, ...); they override the connection settings taken from the Kafka producer's "
             "`client`."
         ),
     )
@@ -553,8 +562,9 @@ class KafkaProducerOptions(Schema):
     client_library = one_of(
         CLIENT_LIBRARIES,
         "The Kafka client the consumer runs on: kafka-python (pure Python, the default) or librdkafka "
-        "(confluent-kafka, `pip install 'gkbroad[librdkafka]'`: much less CPU per record in the client; no "
-        "exactly_once yet); see Choosing the Kafka client.",
+        "(confluent-kafka, `pip install 'gkbroad[librdkafka]'`: much less CPU per record in the client); the "
+        "writers (dead letters, outputs, retry topic, exactly_once) produce through the same one; see Choosing "
+        "the Kafka client.",
         load_default="kafka-python",
     )
     partition_assignment_strategy = one_of(
@@ -629,13 +639,21 @@ class KafkaProducerOptions(Schema):
                 "assignor)",
                 field_name="partition_assignment_strategy",
             )
-        for name in _REFUSED_WITH_LIBRDKAFKA:
-            if data.get(name):
-                raise ValidationError(
-                    'is not supported with client_library = "librdkafka" yet (its transactions are kafka-python\'s, '
-                    'bound to a kafka-python consumer); use client_library = "kafka-python" for it',
-                    field_name=name,
-                )
+
+    @validates_schema
+    def _writer_settings_known(self, data: dict[str, Any], **kwargs: Any) -> None:
+        """The writers' own ``client`` settings, in the producer names of ``client_library``."""
+        library = data["client_library"]
+        for name in WRITER_OPTIONS:
+            settings = (data.get(name) or {}).get("client")
+            if not settings:
+                continue
+            try:
+                errors = writer_setting_errors(settings, library)
+            except ExtraMissing:
+                return  # said at client_library
+            if errors:
+                raise ValidationError({"client": errors}, field_name=name)
 
     @validates_schema
     def _one_isolation_level(self, data: dict[str, Any], **kwargs: Any) -> None:

@@ -31,7 +31,7 @@ import gevent
 from ..engine.backoff import backoff_delay
 from ..errors import GkbroadError, NotAcknowledged
 from ..message import Message
-from .client import ProduceFailed, RecordProducer, producer_settings
+from .client import ProduceFailed, WriterConnection, record_producer
 
 __all__ = [
     "ATTEMPT_KEY",
@@ -118,8 +118,9 @@ def _as_bytes(value: Any, part: str) -> bytes | None:
 class OutputWriter:
     """Writes records and returns once the broker acknowledged them all, trying again on failure.
 
-    `client`: kafka-python KafkaProducer settings (``bootstrap_servers`` at
-    least). Each attempt may take `timeout` ms; `max_attempts` attempts are
+    `client`: producer settings in the names of `library` (kafka-python's
+    KafkaProducer, ``bootstrap_servers`` at least, or librdkafka's,
+    ``bootstrap.servers`` at least). Each attempt may take `timeout` ms; `max_attempts` attempts are
     made, `backoff` ms apart at first, doubling (with jitter). After the last
     failed attempt the writer is broken for good: it reports the failure
     (``supervise``) and raises `error` now and on every later ``send``, so
@@ -131,6 +132,7 @@ class OutputWriter:
         self,
         client: dict[str, Any],
         *,
+        library: str = "kafka-python",
         what: str = "output(s)",
         error: type[NotAcknowledged] = OutputsNotWritten,
         max_attempts: int = 3,
@@ -142,19 +144,19 @@ class OutputWriter:
         self.max_attempts = max_attempts
         self.backoff = backoff / 1000.0
         self.failure: str | None = None  # why writes stopped for good
-        self._producer = RecordProducer(client, timeout / 1000.0)
+        self._producer = record_producer(library, client, timeout / 1000.0)
         self._report: Callable[[str], None] | None = None
 
     @classmethod
     def from_options(
-        cls, options: Mapping[str, Any], connection: Mapping[str, Any], client_id: str, **kwargs: Any
+        cls, options: Mapping[str, Any], connection: WriterConnection, client_id: str, **kwargs: Any
     ) -> OutputWriter:
         """A writer for validated writer options (``client``, ``max_attempts``, ``backoff``,
         ``timeout``): it connects with the connection settings of `connection` (the consumer's
-        `client`), updated with its own ``client``."""
-        settings = {**producer_settings(connection), "client_id": client_id, **(options.get("client") or {})}
+        `client`, and its library), updated with its own ``client``."""
         return cls(
-            settings,
+            connection.producer_settings(client_id, options.get("client")),
+            library=connection.library,
             max_attempts=options["max_attempts"],
             backoff=options["backoff"],
             timeout=options["timeout"],

@@ -81,7 +81,7 @@ class Producer(BaseProducer):
             "retry_topic_writer": retry_topic,
         }
         if opts["exactly_once"] is not None:
-            transactions = Transactions.from_options(opts["exactly_once"], group.connection)
+            transactions = Transactions.from_options(opts["exactly_once"], group.writer_connection)
             transactions.bind(group.consumer_client, group.is_current)
             group.commit_through(transactions.commit)
             services.insert(0, transactions)  # stopped after the group: its final commits are transactions

@@ -30,7 +30,7 @@ from functools import partial
 from typing import Any
 
 from ..message import Message
-from .client import producer_settings
+from .client import WriterConnection
 from .client.admin import KafkaRequestError, create_topic
 from .dead_letter import DeadLetter, DeadLetterError, UnwritableRecord, describe_reason, original_record
 
@@ -67,12 +67,15 @@ class RetryTopic:
         self._timeout = timeout
 
     @classmethod
-    def from_options(cls, options: dict[str, Any], connection: Mapping[str, Any], group_name: str) -> RetryTopic:
-        """The retry topic of a validated `retry_topic` option of the Kafka producer."""
-        settings = {**producer_settings(connection), "client_id": "gkbroad-retry", **(options["client"] or {})}
+    def from_options(cls, options: dict[str, Any], connection: WriterConnection, group_name: str) -> RetryTopic:
+        """The retry topic of a validated `retry_topic` option of the Kafka producer: written through the
+        consumer's library; created (``create``) through kafka-python, with the connection settings it
+        can translate."""
+        settings = connection.producer_settings("gkbroad-retry", options["client"])
         writer = DeadLetter(
             options["topic"],
             settings,
+            library=connection.library,
             group_name=group_name,
             max_attempts=options["max_attempts"],
             backoff=options["backoff"],
@@ -82,7 +85,7 @@ class RetryTopic:
         return cls(
             options["topic"],
             writer,
-            settings,
+            connection.admin_settings(settings),
             create=options["create"],
             partitions=options["partitions"],
             timeout=options["timeout"] / 1000,

@@ -48,9 +48,9 @@ from .client import (
     FATAL_TRANSACTION_ERRORS,
     CommitFuture,
     GroupClient,
-    KafkaTransactionalClient,
     TransactionalClient,
-    producer_settings,
+    WriterConnection,
+    transactional_client,
 )
 from .outputs import OutputRecord
 
@@ -107,22 +107,15 @@ class Transactions:
         self._on_dead_letters: Callable[[int], None] | None = None
 
     @classmethod
-    def from_options(cls, options: Mapping[str, Any], connection: Mapping[str, Any]) -> Transactions:
-        """The writer for a validated `exactly_once` option: it connects with the connection settings
-        of `connection` (the consumer's `client`), updated with its own ``client``."""
+    def from_options(cls, options: Mapping[str, Any], connection: WriterConnection) -> Transactions:
+        """The writer for a validated `exactly_once` option: it produces through the consumer's library
+        and connects with the connection settings of `connection` (the consumer's `client`), updated
+        with its own ``client``."""
         transactional_id = options["transactional_id"]
-        # kafka-python's own limits below the step timeout, so that a broker that is down or slow fails
-        # a step (which is tried again) rather than outlasting it (which fails the pipeline).
-        inner_ms = max(options["timeout"] * 3 // 4, 1)
-        settings = {
-            "bootstrap_timeout_ms": inner_ms,
-            "max_block_ms": inner_ms,
-            "request_timeout_ms": inner_ms,
-            **producer_settings(connection),
-            "client_id": f"gkbroad-{transactional_id}",
-            **(options["client"] or {}),
-        }
-        return cls(KafkaTransactionalClient(settings, transactional_id), transactional_id, options["timeout"] / 1000)
+        settings = connection.producer_settings(f"gkbroad-{transactional_id}", options["client"])
+        timeout = options["timeout"] / 1000
+        producer = transactional_client(connection.library, settings, transactional_id, timeout)
+        return cls(producer, transactional_id, timeout)
 
     def bind(self, client: GroupClient[Any], is_current: Callable[[str, int, int], bool]) -> None:
         """The group's client (its commits, futures and group metadata) and its epoch check."""

@@ -47,7 +47,7 @@ def dead_letters(bootstrap_servers, topic):
         consumer.close()
 
 
-def test_failed_attempts_wait_in_the_retry_topic_without_holding_the_lane(cluster):
+def test_failed_attempts_wait_in_the_retry_topic_without_holding_the_lane(client_library, cluster):
     topic, group = cluster.topic(partitions=2), cluster.group_id()
     dead, parked = cluster.topic(partitions=1, prefix="gkb-dead"), f"{topic}.retry"
     values = [b"v%d" % i for i in range(RECORDS)]
@@ -60,6 +60,7 @@ def test_failed_attempts_wait_in_the_retry_topic_without_holding_the_lane(cluste
         [topic],
         retry_topic={"topic": parked, "create": True, "partitions": 1},
         dead_letter={"topic": dead},
+        client_library=client_library,
     )
     name = f"retry-topic-{group}"
     pipeline = FailsTwice(

@@ -1,6 +1,7 @@
 """The typed contracts (Protocols) and the classes that implement them agree.
 
-The Protocols: the Kafka client seam (gkbroad.kafka.client.group_client), the
+The Protocols: the Kafka client seam (gkbroad.kafka.client.group_client and,
+for the writers, gkbroad.kafka.client.writers and .transactions), the
 producer contract (gkbroad.producer) and the hook contract
 (gkbroad.observability.hook_protocols). mypy checks gkbroad's own
 implementations in scripts/test.sh, and the unit tests' fake client where
@@ -16,7 +17,18 @@ import pytest
 from kafka.future import Future
 
 from gkbroad.kafka import Producer as KafkaProducer
-from gkbroad.kafka.client import CommitFuture, ConsumerClient, GroupClient, LibrdkafkaClient
+from gkbroad.kafka.client import (
+    CommitFuture,
+    ConsumerClient,
+    GroupClient,
+    KafkaRecordProducer,
+    KafkaTransactionalClient,
+    LibrdkafkaClient,
+    RecordProducer,
+    TransactionalClient,
+)
+from gkbroad.kafka.client.rdkafka_producer import LibrdkafkaRecordProducer
+from gkbroad.kafka.client.rdkafka_transactions import LibrdkafkaTransactionalClient
 from gkbroad.kafka.dead_letter import DeadLetter
 from gkbroad.kafka.group import ConsumerGroup
 from gkbroad.kafka.retry_topic import RetryTopic
@@ -40,7 +52,7 @@ from gkbroad.producer import (
 )
 from gkbroad.testing import DummyProducer
 from gkbroad.testing.helpers import TestChannel
-from tests.helpers.fake_kafka import FakeConsumerClient, FakeFuture
+from tests.helpers.fake_kafka import FakeConsumerClient, FakeFuture, FakeTransactionalProducer
 
 
 def _members(protocol: type) -> dict[str, object]:
@@ -115,6 +127,22 @@ def test_the_client_protocol_declares_what_the_group_uses():
 )
 def test_each_client_keeps_the_group_client_contract(client):
     assert _drift(GroupClient, client) == []
+
+
+@pytest.mark.parametrize(
+    "producer", [KafkaRecordProducer, LibrdkafkaRecordProducer], ids=["kafka-python", "librdkafka"]
+)
+def test_each_record_producer_keeps_the_writers_contract(producer):
+    assert _drift(RecordProducer, producer) == []
+
+
+@pytest.mark.parametrize(
+    "producer",
+    [KafkaTransactionalClient, LibrdkafkaTransactionalClient, FakeTransactionalProducer],
+    ids=["kafka-python", "librdkafka", "fake"],
+)
+def test_each_transactional_producer_keeps_the_transactions_contract(producer):
+    assert _drift(TransactionalClient, producer) == []
 
 
 @pytest.mark.parametrize("future", [Future(), FakeFuture()], ids=["kafka-python", "fake"])

@@ -11,7 +11,7 @@ import pytest
 
 from gkbroad.config.redact import REDACTED, redact
 from gkbroad.config.validation import validate
-from gkbroad.kafka.client import TopicPartition
+from gkbroad.kafka.client import TopicPartition, WriterConnection
 from gkbroad.kafka.client.rdkafka_support import as_records, by_partition
 from gkbroad.kafka.group.settings import GroupSettings
 from gkbroad.kafka.options import KafkaProducerOptions
@@ -45,7 +45,31 @@ BAD = [
         "e.g. 'bootstrap.servers'",
     ),
     ({"partition_assignment_strategy": "sticky"}, "producer.module.partition_assignment_strategy: must be one of"),
-    ({"exactly_once": {"transactional_id": "t"}}, "producer.module.exactly_once: is not supported with client_library"),
+    (
+        {"exactly_once": {"transactional_id": "t", "client": {"transactional.id": "u"}}},
+        "producer.module.exactly_once.client.transactional.id: is set by gkbroad; use the "
+        "'exactly_once.transactional_id' option",
+    ),
+    (
+        {"dead_letter": {"topic": "d", "client": {"compression_type": "gzip"}}},
+        "producer.module.dead_letter.client.compression_type: is kafka-python's name; librdkafka's settings are "
+        "dotted, e.g. 'compression.type'",
+    ),
+    (
+        {"outputs": {"client": {"compression.type": "bzip9"}}},
+        # librdkafka names the property it knows the alias by
+        'producer.module.outputs.client.compression.codec: librdkafka refused it: Invalid value "bzip9" for '
+        'configuration property "compression.codec"',
+    ),
+    (
+        {"retry_topic": {"topic": "r", "client": {"acks": 0}}},
+        "producer.module.retry_topic.client.acks: must be 1 or 'all'",
+    ),
+    (
+        {"outputs": {"client": {"transactional.id": "x"}}},
+        "producer.module.outputs.client.transactional.id: is set by gkbroad; use the "
+        "'exactly_once.transactional_id' option",
+    ),
 ]
 
 
@@ -100,3 +124,35 @@ def test_messages_become_consumer_records_grouped_by_partition():
     assert (first.topic, first.key, first.value, first.timestamp, first.timestamp_type) == ("t", b"k", b"v", 1234, 1)
     assert (first.headers, second.headers) == ((), [("h", b"x")])
     assert first._replace(value=b"decoded").value == b"decoded"  # the decoding step replaces fields
+
+
+def test_the_writers_connect_with_the_consumers_security_settings_in_librdkafkas_names():
+    consumer = {
+        "bootstrap.servers": "x:1",
+        "security.protocol": "sasl_ssl",
+        "sasl.mechanism": "OAUTHBEARER",
+        "sasl.oauthbearer.method": "oidc",
+        "ssl.ca.pem": "PEM",
+        "enable.ssl.certificate.verification": False,
+        "socket.keepalive.enable": True,
+        "queued.min.messages": 5,
+        "client.id": "orders",
+    }
+    connection = WriterConnection("librdkafka", consumer)
+    assert connection.producer_settings("gkbroad-outputs", {"compression.type": "lz4", "bootstrap.servers": "y:2"}) == {
+        "bootstrap.servers": "y:2",
+        "security.protocol": "sasl_ssl",
+        "sasl.mechanism": "OAUTHBEARER",
+        "sasl.oauthbearer.method": "oidc",
+        "ssl.ca.pem": "PEM",
+        "enable.ssl.certificate.verification": False,
+        "socket.keepalive.enable": True,
+        "client.id": "gkbroad-outputs",
+        "compression.type": "lz4",
+    }
+    # The retry topic's creation goes through kafka-python: only what translates is kept.
+    assert connection.admin_settings(connection.producer_settings("gkbroad-retry", None)) == {
+        "bootstrap_servers": "x:1",
+        "security_protocol": "SASL_SSL",
+        "sasl_mechanism": "OAUTHBEARER",
+    }

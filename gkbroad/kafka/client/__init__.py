@@ -4,7 +4,9 @@
 `GroupClient` Protocol); `consumer` is the adapter over kafka-python that
 provides it, and `rdkafka_consumer` the one over librdkafka (confluent-kafka, an optional
 extra imported only when a pipeline asks for it; `rdkafka_settings` checks its settings);
-`producer` writes records and waits for the broker's acknowledgement;
+`writers` states what the writers (dead letters, outputs, the retry topic) need (the
+`RecordProducer` Protocol) and builds it on either library: `producer` over kafka-python,
+`rdkafka_producer` over librdkafka;
 `transactions` is the transactional producer of exactly-once pipelines; `admin`
 holds the one-shot requests of the command line (topics, offsets, groups,
 producing records).
@@ -24,7 +26,7 @@ from .consumer import (
 )
 from .consumer import PRIVATE_NAMES as CONSUMER_PRIVATE_NAMES
 from .group_client import CommitFuture, GroupClient, JoinAnswers, RebalanceHandler
-from .producer import PRODUCER_DEFAULTS, ProduceFailed, ProducerRecord, RecordProducer, producer_settings
+from .producer import PRODUCER_DEFAULTS, KafkaRecordProducer, ProduceFailed, ProducerRecord, producer_settings
 from .rdkafka_consumer import LibrdkafkaClient
 from .rdkafka_settings import (
     LIBRDKAFKA_ASSIGNORS,
@@ -33,9 +35,11 @@ from .rdkafka_settings import (
     ExtraMissing,
     import_confluent_kafka,
     kafka_python_connection,
+    librdkafka_producer_setting_errors,
     librdkafka_setting_errors,
 )
 from .transactions import FATAL_TRANSACTION_ERRORS, KafkaTransactionalClient, TransactionalClient
+from .writers import RecordProducer, WriterConnection, record_producer, transactional_client
 
 # Every private name of kafka-python the package uses (tests/unit/test_kafka_client.py checks them).
 PRIVATE_NAMES = (*CONSUMER_PRIVATE_NAMES, *ADMIN_PRIVATE_NAMES)
@@ -58,6 +62,7 @@ __all__ = [
     "GroupClient",
     "JoinAnswers",
     "KafkaError",
+    "KafkaRecordProducer",
     "KafkaTransactionalClient",
     "LibrdkafkaClient",
     "PositionsLost",
@@ -67,8 +72,12 @@ __all__ = [
     "RecordProducer",
     "TopicPartition",
     "TransactionalClient",
+    "WriterConnection",
     "import_confluent_kafka",
     "kafka_python_connection",
+    "librdkafka_producer_setting_errors",
     "librdkafka_setting_errors",
     "producer_settings",
+    "record_producer",
+    "transactional_client",
 ]

@@ -1,8 +1,8 @@
-"""RecordProducer: write records to Kafka and wait until the broker acknowledged each one.
+"""KafkaRecordProducer: write records to Kafka through kafka-python and wait until the broker acknowledged each one.
 
-The dead-letter writer and the at-least-once output writer need one thing from
-kafka-python: produce a few records and know, within a bounded time, whether
-the broker stored them all.
+The writers (dead letters, outputs, the retry topic) need one thing from a
+client: produce a few records and know, within a bounded time, whether the
+broker stored them all (the ``RecordProducer`` Protocol of writers.py).
 This module does that with kafka-python's public KafkaProducer API only. Every
 kafka-python failure (no broker, unknown topic, a timeout) becomes
 ProduceFailed, whose message never contains the settings (they may hold
@@ -23,8 +23,8 @@ from kafka.errors import KafkaError
 __all__ = [
     "PRODUCER_DEFAULTS",
     "ProduceFailed",
+    "KafkaRecordProducer",
     "ProducerRecord",
-    "RecordProducer",
     "close_producer",
     "producer_settings",
     "send_records",
@@ -44,7 +44,7 @@ class ProduceFailed(Exception):
     """Some record was not acknowledged by the broker in time (or was refused)."""
 
 
-class RecordProducer:
+class KafkaRecordProducer:
     """One lazily connected KafkaProducer; ``send_all`` waits at most `timeout` seconds.
 
     `settings` are KafkaProducer settings; the connection is made by the first
@@ -92,7 +92,7 @@ class RecordProducer:
             return self._producer
 
     def __repr__(self) -> str:  # the settings may hold secrets: never shown
-        return f"<RecordProducer connected={self._producer is not None}>"
+        return f"<KafkaRecordProducer connected={self._producer is not None}>"
 
 
 def producer_settings(client: Mapping[str, Any]) -> dict[str, Any]:

@@ -19,6 +19,9 @@ machine, see docs/guides/clients.md):
   commit there, bounded by the drain timeout, before librdkafka gives the
   partitions up. Lost partitions are dropped at once.
 - Commits are sent by the poll greenlet too (rdkafka_commits says why and how).
+- The group metadata of exactly-once's transactions (``consumer_group_metadata()``,
+  a consumer call) is read by the poll greenlet, after each assignment and
+  revocation and at each poll, and handed out as it was last read.
 - Calls that wait on the network outside the callbacks (``offsets_for_times``,
   ``close``) run in gevent's thread pool, each OS thread with its own call
   state, and a greenlet waits for them with a timeout: they wait behind the
@@ -101,6 +104,7 @@ class LibrdkafkaClient:
         self._commits = Commits(self._module, lambda: self._losses)
         self._releasing = False  # inside the revoke callback, or close() releasing the partitions
         self._cooperative = settings.get("partition.assignment.strategy") == "cooperative-sticky"
+        self._group_metadata: Any = None  # as the poll greenlet last read it
 
     @property
     def bootstrap_servers(self) -> str:
@@ -197,6 +201,7 @@ class LibrdkafkaClient:
         if self._closing or self._handler is None:
             return
         tps = self._tps(partitions)
+        self._read_group_metadata(consumer)
         self._assigned |= tps
         self._assignments += 1
         if tps:
@@ -204,6 +209,8 @@ class LibrdkafkaClient:
 
     def _on_revoke(self, consumer: Any, partitions: list[Any]) -> None:
         tps = self._tps(partitions)
+        if not self._closing:
+            self._read_group_metadata(consumer)
         if not self._closing and tps & self._assigned:
             self._release(tps)
         self._forget_partitions(tps)
@@ -276,6 +283,7 @@ class LibrdkafkaClient:
             wake.wait(self._idle)  # a queued commit ends the sleep
             self._idle = min(self._idle * 2, _IDLE_LONGEST)
         self._idle = _IDLE_FIRST
+        self._read_group_metadata(consumer)
         records = as_records(messages)
         if len(records) < len(messages):
             self._errors(messages, bool(records))
@@ -424,8 +432,16 @@ class LibrdkafkaClient:
                 commits.wake.wait(remaining)
 
     def group_metadata(self) -> Any:
-        """None: exactly-once pipelines are refused with librdkafka (see the options)."""
-        return None
+        """The member's group metadata (group, generation, member id) for a transaction's offsets, as
+        the poll greenlet last read it; None before the first assignment. Any greenlet may ask."""
+        return self._group_metadata
+
+    def _read_group_metadata(self, consumer: Any) -> None:
+        """Called by the poll greenlet only (``consumer_group_metadata`` is a consumer call)."""
+        try:
+            self._group_metadata = consumer.consumer_group_metadata()
+        except self._module.KafkaException:
+            logger.debug("librdkafka gave no group metadata", exc_info=True)
 
     # -------------------------------------------------------------- health
 

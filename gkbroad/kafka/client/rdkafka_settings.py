@@ -1,4 +1,4 @@
-"""librdkafka's settings for a consumer group: importing the binding, checking names, translating gkbroad's options.
+"""librdkafka's settings for a consumer group and its writers: importing the binding, checking names.
 
 A pipeline with ``client_library = "librdkafka"`` passes its ``client``
 mapping in librdkafka's own names (``bootstrap.servers``,
@@ -10,6 +10,12 @@ for what is wrong. The settings that carry gkbroad's consumer-group semantics
 (manual commits, offsets stored by gkbroad only, gkbroad's offset reset, the
 assignor, the timeouts of the group protocol) are set here and refused from
 ``client``, naming the option to use instead.
+
+The writers (dead letters, outputs, the retry topic, the transactional
+producer) of such a pipeline produce through librdkafka too: they connect
+with the connection and security settings of ``client``
+(``librdkafka_connection``) and take their own ``client`` settings in
+librdkafka's producer names, checked the same way by a throwaway producer.
 
 confluent-kafka is an optional extra: it is imported on first use, and its
 absence is an error naming the extra to install.
@@ -26,14 +32,18 @@ from typing import Any
 from ...config.redact import is_secret
 from ...errors import ConfigError
 from .consumer import CONSUMER_DEFAULTS
+from .producer import PRODUCER_DEFAULTS
 
 __all__ = [
     "LIBRDKAFKA_ASSIGNORS",
     "LIBRDKAFKA_MANAGED",
     "LIBRDKAFKA_POLL_INTERVAL_MS",
+    "LIBRDKAFKA_WRITER_MANAGED",
     "ExtraMissing",
     "import_confluent_kafka",
     "kafka_python_connection",
+    "librdkafka_connection",
+    "librdkafka_producer_setting_errors",
     "librdkafka_setting_errors",
 ]
 
@@ -70,8 +80,36 @@ LIBRDKAFKA_MANAGED = {
     "logger": None,
 }
 
-# librdkafka connection settings -> kafka-python's, for the writers (dead letters, outputs, the retry topic),
-# which produce through kafka-python whatever the consumer runs on.
+# librdkafka producer settings the writers set themselves, and the option to use instead (None: leave it out).
+LIBRDKAFKA_WRITER_MANAGED = {
+    "transactional.id": "exactly_once.transactional_id",
+    "on_delivery": None,
+    "dr_cb": None,
+    "dr_msg_cb": None,
+    "error_cb": None,
+    "logger": None,
+}
+
+# The consumer settings a writer connects with: where the brokers are and how to reach and authenticate to them.
+_CONNECTION_NAMES = frozenset(
+    {"bootstrap.servers", "metadata.broker.list", "client.dns.lookup", "connections.max.idle.ms", "oauth_cb"}
+)
+_CONNECTION_PREFIXES = (
+    "security.",
+    "sasl.",
+    "ssl.",
+    "ssl_",
+    "enable.ssl.",
+    "enable.sasl.",
+    "https.",
+    "socket.",
+    "broker.",
+    "api.version.",
+    "reconnect.backoff.",
+)
+
+# librdkafka connection settings -> kafka-python's, for the command line's one-shot requests and the retry
+# topic's creation, which go through kafka-python whatever the consumer runs on.
 _KAFKA_PYTHON_NAMES = {
     "bootstrap.servers": "bootstrap_servers",
     "security.protocol": "security_protocol",
@@ -118,12 +156,38 @@ def librdkafka_setting_errors(settings: Mapping[str, Any]) -> dict[str, list[str
             errors[key] = [f"is kafka-python's name; librdkafka's settings are dotted, e.g. {key.replace('_', '.')!r}"]
     if not settings.get("bootstrap.servers"):
         errors["bootstrap.servers"] = ["missing required option: librdkafka's host:port list"]
-    if errors:
-        return errors
+    return errors or _refused(settings, "Consumer", {"group.id": "gkbroad-settings-check"})
+
+
+def librdkafka_producer_setting_errors(settings: Mapping[str, Any]) -> dict[str, list[str]]:
+    """{setting: [problem]} for a writer's own ``client`` mapping in librdkafka's producer names (they
+    add to the consumer's connection settings, so ``bootstrap.servers`` is optional); empty when
+    librdkafka takes it. Raises ExtraMissing when confluent-kafka is not installed."""
+    errors: dict[str, list[str]] = {}
+    for key in settings:
+        if key in LIBRDKAFKA_WRITER_MANAGED:
+            instead = LIBRDKAFKA_WRITER_MANAGED[key]
+            errors[key] = [
+                f"is set by gkbroad; {'use the ' + repr(instead) + ' option' if instead else 'leave it out'}"
+            ]
+        elif key in PRODUCER_DEFAULTS and key.replace("_", ".") != key:
+            errors[key] = [f"is kafka-python's name; librdkafka's settings are dotted, e.g. {key.replace('_', '.')!r}"]
+    for key in ("acks", "request.required.acks"):
+        if str(settings.get(key, "")) == "0":
+            errors[key] = [
+                "must be 1 or 'all': a record (output, dead letter or retry) counts as written only once the "
+                "broker acknowledged it"
+            ]
+    return errors or _refused(settings, "Producer", {})
+
+
+def _refused(settings: Mapping[str, Any], kind: str, extra: Mapping[str, Any]) -> dict[str, list[str]]:
+    """What librdkafka says of ``settings`` when a throwaway ``kind`` ("Consumer" or "Producer") is
+    configured with them (without ``bootstrap.servers``, so it connects nowhere)."""
     module = import_confluent_kafka()
     trial = {key: value for key, value in settings.items() if key != "bootstrap.servers"}
     try:
-        module.Consumer({**trial, "group.id": "gkbroad-settings-check", "log_level": 0}).close()
+        getattr(module, kind)({**trial, **extra, "log_level": 0}).close()
     except module.KafkaException as exc:
         message = exc.args[0].str() if exc.args else str(exc)
         named = _NAMED.search(message)
@@ -131,8 +195,19 @@ def librdkafka_setting_errors(settings: Mapping[str, Any]) -> dict[str, list[str
         # librdkafka quotes a refused value; a secret's value is never repeated.
         if named and key in settings and is_secret(key):
             message = f'Invalid value for configuration property "{key}"'
-        errors[key] = [f"librdkafka refused it: {message}"]
-    return errors
+        return {key: [f"librdkafka refused it: {message}"]}
+    return {}
+
+
+def librdkafka_connection(settings: Mapping[str, Any]) -> dict[str, Any]:
+    """The settings of a librdkafka consumer ``client`` mapping that say where the brokers are and how to
+    reach and authenticate to them (bootstrap.servers, security.*, sasl.*, ssl.*, socket.*, broker.*, ...),
+    for the writers' producers; the consumer's tuning is left out."""
+    return {
+        key: value
+        for key, value in settings.items()
+        if key in _CONNECTION_NAMES or key.startswith(_CONNECTION_PREFIXES)
+    }
 
 
 def kafka_python_connection(settings: Mapping[str, Any]) -> dict[str, Any]:

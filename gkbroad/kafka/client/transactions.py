@@ -7,7 +7,8 @@ and ``abort_transaction`` without one, and a broker that drops the connection
 instead of answering (a fenced producer on Tansu) makes them wait forever.
 So these methods only call kafka-python's public KafkaProducer API and let
 the caller run them where it can abandon them. ``TransactionalClient`` is the
-Protocol both this adapter and the unit tests' in-memory fake provide.
+Protocol this adapter, librdkafka's (rdkafka_transactions.py) and the unit
+tests' in-memory fake provide.
 """
 
 from __future__ import annotations
@@ -21,12 +22,27 @@ from kafka.structs import OffsetAndMetadata, TopicPartition
 
 from .producer import ProducerRecord, close_producer, send_records
 
-__all__ = ["FATAL_TRANSACTION_ERRORS", "KafkaTransactionalClient", "TransactionalClient"]
+__all__ = [
+    "FATAL_TRANSACTION_ERRORS",
+    "FatalTransactionError",
+    "KafkaTransactionalClient",
+    "TransactionStepFailed",
+    "TransactionalClient",
+]
+
+
+class TransactionStepFailed(Errors.KafkaError):  # type: ignore[misc]  # kafka-python ships no types
+    """A step of a transaction failed (librdkafka's words); the transaction can be aborted and tried again."""
+
+
+class FatalTransactionError(Errors.KafkaError):  # type: ignore[misc]  # kafka-python ships no types
+    """librdkafka said the transactional producer cannot go on (fenced, or transactions refused)."""
 
 
 # Errors after which the producer cannot abort and go on: another producer took the
 # transactional_id over, or the broker refuses transactions altogether.
 FATAL_TRANSACTION_ERRORS: tuple[type[BaseException], ...] = (
+    FatalTransactionError,
     Errors.ProducerFencedError,
     Errors.InvalidProducerEpochError,
     Errors.TransactionalIdAuthorizationFailedError,
@@ -59,10 +75,14 @@ class TransactionalClient(Protocol):
 
 class KafkaTransactionalClient:
     """A KafkaProducer with `transactional_id`, built by ``init`` (so a broker that is down at start
-    is one failed transaction, not a failed start)."""
+    is one failed transaction, not a failed start). `timeout` is the seconds one step may take."""
 
-    def __init__(self, settings: dict[str, Any], transactional_id: str):
-        self._settings = {**settings, "transactional_id": transactional_id, "enable_idempotence": True}
+    def __init__(self, settings: dict[str, Any], transactional_id: str, timeout: float):
+        # kafka-python's own limits below the step timeout, so that a broker that is down or slow fails
+        # a step (which is tried again) rather than outlasting it (which fails the pipeline).
+        inner_ms = max(int(timeout * 1000) * 3 // 4, 1)
+        limits = {"bootstrap_timeout_ms": inner_ms, "max_block_ms": inner_ms, "request_timeout_ms": inner_ms}
+        self._settings = {**limits, **settings, "transactional_id": transactional_id, "enable_idempotence": True}
         self._settings.pop("acks", None)  # a transactional producer always waits for all replicas
         self._producer: KafkaProducer | None = None
 

@@ -30,7 +30,7 @@ from ..client import (
     GroupClient,
     LibrdkafkaClient,
     TopicPartition,
-    kafka_python_connection,
+    WriterConnection,
 )
 from .committer import Committer
 from .grouplog import GroupLog
@@ -92,10 +92,8 @@ class ConsumerGroup:
             )
         # The connection settings in use: the `client` option, else the class attribute.
         self.connection: Mapping[str, Any] = connection
-        # What the writers (dead letters, outputs, the retry topic) connect with: kafka-python's names.
-        self.writer_connection: Mapping[str, Any] = (
-            kafka_python_connection(connection) if settings.client_library == "librdkafka" else connection
-        )
+        # What the writers (dead letters, outputs, the retry topic) connect with, through the same library.
+        self.writer_connection = WriterConnection(settings.client_library, connection)
         self._log = GroupLog(logger, group_name)
         # kafka-python's settings (None with librdkafka, whose own the client keeps).
         self._kafka_settings: dict[str, Any] | None = None
