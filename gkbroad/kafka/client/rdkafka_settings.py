@@ -145,15 +145,7 @@ def import_confluent_kafka() -> ModuleType:
 def librdkafka_setting_errors(settings: Mapping[str, Any]) -> dict[str, list[str]]:
     """{setting: [problem]} for a ``client`` mapping in librdkafka's names; empty when librdkafka takes it.
     Raises ExtraMissing when confluent-kafka is not installed."""
-    errors: dict[str, list[str]] = {}
-    for key in settings:
-        if key in LIBRDKAFKA_MANAGED:
-            instead = LIBRDKAFKA_MANAGED[key]
-            errors[key] = [
-                f"is set by gkbroad; {'use the ' + repr(instead) + ' option' if instead else 'leave it out'}"
-            ]
-        elif key in CONSUMER_DEFAULTS and key.replace("_", ".") != key:
-            errors[key] = [f"is kafka-python's name; librdkafka's settings are dotted, e.g. {key.replace('_', '.')!r}"]
+    errors = _name_errors(settings, LIBRDKAFKA_MANAGED, CONSUMER_DEFAULTS)
     if not settings.get("bootstrap.servers"):
         errors["bootstrap.servers"] = ["missing required option: librdkafka's host:port list"]
     return errors or _refused(settings, "Consumer", {"group.id": "gkbroad-settings-check"})
@@ -163,15 +155,7 @@ def librdkafka_producer_setting_errors(settings: Mapping[str, Any]) -> dict[str,
     """{setting: [problem]} for a writer's own ``client`` mapping in librdkafka's producer names (they
     add to the consumer's connection settings, so ``bootstrap.servers`` is optional); empty when
     librdkafka takes it. Raises ExtraMissing when confluent-kafka is not installed."""
-    errors: dict[str, list[str]] = {}
-    for key in settings:
-        if key in LIBRDKAFKA_WRITER_MANAGED:
-            instead = LIBRDKAFKA_WRITER_MANAGED[key]
-            errors[key] = [
-                f"is set by gkbroad; {'use the ' + repr(instead) + ' option' if instead else 'leave it out'}"
-            ]
-        elif key in PRODUCER_DEFAULTS and key.replace("_", ".") != key:
-            errors[key] = [f"is kafka-python's name; librdkafka's settings are dotted, e.g. {key.replace('_', '.')!r}"]
+    errors = _name_errors(settings, LIBRDKAFKA_WRITER_MANAGED, PRODUCER_DEFAULTS)
     for key in ("acks", "request.required.acks"):
         if str(settings.get(key, "")) == "0":
             errors[key] = [
@@ -179,6 +163,23 @@ def librdkafka_producer_setting_errors(settings: Mapping[str, Any]) -> dict[str,
                 "broker acknowledged it"
             ]
     return errors or _refused(settings, "Producer", {})
+
+
+def _name_errors(
+    settings: Mapping[str, Any], managed: Mapping[str, str | None], kafka_python_names: Mapping[str, Any]
+) -> dict[str, list[str]]:
+    """{setting: [problem]} for the settings gkbroad sets itself (``managed``: the option to use instead,
+    or None) and for kafka-python's underscored spellings of librdkafka's names."""
+    errors: dict[str, list[str]] = {}
+    for key in settings:
+        if key in managed:
+            instead = managed[key]
+            errors[key] = [
+                f"is set by gkbroad; {'use the ' + repr(instead) + ' option' if instead else 'leave it out'}"
+            ]
+        elif key in kafka_python_names and key.replace("_", ".") != key:
+            errors[key] = [f"is kafka-python's name; librdkafka's settings are dotted, e.g. {key.replace('_', '.')!r}"]
+    return errors
 
 
 def _refused(settings: Mapping[str, Any], kind: str, extra: Mapping[str, Any]) -> dict[str, list[str]]:
