@@ -7,29 +7,16 @@ import pytest
 from gevent import monkey
 
 from gkbroad.engine.executor import GreenletExecutor, ThreadExecutor, build_executor
+from tests.helpers.hub_gaps import hub_gaps
 
 blocking_sleep = monkey.get_original("time", "sleep")
 
 
 def _longest_gap_while(run):
     """The longest pause between 20 ms ticks of another greenlet while `run()` runs."""
-    gaps, last = [], [time.monotonic()]
-
-    def tick():
-        while True:
-            gevent.sleep(0.02)
-            now = time.monotonic()
-            gaps.append(now - last[0])
-            last[0] = now
-
-    ticker = gevent.spawn(tick)
-    try:
-        gevent.sleep(0.05)
+    with hub_gaps(0.02) as gaps:
         run()
-        gevent.sleep(0.05)  # the ticker notices the last gap
-    finally:
-        ticker.kill()
-    return max(gaps, default=0.0)
+    return gaps.longest
 
 
 def test_thread_executor_runs_blocking_calls_side_by_side_without_blocking_the_hub():
