@@ -105,10 +105,17 @@ class LibrdkafkaClient:
         self._releasing = False  # inside the revoke callback, or close() releasing the partitions
         self._cooperative = settings.get("partition.assignment.strategy") == "cooperative-sticky"
         self._group_metadata: Any = None  # as the poll greenlet last read it
+        # time.monotonic() when the last rebalance callback ended: no report is read inside one.
+        self._settled_at = 0.0
 
     @property
     def bootstrap_servers(self) -> str:
         return str(self._settings["bootstrap.servers"])
+
+    @property
+    def settings(self) -> dict[str, Any]:
+        """A copy of the configuration the consumer is (or will be) created with, callbacks aside."""
+        return dict(self._settings)
 
     @property
     def request_timeout(self) -> float:
@@ -204,6 +211,7 @@ class LibrdkafkaClient:
         self._read_group_metadata(consumer)
         self._assigned |= tps
         self._assignments += 1
+        self._settled_at = time.monotonic()
         if tps:
             self._handler.assigned(tps)
 
@@ -233,6 +241,7 @@ class LibrdkafkaClient:
         self._forget_partitions(tps)
 
     def _forget_partitions(self, tps: set[TopicPartition]) -> None:
+        self._settled_at = time.monotonic()
         self._assigned -= tps
         self._paused -= tps
         for tp in tps:
@@ -419,7 +428,7 @@ class LibrdkafkaClient:
         commits = self._commits
         while True:
             if self._consumer is not None and self._releasing:
-                commits.send(self._consumer, synchronously=True)
+                commits.send(self._consumer, synchronously=True, refusal=self._no_coordinator())
             if future.is_done:
                 return True
             if commits.superseded(future):
@@ -454,20 +463,34 @@ class LibrdkafkaClient:
         return state, (self._assignments if self._assignments else -1)
 
     def reachable(self) -> bool:
-        """True while librdkafka's last statistics report had a broker connection up (and no
-        "all brokers down" error came since)."""
-        if self._consumer is None or self._brokers_down:
-            return False
-        return self._stats.brokers_up or self._stats.reports == 0
+        """True once librdkafka's last statistics report had a broker connection up and no "all brokers
+        down" error came since: creating the consumer connects nothing (librdkafka connects in the
+        background), and "all brokers down" has no counterpart saying that one is back."""
+        return self._consumer is not None and not self._brokers_down and self._stats.brokers_up
+
+    def _no_coordinator(self) -> str | None:
+        """Why no group coordinator can answer a commit now, or None when the last report had it up."""
+        if self._brokers_down:
+            return "librdkafka reported every broker down"
+        if not self._stats.coordinator_up:
+            return "the group coordinator was not connected in librdkafka's last statistics report"
+        return None
 
     def missing_topics(self) -> list[str]:
         """Subscribed topics librdkafka said are unknown, until its statistics name them."""
         return sorted(self._missing & set(self._topics))
 
     def coordinator_silence(self) -> float | None:
-        """None: librdkafka heartbeats from its own threads and reports a lost membership itself
-        (``on_lost``), so gkbroad's session fence is not needed and never fires."""
-        return None
+        """Seconds since the group coordinator last answered (or the last rebalance callback ended, if
+        later), from librdkafka's statistics; None while the member holds no assignment.
+
+        librdkafka heartbeats from its own threads, but learns that the coordinator went silent only
+        at its own session timeout (then ``on_lost``), when the broker may have given the partitions
+        away already; gkbroad's session fence acts before that, as for kafka-python."""
+        answered = self._stats.coordinator_answered
+        if self._consumer is None or not self._stats.steady or answered is None:
+            return None
+        return time.monotonic() - max(answered, self._settled_at)
 
     def forget_membership(self) -> None:
         self._losses += 1
