@@ -94,7 +94,6 @@ class LibrdkafkaClient:
         self._positions: dict[TopicPartition, int] = {}
         self._stats = Statistics()
         self._missing: set[str] = set()
-        self._brokers_down = False
         self._assignments = 0
         self._losses = 0
         self._closing = False
@@ -250,14 +249,13 @@ class LibrdkafkaClient:
     def _on_statistics(self, document: str) -> None:
         if not self._closing:
             self._stats.read(document)
-            self._brokers_down = self._brokers_down and not self._stats.brokers_up
             self._missing -= self._stats.topics
 
     def _on_error(self, error: Any) -> None:
         """librdkafka's error events: it logs each connection failure itself (through ``librdkafka_log``), so
         only "all brokers down" and fatal errors are said again here; the rest is for debugging."""
         if error.code() == _ALL_BROKERS_DOWN:
-            self._brokers_down = True
+            self._stats.brokers_down = True
             level = logging.WARNING
         else:
             level = logging.ERROR if error.fatal() else logging.DEBUG
@@ -428,7 +426,7 @@ class LibrdkafkaClient:
         commits = self._commits
         while True:
             if self._consumer is not None and self._releasing:
-                commits.send(self._consumer, synchronously=True, refusal=self._no_coordinator())
+                commits.send(self._consumer, synchronously=True, refusal=self._stats.no_coordinator())
             if future.is_done:
                 return True
             if commits.superseded(future):
@@ -463,18 +461,8 @@ class LibrdkafkaClient:
         return state, (self._assignments if self._assignments else -1)
 
     def reachable(self) -> bool:
-        """True once librdkafka's last statistics report had a broker connection up and no "all brokers
-        down" error came since: creating the consumer connects nothing (librdkafka connects in the
-        background), and "all brokers down" has no counterpart saying that one is back."""
-        return self._consumer is not None and not self._brokers_down and self._stats.brokers_up
-
-    def _no_coordinator(self) -> str | None:
-        """Why no group coordinator can answer a commit now, or None when the last report had it up."""
-        if self._brokers_down:
-            return "librdkafka reported every broker down"
-        if not self._stats.coordinator_up:
-            return "the group coordinator was not connected in librdkafka's last statistics report"
-        return None
+        """As librdkafka's statistics say (Statistics.reachable): creating the consumer connects nothing."""
+        return self._consumer is not None and self._stats.reachable
 
     def missing_topics(self) -> list[str]:
         """Subscribed topics librdkafka said are unknown, until its statistics name them."""

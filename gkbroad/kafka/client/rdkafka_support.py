@@ -143,6 +143,8 @@ class Statistics:
     positions: dict[tuple[str, int], int] = field(default_factory=dict)
     topics: frozenset[str] = frozenset()
     reports: int = 0
+    # An "all brokers down" error came and no report since had a broker up.
+    brokers_down: bool = False
 
     def read(self, document: str) -> None:
         """Take in one ``stats_cb`` JSON document."""
@@ -154,6 +156,7 @@ class Statistics:
         self.reports += 1
         brokers = stats.get("brokers", {})
         self.brokers_up = any(broker.get("state") == "UP" for broker in brokers.values())
+        self.brokers_down = self.brokers_down and not self.brokers_up
         coordinator = brokers.get(_COORDINATOR) or {}
         self.coordinator_up = coordinator.get("state") == "UP"
         idle_us = coordinator.get("rxidle", -1)
@@ -177,6 +180,21 @@ class Statistics:
                 position = values.get("next_offset", -1)
             if position >= 0:
                 self.positions[key] = position
+
+    @property
+    def reachable(self) -> bool:
+        """True once a report had a broker connection up, and no "all brokers down" error came since:
+        before the first report nothing is known to be up (librdkafka connects in the background), and
+        librdkafka has no error event saying that a broker is back."""
+        return self.brokers_up and not self.brokers_down
+
+    def no_coordinator(self) -> str | None:
+        """Why no group coordinator can answer a request now, or None when the last report had it up."""
+        if self.brokers_down:
+            return "librdkafka reported every broker down"
+        if not self.coordinator_up:
+            return "the group coordinator was not connected in librdkafka's last statistics report"
+        return None
 
     @property
     def steady(self) -> bool:
