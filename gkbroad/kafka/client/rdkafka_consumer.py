@@ -104,7 +104,8 @@ class LibrdkafkaClient:
         self._releasing = False  # inside the revoke callback, or close() releasing the partitions
         self._cooperative = settings.get("partition.assignment.strategy") == "cooperative-sticky"
         self._group_metadata: Any = None  # as the poll greenlet last read it
-        # time.monotonic() when the last rebalance callback ended: no report is read inside one.
+        # time.monotonic() when the last assignment or release ended: no report is read inside a rebalance
+        # callback. A loss does not count: it says nothing of the coordinator.
         self._settled_at = 0.0
 
     @property
@@ -231,6 +232,7 @@ class LibrdkafkaClient:
             drive(self._handler.revoked(tps))
         finally:
             self._releasing = False
+            self._settled_at = time.monotonic()
 
     def _on_lost(self, consumer: Any, partitions: list[Any]) -> None:
         tps = self._tps(partitions)
@@ -240,7 +242,6 @@ class LibrdkafkaClient:
         self._forget_partitions(tps)
 
     def _forget_partitions(self, tps: set[TopicPartition]) -> None:
-        self._settled_at = time.monotonic()
         self._assigned -= tps
         self._paused -= tps
         for tp in tps:
@@ -469,8 +470,8 @@ class LibrdkafkaClient:
         return sorted(self._missing & set(self._topics))
 
     def coordinator_silence(self) -> float | None:
-        """Seconds since the group coordinator last answered (or the last rebalance callback ended, if
-        later), from librdkafka's statistics; None while the member holds no assignment.
+        """Seconds since the group coordinator last answered (or the last assignment or release ended,
+        if later), from librdkafka's statistics; None while the member holds no assignment.
 
         librdkafka heartbeats from its own threads, but learns that the coordinator went silent only
         at its own session timeout (then ``on_lost``), when the broker may have given the partitions
