@@ -37,15 +37,8 @@ def answer(app, path: str) -> tuple[int, dict | str]:
     return code, json.loads(body) if seen["headers"]["Content-Type"] == "application/json" else body.decode()
 
 
-def pipeline_on(cluster: Cluster, topic: str, group: str, client_library: str = "kafka-python", **options):
-    pipeline = kafka_pipeline(
-        cluster.bootstrap_servers,
-        group,
-        [topic],
-        context=SeenOffsets(),
-        client_library=client_library,
-        **{**STALL, **options},
-    )
+def pipeline_on(cluster: Cluster, topic: str, group: str, **options):
+    pipeline = kafka_pipeline(cluster.bootstrap_servers, group, [topic], context=SeenOffsets(), **{**STALL, **options})
     return pipeline, status_app(pipeline)
 
 
@@ -59,7 +52,7 @@ def test_broker_down_turns_healthz_red_within_the_stall_timeout_and_back(client_
         cluster,
         topic,
         cluster.group_id(),
-        client_library,
+        client_library=client_library,
         client=quick_client(broker.bootstrap_servers, client_library),
         session_timeout_ms=10000,
     )
@@ -87,7 +80,11 @@ def test_a_member_that_never_reaches_a_broker_is_red_within_the_stall_timeout(cl
     port = free_port()  # nothing listens there
     cluster = Cluster(f"127.0.0.1:{port}")
     pipeline, app = pipeline_on(
-        cluster, "nowhere", "nobody", client_library, client=quick_client(cluster.bootstrap_servers, client_library)
+        cluster,
+        "nowhere",
+        "nobody",
+        client_library=client_library,
+        client=quick_client(cluster.bootstrap_servers, client_library),
     )
     caplog.set_level(logging.INFO, logger="gkbroad")
     pipeline.start()
@@ -133,7 +130,7 @@ def test_a_rebalance_stuck_on_a_departed_leader_is_not_ready_warned_about_and_en
     cluster.produce(topic, 10)
     group_id = cluster.group_id()
     # The bundled broker's stall: the follower leaves first, then the leader, while the group forms again.
-    first = [make_group(cluster, topic, group_id, **STALL) for _ in range(2)]
+    first = [make_group(cluster, topic, group_id, client_library=client_library, **STALL) for _ in range(2)]
     for group in first:
         group.start()
     leader = leader_of(first)
@@ -142,7 +139,7 @@ def test_a_rebalance_stuck_on_a_departed_leader_is_not_ready_warned_about_and_en
     leader.stop(timeout=10)
 
     caplog.set_level(logging.INFO, logger="gkbroad")
-    pipeline, app = pipeline_on(cluster, topic, group_id)
+    pipeline, app = pipeline_on(cluster, topic, group_id, client_library=client_library)
     readiness = []
     sampler = gevent.spawn(lambda: [readiness.append(answer(app, "/readyz")) or gevent.sleep(0.2) for _ in range(300)])
     pipeline.start()
@@ -163,7 +160,7 @@ def test_a_rebalance_stuck_on_a_departed_leader_is_not_ready_warned_about_and_en
 def test_a_spare_member_of_an_oversized_group_is_ready_and_says_why_it_has_no_partition(cluster, client_library):
     topic = cluster.topic(partitions=1)
     group_id = cluster.group_id()
-    pipelines = [pipeline_on(cluster, topic, group_id, client_library) for _ in range(2)]
+    pipelines = [pipeline_on(cluster, topic, group_id, client_library=client_library) for _ in range(2)]
     for pipeline, _ in pipelines:
         pipeline.start()
     try:
@@ -180,7 +177,7 @@ def test_a_spare_member_of_an_oversized_group_is_ready_and_says_why_it_has_no_pa
 
 def test_a_stopping_member_is_not_ready(cluster, client_library):
     topic = cluster.topic(partitions=1)
-    pipeline, app = pipeline_on(cluster, topic, cluster.group_id(), client_library)
+    pipeline, app = pipeline_on(cluster, topic, cluster.group_id(), client_library=client_library)
     pipeline.start()
     wait_until(lambda: answer(app, "/readyz")[0] == 200, 60, "readiness")
     stopping = gevent.spawn(pipeline.stop)
