@@ -14,7 +14,7 @@ import pytest
 
 from gkbroad.config.redact import REDACTED, redact
 from gkbroad.config.validation import validate
-from gkbroad.kafka.client import TopicPartition, WriterConnection
+from gkbroad.kafka.client import TopicPartition, WriterConnection, rdkafka_consumer
 from gkbroad.kafka.client.rdkafka_commits import Commits
 from gkbroad.kafka.client.rdkafka_support import Statistics, as_records, by_partition
 from gkbroad.kafka.group.settings import GroupSettings
@@ -148,6 +148,43 @@ def test_the_coordinators_last_answer_is_kept_while_its_connection_is_down():
     assert answered is not None and before - 3.0 <= answered <= time.monotonic() - 3.0
     stats.read(report("INIT", "INIT"))
     assert stats.coordinator_answered == answered and stats.steady
+
+
+class SilentConsumer:
+    """Stands in for confluent-kafka's Consumer where the rebalance callbacks only ask for the group metadata."""
+
+    def consumer_group_metadata(self):
+        return None
+
+
+class Handler:
+    """A rebalance handler that takes what it is given."""
+
+    def assigned(self, tps):
+        pass
+
+    def lost(self, tps):
+        pass
+
+
+def test_a_lost_membership_does_not_count_as_the_coordinator_answering(monkeypatch):
+    monkeypatch.setattr(rdkafka_consumer, "check_gevent_patched", lambda: None)  # nothing here touches the network
+    now = [1000.0]
+    monkeypatch.setattr(time, "monotonic", lambda: now[0])
+    client = rdkafka_consumer.LibrdkafkaClient({"bootstrap.servers": "127.0.0.1:1", "session.timeout.ms": 6000}, ["t"])
+    consumer = client._consumer = SilentConsumer()
+    client._handler = Handler()
+    assert client.coordinator_silence() is None, "no report yet"
+    client._on_statistics(report("UP", "UP", 5_000_000))
+    assert client.coordinator_silence() == 5.0
+    client._on_assign(consumer, [confluent_kafka.TopicPartition("t", 0)])
+    assert client.coordinator_silence() == 0.0, "an assignment is an answer of the coordinator"
+    now[0] += 6.0
+    client._on_statistics(report("UP", "UP", 6_000_000))
+    client._on_lost(consumer, [confluent_kafka.TopicPartition("t", 0)])
+    assert client.coordinator_silence() == 6.0, "a loss is no answer: the session fence would end at once"
+    client._on_statistics(report("UP", "UP", 0, join_state="wait-join"))
+    assert client.coordinator_silence() is None, "not a member of a generation while it joins"
 
 
 class RefusingConsumer:
