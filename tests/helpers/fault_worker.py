@@ -1,12 +1,14 @@
 """One pipeline process for the fault tests, killed and restarted by them.
 
     python -m tests.helpers.fault_worker BOOTSTRAP TOPIC GROUP OUTFILE [--max-sleep S] [--assignor A] [--drain-timeout MS]
-        [--proxy-url URL] [--request-timeout MS] [--ordering key] [--session-timeout MS]
+        [--proxy-url URL] [--request-timeout MS] [--ordering key] [--session-timeout MS] [--client-library L]
 
 ``--proxy-url`` and ``--request-timeout`` become kafka-python's ``proxy_url`` and
 ``request_timeout_ms`` (the network-partition tests reach the broker through a
-SOCKS5 redirector); ``--ordering`` is the producer's ordering option;
-``--session-timeout`` replaces the tests' usual ``session_timeout_ms``.
+SOCKS5 redirector; librdkafka has no proxy setting, and its request timeout is
+``socket.timeout.ms``); ``--ordering`` is the producer's ordering option;
+``--session-timeout`` replaces the tests' usual ``session_timeout_ms``;
+``--client-library`` is the producer's ``client_library``.
 
 handle_message sleeps a random bit (so a kill lands while records are being
 handled); handle_batch appends one line per record to OUTFILE and fsyncs before
@@ -98,7 +100,8 @@ def main() -> None:
     if args.proxy_url:
         connection["proxy_url"] = args.proxy_url
     if args.request_timeout:
-        connection["request_timeout_ms"] = args.request_timeout
+        timeout = "socket.timeout.ms" if args.client_library == "librdkafka" else "request_timeout_ms"
+        connection[timeout] = args.request_timeout
 
     class FaultGroup(ConsumerGroup):
         client = connection

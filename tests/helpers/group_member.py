@@ -1,6 +1,6 @@
 """One group member in its own process, for the multi-process tests.
 
-    python -m tests.helpers.group_member BOOTSTRAP TOPIC GROUP OUTFILE ASSIGNOR [STOP_AFTER]
+    python -m tests.helpers.group_member BOOTSTRAP TOPIC GROUP OUTFILE ASSIGNOR CLIENT_LIBRARY [STOP_AFTER]
 
 Runs a pipeline until SIGTERM (or, with STOP_AFTER, until its handler has seen
 that many records and calls self.stop()), appending to OUTFILE one line per
@@ -16,14 +16,14 @@ import sys  # noqa: E402
 
 import gkbroad  # noqa: E402
 from gkbroad.kafka import ConsumerGroup, Producer  # noqa: E402
-from tests.helpers.kafka_options import producer_options  # noqa: E402
+from tests.helpers.kafka_options import client_settings, producer_options  # noqa: E402
 
 
-def main(bootstrap, topic, group, outfile, assignor, stop_after=None):
+def main(bootstrap, topic, group, outfile, assignor, client_library, stop_after=None):
     out = open(outfile, "a", buffering=1)  # noqa: SIM115 - open for the process lifetime
 
     class ReportingGroup(ConsumerGroup):
-        client = {"bootstrap_servers": bootstrap}
+        client = client_settings(bootstrap, client_library)
 
         def handle_consumer_start(self, topic, partition, group_name):
             out.write(f"start {partition}\n")
@@ -53,6 +53,7 @@ def main(bootstrap, topic, group, outfile, assignor, stop_after=None):
                     consumer_group=ReportingGroup,
                     drain_timeout=10000,
                     partition_assignment_strategy=assignor,
+                    client_library=client_library,
                 ),
             )
         },
@@ -65,4 +66,4 @@ def main(bootstrap, topic, group, outfile, assignor, stop_after=None):
 
 
 if __name__ == "__main__":
-    sys.exit(main(*sys.argv[1:6], *[int(n) for n in sys.argv[6:7]]))
+    sys.exit(main(*sys.argv[1:7], *[int(n) for n in sys.argv[7:8]]))

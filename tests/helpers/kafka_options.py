@@ -28,6 +28,18 @@ def client_settings(bootstrap_servers: str, library: str = "kafka-python", **set
     return {key: bootstrap_servers, **settings}
 
 
+_QUICK = {
+    "kafka-python": {"bootstrap_timeout_ms": 1000, "request_timeout_ms": 5000, "reconnect_backoff_max_ms": 1000},
+    # librdkafka bootstraps in the background, so it has no bootstrap timeout.
+    "librdkafka": {"socket.timeout.ms": 5000, "reconnect.backoff.max.ms": 1000},
+}
+
+
+def quick_client(bootstrap_servers: str, library: str = "kafka-python") -> dict:
+    """The ``client`` option of the outage tests: requests and reconnections give up within seconds."""
+    return client_settings(bootstrap_servers, library, **_QUICK[library])
+
+
 def producer_options(bootstrap_servers: str, group: str, topics: Iterable[str], **overrides: Any) -> dict:
     """Producer options for `group` reading `topics` from the beginning; `overrides` replace or add options.
 

@@ -15,15 +15,19 @@ import pytest
 from gkbroad.testing.broker import LocalBroker
 from tests.helpers.group_support import Consumer, build_group
 from tests.helpers.kafka_helpers import Cluster, create_topic
-from tests.helpers.kafka_options import producer_options
+from tests.helpers.kafka_options import producer_options, quick_client
 from tests.helpers.support import free_port, wait_until
 
-CLIENT = {"bootstrap_timeout_ms": 1000, "request_timeout_ms": 5000, "reconnect_backoff_max_ms": 1000}
 
-
-def group_on(cluster: Cluster, topic: str, **options):
-    group_options = producer_options(cluster.bootstrap_servers, cluster.group_id(), [topic], **options)
-    group_options["client"].update(CLIENT)
+def group_on(cluster: Cluster, topic: str, client_library: str = "kafka-python", **options):
+    group_options = producer_options(
+        cluster.bootstrap_servers,
+        cluster.group_id(),
+        [topic],
+        client=quick_client(cluster.bootstrap_servers, client_library),
+        client_library=client_library,
+        **options,
+    )
     return build_group(**group_options)
 
 
@@ -32,12 +36,12 @@ def gkbroad_records(caplog, level: int, text: str) -> list[logging.LogRecord]:
 
 
 @pytest.mark.long
-def test_stop_while_the_broker_is_down_keeps_to_its_budget_and_says_what_is_lost(caplog, report):
+def test_stop_while_the_broker_is_down_keeps_to_its_budget_and_says_what_is_lost(client_library, caplog, report):
     broker = LocalBroker(port=free_port()).start()
     cluster = Cluster(broker.bootstrap_servers)
     topic = cluster.topic(partitions=1)
     cluster.produce(topic, 20)
-    group = group_on(cluster, topic, drain_timeout=20000)
+    group = group_on(cluster, topic, client_library, drain_timeout=20000)
     group.start()
     try:
         consumer = Consumer(group, ack=False)
@@ -54,7 +58,7 @@ def test_stop_while_the_broker_is_down_keeps_to_its_budget_and_says_what_is_lost
     finally:
         broker.stop()
         group.stop(timeout=1)
-    report(f"ConsumerGroup.stop(timeout=8) with the broker down: {took:.1f}s, returned {clean}")
+    report(f"ConsumerGroup.stop(timeout=8) with the broker down on {client_library}: {took:.1f}s, returned {clean}")
     assert clean is False
     assert took < 8 + 3, f"stop took {took:.1f}s with an 8s budget"
     lost = gkbroad_records(caplog, logging.WARNING, "acknowledged record(s) could not be committed")
@@ -62,11 +66,11 @@ def test_stop_while_the_broker_is_down_keeps_to_its_budget_and_says_what_is_lost
 
 
 @pytest.mark.long
-def test_unreachable_brokers_are_reported_once_per_interval_and_their_return_once(caplog):
+def test_unreachable_brokers_are_reported_once_per_interval_and_their_return_once(client_library, caplog):
     port = free_port()
     broker = LocalBroker(port=port)
     cluster = Cluster(f"127.0.0.1:{port}")
-    group = group_on(cluster, "orders")
+    group = group_on(cluster, "orders", client_library)
     caplog.set_level(logging.INFO, logger="gkbroad")
     group.start()
     try:
@@ -92,26 +96,30 @@ def test_unreachable_brokers_are_reported_once_per_interval_and_their_return_onc
         group.stop(timeout=10)
 
 
-def test_the_consumer_asks_the_broker_not_to_create_missing_topics(cluster):
+@pytest.mark.parametrize(
+    ("client_library", "setting"),
+    [("kafka-python", "allow_auto_create_topics"), ("librdkafka", "allow.auto.create.topics")],
+)
+def test_the_consumer_asks_the_broker_not_to_create_missing_topics(cluster, client_library, setting):
     # The bundled Tansu creates a subscribed topic even when asked not to, so
-    # what can be checked here is that kafka-python is told so; the warning
+    # what can be checked here is that the client is told so; the warning
     # about a missing topic is tested over the in-memory client.
-    group = group_on(cluster, cluster.topic(partitions=1))
+    group = group_on(cluster, cluster.topic(partitions=1), client_library)
     group.start()
     try:
         wait_until(lambda: group.consumer_client.connected, 30, "the consumer")
-        assert group.consumer_client.settings["allow_auto_create_topics"] is False
+        assert group.consumer_client.settings[setting] is False
     finally:
         group.stop(timeout=10)
 
 
 @pytest.mark.long
-def test_the_poll_loop_does_not_spin_while_the_broker_is_down():
+def test_the_poll_loop_does_not_spin_while_the_broker_is_down(client_library):
     broker = LocalBroker(port=free_port()).start()
     cluster = Cluster(broker.bootstrap_servers)
     topic = cluster.topic(partitions=1)
     cluster.produce(topic, 5)
-    group = group_on(cluster, topic)
+    group = group_on(cluster, topic, client_library)
     group.start()
     try:
         Consumer(group).run_until(5, timeout=60)

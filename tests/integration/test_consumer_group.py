@@ -11,6 +11,7 @@ import time
 
 import gevent
 import pytest
+from gevent.monkey import get_original
 from kafka import KafkaConsumer
 from kafka.structs import TopicPartition
 
@@ -18,7 +19,7 @@ from gkbroad.kafka.client.fetcher_fix import release_exhausted_batch
 from gkbroad.testing.broker import LocalBroker
 from tests.helpers.group_support import CallbackRecordingGroup, Consumer, build_group, make_group
 from tests.helpers.kafka_helpers import Cluster, create_topic, partition_count
-from tests.helpers.kafka_options import producer_options
+from tests.helpers.kafka_options import RESTART_SESSION_TIMEOUT_MS, producer_options, quick_client
 from tests.helpers.support import free_port, wait_until
 
 
@@ -94,18 +95,35 @@ def test_bounded_buffers_pause_and_resume_without_losing_or_sticking(client_libr
     assert cluster.committed(group_id, topic) == cluster.end_offsets(topic, 2)
 
 
-def test_a_consumer_slower_than_max_poll_interval_keeps_the_membership(cluster):
+@pytest.mark.parametrize(
+    ("client_library", "interval_ms", "session_ms"),
+    [
+        ("kafka-python", 2000, None),
+        # librdkafka refuses a max.poll.interval.ms below session.timeout.ms.
+        ("librdkafka", RESTART_SESSION_TIMEOUT_MS, RESTART_SESSION_TIMEOUT_MS),
+    ],
+)
+def test_a_consumer_slower_than_max_poll_interval_keeps_the_membership(
+    cluster, client_library, interval_ms, session_ms
+):
     topic = cluster.topic(partitions=2)
     cluster.produce(topic, 40)
     group_id = cluster.group_id()
     group = make_group(
-        cluster, topic, group_id, cls=CallbackRecordingGroup, rebalance_timeout_ms=2000, drain_timeout=1500
+        cluster,
+        topic,
+        group_id,
+        cls=CallbackRecordingGroup,
+        rebalance_timeout_ms=interval_ms,
+        drain_timeout=1500,
+        client_library=client_library,
+        **({"session_timeout_ms": session_ms} if session_ms else {}),
     )
     group.start()
     try:
         consumer = Consumer(group, batch=1)
         consumer.run_until(1, timeout=60)
-        gevent.sleep(5)  # the "handler" takes 2.5 times max_poll_interval_ms
+        gevent.sleep(2.5 * interval_ms / 1000)  # the "handler" takes 2.5 times max_poll_interval_ms
         consumer.run_until(40, timeout=30)
         assert group.reasons() == [("start", 0), ("start", 1)]
         assert all(info["epoch"] == 1 for info in group.stats()["partitions"].values())
@@ -179,19 +197,43 @@ def test_two_members_split_partitions_and_a_revocation_drains_first(client_libra
     )
 
 
-def test_lost_membership_reports_lost_and_ignores_acks_of_the_old_epoch(cluster):
+def exceed_max_poll_interval(group, client_library: str, interval_ms: int) -> None:
+    """Make the member lose its membership the way its client does when it was not polled in time."""
+    if client_library == "kafka-python":
+        # What kafka-python itself does when the member exceeded max_poll_interval_ms.
+        group.consumer_client.kafka_consumer._coordinator.maybe_leave_group(reason="test: membership lost")
+    else:
+        # librdkafka heartbeats from its own threads, and leaves the group itself when consume() was not called
+        # within max.poll.interval.ms: hold the hub (so the poll greenlet) past it.
+        get_original("time", "sleep")(interval_ms / 1000 + 1.5)
+
+
+@pytest.mark.parametrize("client_library", ["kafka-python", "librdkafka"])
+def test_lost_membership_reports_lost_and_ignores_acks_of_the_old_epoch(cluster, client_library):
     topic = cluster.topic(partitions=1)
     cluster.produce(topic, 20)
     group_id = cluster.group_id()
-    group = make_group(cluster, topic, group_id, cls=CallbackRecordingGroup)
+    # librdkafka refuses a max.poll.interval.ms below session.timeout.ms.
+    interval = {
+        "rebalance_timeout_ms": RESTART_SESSION_TIMEOUT_MS,
+        "session_timeout_ms": RESTART_SESSION_TIMEOUT_MS,
+        "drain_timeout": 1500,
+    }
+    group = make_group(
+        cluster,
+        topic,
+        group_id,
+        cls=CallbackRecordingGroup,
+        client_library=client_library,
+        **(interval if client_library == "librdkafka" else {}),
+    )
     rebalances = []
     group.report_rebalances(lambda *change: rebalances.append(change))  # what the metrics hooks see
     group.start()
     try:
         stale = Consumer(group, ack=False)
         stale.run_until(20, timeout=60)
-        # What kafka-python itself does when the member exceeded max_poll_interval_ms.
-        group.consumer_client.kafka_consumer._coordinator.maybe_leave_group(reason="test: membership lost")
+        exceed_max_poll_interval(group, client_library, RESTART_SESSION_TIMEOUT_MS)
         wait_until(
             lambda: group.stats()["partitions"].get((topic, 0), {}).get("epoch") == 2, 30, "the partition to come back"
         )
@@ -317,18 +359,23 @@ def test_missing_or_late_monkey_patching_is_refused_with_the_fix(program, expect
 
 
 @pytest.mark.long
-def test_waits_for_an_unreachable_broker_and_survives_losing_it(caplog):
+def test_waits_for_an_unreachable_broker_and_survives_losing_it(client_library, caplog):
     # A broker of its own: this test starts it late and kills it.
     broker = LocalBroker(port=free_port())
     cluster = Cluster(f"127.0.0.1:{broker.port}")
-    client = {"bootstrap_timeout_ms": 1000, "request_timeout_ms": 5000, "reconnect_backoff_max_ms": 1000}
-    options = producer_options(cluster.bootstrap_servers, cluster.group_id(), ["orders"])
-    options["client"].update(client)
+    options = producer_options(
+        cluster.bootstrap_servers,
+        cluster.group_id(),
+        ["orders"],
+        client=quick_client(cluster.bootstrap_servers, client_library),
+        client_library=client_library,
+    )
     group = build_group(**options)
     group.start()
     try:
-        gevent.sleep(2)
-        assert "cannot reach the Kafka brokers" in caplog.text
+        # kafka-python's bootstrap gives up after its 1 s timeout; librdkafka's member counts as unreachable
+        # from the start, and the warning comes once that lasted 2 s.
+        wait_until(lambda: "cannot reach the Kafka brokers" in caplog.text, 5, "the warning")
         broker.start()
         create_topic(cluster.bootstrap_servers, "orders", 1, exist_ok=True)  # the subscribed group may be first
         partitions = partition_count(cluster.bootstrap_servers, "orders")  # 4 when Tansu created it for the group

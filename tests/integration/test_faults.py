@@ -321,7 +321,7 @@ class SlowOnce(gkbroad.Pipeline):
 
 
 @pytest.mark.long
-def test_a_handler_slower_than_the_rebalance_timeout_commits_nothing_past_it(cluster, caplog, report):
+def test_a_handler_slower_than_the_rebalance_timeout_commits_nothing_past_it(client_library, cluster, caplog, report):
     """Member A is stuck on offset 25 of both partitions (12 s, the rebalance timeout is 8 s) when B joins.
 
     A's drain gives up after drain_timeout (3 s) with a warning and commits
@@ -341,6 +341,7 @@ def test_a_handler_slower_than_the_rebalance_timeout_commits_nothing_past_it(clu
         "partition_assignment_strategy": "range",
         "rebalance_timeout_ms": 8000,
         "drain_timeout": 3000,
+        "client_library": client_library,
     }
 
     def member(name, slow_seconds):
@@ -381,7 +382,7 @@ def test_a_handler_slower_than_the_rebalance_timeout_commits_nothing_past_it(clu
     assert all(committed_before[p] <= committed_after_drain[p] <= slow_offset for p in range(2)), committed
     assert cluster.committed(group, topic) == ends, f"{committed}, {cluster.committed(group, topic)} at the end"
     report(
-        f"slow handler during a rebalance: drain gave up with a warning {gave_up_after:.1f}s into the test, "
+        f"slow handler during a rebalance ({client_library}): drain gave up with a warning {gave_up_after:.1f}s into the test, "
         f"committed {committed_before} before and {committed_after_drain} after (stuck at offset {slow_offset}); "
         "stops clean: "
         f"{[r.value for r in results]}; {len(handled)} handled for {records} records; "

@@ -12,11 +12,11 @@ from tests.helpers.support import wait_until
 
 @pytest.mark.long
 @pytest.mark.parametrize("breaking", [break_the_poll_loop, kill_a_committer], ids=["poll loop", "committer"])
-def test_a_dead_greenlet_is_reported_and_the_stop_commits_only_what_was_acknowledged(cluster, breaking):
+def test_a_dead_greenlet_is_reported_and_the_stop_commits_only_what_was_acknowledged(cluster, client_library, breaking):
     topic = cluster.topic(partitions=1)
     cluster.produce(topic, 20)
     group_id = cluster.group_id()
-    group = make_group(cluster, topic, group_id)
+    group = make_group(cluster, topic, group_id, client_library=client_library)
     reports = []
     group.supervise(reports.append)
     group.start()
@@ -35,7 +35,7 @@ def test_a_dead_greenlet_is_reported_and_the_stop_commits_only_what_was_acknowle
     assert clean is False
     assert cluster.committed(group_id, topic) == {0: 7}
     # It left the group: a new member gets the partition at once and starts at 7.
-    successor = make_group(cluster, topic, group_id)
+    successor = make_group(cluster, topic, group_id, client_library=client_library)
     successor.start()
     try:
         again = Consumer(successor)

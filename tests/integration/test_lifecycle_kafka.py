@@ -15,7 +15,7 @@ from gevent.event import Event
 import gkbroad
 from gkbroad.kafka import ConsumerGroup, Producer
 from tests.helpers.kafka_helpers import committed_offsets, create_topic, produce, unique_name
-from tests.helpers.kafka_options import producer_options
+from tests.helpers.kafka_options import client_settings, producer_options
 from tests.helpers.pipeline_support import kafka_pipeline
 from tests.helpers.support import start_module, wait_until
 
@@ -32,9 +32,9 @@ class Events:
         return [(e[1], e[2]) for e in self.log if e[0] == "handled" and partition in (None, e[1])]
 
 
-def tracked_group(bootstrap_servers, events: Events) -> type[ConsumerGroup]:
+def tracked_group(bootstrap_servers, events: Events, client_library: str) -> type[ConsumerGroup]:
     class Tracked(ConsumerGroup):
-        client = {"bootstrap_servers": bootstrap_servers}
+        client = client_settings(bootstrap_servers, client_library)
 
         def handle_consumer_start(self, topic, partition, group_name):
             events.log.append(("start", partition))
@@ -49,14 +49,16 @@ STOP_AFTER = 300
 
 
 def test_a_handler_that_calls_stop_ends_the_process_and_commits_what_was_acknowledged(
-    bootstrap_servers, tmp_path, report
+    bootstrap_servers, tmp_path, client_library, report
 ):
     topic = create_topic(bootstrap_servers, unique_name("selfstop"), 4)
     produce(bootstrap_servers, topic, 2000)
     group = unique_name("selfstop-group")
     log = tmp_path / "member.log"
     began = time.monotonic()
-    member = start_module(MEMBER, bootstrap_servers, topic, group, str(log), "cooperative-sticky", str(STOP_AFTER))
+    member = start_module(
+        MEMBER, bootstrap_servers, topic, group, str(log), "cooperative-sticky", client_library, str(STOP_AFTER)
+    )
     try:
         code = member.wait(120)  # no signal: the handler's stop() must end the process
     finally:
@@ -77,7 +79,10 @@ def test_a_handler_that_calls_stop_ends_the_process_and_commits_what_was_acknowl
     assert {line[1] for line in lines if line[:1] == ["stop"] and line[2] == "shutdown"} == started, (
         "the member did not leave the group for every partition it held"
     )
-    report(f"stop() from a handler after {STOP_AFTER} records: the member process exited 0 after {took:.1f}s")
+    report(
+        f"stop() from a handler after {STOP_AFTER} records on {client_library}: "
+        f"the member process exited 0 after {took:.1f}s"
+    )
 
 
 class BlocksFirstOfEachPartition(gkbroad.Pipeline):
@@ -95,7 +100,9 @@ class BlocksFirstOfEachPartition(gkbroad.Pipeline):
 
 
 @pytest.mark.long
-def test_no_record_of_a_revoked_partition_is_handled_after_a_drain_timeout(bootstrap_servers, tmp_path, report):
+def test_no_record_of_a_revoked_partition_is_handled_after_a_drain_timeout(
+    bootstrap_servers, tmp_path, client_library, report
+):
     partitions = 4
     topic = create_topic(bootstrap_servers, unique_name("stale"), partitions)
     produce(bootstrap_servers, topic, 400, partitions=partitions)
@@ -107,9 +114,10 @@ def test_no_record_of_a_revoked_partition_is_handled_after_a_drain_timeout(boots
         [topic],
         context=(events, release),
         cls=BlocksFirstOfEachPartition,
-        consumer_group=tracked_group(bootstrap_servers, events),
+        consumer_group=tracked_group(bootstrap_servers, events, client_library),
         processors=16,
         drain_timeout=2000,
+        client_library=client_library,
     )
     pipeline.start()
     other_log = tmp_path / "other.log"
@@ -117,7 +125,9 @@ def test_no_record_of_a_revoked_partition_is_handled_after_a_drain_timeout(boots
     try:
         # Blocked calls, with every credit taken by the records queued behind them.
         wait_until(lambda: events.handled() and pipeline.in_flight == 16 * 10, 60, "the pipeline full of records")
-        other = start_module(MEMBER, bootstrap_servers, topic, group, str(other_log), "cooperative-sticky")
+        other = start_module(
+            MEMBER, bootstrap_servers, topic, group, str(other_log), "cooperative-sticky", client_library
+        )
         wait_until(lambda: any(e[0] == "stop" and e[2] != "shutdown" for e in events.log), 90, "a partition revoked")
         revoked = {e[1] for e in events.log if e[0] == "stop" and e[2] != "shutdown"}
         wait_until(
@@ -151,7 +161,10 @@ def test_no_record_of_a_revoked_partition_is_handled_after_a_drain_timeout(boots
         elif event[0] == "handled" and event[1] in away:
             late.append(event)
     assert late == [], f"records of revoked partitions handled after their release: {late[:10]}"
-    report(f"stale filtering: partitions {sorted(revoked)} revoked after a drain timeout, none handled after")
+    report(
+        f"stale filtering on {client_library}: partitions {sorted(revoked)} revoked after a drain timeout, "
+        "none handled after"
+    )
 
 
 class SlowHandler(gkbroad.Pipeline):
@@ -162,7 +175,7 @@ class SlowHandler(gkbroad.Pipeline):
 
 
 @pytest.mark.long
-def test_records_in_flight_when_a_rebalance_drains_are_still_handled(bootstrap_servers, tmp_path):
+def test_records_in_flight_when_a_rebalance_drains_are_still_handled(bootstrap_servers, tmp_path, client_library):
     """The counterpart of the stale check: while a revoked partition drains (within drain_timeout),
     its records in flight are current and must be handled, not skipped; every record is handled by
     one member or the other and everything is committed."""
@@ -177,9 +190,10 @@ def test_records_in_flight_when_a_rebalance_drains_are_still_handled(bootstrap_s
         [topic],
         context=events,
         cls=SlowHandler,
-        consumer_group=tracked_group(bootstrap_servers, events),
+        consumer_group=tracked_group(bootstrap_servers, events, client_library),
         processors=16,
         drain_timeout=10000,
+        client_library=client_library,
     )
     pipeline.start()
     other_log = tmp_path / "other.log"
@@ -194,7 +208,9 @@ def test_records_in_flight_when_a_rebalance_drains_are_still_handled(bootstrap_s
     everything = {(p, o) for p in range(partitions) for o in range(250)}
     try:
         wait_until(lambda: pipeline.in_flight > 50, 60, "records in flight")
-        other = start_module(MEMBER, bootstrap_servers, topic, group, str(other_log), "cooperative-sticky")
+        other = start_module(
+            MEMBER, bootstrap_servers, topic, group, str(other_log), "cooperative-sticky", client_library
+        )
         wait_until(lambda: any(e[0] == "stop" for e in events.log), 90, "a partition revoked")
         wait_until(lambda: set(events.handled()) | other_handled() >= everything, 90, "every record handled")
     finally:
@@ -218,7 +234,7 @@ class BrokenFromOffset50(gkbroad.Pipeline):
         return message
 
 
-def test_a_tripped_failure_policy_stops_the_pipeline_before_committing_the_failures(bootstrap_servers):
+def test_a_tripped_failure_policy_stops_the_pipeline_before_committing_the_failures(bootstrap_servers, client_library):
     topic = create_topic(bootstrap_servers, unique_name("breaker"), 1)
     produce(bootstrap_servers, topic, 200)
     group = unique_name("breaker-group")
@@ -228,7 +244,7 @@ def test_a_tripped_failure_policy_stops_the_pipeline_before_committing_the_failu
             "module": (
                 Producer,
                 # the group's stop waits drain_timeout for acks of the records the breaker held back
-                producer_options(bootstrap_servers, group, [topic], drain_timeout=2000),
+                producer_options(bootstrap_servers, group, [topic], drain_timeout=2000, client_library=client_library),
             )
         },
         processors={"default": {"concurrency": 4, "max_demand": 10}},

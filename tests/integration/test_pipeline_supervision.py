@@ -33,12 +33,18 @@ class HoldingPipeline(OffsetRecordingPipeline):
 
 @pytest.mark.long
 @pytest.mark.parametrize("breaking", [break_the_poll_loop, kill_a_committer], ids=["poll loop", "committer"])
-def test_a_dead_group_greenlet_fails_and_stops_the_pipeline(cluster, breaking, report):
+def test_a_dead_group_greenlet_fails_and_stops_the_pipeline(cluster, client_library, breaking, report):
     topic = cluster.topic(partitions=1)
     cluster.produce(topic, 40)
     group_id = cluster.group_id()
     pipeline = kafka_pipeline(
-        cluster.bootstrap_servers, group_id, [topic], context=SeenOffsets(), cls=HoldingPipeline, drain_timeout=3000
+        cluster.bootstrap_servers,
+        group_id,
+        [topic],
+        context=SeenOffsets(),
+        cls=HoldingPipeline,
+        drain_timeout=3000,
+        client_library=client_library,
     )
     pipeline.options["shutdown_timeout"] = int(SHUTDOWN_TIMEOUT * 1000)
     HoldingPipeline.holding.clear()
@@ -60,7 +66,9 @@ def test_a_dead_group_greenlet_fails_and_stops_the_pipeline(cluster, breaking, r
     finally:
         if pipeline.running:
             gevent.spawn(pipeline.stop, 1).join(5)
-    report(f"pipeline supervision ({breaking.__name__}): failed and stopped {took:.1f}s after the break")
+    report(
+        f"pipeline supervision ({client_library}, {breaking.__name__}): failed and stopped {took:.1f}s after the break"
+    )
     assert not pipeline.running
     assert pipeline.stop() is False
     assert cluster.committed(group_id, topic) == committed

@@ -48,9 +48,10 @@ class Recording(gkbroad.Pipeline):
 SESSION_MS = 3000
 
 
-def write_config(directory, servers, topic, group, delay=0.02, run="", instance_id=""):
+def write_config(directory, servers, topic, group, delay=0.02, run="", instance_id="", library="kafka-python"):
     (directory / "recording.py").write_text(PIPELINE_MODULE)
     static = f', instance_id = "{instance_id}"' if instance_id else ""
+    client = f'"bootstrap.servers" = "{servers}"' if library == "librdkafka" else f'bootstrap_servers = "{servers}"'
     config = directory / "pipeline.toml"
     config.write_text(
         textwrap.dedent(
@@ -64,7 +65,7 @@ def write_config(directory, servers, topic, group, delay=0.02, run="", instance_
             {run}
 
             [producer]
-            module = ["gkbroad.kafka.Producer", {{ client = {{ bootstrap_servers = "{servers}" }}, group_name = "{group}"{static}, topics = [{{ name = "{topic}", offset_reset_policy = "earliest" }}], receive_interval = 100, session_timeout_ms = {SESSION_MS}, heartbeat_interval_ms = 500 }}]
+            module = ["gkbroad.kafka.Producer", {{ client = {{ {client} }}, client_library = "{library}", group_name = "{group}"{static}, topics = [{{ name = "{topic}", offset_reset_policy = "earliest" }}], receive_interval = 100, session_timeout_ms = {SESSION_MS}, heartbeat_interval_ms = 500 }}]
 
             [processors.default]
             concurrency = 4
@@ -150,10 +151,10 @@ def owned(status):
     return {w["index"]: {int(name.rsplit("-", 1)[1]) for name in w["partitions"]} for w in status["workers"]}
 
 
-def test_two_workers_split_every_partition_and_sigterm_commits_all_they_handled(cluster, tmp_path):
+def test_two_workers_split_every_partition_and_sigterm_commits_all_they_handled(cluster, tmp_path, client_library):
     topic, group = cluster.topic(partitions=4), cluster.group_id()
     cluster.produce(topic, 400, partitions=4)
-    write_config(tmp_path, cluster.bootstrap_servers, topic, group, delay=0.05)
+    write_config(tmp_path, cluster.bootstrap_servers, topic, group, delay=0.05, library=client_library)
     run = Supervised(tmp_path, 2)
     try:
         status = first(
@@ -195,11 +196,11 @@ def test_two_workers_split_every_partition_and_sigterm_commits_all_they_handled(
     assert "every worker stopped cleanly" in output
 
 
-def test_a_killed_worker_is_started_again_and_no_record_is_lost(cluster, tmp_path):
+def test_a_killed_worker_is_started_again_and_no_record_is_lost(cluster, tmp_path, client_library):
     topic, group = cluster.topic(partitions=4), cluster.group_id()
     cluster.produce(topic, 240, partitions=4)
     ends = cluster.end_offsets(topic, 4)
-    write_config(tmp_path, cluster.bootstrap_servers, topic, group, run="restart_backoff = 200")
+    write_config(tmp_path, cluster.bootstrap_servers, topic, group, run="restart_backoff = 200", library=client_library)
     run = Supervised(tmp_path, 2)
     try:
         wait_until(lambda: len({row[0] for row in run.handled()}) == 2, 60, "both workers to handle records")

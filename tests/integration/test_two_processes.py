@@ -18,9 +18,9 @@ RECORDS = 4000
 
 
 class MemberProcess:
-    def __init__(self, bootstrap, topic, group, path, assignor):
+    def __init__(self, bootstrap, topic, group, path, assignor, client_library):
         self.path = path
-        self.process = start_module(MEMBER, bootstrap, topic, group, str(path), assignor)
+        self.process = start_module(MEMBER, bootstrap, topic, group, str(path), assignor, client_library)
 
     def lines(self) -> list[list[str]]:
         if not self.path.exists():
@@ -50,11 +50,19 @@ class MemberProcess:
 
 
 @pytest.mark.long
-@pytest.mark.parametrize("assignor", ["cooperative-sticky", "range"])
-def test_two_members_split_partitions_and_handle_everything(bootstrap_servers, tmp_path, assignor, report):
+@pytest.mark.parametrize(
+    ("client_library", "assignor"),
+    [("kafka-python", "cooperative-sticky"), ("kafka-python", "range"), ("librdkafka", "cooperative-sticky")],
+)
+def test_two_members_split_partitions_and_handle_everything(
+    bootstrap_servers, tmp_path, client_library, assignor, report
+):
     topic = create_topic(bootstrap_servers, unique_name("two"), PARTITIONS)
     group = unique_name("two-group")
-    members = [MemberProcess(bootstrap_servers, topic, group, tmp_path / f"member{i}.log", assignor) for i in range(2)]
+    members = [
+        MemberProcess(bootstrap_servers, topic, group, tmp_path / f"member{i}.log", assignor, client_library)
+        for i in range(2)
+    ]
     try:
         wait_until(
             lambda: (
@@ -83,6 +91,6 @@ def test_two_members_split_partitions_and_handle_everything(bootstrap_servers, t
     duplicates = sum(count - 1 for count in handled.values())
     assert committed_offsets(bootstrap_servers, group, topic) == ends
     report(
-        f"two processes ({assignor}): split {split}, {RECORDS} records, {duplicates} handled twice, "
+        f"two processes ({client_library}, {assignor}): split {split}, {RECORDS} records, {duplicates} handled twice, "
         f"both stopped cleanly in {stop_seconds:.1f}s"
     )

@@ -6,13 +6,17 @@ The client itself is exercised against the broker by the integration tests param
 
 from __future__ import annotations
 
+import json
+import time
+
 import confluent_kafka
 import pytest
 
 from gkbroad.config.redact import REDACTED, redact
 from gkbroad.config.validation import validate
-from gkbroad.kafka.client import TopicPartition, WriterConnection
-from gkbroad.kafka.client.rdkafka_support import as_records, by_partition
+from gkbroad.kafka.client import TopicPartition, WriterConnection, rdkafka_consumer
+from gkbroad.kafka.client.rdkafka_commits import Commits
+from gkbroad.kafka.client.rdkafka_support import Statistics, as_records, by_partition
 from gkbroad.kafka.group.settings import GroupSettings
 from gkbroad.kafka.options import KafkaProducerOptions
 from tests.helpers.engine_support import kafka_config_error
@@ -106,6 +110,96 @@ def test_the_group_options_become_librdkafka_settings():
     assert (settings["auto.offset.reset"], settings["session.timeout.ms"]) == ("error", 6000)
     assert settings["partition.assignment.strategy"] == "cooperative-sticky"
     confluent_kafka.Consumer({**settings, "log_level": 0}).close()  # librdkafka takes all of them
+
+
+def report(broker_state: str, coordinator_state: str, coordinator_idle_us: int = -1, join_state: str = "steady") -> str:
+    """A librdkafka statistics document with one broker and the group coordinator in these states."""
+    return json.dumps(
+        {
+            "brokers": {
+                "127.0.0.1:9092/1": {"state": broker_state, "rxidle": -1},
+                "GroupCoordinator": {"state": coordinator_state, "rxidle": coordinator_idle_us},
+            },
+            "cgrp": {"state": "up", "join_state": join_state},
+        }
+    )
+
+
+def test_a_librdkafka_member_counts_as_reachable_only_once_a_report_shows_a_broker_up():
+    stats = Statistics()
+    assert not stats.reachable, "nothing is known to be up before the first report"
+    stats.read(report("UP", "UP", 200_000))
+    assert stats.reachable and stats.no_coordinator() is None
+    stats.brokers_down = True  # error_cb: _ALL_BROKERS_DOWN
+    assert not stats.reachable and stats.no_coordinator() == "librdkafka reported every broker down"
+    stats.read(report("CONNECT", "CONNECT"))
+    assert not stats.reachable, "a report without a broker up does not say one is back"
+    assert stats.no_coordinator() == "librdkafka reported every broker down"
+    stats.read(report("UP", "CONNECT"))
+    assert stats.reachable, "a report with a broker up says one is back"
+    assert stats.no_coordinator() == "the group coordinator was not connected in librdkafka's last statistics report"
+
+
+def test_the_coordinators_last_answer_is_kept_while_its_connection_is_down():
+    stats = Statistics()
+    before = time.monotonic()
+    stats.read(report("UP", "UP", 3_000_000))
+    answered = stats.coordinator_answered
+    assert answered is not None and before - 3.0 <= answered <= time.monotonic() - 3.0
+    stats.read(report("INIT", "INIT"))
+    assert stats.coordinator_answered == answered and stats.steady
+
+
+class SilentConsumer:
+    """Stands in for confluent-kafka's Consumer where the rebalance callbacks only ask for the group metadata."""
+
+    def consumer_group_metadata(self):
+        return None
+
+
+class Handler:
+    """A rebalance handler that takes what it is given."""
+
+    def assigned(self, tps):
+        pass
+
+    def lost(self, tps):
+        pass
+
+
+def test_a_lost_membership_does_not_count_as_the_coordinator_answering(monkeypatch):
+    monkeypatch.setattr(rdkafka_consumer, "check_gevent_patched", lambda: None)  # nothing here touches the network
+    now = [1000.0]
+    monkeypatch.setattr(time, "monotonic", lambda: now[0])
+    client = rdkafka_consumer.LibrdkafkaClient({"bootstrap.servers": "127.0.0.1:1", "session.timeout.ms": 6000}, ["t"])
+    consumer = client._consumer = SilentConsumer()
+    client._handler = Handler()
+    assert client.coordinator_silence() is None, "no report yet"
+    client._on_statistics(report("UP", "UP", 5_000_000))
+    assert client.coordinator_silence() == 5.0
+    client._on_assign(consumer, [confluent_kafka.TopicPartition("t", 0)])
+    assert client.coordinator_silence() == 0.0, "an assignment is an answer of the coordinator"
+    now[0] += 6.0
+    client._on_statistics(report("UP", "UP", 6_000_000))
+    client._on_lost(consumer, [confluent_kafka.TopicPartition("t", 0)])
+    assert client.coordinator_silence() == 6.0, "a loss is no answer: the session fence would end at once"
+    client._on_statistics(report("UP", "UP", 0, join_state="wait-join"))
+    assert client.coordinator_silence() is None, "not a member of a generation while it joins"
+
+
+class RefusingConsumer:
+    """A consumer that fails the test if a commit reaches it."""
+
+    def commit(self, **kwargs):
+        raise AssertionError(f"a commit was sent: {kwargs}")
+
+
+def test_a_synchronous_commit_without_a_coordinator_fails_at_once_unsent():
+    commits = Commits(confluent_kafka, lambda: 0)
+    future = commits.add([confluent_kafka.TopicPartition("t", 0, 5)], timeout=30)
+    commits.send(RefusingConsumer(), synchronously=True, refusal="librdkafka reported every broker down")
+    assert future.failed()
+    assert str(future.exception).endswith("offset commit not sent: librdkafka reported every broker down")
 
 
 def test_messages_become_consumer_records_grouped_by_partition():

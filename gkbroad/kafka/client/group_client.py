@@ -159,7 +159,7 @@ class GroupClient(Protocol[FutureT]):
         """The member's group metadata for transactional offset commits (opaque; None before connect)."""
 
     def reachable(self) -> bool:
-        """True while some connection to a broker is up."""
+        """True while some connection to a broker is known to be up."""
 
     def missing_topics(self) -> list[str]:
         """Subscribed topics the cluster does not know."""

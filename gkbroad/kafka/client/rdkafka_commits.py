@@ -19,6 +19,12 @@ not waited for there: the callback's own commit is sent after it on the same
 coordinator connection and carries offsets at least as high, so it counts as
 superseded. Every commit fails after its timeout, and a commit queued before
 the membership was lost is never sent.
+
+A synchronous commit with no coordinator to answer it holds the OS thread,
+hence the hub, until librdkafka gives up waiting for one (probed: about 7 s
+with the broker gone, whatever the socket timeout), so a stop or a drain with
+the brokers down would overrun its budget. The client says when no
+coordinator is up (``refusal``), and such a commit fails at once instead.
 """
 
 from __future__ import annotations
@@ -77,14 +83,18 @@ class Commits:
         if not future.is_done:
             future.failure(KafkaError(f"no answer to the offset commit within {timeout:.1f} s"))
 
-    def send(self, consumer: Any, synchronously: bool) -> None:
-        """Send what is queued (on the poll greenlet only)."""
+    def send(self, consumer: Any, synchronously: bool, refusal: str | None = None) -> None:
+        """Send what is queued (on the poll greenlet only); with ``refusal`` (why no coordinator can
+        answer now) the synchronous commits fail with it, unsent."""
         while self._queued:
             to_send, future, losses = self._queued.pop(0)
             if future.is_done:
                 continue
             if losses != self._losses():
                 future.failure(KafkaError("the membership was lost since the commit was asked for; not sent"))
+                continue
+            if synchronously and refusal is not None:
+                future.failure(KafkaError(f"offset commit not sent: {refusal}"))
                 continue
             try:
                 if synchronously:

@@ -94,7 +94,6 @@ class LibrdkafkaClient:
         self._positions: dict[TopicPartition, int] = {}
         self._stats = Statistics()
         self._missing: set[str] = set()
-        self._brokers_down = False
         self._assignments = 0
         self._losses = 0
         self._closing = False
@@ -105,10 +104,18 @@ class LibrdkafkaClient:
         self._releasing = False  # inside the revoke callback, or close() releasing the partitions
         self._cooperative = settings.get("partition.assignment.strategy") == "cooperative-sticky"
         self._group_metadata: Any = None  # as the poll greenlet last read it
+        # time.monotonic() when the last assignment or release ended: no report is read inside a rebalance
+        # callback. A loss does not count: it says nothing of the coordinator.
+        self._settled_at = 0.0
 
     @property
     def bootstrap_servers(self) -> str:
         return str(self._settings["bootstrap.servers"])
+
+    @property
+    def settings(self) -> dict[str, Any]:
+        """A copy of the configuration the consumer is (or will be) created with, callbacks aside."""
+        return dict(self._settings)
 
     @property
     def request_timeout(self) -> float:
@@ -204,6 +211,7 @@ class LibrdkafkaClient:
         self._read_group_metadata(consumer)
         self._assigned |= tps
         self._assignments += 1
+        self._settled_at = time.monotonic()
         if tps:
             self._handler.assigned(tps)
 
@@ -224,6 +232,7 @@ class LibrdkafkaClient:
             drive(self._handler.revoked(tps))
         finally:
             self._releasing = False
+            self._settled_at = time.monotonic()
 
     def _on_lost(self, consumer: Any, partitions: list[Any]) -> None:
         tps = self._tps(partitions)
@@ -241,14 +250,13 @@ class LibrdkafkaClient:
     def _on_statistics(self, document: str) -> None:
         if not self._closing:
             self._stats.read(document)
-            self._brokers_down = self._brokers_down and not self._stats.brokers_up
             self._missing -= self._stats.topics
 
     def _on_error(self, error: Any) -> None:
         """librdkafka's error events: it logs each connection failure itself (through ``librdkafka_log``), so
         only "all brokers down" and fatal errors are said again here; the rest is for debugging."""
         if error.code() == _ALL_BROKERS_DOWN:
-            self._brokers_down = True
+            self._stats.brokers_down = True
             level = logging.WARNING
         else:
             level = logging.ERROR if error.fatal() else logging.DEBUG
@@ -419,7 +427,7 @@ class LibrdkafkaClient:
         commits = self._commits
         while True:
             if self._consumer is not None and self._releasing:
-                commits.send(self._consumer, synchronously=True)
+                commits.send(self._consumer, synchronously=True, refusal=self._stats.no_coordinator())
             if future.is_done:
                 return True
             if commits.superseded(future):
@@ -454,20 +462,24 @@ class LibrdkafkaClient:
         return state, (self._assignments if self._assignments else -1)
 
     def reachable(self) -> bool:
-        """True while librdkafka's last statistics report had a broker connection up (and no
-        "all brokers down" error came since)."""
-        if self._consumer is None or self._brokers_down:
-            return False
-        return self._stats.brokers_up or self._stats.reports == 0
+        """As librdkafka's statistics say (Statistics.reachable): creating the consumer connects nothing."""
+        return self._consumer is not None and self._stats.reachable
 
     def missing_topics(self) -> list[str]:
         """Subscribed topics librdkafka said are unknown, until its statistics name them."""
         return sorted(self._missing & set(self._topics))
 
     def coordinator_silence(self) -> float | None:
-        """None: librdkafka heartbeats from its own threads and reports a lost membership itself
-        (``on_lost``), so gkbroad's session fence is not needed and never fires."""
-        return None
+        """Seconds since the group coordinator last answered (or the last assignment or release ended,
+        if later), from librdkafka's statistics; None while the member holds no assignment.
+
+        librdkafka heartbeats from its own threads, but learns that the coordinator went silent only
+        at its own session timeout (then ``on_lost``), when the broker may have given the partitions
+        away already; gkbroad's session fence acts before that, as for kafka-python."""
+        answered = self._stats.coordinator_answered
+        if self._consumer is None or not self._stats.steady or answered is None:
+            return None
+        return time.monotonic() - max(answered, self._settled_at)
 
     def forget_membership(self) -> None:
         self._losses += 1

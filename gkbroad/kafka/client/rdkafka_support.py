@@ -11,14 +11,22 @@ one translation per record and nothing more.
 Statistics: librdkafka reports its state as a JSON document every
 ``statistics.interval.ms`` (through ``stats_cb``, served inside ``consume()``
 on the poll greenlet). The members the group reads from any greenlet (high
-watermarks, broker connections, the member state) are taken from the last
-report, so that no greenlet but the poll greenlet ever calls into the binding.
+watermarks, broker connections, the member state, when the group coordinator
+last answered) are taken from the last report, so that no greenlet but the
+poll greenlet ever calls into the binding.
+
+The coordinator's connection is librdkafka's logical broker
+"GroupCoordinator"; its ``rxidle`` (microseconds since the connection last
+received anything: heartbeat, commit and join answers) tells when the
+coordinator last answered. A connection that is down reports -1 there, so the
+last time seen is kept until a connection receives again.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from itertools import groupby
@@ -47,6 +55,8 @@ _TOPIC_PARTITION = itemgetter(0, 1)
 
 # librdkafka's cgrp join states once the member holds its assignment.
 _STEADY = "steady"
+# The name of librdkafka's logical broker for the group coordinator in a statistics report.
+_COORDINATOR = "GroupCoordinator"
 
 
 class LibrdkafkaError(Errors.KafkaError):  # type: ignore[misc]  # kafka-python ships no types
@@ -123,6 +133,9 @@ class Statistics:
     """The last statistics report of librdkafka, as the client's read-only members need it."""
 
     brokers_up: bool = False
+    coordinator_up: bool = False
+    # time.monotonic() when the coordinator last answered, as far as the reports tell; None before any answer.
+    coordinator_answered: float | None = None
     join_state: str | None = None
     cgrp_state: str | None = None
     highwater: dict[tuple[str, int], int] = field(default_factory=dict)
@@ -130,6 +143,8 @@ class Statistics:
     positions: dict[tuple[str, int], int] = field(default_factory=dict)
     topics: frozenset[str] = frozenset()
     reports: int = 0
+    # An "all brokers down" error came and no report since had a broker up.
+    brokers_down: bool = False
 
     def read(self, document: str) -> None:
         """Take in one ``stats_cb`` JSON document."""
@@ -139,7 +154,14 @@ class Statistics:
             logger.debug("librdkafka statistics not readable", exc_info=True)
             return
         self.reports += 1
-        self.brokers_up = any(broker.get("state") == "UP" for broker in stats.get("brokers", {}).values())
+        brokers = stats.get("brokers", {})
+        self.brokers_up = any(broker.get("state") == "UP" for broker in brokers.values())
+        self.brokers_down = self.brokers_down and not self.brokers_up
+        coordinator = brokers.get(_COORDINATOR) or {}
+        self.coordinator_up = coordinator.get("state") == "UP"
+        idle_us = coordinator.get("rxidle", -1)
+        if self.coordinator_up and idle_us >= 0:
+            self.coordinator_answered = time.monotonic() - idle_us / 1e6
         cgrp = stats.get("cgrp") or {}
         self.join_state, self.cgrp_state = cgrp.get("join_state"), cgrp.get("state")
         topics = stats.get("topics", {})
@@ -158,6 +180,27 @@ class Statistics:
                 position = values.get("next_offset", -1)
             if position >= 0:
                 self.positions[key] = position
+
+    @property
+    def reachable(self) -> bool:
+        """True once a report had a broker connection up, and no "all brokers down" error came since:
+        before the first report nothing is known to be up (librdkafka connects in the background), and
+        librdkafka has no error event saying that a broker is back."""
+        return self.brokers_up and not self.brokers_down
+
+    def no_coordinator(self) -> str | None:
+        """Why no group coordinator can answer a request now, or None when the last report had it up."""
+        if self.brokers_down:
+            return "librdkafka reported every broker down"
+        if not self.coordinator_up:
+            return "the group coordinator was not connected in librdkafka's last statistics report"
+        return None
+
+    @property
+    def steady(self) -> bool:
+        """The member holds its assignment of the current generation, as far as it knows: librdkafka
+        stays in this join state while its coordinator is silent, until its own session timeout."""
+        return self.join_state == _STEADY
 
     def member_state(self, assigned_once: bool) -> str:
         """gkbroad's word for the member state; before the first report, from the callbacks seen."""

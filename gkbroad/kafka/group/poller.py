@@ -174,7 +174,8 @@ class Poller:
                 continue
             finally:
                 unanswered.kill(block=False)
-            self._reachable()
+            if self._client.reachable():  # librdkafka connects after connect() returned: the watch says when
+                self._reachable()
             return True
         return False
 

@@ -5,6 +5,9 @@ The broker ends a member's session when it has heard no heartbeat for
 kafka-python only learns of it once the coordinator answers again, and its
 poll() goes on returning what it fetched, so without this fence a cut-off
 member keeps handling partitions that another member handles too.
+librdkafka gives the partitions up at its own session timeout, the moment
+the broker may hand them out; it is fenced the same way, earlier, from what
+its statistics say of the coordinator's connection (rdkafka_consumer).
 
 The poller asks ``check()`` after every poll, before it buffers what the poll
 returned. Once the coordinator has been silent for ``fence_after`` seconds
