@@ -59,8 +59,8 @@ def iso(milliseconds):
     return datetime.fromtimestamp(milliseconds / 1000, tz=UTC).isoformat()
 
 
-def pipeline(cluster, group, topic, seen, **topic_options):
-    options = producer_options(cluster.bootstrap_servers, group, [topic])
+def pipeline(cluster, group, topic, seen, client_library, **topic_options):
+    options = producer_options(cluster.bootstrap_servers, group, [topic], client_library=client_library)
     options["topics"] = [{"name": topic, **topic_options}]
     return Values(
         name=f"control-{group}",
@@ -71,7 +71,7 @@ def pipeline(cluster, group, topic, seen, **topic_options):
     )
 
 
-def test_reset_to_a_time_then_a_run_handles_exactly_the_records_from_that_time_on(cluster):
+def test_reset_to_a_time_then_a_run_handles_exactly_the_records_from_that_time_on(cluster, client_library):
     topic, group = cluster.topic(partitions=2), cluster.group_id()
     middle, starts, new = two_rounds(cluster, topic, 2)
     args = ["offsets", "reset", "--bootstrap-servers", cluster.bootstrap_servers, "--group", group]
@@ -91,7 +91,9 @@ def test_reset_to_a_time_then_a_run_handles_exactly_the_records_from_that_time_o
     assert f"total lag {len(new)}" in shown.stdout
 
     seen = []
-    run = pipeline(cluster, group, topic, seen, offset_reset_policy="latest")  # the committed offsets decide
+    run = pipeline(
+        cluster, group, topic, seen, client_library, offset_reset_policy="latest"
+    )  # the committed offsets decide
     run.start()
     try:
         wait_until(lambda: len(seen) >= len(new), 60, "the records after the reset point")
@@ -101,11 +103,11 @@ def test_reset_to_a_time_then_a_run_handles_exactly_the_records_from_that_time_o
     assert sorted(seen) == new
 
 
-def test_reset_refuses_while_the_group_has_members_and_clamps_out_of_range_targets(cluster):
+def test_reset_refuses_while_the_group_has_members_and_clamps_out_of_range_targets(cluster, client_library):
     topic, group = cluster.topic(partitions=1), cluster.group_id()
     cluster.produce(topic, 5, partitions=1)
     seen = []
-    run = pipeline(cluster, group, topic, seen, offset_reset_policy="earliest")
+    run = pipeline(cluster, group, topic, seen, client_library, offset_reset_policy="earliest")
     run.start()
     try:
         wait_until(lambda: len(seen) == 5, 60, "the pipeline to handle the records")
@@ -134,12 +136,12 @@ def test_reset_refuses_while_the_group_has_members_and_clamps_out_of_range_targe
     assert cluster.committed(group, topic) == {0: 2}
 
 
-def test_a_topic_starts_from_a_timestamp_and_at_the_end_where_no_record_is_that_late(cluster):
+def test_a_topic_starts_from_a_timestamp_and_at_the_end_where_no_record_is_that_late(cluster, client_library):
     topic, group = cluster.topic(partitions=2), cluster.group_id()
     # The second round goes to partition 0 only: partition 1 has no record after the time.
     middle, starts, new = two_rounds(cluster, topic, 2, second=4, second_partitions=1)
     seen = []
-    run = pipeline(cluster, group, topic, seen, offset_reset_policy={"timestamp": iso(middle)})
+    run = pipeline(cluster, group, topic, seen, client_library, offset_reset_policy={"timestamp": iso(middle)})
     group_stats = run.services[0].stats
     run.start()
     try:
