@@ -94,14 +94,9 @@ LIBRDKAFKA_WRITER_MANAGED = {
 _CONNECTION_NAMES = frozenset(
     {"bootstrap.servers", "metadata.broker.list", "client.dns.lookup", "connections.max.idle.ms", "oauth_cb"}
 )
+_SECURITY_PREFIXES = ("security.", "sasl.", "ssl.", "ssl_", "enable.ssl.", "enable.sasl.", "https.")
 _CONNECTION_PREFIXES = (
-    "security.",
-    "sasl.",
-    "ssl.",
-    "ssl_",
-    "enable.ssl.",
-    "enable.sasl.",
-    "https.",
+    *_SECURITY_PREFIXES,
     "socket.",
     "broker.",
     "api.version.",
@@ -209,6 +204,18 @@ def librdkafka_connection(settings: Mapping[str, Any]) -> dict[str, Any]:
         for key, value in settings.items()
         if key in _CONNECTION_NAMES or key.startswith(_CONNECTION_PREFIXES)
     }
+
+
+def untranslated_security(settings: Mapping[str, Any]) -> list[str]:
+    """The security settings of a librdkafka ``client`` mapping that kafka_python_connection cannot carry
+    over (OAUTHBEARER, Kerberos, PEM keys, ...): a kafka-python client without them would not get in."""
+    return sorted(
+        key
+        for key in settings
+        if key not in _KAFKA_PYTHON_NAMES
+        and key != "ssl.endpoint.identification.algorithm"
+        and (key == "oauth_cb" or key.startswith(_SECURITY_PREFIXES))
+    )
 
 
 def kafka_python_connection(settings: Mapping[str, Any]) -> dict[str, Any]:
