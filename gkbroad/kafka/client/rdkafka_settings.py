@@ -177,13 +177,21 @@ def _name_errors(
     return errors
 
 
+class _Unheard:
+    """The logger of a throwaway client: librdkafka's lines about a client that never runs help no one."""
+
+    def log(self, level: int, message: str, *args: Any) -> None:
+        pass
+
+
 def _refused(settings: Mapping[str, Any], kind: str, extra: Mapping[str, Any]) -> dict[str, list[str]]:
     """What librdkafka says of ``settings`` when a throwaway ``kind`` ("Consumer" or "Producer") is
     configured with them (without ``bootstrap.servers``, so it connects nowhere)."""
     module = import_confluent_kafka()
     trial = {key: value for key, value in settings.items() if key != "bootstrap.servers"}
     try:
-        getattr(module, kind)({**trial, **extra, "log_level": 0}).close()
+        # A `debug` setting raises librdkafka's log level whatever log_level says: the lines go nowhere.
+        getattr(module, kind)({**trial, **extra, "log_level": 0, "logger": _Unheard()}).close()
     except module.KafkaException as exc:
         message = exc.args[0].str() if exc.args else str(exc)
         named = _NAMED.search(message)
