@@ -130,11 +130,13 @@ def test_run_stops_on_sigterm_with_exit_0_and_commits_what_it_handled(cluster, t
     assert "stopped" in output
 
 
-def test_run_exits_1_when_the_pipeline_does_not_stop_cleanly(cluster, tmp_path):
+def test_run_exits_1_when_the_pipeline_does_not_stop_cleanly(cluster, tmp_path, client_library):
     topic, group = cluster.topic(partitions=1), cluster.group_id()
     cluster.produce(topic, 20, partitions=1)
     # Handlers take 5 s each but stop() may wait only 0.5 s: the stop cannot be clean.
-    config = write_config(tmp_path, cluster.bootstrap_servers, topic, group, delay=5.0, extra="shutdown_timeout = 500")
+    config = write_config(
+        tmp_path, cluster.bootstrap_servers, topic, group, 5.0, "shutdown_timeout = 500", client_library
+    )
     out = tmp_path / "handled.txt"
     process = start_gkbroad("run", config.name, cwd=tmp_path)
     try:
@@ -228,8 +230,10 @@ def test_check_accepts_a_valid_config_and_connect_finds_the_topic(cluster, tmp_p
     )
 
 
-def test_check_connect_reports_a_missing_topic(cluster, tmp_path):
-    config = write_config(tmp_path, cluster.bootstrap_servers, "no-such-topic-here", cluster.group_id())
+def test_check_connect_reports_a_missing_topic(cluster, tmp_path, client_library):
+    config = write_config(
+        tmp_path, cluster.bootstrap_servers, "no-such-topic-here", cluster.group_id(), client_library=client_library
+    )
     assert gkbroad("check", config.name, cwd=tmp_path).returncode == 0
     result = gkbroad("check", config.name, "--connect", cwd=tmp_path)
     assert result.returncode == 2
