@@ -9,9 +9,11 @@ machine, see docs/guides/clients.md):
   methods: the binding keeps its call state per OS thread, and a second
   greenlet calling in while the first is inside a callback aborts the
   process. So only the poll greenlet calls the consumer; what other
-  greenlets read (assignment, pauses, high watermarks, broker connections,
-  the member state) is kept here, from the callbacks and from librdkafka's
-  statistics reports (rdkafka_support.Statistics).
+  greenlets read (assignment, pauses, broker connections, the member state)
+  is kept here, from the callbacks and from librdkafka's statistics reports
+  (rdkafka_support.Statistics). The one exception is the cached high
+  watermark, a call that makes no request and serves no callback
+  (rdkafka_offsets).
 - ``consume(timeout=0)`` never blocks the hub; when it brings nothing the
   poll greenlet sleeps in gevent, 1 ms at first and up to 5 ms while idle.
 - Rebalance callbacks run inside ``consume()`` on the poll greenlet and may
