@@ -23,7 +23,7 @@ import sys
 from typing import TYPE_CHECKING, Any
 
 from .. import __version__
-from .connection import add_connection_arguments, connection
+from .connection import add_connection_arguments, connection, kafka_python_client
 
 if TYPE_CHECKING:
     from ..config.toml import PipelineConfig
@@ -347,7 +347,6 @@ def _connection_check(pipeline: Any, timeout: float) -> tuple[list[str], str]:
     of the configuration: the same file may work a minute later."""
     from ..errors import GkbroadError
     from ..kafka import Producer
-    from ..kafka.client import kafka_python_connection
     from ..kafka.client.admin import KafkaRequestError, topic_partitions
 
     producer_cls, options = pipeline.options["producer"]["module"]
@@ -357,13 +356,15 @@ def _connection_check(pipeline: Any, timeout: float) -> tuple[list[str], str]:
         client, where = options["client"], "producer.module.client"
     else:
         client, where = options["consumer_group"].client, "producer.module.consumer_group.client"
-    if options["client_library"] == "librdkafka":  # the lookup is kafka-python's
-        client = kafka_python_connection(client)
+    servers = "bootstrap.servers" if options["client_library"] == "librdkafka" else "bootstrap_servers"
+    client, untranslated = kafka_python_client(client, options["client_library"], where)  # the lookup is kafka-python's
+    if untranslated:
+        return untranslated, "nothing: the client settings cannot be given to kafka-python"
     topics = [topic["name"] for topic in options["topics"]]
     try:
         counts = topic_partitions(client, topics, timeout)
     except KafkaRequestError as exc:
-        raise GkbroadError(f"{where}.bootstrap_servers: {exc}") from None
+        raise GkbroadError(f"{where}.{servers}: {exc}") from None
     problems = [
         f"producer.module.topics.{index}.name: topic {topic!r} does not exist"
         for index, topic in enumerate(topics)

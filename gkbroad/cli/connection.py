@@ -21,7 +21,7 @@ import argparse
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["Connection", "add_connection_arguments", "connection"]
+__all__ = ["Connection", "add_connection_arguments", "connection", "kafka_python_client"]
 
 _PRODUCER_PATH = "producer.module"
 
@@ -71,7 +71,6 @@ def _from_config(path: str) -> tuple[dict[str, Any], str | None]:
     """(client settings, group_name) of the Kafka producer a pipeline file configures."""
     # Imported here: the parser is built without importing kafka-python (see commands).
     from ..config.toml import ConfigProblems, read_config
-    from ..kafka.client import kafka_python_connection
     from ..kafka.options import ClientSettings, ConsumerGroupClass
 
     config = read_config(path)
@@ -84,17 +83,39 @@ def _from_config(path: str) -> tuple[dict[str, Any], str | None]:
         )
     group = options.get("group_name")
     group = group if isinstance(group, str) and group else None
-    # The commands talk kafka-python: a librdkafka consumer's settings are translated.
-    translate = kafka_python_connection if options.get("client_library") == "librdkafka" else dict
+    library = options.get("client_library")
     if options.get("client") is not None:
-        client = _checked(ClientSettings(), options["client"], f"{_PRODUCER_PATH}.client", path, options)
-        return translate(client), group
-    if options.get("consumer_group") is not None:
+        where = f"{_PRODUCER_PATH}.client"
+        client = _checked(ClientSettings(), options["client"], where, path, options)
+    elif options.get("consumer_group") is not None:
         group_class = _checked(
             ConsumerGroupClass(), options["consumer_group"], f"{_PRODUCER_PATH}.consumer_group", path, options
         )
-        return translate(group_class.client), group
-    raise ConfigProblems([f"{path}: {_PRODUCER_PATH}: has neither client nor consumer_group, nothing to connect with"])
+        client, where = group_class.client, f"{_PRODUCER_PATH}.consumer_group.client"
+    else:
+        raise ConfigProblems(
+            [f"{path}: {_PRODUCER_PATH}: has neither client nor consumer_group, nothing to connect with"]
+        )
+    translated, problems = kafka_python_client(client, library, where)
+    if problems:
+        raise ConfigProblems([f"{path}: {problem}" for problem in problems])
+    return translated, group
+
+
+def kafka_python_client(client: dict[str, Any], library: Any, where: str) -> tuple[dict[str, Any], list[str]]:
+    """(the ``client`` settings at `where` in kafka-python's names, problems): the commands talk kafka-python,
+    so a librdkafka consumer's settings are translated, and a security setting kafka-python has no
+    counterpart for is a problem (without it the commands could not get in)."""
+    from ..kafka.client import kafka_python_connection, untranslated_security
+
+    if library != "librdkafka":
+        return dict(client), []
+    problems = [
+        f"{where}.{key}: the command line connects with kafka-python, which has no counterpart for this "
+        "librdkafka setting (see docs/cli.md, a pipeline on librdkafka)"
+        for key in untranslated_security(client)
+    ]
+    return kafka_python_connection(client), problems
 
 
 def _checked(field: Any, value: Any, where: str, path: str, options: dict[str, Any]) -> Any:

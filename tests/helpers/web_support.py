@@ -33,9 +33,14 @@ def get_json(url: str) -> dict:
     return json.loads(body)
 
 
-def example_env(bootstrap_servers: str, topic: str, group: str) -> dict:
+def example_env(bootstrap_servers: str, topic: str, group: str, client_library: str = "kafka-python") -> dict:
     """The environment the examples read their Kafka settings from (examples/orders_service.py)."""
-    settings = {"KAFKA_BOOTSTRAP_SERVERS": bootstrap_servers, "ORDERS_TOPIC": topic, "ORDERS_GROUP": group}
+    settings = {
+        "KAFKA_BOOTSTRAP_SERVERS": bootstrap_servers,
+        "ORDERS_TOPIC": topic,
+        "ORDERS_GROUP": group,
+        "KAFKA_CLIENT_LIBRARY": client_library,
+    }
     return {**root_on_pythonpath(), **settings}
 
 

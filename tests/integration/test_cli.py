@@ -37,7 +37,14 @@ class Recording(gkbroad.Pipeline):
 '''
 
 
-def write_config(directory, servers, topic, group, delay=0.0, extra=""):
+def client_table(servers, client_library):
+    """The producer's ``client`` table (and ``client_library``) in TOML, in the names of ``client_library``."""
+    if client_library == "librdkafka":
+        return f'client = {{ "bootstrap.servers" = "{servers}" }}, client_library = "librdkafka"'
+    return f'client = {{ bootstrap_servers = "{servers}" }}'
+
+
+def write_config(directory, servers, topic, group, delay=0.0, extra="", client_library="kafka-python"):
     (directory / "recording.py").write_text(PIPELINE_MODULE)
     config = directory / "pipeline.toml"
     config.write_text(
@@ -48,7 +55,7 @@ def write_config(directory, servers, topic, group, delay=0.0, extra=""):
             context = {{ out = "{directory / "handled.txt"}", delay = {delay} }}
             {extra}
             [producer]
-            module = ["gkbroad.kafka.Producer", {{ client = {{ bootstrap_servers = "{servers}" }}, group_name = "{group}", topics = [{{ name = "{topic}", offset_reset_policy = "earliest" }}], receive_interval = 100, session_timeout_ms = 6000, heartbeat_interval_ms = 1000 }}]
+            module = ["gkbroad.kafka.Producer", {{ {client_table(servers, client_library)}, group_name = "{group}", topics = [{{ name = "{topic}", offset_reset_policy = "earliest" }}], receive_interval = 100, session_timeout_ms = 6000, heartbeat_interval_ms = 1000 }}]
 
             [processors.default]
             concurrency = 4
@@ -98,10 +105,10 @@ def set_committed(servers, group, topic, offsets):
 # ------------------------------------------------------------------ run
 
 
-def test_run_stops_on_sigterm_with_exit_0_and_commits_what_it_handled(cluster, tmp_path):
+def test_run_stops_on_sigterm_with_exit_0_and_commits_what_it_handled(cluster, tmp_path, client_library):
     topic, group = cluster.topic(partitions=2), cluster.group_id()
     cluster.produce(topic, 400, partitions=2)
-    config = write_config(tmp_path, cluster.bootstrap_servers, topic, group, delay=0.02)
+    config = write_config(tmp_path, cluster.bootstrap_servers, topic, group, delay=0.02, client_library=client_library)
     out = tmp_path / "handled.txt"
     process = start_gkbroad("run", config.name, cwd=tmp_path)  # pipeline module found in the working directory
     try:
@@ -123,11 +130,13 @@ def test_run_stops_on_sigterm_with_exit_0_and_commits_what_it_handled(cluster, t
     assert "stopped" in output
 
 
-def test_run_exits_1_when_the_pipeline_does_not_stop_cleanly(cluster, tmp_path):
+def test_run_exits_1_when_the_pipeline_does_not_stop_cleanly(cluster, tmp_path, client_library):
     topic, group = cluster.topic(partitions=1), cluster.group_id()
     cluster.produce(topic, 20, partitions=1)
     # Handlers take 5 s each but stop() may wait only 0.5 s: the stop cannot be clean.
-    config = write_config(tmp_path, cluster.bootstrap_servers, topic, group, delay=5.0, extra="shutdown_timeout = 500")
+    config = write_config(
+        tmp_path, cluster.bootstrap_servers, topic, group, 5.0, "shutdown_timeout = 500", client_library
+    )
     out = tmp_path / "handled.txt"
     process = start_gkbroad("run", config.name, cwd=tmp_path)
     try:
@@ -175,10 +184,10 @@ def test_run_with_a_bad_config_lists_every_problem_and_exits_2(tmp_path, bootstr
     ], result.stderr
 
 
-def test_run_serves_the_status_app_from_the_same_process(cluster, tmp_path):
+def test_run_serves_the_status_app_from_the_same_process(cluster, tmp_path, client_library):
     topic, group = cluster.topic(partitions=2), cluster.group_id()
     cluster.produce(topic, 50, partitions=2)
-    config = write_config(tmp_path, cluster.bootstrap_servers, topic, group)
+    config = write_config(tmp_path, cluster.bootstrap_servers, topic, group, client_library=client_library)
     port = free_port()
     process = start_gkbroad("run", config.name, "--status", f"127.0.0.1:{port}", cwd=tmp_path)
     try:
@@ -207,9 +216,9 @@ def test_run_serves_the_status_app_from_the_same_process(cluster, tmp_path):
 # ---------------------------------------------------------------- check
 
 
-def test_check_accepts_a_valid_config_and_connect_finds_the_topic(cluster, tmp_path):
+def test_check_accepts_a_valid_config_and_connect_finds_the_topic(cluster, tmp_path, client_library):
     topic = cluster.topic(partitions=1)
-    config = write_config(tmp_path, cluster.bootstrap_servers, topic, cluster.group_id())
+    config = write_config(tmp_path, cluster.bootstrap_servers, topic, cluster.group_id(), client_library=client_library)
     result = gkbroad("check", config.name, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert f"{config.name}: ok (pipeline 'cli-test', recording:Recording)" in result.stdout
@@ -221,19 +230,22 @@ def test_check_accepts_a_valid_config_and_connect_finds_the_topic(cluster, tmp_p
     )
 
 
-def test_check_connect_reports_a_missing_topic(cluster, tmp_path):
-    config = write_config(tmp_path, cluster.bootstrap_servers, "no-such-topic-here", cluster.group_id())
+def test_check_connect_reports_a_missing_topic(cluster, tmp_path, client_library):
+    config = write_config(
+        tmp_path, cluster.bootstrap_servers, "no-such-topic-here", cluster.group_id(), client_library=client_library
+    )
     assert gkbroad("check", config.name, cwd=tmp_path).returncode == 0
     result = gkbroad("check", config.name, "--connect", cwd=tmp_path)
     assert result.returncode == 2
     assert result.stderr.strip() == "producer.module.topics.0.name: topic 'no-such-topic-here' does not exist"
 
 
-def test_check_connect_reports_brokers_that_do_not_answer(tmp_path):
-    config = write_config(tmp_path, f"127.0.0.1:{free_port()}", "t", "g")
+def test_check_connect_reports_brokers_that_do_not_answer(tmp_path, client_library):
+    config = write_config(tmp_path, f"127.0.0.1:{free_port()}", "t", "g", client_library=client_library)
     result = gkbroad("check", config.name, "--connect", "--timeout", "2", cwd=tmp_path)
     assert result.returncode == 1, "the docs' exit code for Kafka that did not answer"
-    assert result.stderr.startswith("gkbroad check: producer.module.client.bootstrap_servers: describing topics at"), (
+    servers = "bootstrap.servers" if client_library == "librdkafka" else "bootstrap_servers"  # the file's own name
+    assert result.stderr.startswith(f"gkbroad check: producer.module.client.{servers}: describing topics at"), (
         result.stderr
     )
 

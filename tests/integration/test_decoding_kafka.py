@@ -59,7 +59,7 @@ def tick(ticks: list[float]) -> None:
         gevent.sleep(0.01)
 
 
-def test_a_topic_of_mixed_records_is_consumed_to_its_end(cluster, report):
+def test_a_topic_of_mixed_records_is_consumed_to_its_end(cluster, report, client_library):
     topic = cluster.topic(PARTITIONS, prefix="decode")
     group = cluster.group_id()
     written = cluster.produce(topic, RECORDS, partitions=PARTITIONS, value=value_of)
@@ -73,6 +73,7 @@ def test_a_topic_of_mixed_records_is_consumed_to_its_end(cluster, report):
         cls=OrdersPipeline,
         message_format="value",
         default_topic_config={"value_deserializer": "json", "key_deserializer": "str", "value_schema": Order},
+        client_library=client_library,
     )
     ticks: list[float] = []
     ticker = gevent.spawn(tick, ticks)
@@ -104,6 +105,6 @@ def test_a_topic_of_mixed_records_is_consumed_to_its_end(cluster, report):
     # The ticker kept running while poison records went through: no stall of the hub anywhere near a second.
     assert gaps and max(gaps) < 1.0, f"a greenlet was starved for {max(gaps):.2f}s"
     report(
-        f"decoding: {RECORDS} records ({len(seen.failed)} poison) over {PARTITIONS} partitions consumed and "
+        f"decoding on {client_library}: {RECORDS} records ({len(seen.failed)} poison) over {PARTITIONS} partitions consumed and "
         f"committed; longest pause of a 10 ms ticker {max(gaps) * 1000:.0f} ms over {ticks[-1] - started:.1f}s"
     )

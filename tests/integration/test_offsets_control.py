@@ -59,8 +59,8 @@ def iso(milliseconds):
     return datetime.fromtimestamp(milliseconds / 1000, tz=UTC).isoformat()
 
 
-def pipeline(cluster, group, topic, seen, **topic_options):
-    options = producer_options(cluster.bootstrap_servers, group, [topic])
+def pipeline(cluster, group, topic, seen, client_library, **topic_options):
+    options = producer_options(cluster.bootstrap_servers, group, [topic], client_library=client_library)
     options["topics"] = [{"name": topic, **topic_options}]
     return Values(
         name=f"control-{group}",
@@ -71,7 +71,7 @@ def pipeline(cluster, group, topic, seen, **topic_options):
     )
 
 
-def test_reset_to_a_time_then_a_run_handles_exactly_the_records_from_that_time_on(cluster):
+def test_reset_to_a_time_then_a_run_handles_exactly_the_records_from_that_time_on(cluster, client_library):
     topic, group = cluster.topic(partitions=2), cluster.group_id()
     middle, starts, new = two_rounds(cluster, topic, 2)
     args = ["offsets", "reset", "--bootstrap-servers", cluster.bootstrap_servers, "--group", group]
@@ -91,7 +91,9 @@ def test_reset_to_a_time_then_a_run_handles_exactly_the_records_from_that_time_o
     assert f"total lag {len(new)}" in shown.stdout
 
     seen = []
-    run = pipeline(cluster, group, topic, seen, offset_reset_policy="latest")  # the committed offsets decide
+    run = pipeline(
+        cluster, group, topic, seen, client_library, offset_reset_policy="latest"
+    )  # the committed offsets decide
     run.start()
     try:
         wait_until(lambda: len(seen) >= len(new), 60, "the records after the reset point")
@@ -101,11 +103,11 @@ def test_reset_to_a_time_then_a_run_handles_exactly_the_records_from_that_time_o
     assert sorted(seen) == new
 
 
-def test_reset_refuses_while_the_group_has_members_and_clamps_out_of_range_targets(cluster):
+def test_reset_refuses_while_the_group_has_members_and_clamps_out_of_range_targets(cluster, client_library):
     topic, group = cluster.topic(partitions=1), cluster.group_id()
     cluster.produce(topic, 5, partitions=1)
     seen = []
-    run = pipeline(cluster, group, topic, seen, offset_reset_policy="earliest")
+    run = pipeline(cluster, group, topic, seen, client_library, offset_reset_policy="earliest")
     run.start()
     try:
         wait_until(lambda: len(seen) == 5, 60, "the pipeline to handle the records")
@@ -134,12 +136,12 @@ def test_reset_refuses_while_the_group_has_members_and_clamps_out_of_range_targe
     assert cluster.committed(group, topic) == {0: 2}
 
 
-def test_a_topic_starts_from_a_timestamp_and_at_the_end_where_no_record_is_that_late(cluster):
+def test_a_topic_starts_from_a_timestamp_and_at_the_end_where_no_record_is_that_late(cluster, client_library):
     topic, group = cluster.topic(partitions=2), cluster.group_id()
     # The second round goes to partition 0 only: partition 1 has no record after the time.
     middle, starts, new = two_rounds(cluster, topic, 2, second=4, second_partitions=1)
     seen = []
-    run = pipeline(cluster, group, topic, seen, offset_reset_policy={"timestamp": iso(middle)})
+    run = pipeline(cluster, group, topic, seen, client_library, offset_reset_policy={"timestamp": iso(middle)})
     group_stats = run.services[0].stats
     run.start()
     try:
@@ -158,7 +160,7 @@ def test_a_topic_starts_from_a_timestamp_and_at_the_end_where_no_record_is_that_
     assert sorted(seen) == sorted([*new, (1, b"later")])
 
 
-def pipeline_file(directory, name, client, group):
+def pipeline_file(directory, name, client, group, client_library="kafka-python"):
     path = directory / name
     path.write_text(
         textwrap.dedent(
@@ -166,22 +168,33 @@ def pipeline_file(directory, name, client, group):
             pipeline = "gkbroad:Pipeline"
             name = "from-file"
             [producer]
-            module = ["gkbroad.kafka.Producer", {{ client = {client}, group_name = "{group}", topics = [{{ name = "unused" }}] }}]
+            module = ["gkbroad.kafka.Producer", {{ client = {client}, client_library = "{client_library}", group_name = "{group}", topics = [{{ name = "unused" }}] }}]
             """
         )
     )
     return str(path)
 
 
-def test_the_commands_connect_with_the_client_section_of_a_pipeline_file(cluster, tmp_path, monkeypatch):
+def test_the_commands_connect_with_the_client_section_of_a_pipeline_file(
+    cluster, tmp_path, monkeypatch, client_library
+):
+    """A librdkafka pipeline's file too: the commands speak kafka-python, and take its settings translated."""
     secret = "s3cr3t-in-the-environment"
     monkeypatch.setenv("GKB_TEST_SECRET", secret)
     topic, group = cluster.topic(partitions=1), cluster.group_id()
-    client = (
-        f'{{ bootstrap_servers = "{cluster.bootstrap_servers}", security_protocol = "PLAINTEXT", '
-        'sasl_plain_username = "svc", sasl_plain_password = "${GKB_TEST_SECRET}" }'
-    )
-    config = pipeline_file(tmp_path, "pipeline.toml", client, group)
+    if client_library == "librdkafka":
+        client = (
+            f'{{ "bootstrap.servers" = "{cluster.bootstrap_servers}", "security.protocol" = "PLAINTEXT", '
+            '"sasl.username" = "svc", "sasl.password" = "${GKB_TEST_SECRET}" }'
+        )
+        group_id = ('"group.id"', "group.id")
+    else:
+        client = (
+            f'{{ bootstrap_servers = "{cluster.bootstrap_servers}", security_protocol = "PLAINTEXT", '
+            'sasl_plain_username = "svc", sasl_plain_password = "${GKB_TEST_SECRET}" }'
+        )
+        group_id = ("group_id", "group_id")
+    config = pipeline_file(tmp_path, "pipeline.toml", client, group, client_library)
 
     produced = run_gkbroad("produce", "--config", config, "--topic", topic, "--count", "5")
     assert produced.returncode == 0, produced.stderr
@@ -195,13 +208,13 @@ def test_the_commands_connect_with_the_client_section_of_a_pipeline_file(cluster
     assert cluster.committed(group, topic) == {0: 5}
 
     closed = client.replace(cluster.bootstrap_servers, f"127.0.0.1:{free_port()}")
-    unreachable = run_gkbroad("lag", "--config", pipeline_file(tmp_path, "down.toml", closed, group), "--timeout", "2")
+    down = pipeline_file(tmp_path, "down.toml", closed, group, client_library)
+    unreachable = run_gkbroad("lag", "--config", down, "--timeout", "2")
     assert unreachable.returncode == 1, unreachable.stdout + unreachable.stderr
     assert "gkbroad lag: reading the offsets of group" in unreachable.stderr
-    refused = run_gkbroad(
-        "offsets", "show", "--config", pipeline_file(tmp_path, "bad.toml", client[:-1] + ', group_id = "x" }', group)
-    )
+    bad = pipeline_file(tmp_path, "bad.toml", client[:-1] + f', {group_id[0]} = "x" }}', group, client_library)
+    refused = run_gkbroad("offsets", "show", "--config", bad)
     assert refused.returncode == 2, refused.stdout + refused.stderr
-    assert "producer.module.client.group_id: is set by gkbroad; use the 'group_name' option" in refused.stderr
+    assert f"producer.module.client.{group_id[1]}: is set by gkbroad; use the 'group_name' option" in refused.stderr
     for result in (produced, reset, lag, unreachable, refused):
         assert secret not in result.stdout + result.stderr

@@ -16,6 +16,7 @@ from kafka import KafkaProducer
 import gkbroad
 from gkbroad.kafka import ConsumerGroup
 from tests.helpers.kafka_helpers import committed_offsets, create_topic, end_offsets, produce, unique_name
+from tests.helpers.kafka_options import client_settings
 from tests.helpers.pipeline_support import SeenOffsets, kafka_pipeline
 from tests.helpers.support import wait_until
 
@@ -34,8 +35,12 @@ def assert_complete_and_ordered(seen: dict, topic: str, ends: dict) -> None:
 
 
 @pytest.mark.long
-@pytest.mark.parametrize("producer_concurrency", [1, 3])
-def test_every_record_in_partition_order_and_committed(bootstrap_servers, producer_concurrency, report):
+@pytest.mark.parametrize(
+    ("producer_concurrency", "client_library"),
+    # The producer stages' concurrency is the engine's, the same over either client: librdkafka runs one of them.
+    [(1, "kafka-python"), (3, "kafka-python"), (3, "librdkafka")],
+)
+def test_every_record_in_partition_order_and_committed(bootstrap_servers, producer_concurrency, client_library, report):
     topic = create_topic(bootstrap_servers, unique_name("e2e"), PARTITIONS)
     produce(bootstrap_servers, topic, RECORDS)
     ends = end_offsets(bootstrap_servers, topic, PARTITIONS)
@@ -50,6 +55,7 @@ def test_every_record_in_partition_order_and_committed(bootstrap_servers, produc
         producer_concurrency=producer_concurrency,
         processors=20,
         batchers={"default": {"batch_size": 100, "batch_timeout": 200}},
+        client_library=client_library,
     )
     started = time.monotonic()
     pipeline.start()
@@ -63,7 +69,7 @@ def test_every_record_in_partition_order_and_committed(bootstrap_servers, produc
     assert seen.mixed_batches == 0, "a batch held records of more than one partition"
     assert committed_offsets(bootstrap_servers, group, topic) == ends
     report(
-        f"e2e producers={producer_concurrency}: {RECORDS} records over {PARTITIONS} partitions, "
+        f"e2e {client_library} producers={producer_concurrency}: {RECORDS} records over {PARTITIONS} partitions, "
         f"20 processors, batcher: {elapsed:.1f}s including the group join, duplicates {seen.duplicates()}"
     )
 
@@ -71,7 +77,12 @@ def test_every_record_in_partition_order_and_committed(bootstrap_servers, produc
     produce(bootstrap_servers, topic, 100)
     again = SeenOffsets()
     restarted = kafka_pipeline(
-        bootstrap_servers, group, [topic], context=again, batchers={"default": {"batch_size": 10, "batch_timeout": 100}}
+        bootstrap_servers,
+        group,
+        [topic],
+        context=again,
+        batchers={"default": {"batch_size": 10, "batch_timeout": 100}},
+        client_library=client_library,
     )
     restarted.start()
     try:
@@ -144,12 +155,12 @@ def test_record_format_is_the_consumer_record(bootstrap_servers, client_library)
     assert captured[0].metadata == {}
 
 
-def test_consumer_group_callbacks(bootstrap_servers):
+def test_consumer_group_callbacks(bootstrap_servers, client_library):
     topic = create_topic(bootstrap_servers, unique_name("cb"), 4)
     events = []
 
     class Tracked(ConsumerGroup):
-        client = {"bootstrap_servers": bootstrap_servers}
+        client = client_settings(bootstrap_servers, client_library)
 
         def handle_consumer_start(self, topic, partition, group_name):
             events.append(("start", topic, partition, group_name))
@@ -158,7 +169,9 @@ def test_consumer_group_callbacks(bootstrap_servers):
             events.append(("stop", topic, partition, group_name, reason))
 
     group = unique_name("cb-group")
-    pipeline = kafka_pipeline(bootstrap_servers, group, [topic], context=SeenOffsets(), consumer_group=Tracked)
+    pipeline = kafka_pipeline(
+        bootstrap_servers, group, [topic], context=SeenOffsets(), consumer_group=Tracked, client_library=client_library
+    )
     pipeline.start()
     try:
         wait_until(lambda: len(events) == 4, 60, "4 partitions assigned")
@@ -171,21 +184,33 @@ def test_consumer_group_callbacks(bootstrap_servers):
 
 
 @pytest.mark.long
-def test_slow_handler_keeps_the_membership(bootstrap_servers):
-    """A handler slower than max_poll_interval_ms must not cost the group its partitions."""
+def test_slow_handler_keeps_the_membership(bootstrap_servers, client_library):
+    """A handler slower than the poll interval (kafka-python's max_poll_interval_ms, librdkafka's
+    max.poll.interval.ms, which gkbroad sets from rebalance_timeout_ms) must not cost the group its partitions."""
     topic = create_topic(bootstrap_servers, unique_name("slow"), 2)
     produce(bootstrap_servers, topic, 20)
     stops = []
+    if client_library == "librdkafka":
+        settings, poll_interval = client_settings(bootstrap_servers, client_library), {"rebalance_timeout_ms": 6000}
+    else:
+        settings, poll_interval = client_settings(bootstrap_servers, max_poll_interval_ms=6000), {}
 
     class Watched(ConsumerGroup):
-        client = {"bootstrap_servers": bootstrap_servers, "max_poll_interval_ms": 6000}
+        client = settings
 
         def handle_consumer_stop(self, topic, partition, group_name, reason):
             stops.append(reason)
 
     seen = SeenOffsets(slow_first=9.0)
     pipeline = kafka_pipeline(
-        bootstrap_servers, unique_name("slow-group"), [topic], context=seen, consumer_group=Watched, drain_timeout=5000
+        bootstrap_servers,
+        unique_name("slow-group"),
+        [topic],
+        context=seen,
+        consumer_group=Watched,
+        drain_timeout=5000,
+        client_library=client_library,
+        **poll_interval,
     )
     pipeline.start()
     try:
@@ -196,7 +221,7 @@ def test_slow_handler_keeps_the_membership(bootstrap_servers):
     assert seen.duplicates() == 0
 
 
-def test_full_buffers_pause_and_resume(bootstrap_servers):
+def test_full_buffers_pause_and_resume(bootstrap_servers, client_library):
     """Partitions with more records than their buffer holds are paused and resumed until all arrive."""
     topic = create_topic(bootstrap_servers, unique_name("pause"), 2)
     produce(bootstrap_servers, topic, 3000)
@@ -204,7 +229,12 @@ def test_full_buffers_pause_and_resume(bootstrap_servers):
     seen = SeenOffsets(max_sleep=0.0005)
     group = unique_name("pause-group")
     pipeline = kafka_pipeline(
-        bootstrap_servers, group, [topic], context=seen, default_topic_config={"max_buffer_records": 25}
+        bootstrap_servers,
+        group,
+        [topic],
+        context=seen,
+        default_topic_config={"max_buffer_records": 25},
+        client_library=client_library,
     )
     pipeline.start()
     try:

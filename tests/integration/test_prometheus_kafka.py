@@ -26,13 +26,17 @@ class FailingTenth(gkbroad.Pipeline):
         return messages
 
 
-def test_a_scrape_during_a_run_counts_every_record_and_the_offsets(cluster):
+def test_a_scrape_during_a_run_counts_every_record_and_the_offsets(cluster, client_library):
     topic, dead = cluster.topic(PARTITIONS, prefix="prom"), cluster.topic(1, prefix="prom-dead")
     produced = {p: len(values) for p, values in cluster.produce(topic, RECORDS, PARTITIONS).items()}
     ends = cluster.end_offsets(topic, PARTITIONS)
     name = f"prom-{topic[-6:]}"  # the metrics of a process are shared: a name of its own
     options = producer_options(
-        cluster.bootstrap_servers, cluster.group_id("prom"), [topic], dead_letter={"topic": dead}
+        cluster.bootstrap_servers,
+        cluster.group_id("prom"),
+        [topic],
+        dead_letter={"topic": dead},
+        client_library=client_library,
     )
     pipeline = FailingTenth(
         name=name,

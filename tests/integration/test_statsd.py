@@ -61,7 +61,7 @@ class Listener:
         self.socket.close()
 
 
-def test_statsd_counts_every_record_and_lag_gauges_end_at_zero(cluster):
+def test_statsd_counts_every_record_and_lag_gauges_end_at_zero(cluster, client_library):
     topic = cluster.topic(PARTITIONS, prefix="statsd")
     cluster.produce(topic, RECORDS, PARTITIONS)
     listener = Listener()
@@ -70,7 +70,9 @@ def test_statsd_counts_every_record_and_lag_gauges_end_at_zero(cluster):
         producer={
             "module": (
                 Producer,
-                producer_options(cluster.bootstrap_servers, cluster.group_id("statsd"), [topic]),
+                producer_options(
+                    cluster.bootstrap_servers, cluster.group_id("statsd"), [topic], client_library=client_library
+                ),
             )
         },
         processors={"default": {"concurrency": 10}},

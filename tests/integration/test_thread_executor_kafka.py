@@ -65,7 +65,7 @@ class Ticker:
         self.greenlet.kill()
 
 
-def run_once(bootstrap_servers, executor: str, records: int) -> tuple[float, float, dict]:
+def run_once(bootstrap_servers, executor: str, records: int, client_library: str) -> tuple[float, float, dict]:
     """Handle `records` records with the executor; (records/s, the ticker's longest gap, offsets)."""
     # "partition" ordering numbers partitions as they come, so each of the 8 gets its own processor
     topic = create_topic(bootstrap_servers, unique_name("executor"), PARTITIONS)
@@ -76,7 +76,9 @@ def run_once(bootstrap_servers, executor: str, records: int) -> tuple[float, flo
         producer={
             "module": (
                 Producer,
-                producer_options(bootstrap_servers, unique_name("executor-group"), [topic]),
+                producer_options(
+                    bootstrap_servers, unique_name("executor-group"), [topic], client_library=client_library
+                ),
             )
         },
         processors={"default": {"concurrency": PROCESSORS, "max_demand": 10, "executor": executor}},
@@ -96,12 +98,14 @@ def run_once(bootstrap_servers, executor: str, records: int) -> tuple[float, flo
 
 
 @pytest.mark.long
-def test_thread_executor_overlaps_c_blocking_handlers_and_keeps_the_hub_running(bootstrap_servers, report):
-    greenlet_rate, greenlet_gap, _ = run_once(bootstrap_servers, "greenlet", records=10 * PARTITIONS)
-    thread_rate, thread_gap, offsets = run_once(bootstrap_servers, "thread", records=50 * PARTITIONS)
+def test_thread_executor_overlaps_c_blocking_handlers_and_keeps_the_hub_running(
+    bootstrap_servers, report, client_library
+):
+    greenlet_rate, greenlet_gap, _ = run_once(bootstrap_servers, "greenlet", 10 * PARTITIONS, client_library)
+    thread_rate, thread_gap, offsets = run_once(bootstrap_servers, "thread", 50 * PARTITIONS, client_library)
 
     report(
-        f"executor, {PARTITIONS} partitions, handler blocking {CALL_SECONDS * 1000:.0f} ms in C: "
+        f"executor on {client_library}, {PARTITIONS} partitions, handler blocking {CALL_SECONDS * 1000:.0f} ms in C: "
         f"greenlet {greenlet_rate:.1f} records/s, thread {thread_rate:.1f} records/s "
         f"({thread_rate / greenlet_rate:.1f}x); ticker (100 ms beat) longest gap: "
         f"greenlet {greenlet_gap * 1000:.0f} ms, thread {thread_gap * 1000:.0f} ms"

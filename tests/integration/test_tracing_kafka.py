@@ -37,7 +37,7 @@ class TracedWork(gkbroad.Pipeline):
 
 
 @pytest.mark.parametrize("executor", ["greenlet", "thread"])
-def test_a_trace_crosses_kafka_into_the_handler_and_on_to_the_dead_letter(cluster, executor):
+def test_a_trace_crosses_kafka_into_the_handler_and_on_to_the_dead_letter(cluster, executor, client_library):
     exporter = span_exporter()
     topic, dead = cluster.topic(1, prefix="otel"), cluster.topic(1, prefix="otel-dead")
     group = cluster.group_id("otel")
@@ -48,7 +48,13 @@ def test_a_trace_crosses_kafka_into_the_handler_and_on_to_the_dead_letter(cluste
         producer={
             "module": (
                 Producer,
-                producer_options(cluster.bootstrap_servers, group, [topic], dead_letter={"topic": dead}),
+                producer_options(
+                    cluster.bootstrap_servers,
+                    group,
+                    [topic],
+                    dead_letter={"topic": dead},
+                    client_library=client_library,
+                ),
             )
         },
         processors={"default": {"concurrency": 2, "executor": executor}},

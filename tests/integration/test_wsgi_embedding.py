@@ -26,7 +26,7 @@ P99_LIMIT = 0.100  # seconds; the issue's bound for the app's route while the pi
 
 
 @pytest.mark.long
-def test_the_app_stays_responsive_while_its_pipeline_consumes(cluster, report, tmp_path):
+def test_the_app_stays_responsive_while_its_pipeline_consumes(cluster, report, tmp_path, client_library):
     topic = cluster.topic(PARTITIONS, prefix="wsgi")
     group = cluster.group_id("wsgi")
     values = order_values(RECORDS)
@@ -37,7 +37,7 @@ def test_the_app_stays_responsive_while_its_pipeline_consumes(cluster, report, t
     with open(log_path, "w") as log:
         process = subprocess.Popen(
             [sys.executable, os.path.join(EXAMPLES, "wsgi_app.py"), "--port", "0"],
-            env=example_env(cluster.bootstrap_servers, topic, group),
+            env=example_env(cluster.bootstrap_servers, topic, group, client_library),
             stdout=subprocess.PIPE,
             stderr=log,
             text=True,
@@ -52,7 +52,7 @@ def test_the_app_stays_responsive_while_its_pipeline_consumes(cluster, report, t
         latencies.sort()
         p99 = latencies[int(len(latencies) * 0.99) - 1]
         report(
-            f"wsgi_app.py: GET / during {RECORDS} records: {len(latencies)} requests, "
+            f"wsgi_app.py on {client_library}: GET / during {RECORDS} records: {len(latencies)} requests, "
             f"p50 {latencies[len(latencies) // 2] * 1000:.1f} ms, p99 {p99 * 1000:.1f} ms, "
             f"max {latencies[-1] * 1000:.1f} ms"
         )

@@ -108,3 +108,32 @@ def test_check_of_a_configuration_without_kafka(tmp_path):
     result = check("plain.toml", "--connect")
     assert result.returncode == 0
     assert "--connect: the producer DummyProducer is not gkbroad.kafka.Producer; nothing to connect to" in result.stdout
+
+
+def test_a_librdkafka_file_is_translated_for_the_commands_or_refused_naming_what_kafka_python_lacks(tmp_path):
+    def file_with(client):
+        config = tmp_path / "rd.toml"
+        config.write_text(
+            'pipeline = "gkbroad:Pipeline"\nname = "rd"\n[producer]\nmodule = ["gkbroad.kafka.Producer", '
+            f'{{ client = {{ {client} }}, client_library = "librdkafka", group_name = "g", topics = [{{ name = "t" }}] }}]\n'
+        )
+        return build_parser().parse_args(["lag", "--config", str(config)])
+
+    sasl = '"bootstrap.servers" = "h:1", "sasl.mechanism" = "PLAIN", "sasl.username" = "u", "sasl.password" = "pw-1"'
+    translated = connection(file_with(sasl))
+    assert translated.client == {
+        "bootstrap_servers": "h:1",
+        "sasl_mechanism": "PLAIN",
+        "sasl_plain_username": "u",
+        "sasl_plain_password": "pw-1",
+    }
+    assert translated.group == "g"
+    oauth = '"bootstrap.servers" = "h:1", "sasl.mechanism" = "OAUTHBEARER", "sasl.oauthbearer.config" = "tok-1"'
+    with pytest.raises(ConfigProblems) as refused:
+        connection(file_with(oauth))
+    (problem,) = refused.value.problems
+    assert problem.endswith(
+        "producer.module.client.sasl.oauthbearer.config: the command line connects with kafka-python, which has no "
+        "counterpart for this librdkafka setting (see docs/cli.md, a pipeline on librdkafka)"
+    )
+    assert "tok-1" not in problem

@@ -37,6 +37,7 @@ from .rdkafka_settings import (
     kafka_python_connection,
     librdkafka_producer_setting_errors,
     librdkafka_setting_errors,
+    untranslated_security,
 )
 from .transactions import FATAL_TRANSACTION_ERRORS, KafkaTransactionalClient, TransactionalClient
 from .writers import RecordProducer, WriterConnection, record_producer, transactional_client
@@ -80,4 +81,5 @@ __all__ = [
     "producer_settings",
     "record_producer",
     "transactional_client",
+    "untranslated_security",
 ]

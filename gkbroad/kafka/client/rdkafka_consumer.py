@@ -9,9 +9,11 @@ machine, see docs/guides/clients.md):
   methods: the binding keeps its call state per OS thread, and a second
   greenlet calling in while the first is inside a callback aborts the
   process. So only the poll greenlet calls the consumer; what other
-  greenlets read (assignment, pauses, high watermarks, broker connections,
-  the member state) is kept here, from the callbacks and from librdkafka's
-  statistics reports (rdkafka_support.Statistics).
+  greenlets read (assignment, pauses, broker connections, the member state)
+  is kept here, from the callbacks and from librdkafka's statistics reports
+  (rdkafka_support.Statistics). The one exception is the cached high
+  watermark, a call that makes no request and serves no callback
+  (rdkafka_offsets).
 - ``consume(timeout=0)`` never blocks the hub; when it brings nothing the
   poll greenlet sleeps in gevent, 1 ms at first and up to 5 ms while idle.
 - Rebalance callbacks run inside ``consume()`` on the poll greenlet and may
@@ -22,10 +24,11 @@ machine, see docs/guides/clients.md):
 - The group metadata of exactly-once's transactions (``consumer_group_metadata()``,
   a consumer call) is read by the poll greenlet, after each assignment and
   revocation and at each poll, and handed out as it was last read.
-- Calls that wait on the network outside the callbacks (``offsets_for_times``,
-  ``close``) run in gevent's thread pool, each OS thread with its own call
-  state, and a greenlet waits for them with a timeout: they wait behind the
-  fetch in flight and can block for ever when the broker hangs.
+- ``close``, which waits on the network, runs in gevent's thread pool (each
+  OS thread has its own call state), and a greenlet waits for it with a
+  timeout: it can block for ever when the broker hangs. Offsets at a time
+  and high watermarks never make the consumer wait on the network
+  (rdkafka_offsets).
 - ``pause`` drops the records librdkafka buffered; ``resume`` fetches from
   the position after the last record ``consume`` returned, so nothing is
   skipped.
@@ -51,6 +54,7 @@ from .consumer import ConfigurationRefused, PositionsLost
 from .gevent_check import check_gevent_patched
 from .group_client import JoinAnswers, RebalanceHandler
 from .rdkafka_commits import Commits
+from .rdkafka_offsets import cached_highwater, offsets_at_time
 from .rdkafka_settings import import_confluent_kafka
 from .rdkafka_support import (
     LibrdkafkaError,
@@ -378,23 +382,18 @@ class LibrdkafkaClient:
         self.seek(tp, self._module.OFFSET_END)
 
     def offsets_for_times(self, tps: Iterable[Any], timestamp_ms: int) -> dict[Any, int | None]:
-        """{tp: first offset at or after ``timestamp_ms``, None when none is that late}; looked up in
-        the thread pool, bounded by the request timeout."""
-        consumer = self._live()
-        tps = list(tps)
-        timeout = self.request_timeout
-        query = partition_list(self._module, tps, lambda tp: timestamp_ms)
-        found = get_hub().threadpool.spawn(consumer.offsets_for_times, query, timeout).get(timeout=timeout + 1)
-        return {
-            tp: (answer.offset if answer.offset >= 0 else None) for tp, answer in zip(tps, found or (), strict=True)
-        }
+        """{tp: first offset at or after ``timestamp_ms``, None when none is that late}; looked up by an
+        admin client in the thread pool (rdkafka_offsets says why), bounded by the request timeout."""
+        self._live()
+        return offsets_at_time(self._module, self._settings, list(tps), timestamp_ms, self.request_timeout)
 
     def fetch_state(self, tp: Any) -> tuple[int | None, int | None]:
-        """(high watermark, fetch position): the position after the last record polled, else (and the high
-        watermark always) as librdkafka's last statistics report said."""
-        key = (tp.topic, tp.partition)
+        """(high watermark, fetch position): librdkafka's cached high watermark; the position after the
+        last record polled, else as librdkafka's last statistics report said."""
+        consumer = self._consumer
+        highwater = None if consumer is None else cached_highwater(self._module, consumer, tp)
         position = self._positions.get(tp)
-        return self._stats.highwater.get(key), position if position is not None else self._stats.positions.get(key)
+        return highwater, position if position is not None else self._stats.positions.get((tp.topic, tp.partition))
 
     # ------------------------------------------------------------- commits
 

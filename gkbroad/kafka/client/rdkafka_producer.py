@@ -24,7 +24,7 @@ docs/guides/clients.md) and how this class keeps to it:
 - A call made in the thread pool serves librdkafka's callbacks on that pool
   thread, where nothing may touch a gevent object (logging's locks are
   gevent's once patched). So the producer's ``logger`` and ``error_cb`` only
-  append to a deque (``_Reports``), and the greenlet that made the call logs
+  append to a deque (``Reports``), and the greenlet that made the call logs
   what they kept once it returned.
 """
 
@@ -43,7 +43,7 @@ from .gevent_check import check_gevent_patched
 from .producer import ProduceFailed, ProducerRecord
 from .rdkafka_settings import import_confluent_kafka
 
-__all__ = ["LibrdkafkaRecordProducer", "ProducerHandle"]
+__all__ = ["LibrdkafkaRecordProducer", "ProducerHandle", "Reports"]
 
 logger = logging.getLogger(__name__)
 librdkafka_log = logging.getLogger(__name__ + ".librdkafka")
@@ -51,12 +51,13 @@ librdkafka_log = logging.getLogger(__name__ + ".librdkafka")
 _IDLE_FIRST, _IDLE_LONGEST = 0.001, 0.005
 
 
-class _Reports:
+class Reports:
     """librdkafka's log lines and error events, kept by callbacks that may run on a pool thread (a deque's
-    append needs no lock) and logged by a greenlet on the hub (``drain``)."""
+    append needs no lock) and logged to `log` by a greenlet on the hub (``drain``)."""
 
-    def __init__(self) -> None:
+    def __init__(self, log: logging.Logger = librdkafka_log) -> None:
         self._kept: deque[tuple[int, str, tuple[Any, ...]]] = deque()
+        self._log = log
         self.last_error: str | None = None
 
     def log(self, level: int, message: str, *args: Any) -> None:
@@ -72,7 +73,7 @@ class _Reports:
     def drain(self) -> None:
         while self._kept:
             level, message, args = self._kept.popleft()
-            librdkafka_log.log(level, message, *args)
+            self._log.log(level, message, *args)
 
 
 class _Batch:
@@ -102,7 +103,7 @@ class ProducerHandle:
         self.module = import_confluent_kafka()
         self.timeout = timeout
         self._settings = settings
-        self._reports = _Reports()
+        self._reports = Reports()
         self._producer: Any = None
         self._inside = Semaphore()
 

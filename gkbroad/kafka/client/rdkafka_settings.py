@@ -94,14 +94,9 @@ LIBRDKAFKA_WRITER_MANAGED = {
 _CONNECTION_NAMES = frozenset(
     {"bootstrap.servers", "metadata.broker.list", "client.dns.lookup", "connections.max.idle.ms", "oauth_cb"}
 )
+_SECURITY_PREFIXES = ("security.", "sasl.", "ssl.", "ssl_", "enable.ssl.", "enable.sasl.", "https.")
 _CONNECTION_PREFIXES = (
-    "security.",
-    "sasl.",
-    "ssl.",
-    "ssl_",
-    "enable.ssl.",
-    "enable.sasl.",
-    "https.",
+    *_SECURITY_PREFIXES,
     "socket.",
     "broker.",
     "api.version.",
@@ -182,13 +177,21 @@ def _name_errors(
     return errors
 
 
+class _Unheard:
+    """The logger of a throwaway client: librdkafka's lines about a client that never runs help no one."""
+
+    def log(self, level: int, message: str, *args: Any) -> None:
+        pass
+
+
 def _refused(settings: Mapping[str, Any], kind: str, extra: Mapping[str, Any]) -> dict[str, list[str]]:
     """What librdkafka says of ``settings`` when a throwaway ``kind`` ("Consumer" or "Producer") is
     configured with them (without ``bootstrap.servers``, so it connects nowhere)."""
     module = import_confluent_kafka()
     trial = {key: value for key, value in settings.items() if key != "bootstrap.servers"}
     try:
-        getattr(module, kind)({**trial, **extra, "log_level": 0}).close()
+        # A `debug` setting raises librdkafka's log level whatever log_level says: the lines go nowhere.
+        getattr(module, kind)({**trial, **extra, "log_level": 0, "logger": _Unheard()}).close()
     except module.KafkaException as exc:
         message = exc.args[0].str() if exc.args else str(exc)
         named = _NAMED.search(message)
@@ -209,6 +212,18 @@ def librdkafka_connection(settings: Mapping[str, Any]) -> dict[str, Any]:
         for key, value in settings.items()
         if key in _CONNECTION_NAMES or key.startswith(_CONNECTION_PREFIXES)
     }
+
+
+def untranslated_security(settings: Mapping[str, Any]) -> list[str]:
+    """The security settings of a librdkafka ``client`` mapping that kafka_python_connection cannot carry
+    over (OAUTHBEARER, Kerberos, PEM keys, ...): a kafka-python client without them would not get in."""
+    return sorted(
+        key
+        for key in settings
+        if key not in _KAFKA_PYTHON_NAMES
+        and key != "ssl.endpoint.identification.algorithm"
+        and (key == "oauth_cb" or key.startswith(_SECURITY_PREFIXES))
+    )
 
 
 def kafka_python_connection(settings: Mapping[str, Any]) -> dict[str, Any]:

@@ -10,10 +10,10 @@ one translation per record and nothing more.
 
 Statistics: librdkafka reports its state as a JSON document every
 ``statistics.interval.ms`` (through ``stats_cb``, served inside ``consume()``
-on the poll greenlet). The members the group reads from any greenlet (high
-watermarks, broker connections, the member state, when the group coordinator
+on the poll greenlet). The members the group reads from any greenlet (fetch
+positions, broker connections, the member state, when the group coordinator
 last answered) are taken from the last report, so that no greenlet but the
-poll greenlet ever calls into the binding.
+poll greenlet ever calls the consumer.
 
 The coordinator's connection is librdkafka's logical broker
 "GroupCoordinator"; its ``rxidle`` (microseconds since the connection last
@@ -138,7 +138,6 @@ class Statistics:
     coordinator_answered: float | None = None
     join_state: str | None = None
     cgrp_state: str | None = None
-    highwater: dict[tuple[str, int], int] = field(default_factory=dict)
     # Where each partition's fetching stands (librdkafka's app_offset, else next_offset).
     positions: dict[tuple[str, int], int] = field(default_factory=dict)
     topics: frozenset[str] = frozenset()
@@ -172,7 +171,6 @@ class Statistics:
             for partition, values in described.get("partitions", {}).items()
             if int(partition) >= 0
         ]
-        self.highwater = {key: values["hi_offset"] for key, values in partitions if values.get("hi_offset", -1) >= 0}
         self.positions = {}
         for key, values in partitions:
             position = max(values.get("app_offset", -1), -1)
