@@ -1,6 +1,6 @@
 """A pipeline in its own process for the kill-and-restart tests of test_ordering.py.
 
-    python -m tests.helpers.ordering_member BOOTSTRAP TOPIC GROUP ORDERING OUTFILE
+    python -m tests.helpers.ordering_member BOOTSTRAP TOPIC GROUP ORDERING CLIENT_LIBRARY OUTFILE
 
 Handles records with a random short sleep, appending "handled PARTITION OFFSET"
 to OUTFILE when a handler finishes (before the record is acknowledged), until
@@ -28,7 +28,7 @@ class OrderingPipeline(gkbroad.Pipeline):
         return message
 
 
-def main(bootstrap, topic, group, ordering, outfile):
+def main(bootstrap, topic, group, ordering, client_library, outfile):
     with open(outfile, "a", buffering=1) as out:
         pipeline = OrderingPipeline(
             name="ordering-member",
@@ -36,7 +36,12 @@ def main(bootstrap, topic, group, ordering, outfile):
                 "module": (
                     Producer,
                     producer_options(
-                        bootstrap, group, [topic], ordering=ordering, session_timeout_ms=RESTART_SESSION_TIMEOUT_MS
+                        bootstrap,
+                        group,
+                        [topic],
+                        ordering=ordering,
+                        client_library=client_library,
+                        session_timeout_ms=RESTART_SESSION_TIMEOUT_MS,
                     ),
                 )
             },
@@ -47,4 +52,4 @@ def main(bootstrap, topic, group, ordering, outfile):
 
 
 if __name__ == "__main__":
-    main(*sys.argv[1:6])
+    main(*sys.argv[1:7])

@@ -138,9 +138,9 @@ def test_ordering_modes_keep_their_order_lose_nothing_and_never_commit_early(
 class OrderingMemberProcess:
     """ordering_member.py in its own process, appending "handled P OFFSET" lines to a file."""
 
-    def __init__(self, bootstrap: str, topic: str, group: str, ordering: str, path):
+    def __init__(self, bootstrap: str, topic: str, group: str, ordering: str, client_library: str, path):
         self.path = path
-        self.process = start_module(ORDERING_MEMBER, bootstrap, topic, group, ordering, str(path))
+        self.process = start_module(ORDERING_MEMBER, bootstrap, topic, group, ordering, client_library, str(path))
 
     def handled(self) -> dict[int, set]:
         offsets = defaultdict(set)
@@ -156,13 +156,18 @@ class OrderingMemberProcess:
 
 
 @pytest.mark.long(seconds=30)
-@pytest.mark.parametrize("ordering", ["partition", "key", "none"])
-def test_sigkill_and_restart_lose_nothing_and_commit_nothing_unhandled(bootstrap_servers, cluster, tmp_path, ordering):
+@pytest.mark.parametrize(
+    "client_library, ordering",
+    [("kafka-python", "partition"), ("kafka-python", "key"), ("kafka-python", "none"), ("librdkafka", "key")],
+)
+def test_sigkill_and_restart_lose_nothing_and_commit_nothing_unhandled(
+    bootstrap_servers, cluster, tmp_path, client_library, ordering
+):
     topic = cluster.topic(PARTITIONS, prefix=f"kill-{ordering}")
     group = cluster.group_id(f"kill-{ordering}")
     produce_keyed(bootstrap_servers, topic, RECORDS, KEYS)
     ends = end_offsets(bootstrap_servers, topic, PARTITIONS)
-    first = OrderingMemberProcess(bootstrap_servers, topic, group, ordering, tmp_path / "first.log")
+    first = OrderingMemberProcess(bootstrap_servers, topic, group, ordering, client_library, tmp_path / "first.log")
     try:
         wait_until(lambda: first.count() >= RECORDS // 3, 90, "the first process to handle a third of the records")
         first.process.send_signal(signal.SIGKILL)
@@ -176,7 +181,7 @@ def test_sigkill_and_restart_lose_nothing_and_commit_nothing_unhandled(bootstrap
     restart_at = {p: committed_offsets(bootstrap_servers, group, topic).get(p, 0) for p in ends}
     assert sum(restart_at.values()) > 0, "the first process committed nothing while it ran"
 
-    second = OrderingMemberProcess(bootstrap_servers, topic, group, ordering, tmp_path / "second.log")
+    second = OrderingMemberProcess(bootstrap_servers, topic, group, ordering, client_library, tmp_path / "second.log")
     try:
         wait_until(
             lambda: second.count() >= sum(ends[p] - restart_at[p] for p in ends),
