@@ -81,7 +81,8 @@ PEER_PACKAGES = ["quixstreams", "faust-streaming"]
 PEER_CASES = ["quix-noop", "faust-noop", "quix-io", "faust-io"]
 # The cases that run gkbroad, which --baseline also runs against another checkout's gkbroad.
 GKBROAD_CASES = ["noop", "noop-batch", "io-partition", "io-key-100", "io-key-400", "c-block-greenlet",
-                 "c-block-thread", "memory", "latency", "shutdown"]  # fmt: skip
+                 "c-block-thread", "memory", "latency", "shutdown",
+                 "noop-rdkafka", "noop-buffers-rdkafka", "io-key-400-rdkafka"]  # fmt: skip
 BASELINE = "@baseline"  # suffix of a case run against --baseline
 
 

@@ -35,9 +35,13 @@ __all__ = [
 ]
 
 
-def option(description: str, **kwargs: Any) -> dict[str, Any]:
-    """The keyword arguments that attach a description (shown in docs/options.md) to a field."""
-    return {"metadata": {"description": description}, **kwargs}
+def option(description: str, default_text: str | None = None, **kwargs: Any) -> dict[str, Any]:
+    """The keyword arguments that attach a description (shown in docs/options.md) to a field, and the words
+    docs/options.md shows as its default where the field's own default (None) stands for one chosen later."""
+    metadata = {"description": description}
+    if default_text is not None:
+        metadata["default_text"] = default_text
+    return {"metadata": metadata, **kwargs}
 
 
 def timestamp_ms(value: Any) -> int:

@@ -26,7 +26,9 @@ from .client import (
     ASSIGNORS,
     CONSUMER_DEFAULTS,
     LIBRDKAFKA_ASSIGNORS,
+    LIBRDKAFKA_PARTITION_FETCH_BYTES,
     LIBRDKAFKA_POLL_INTERVAL_MS,
+    PARTITION_FETCH_BYTES,
     PRODUCER_DEFAULTS,
     ExtraMissing,
     import_confluent_kafka,
@@ -74,18 +76,18 @@ CLIENT_SETTINGS_MANAGED = {
 CLIENT_SETTINGS_REFUSED = {"key_deserializer", "value_deserializer"}
 
 
-# gkbroad's own defaults for kafka-python's fetch sizes (its are 1 MiB per partition and 50 MiB per
-# fetch): a pipeline runs in every web worker, and a fetch's data is most of its memory (see
-# docs/performance.md for what smaller fetches cost).
-PARTITION_FETCH_BYTES = 256 * 1024
+# gkbroad's own default for the fetch size (kafka-python's is 50 MiB per fetch): a pipeline runs in every
+# web worker, and a fetch's data is most of its memory (see docs/performance.md for what smaller fetches
+# cost). The per-partition default depends on the client (client.PARTITION_FETCH_BYTES and
+# LIBRDKAFKA_PARTITION_FETCH_BYTES).
 FETCH_BYTES = 1024 * 1024
 
 
-def kafka_option(description: str, setting: str) -> dict[str, Any]:
+def kafka_option(description: str, setting: str, default_text: str | None = None) -> dict[str, Any]:
     """`option()` for a field passed on as kafka-python's `setting`: when the option is unset
     and has no default of its own, kafka-python's default applies, and docs/options.md shows the
-    installed one."""
-    fields_kwargs = option(description)
+    installed one (or ``default_text``, when gkbroad picks the default per client)."""
+    fields_kwargs = option(description, default_text)
     fields_kwargs["metadata"]["kafka_setting"] = setting
     return fields_kwargs
 
@@ -329,11 +331,16 @@ class TopicOptions(Schema):
         ),
     )
     fetch_max_bytes = PositiveInt(
-        load_default=PARTITION_FETCH_BYTES,
+        load_default=None,
+        allow_none=True,
         **kafka_option(
             "Most bytes fetched per partition per request (the largest of all topics applies to all). With "
             "`fetch_strategy.max_bytes` it bounds the fetched data the process holds; see Performance.",
             "max_partition_fetch_bytes",
+            default_text=(
+                f"the client's: `{PARTITION_FETCH_BYTES}` on kafka-python, "
+                f"`{LIBRDKAFKA_PARTITION_FETCH_BYTES}` on librdkafka"
+            ),
         ),
     )
     max_buffer_records = PositiveInt(

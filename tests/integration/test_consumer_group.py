@@ -95,6 +95,41 @@ def test_bounded_buffers_pause_and_resume_without_losing_or_sticking(client_libr
     assert cluster.committed(group_id, topic) == cluster.end_offsets(topic, 2)
 
 
+def test_a_partition_paused_when_revoked_is_read_again_when_assigned_back(client_library, cluster):
+    """librdkafka keeps a partition's pause over its revocation: unless the client resumes it as it goes,
+    it comes back paused while gkbroad's fresh state thinks it is not, and is never fetched again.
+
+    With the range assignor (eager: the join revokes both partitions, the leave hands both back): with
+    cooperative-sticky, on the bundled Tansu a kafka-python leader whose partitions were all paused kept
+    rejoining generation 1 and never moved one (3 runs of 3)."""
+    topic = cluster.topic(partitions=2)
+    cluster.produce(topic, 400, partitions=2)
+    group_id = cluster.group_id()
+    options = {
+        "topic_config": {"max_buffer_records": 20},
+        "client_library": client_library,
+        "partition_assignment_strategy": "range",
+    }
+    first = make_group(cluster, topic, group_id, **options)
+    second = make_group(cluster, topic, group_id, **options)
+    first.start()
+    try:
+        # Nobody pulls: both buffers fill and both partitions pause (librdkafka too, a poll batch held).
+        paused = lambda: [info["paused"] for info in first.stats()["partitions"].values()]  # noqa: E731
+        wait_until(lambda: paused() == [True, True], 60, "both partitions to pause")
+        gevent.sleep(1)  # librdkafka holds a poll batch back, then pauses too (there are 180 more to fetch)
+        second.start()
+        wait_until(lambda: len(first.assigned_partitions()) == 1, 60, "a partition to move to the second member")
+        second.stop(timeout=30)
+        wait_until(lambda: len(first.assigned_partitions()) == 2, 60, "the partition to come back")
+        consumer = Consumer(first, batch=7)
+        consumer.run_until(400, timeout=60, pause=0.001)
+    finally:
+        gevent.joinall([gevent.spawn(first.stop, 30), gevent.spawn(second.stop, 30)])
+    assert {p: offsets for p, offsets in consumer.seen.items()} == {p: list(range(200)) for p in range(2)}
+    assert cluster.committed(group_id, topic) == cluster.end_offsets(topic, 2)
+
+
 @pytest.mark.parametrize(
     ("client_library", "interval_ms", "session_ms"),
     [

@@ -50,6 +50,16 @@ def test_unset_kafka_options_show_the_installed_kafka_python_default():
     assert f"| `session_timeout_ms` | int >= 1 | kafka-python's: `{session}` |" in text
 
 
+def test_fetch_max_bytes_shows_each_clients_default():
+    from gkbroad.kafka.client import LIBRDKAFKA_PARTITION_FETCH_BYTES, PARTITION_FETCH_BYTES
+
+    text = _all_tables_text()
+    assert (
+        f"| `fetch_max_bytes` | int >= 1 | the client's: `{PARTITION_FETCH_BYTES}` on kafka-python, "
+        f"`{LIBRDKAFKA_PARTITION_FETCH_BYTES}` on librdkafka |" in text
+    )
+
+
 def test_each_kafka_setting_named_in_the_tables_is_the_one_the_option_sets():
     """The `kafka_setting` metadata the table reads its default from must be where the value goes."""
     from gkbroad.config.validation import validate

@@ -124,7 +124,7 @@ def test_topic_defaults_are_filled_in_by_the_schema():
         {
             "name": "a",
             "offset_reset_policy": "latest",
-            "fetch_max_bytes": 262144,  # gkbroad's default (kafka-python's is 1 MiB): it bounds memory
+            "fetch_max_bytes": None,  # the client's default, chosen by GroupSettings
             "max_buffer_records": 40,
             "isolation_level": "read_uncommitted",
             "key_deserializer": "bytes",
@@ -134,7 +134,7 @@ def test_topic_defaults_are_filled_in_by_the_schema():
         {
             "name": "b",
             "offset_reset_policy": "latest",
-            "fetch_max_bytes": 262144,
+            "fetch_max_bytes": None,
             "max_buffer_records": 8,
             "isolation_level": "read_uncommitted",
             "key_deserializer": "bytes",
@@ -185,6 +185,24 @@ def test_validated_topics_become_kafka_python_settings():
         "max_poll_interval_ms": 9000,
         "allow_auto_create_topics": False,
     }
+
+
+def test_an_unset_fetch_max_bytes_is_the_clients_default_and_the_largest_topic_wins():
+    def partition_fetch_bytes(client_library, client, topics):
+        options = {**GOOD, "client_library": client_library, "client": client, "topics": topics}
+        group = GroupSettings.from_options(validate(KafkaProducerOptions, options))
+        if client_library == "librdkafka":
+            return group.librdkafka_settings(group.client)["max.partition.fetch.bytes"]
+        return group.kafka_settings(group.client)["max_partition_fetch_bytes"]
+
+    unset = [{"name": "a"}]
+    assert partition_fetch_bytes("kafka-python", {"bootstrap_servers": "x:1"}, unset) == 256 * 1024
+    assert partition_fetch_bytes("librdkafka", {"bootstrap.servers": "x:1"}, unset) == 64 * 1024
+    # An unset topic counts as the default beside one that sets less.
+    mixed = [{"name": "a"}, {"name": "b", "fetch_max_bytes": 100}]
+    assert partition_fetch_bytes("librdkafka", {"bootstrap.servers": "x:1"}, mixed) == 64 * 1024
+    larger = [{"name": "a"}, {"name": "b", "fetch_max_bytes": 100_000}]
+    assert partition_fetch_bytes("librdkafka", {"bootstrap.servers": "x:1"}, larger) == 100_000
 
 
 def test_consumers_create_topics_only_when_the_client_settings_ask():

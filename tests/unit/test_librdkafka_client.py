@@ -48,6 +48,10 @@ BAD = [
         "producer.module.client.bootstrap_servers: is kafka-python's name; librdkafka's settings are dotted, "
         "e.g. 'bootstrap.servers'",
     ),
+    (
+        {"client": {"bootstrap.servers": "x:1", "queued.min.messages": 10}},
+        "producer.module.client.queued.min.messages: is set by gkbroad; use the 'topics[].max_buffer_records' option",
+    ),
     ({"partition_assignment_strategy": "sticky"}, "producer.module.partition_assignment_strategy: must be one of"),
     (
         {"exactly_once": {"transactional_id": "t", "client": {"transactional.id": "u"}}},
@@ -109,6 +113,7 @@ def test_the_group_options_become_librdkafka_settings():
     assert (settings["enable.auto.commit"], settings["enable.auto.offset.store"]) == (False, False)
     assert (settings["auto.offset.reset"], settings["session.timeout.ms"]) == ("error", 6000)
     assert settings["partition.assignment.strategy"] == "cooperative-sticky"
+    assert settings["queued.min.messages"] == 250  # the poll batch: a quarter of max_buffer_records 1,000
     confluent_kafka.Consumer({**settings, "log_level": 0}).close()  # librdkafka takes all of them
 
 
@@ -229,7 +234,7 @@ def test_the_writers_connect_with_the_consumers_security_settings_in_librdkafkas
         "ssl.ca.pem": "PEM",
         "enable.ssl.certificate.verification": False,
         "socket.keepalive.enable": True,
-        "queued.min.messages": 5,
+        "queued.max.messages.kbytes": 5,
         "client.id": "orders",
     }
     connection = WriterConnection("librdkafka", consumer)

@@ -17,6 +17,7 @@ from .consumer import (
     ASSIGNORS,
     CONSUMER_DEFAULTS,
     KAFKA_PYTHON_CHECKED,
+    PARTITION_FETCH_BYTES,
     REBALANCE_ERRORS,
     ConfigurationRefused,
     ConsumerClient,
@@ -31,6 +32,7 @@ from .rdkafka_consumer import LibrdkafkaClient
 from .rdkafka_settings import (
     LIBRDKAFKA_ASSIGNORS,
     LIBRDKAFKA_MANAGED,
+    LIBRDKAFKA_PARTITION_FETCH_BYTES,
     LIBRDKAFKA_POLL_INTERVAL_MS,
     ExtraMissing,
     import_confluent_kafka,
@@ -48,10 +50,12 @@ PRIVATE_NAMES = (*CONSUMER_PRIVATE_NAMES, *ADMIN_PRIVATE_NAMES)
 __all__ = [
     "ASSIGNORS",
     "CONSUMER_DEFAULTS",
+    "PARTITION_FETCH_BYTES",
     "FATAL_TRANSACTION_ERRORS",
     "KAFKA_PYTHON_CHECKED",
     "LIBRDKAFKA_ASSIGNORS",
     "LIBRDKAFKA_MANAGED",
+    "LIBRDKAFKA_PARTITION_FETCH_BYTES",
     "LIBRDKAFKA_POLL_INTERVAL_MS",
     "PRIVATE_NAMES",
     "PRODUCER_DEFAULTS",

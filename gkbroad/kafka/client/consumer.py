@@ -81,6 +81,7 @@ from .group_client import JoinAnswers, RebalanceHandler
 __all__ = [
     "ASSIGNORS",
     "CONSUMER_DEFAULTS",
+    "PARTITION_FETCH_BYTES",
     "KAFKA_PYTHON_CHECKED",
     "PRIVATE_NAMES",
     "REBALANCE_ERRORS",
@@ -123,6 +124,11 @@ ASSIGNORS = {
 
 # kafka-python's KafkaConsumer settings and their defaults.
 CONSUMER_DEFAULTS = KafkaConsumer.DEFAULT_CONFIG
+
+# gkbroad's default for kafka-python's max_partition_fetch_bytes (kafka-python's own is 1 MiB), when no
+# topic sets fetch_max_bytes: a pipeline runs in every web worker, and a fetch's data is most of its memory
+# (see docs/performance.md for what smaller fetches cost).
+PARTITION_FETCH_BYTES = 256 * 1024
 
 KafkaError = Errors.KafkaError
 

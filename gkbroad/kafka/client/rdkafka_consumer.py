@@ -29,9 +29,13 @@ machine, see docs/guides/clients.md):
   timeout: it can block for ever when the broker hangs. Offsets at a time
   and high watermarks never make the consumer wait on the network
   (rdkafka_offsets).
-- ``pause`` drops the records librdkafka buffered; ``resume`` fetches from
-  the position after the last record ``consume`` returned, so nothing is
-  skipped.
+- librdkafka's ``pause`` drops the records it prefetched for the partition
+  and its ``resume`` waits for a new fetch (from the position after the last
+  record ``consume`` returned, so nothing is skipped). So gkbroad's pause is
+  held back (rdkafka_holdback): the partition keeps fetching, what
+  ``consume`` brings for it is kept here until the resume, and librdkafka is
+  paused only once a poll's worth is kept. A partition revoked or lost is
+  resumed in librdkafka first: it would stay paused when assigned again.
 - Offsets are stored by gkbroad only (auto commit and auto offset store off);
   a partition without a usable committed offset is reported as
   ``PositionsLost`` (``auto.offset.reset=error``) and the poller seeks it as
@@ -54,6 +58,7 @@ from .consumer import ConfigurationRefused, PositionsLost
 from .gevent_check import check_gevent_patched
 from .group_client import JoinAnswers, RebalanceHandler
 from .rdkafka_commits import Commits
+from .rdkafka_holdback import Holdback
 from .rdkafka_offsets import cached_highwater, offsets_at_time
 from .rdkafka_settings import import_confluent_kafka
 from .rdkafka_support import (
@@ -93,7 +98,7 @@ class LibrdkafkaClient:
         self._consumer: Any = None
         self._handler: RebalanceHandler | None = None
         self._assigned: set[TopicPartition] = set()
-        self._paused: set[TopicPartition] = set()
+        self._holdback: Holdback[TopicPartition, Any] = Holdback()
         self._names: dict[tuple[str, int], TopicPartition] = {}
         self._positions: dict[TopicPartition, int] = {}
         self._stats = Statistics()
@@ -194,7 +199,7 @@ class LibrdkafkaClient:
         self._closing, self._consumer = True, None
         self._commits.abandon()
         self._assigned.clear()
-        self._paused.clear()
+        self._holdback.clear()
         done = get_hub().threadpool.spawn(consumer.close)
         try:
             done.get(timeout=timeout)
@@ -225,7 +230,7 @@ class LibrdkafkaClient:
             self._read_group_metadata(consumer)
         if not self._closing and tps & self._assigned:
             self._release(tps)
-        self._forget_partitions(tps)
+        self._forget_partitions(consumer, tps)
 
     def _release(self, tps: set[TopicPartition]) -> None:
         """Run the handler's release of ``tps`` (drain and final commit) to its end, here."""
@@ -243,11 +248,18 @@ class LibrdkafkaClient:
         self._losses += 1
         if not self._closing and self._handler is not None:
             self._handler.lost(tps & self._assigned)
-        self._forget_partitions(tps)
+        self._forget_partitions(consumer, tps)
 
-    def _forget_partitions(self, tps: set[TopicPartition]) -> None:
+    def _forget_partitions(self, consumer: Any, tps: set[TopicPartition]) -> None:
+        """Drop what is kept of ``tps`` as they go; librdkafka keeps a partition's pause over its
+        revocation, so those it has paused are resumed now (gkbroad starts them unpaused)."""
         self._assigned -= tps
-        self._paused -= tps
+        paused = self._holdback.forget(sorted(tps))
+        if paused and not self._closing:
+            try:
+                consumer.resume(partition_list(self._module, paused))
+            except self._module.KafkaException:
+                logger.warning("resuming the partitions %s as they go failed", sorted(paused), exc_info=True)
         for tp in tps:
             self._positions.pop(tp, None)
 
@@ -282,8 +294,12 @@ class LibrdkafkaClient:
         lost, self._positions_lost = self._positions_lost, None
         if lost is not None:
             raise lost
-        deadline = time.monotonic() + timeout_ms / 1000
         commits, wake = self._commits, self._commits.wake
+        ready = self._holdback.take_ready()
+        if ready:  # alone: with a consume()'s worth on top, a resumed buffer could overflow
+            commits.send(consumer, synchronously=False)
+            return self._handed_out(ready)
+        deadline = time.monotonic() + timeout_ms / 1000
         while True:
             commits.send(consumer, synchronously=False)
             messages = consumer.consume(max_records, 0)
@@ -299,7 +315,13 @@ class LibrdkafkaClient:
         records = as_records(messages)
         if len(records) < len(messages):
             self._errors(messages, bool(records))
-        fetched = by_partition(records, self._names)
+        fetched, to_stop = self._holdback.hold(by_partition(records, self._names), max_records)
+        if to_stop:
+            consumer.pause(partition_list(self._module, to_stop))
+        return self._handed_out(fetched)
+
+    def _handed_out(self, fetched: dict[Any, Any]) -> dict[Any, list[Any]]:
+        """``fetched``, once the positions say its records were polled."""
         for tp, run in fetched.items():
             self._positions[tp] = run[-1].offset + 1
         return fetched
@@ -340,17 +362,20 @@ class LibrdkafkaClient:
         return set(self._assigned)
 
     def paused(self) -> set[Any]:
-        return set(self._paused)
+        """The partitions gkbroad paused (librdkafka may still be fetching them: rdkafka_holdback)."""
+        return self._holdback.paused
 
     def pause(self, tps: Iterable[Any]) -> None:
-        tps = set(tps)
-        self._live().pause(partition_list(self._module, tps))
-        self._paused |= tps
+        """Hold back what comes for ``tps`` from now on; librdkafka pauses them once a poll's worth is held."""
+        self._live()
+        self._holdback.pause(tps)
 
     def resume(self, tps: Iterable[Any]) -> None:
-        tps = set(tps)
-        self._live().resume(partition_list(self._module, tps))
-        self._paused -= tps
+        """The next poll hands out what was held for ``tps``; librdkafka resumes those it had paused."""
+        consumer = self._live()
+        paused = self._holdback.resume(sorted(tps))
+        if paused:
+            consumer.resume(partition_list(self._module, paused))
 
     def seek(self, tp: Any, offset: int) -> None:
         """Move ``tp``'s fetch position; a partition librdkafka stopped (no usable committed offset)
@@ -361,6 +386,7 @@ class LibrdkafkaClient:
             consumer.seek(module.TopicPartition(tp.topic, tp.partition, offset))
         except module.KafkaException:
             self._assign_at(consumer, tp, offset)
+        self._holdback.discard(tp)
         self._positions.pop(tp, None)
 
     def _assign_at(self, consumer: Any, tp: Any, offset: int) -> None:
@@ -372,7 +398,7 @@ class LibrdkafkaClient:
         else:
             others = [p for p in consumer.position(partition_list(module, self._assigned - {tp}))]
             consumer.assign([*others, at])
-        if tp in self._paused:
+        if self._holdback.stopped(tp):
             consumer.pause([module.TopicPartition(tp.topic, tp.partition)])
 
     def seek_to_beginning(self, tp: Any) -> None:

@@ -37,6 +37,7 @@ from .producer import PRODUCER_DEFAULTS
 __all__ = [
     "LIBRDKAFKA_ASSIGNORS",
     "LIBRDKAFKA_MANAGED",
+    "LIBRDKAFKA_PARTITION_FETCH_BYTES",
     "LIBRDKAFKA_POLL_INTERVAL_MS",
     "LIBRDKAFKA_WRITER_MANAGED",
     "ExtraMissing",
@@ -55,6 +56,11 @@ LIBRDKAFKA_ASSIGNORS = {"cooperative-sticky": "cooperative-sticky", "range": "ra
 # librdkafka's max.poll.interval.ms default: the rebalance timeout when rebalance_timeout_ms is unset.
 LIBRDKAFKA_POLL_INTERVAL_MS = 300000
 
+# gkbroad's default for librdkafka's max.partition.fetch.bytes (librdkafka's own is 1 MiB), when no topic
+# sets fetch_max_bytes: librdkafka prefetches each partition, and smaller fetches come back sooner and keep
+# less of a partition in memory (scripts/bench.py --cases noop-rdkafka; see docs/guides/clients.md).
+LIBRDKAFKA_PARTITION_FETCH_BYTES = 64 * 1024
+
 # librdkafka settings gkbroad sets itself, and the option to use instead (None: leave it out).
 LIBRDKAFKA_MANAGED = {
     "group.id": "group_name",
@@ -71,6 +77,7 @@ LIBRDKAFKA_MANAGED = {
     "fetch.min.bytes": "fetch_strategy.min_bytes",
     "fetch.max.bytes": "fetch_strategy.max_bytes",
     "max.partition.fetch.bytes": "topics[].fetch_max_bytes",
+    "queued.min.messages": "topics[].max_buffer_records",
     "isolation.level": "topics[].isolation_level",
     "enable.partition.eof": None,
     "statistics.interval.ms": None,

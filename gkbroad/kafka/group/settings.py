@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
-from ..client import ASSIGNORS, LIBRDKAFKA_ASSIGNORS
+from ..client import ASSIGNORS, LIBRDKAFKA_ASSIGNORS, LIBRDKAFKA_PARTITION_FETCH_BYTES, PARTITION_FETCH_BYTES
 
 __all__ = ["GroupSettings"]
 
@@ -30,12 +30,11 @@ LIBRDKAFKA_FETCH_STRATEGY = {
 LIBRDKAFKA_SESSION_MS, LIBRDKAFKA_HEARTBEAT_MS = 10000, 3000
 # librdkafka prefetches up to this much per consumer (its default is 64 MiB): gkbroad's buffers bound the rest.
 LIBRDKAFKA_QUEUED_KBYTES = 8192
-# Pausing a partition (its buffer is full) drops what librdkafka prefetched of it, and resuming waits for the
-# fetch in flight: so librdkafka prefetches about two buffers' worth per partition (its default: 100,000
-# records), re-checks those limits every 10 ms (its default: 1 s) and lets the broker hold a fetch 100 ms at
-# most (its default: 500 ms). In the noop benchmark these took gkbroad on librdkafka from 12,000 to
-# 55,000-75,000 records/s (scripts/bench.py --cases noop-rdkafka --records 100000, one run each).
-LIBRDKAFKA_PREFETCH_BUFFERS, LIBRDKAFKA_QUEUE_BACKOFF_MS, LIBRDKAFKA_FETCH_WAIT_MS = 2, 10, 100
+# librdkafka tops up its prefetch of a partition when it holds fewer than queued.min.messages (gkbroad sets
+# the poll batch: what one poll takes), re-checks that every 10 ms (its default: 1 s) and lets the broker
+# hold a fetch 100 ms at most (its default: 500 ms); see docs/guides/clients.md for what they were measured
+# to do.
+LIBRDKAFKA_QUEUE_BACKOFF_MS, LIBRDKAFKA_FETCH_WAIT_MS = 10, 100
 
 _MAX_POLL_RECORDS = 500
 # The default stall timeout, and its margin over a long drain_timeout.
@@ -112,7 +111,7 @@ class GroupSettings:
             isolation_level=self.topics[0]["isolation_level"],
             max_poll_records=self.poll_batch(),
         )
-        settings.update(self._fetch_settings("max_partition_fetch_bytes", FETCH_STRATEGY))
+        settings.update(self._fetch_settings(("max_partition_fetch_bytes", PARTITION_FETCH_BYTES), FETCH_STRATEGY))
         for key, value in (
             ("max_poll_interval_ms", self.rebalance_timeout_ms),
             ("session_timeout_ms", self.session_timeout_ms),
@@ -122,13 +121,12 @@ class GroupSettings:
                 settings[key] = value
         return settings
 
-    def _fetch_settings(self, partition_bytes: str, names: Mapping[str, str]) -> dict[str, Any]:
-        """The fetch sizes and waits the options set, in one client's names: ``partition_bytes`` for the
-        largest per-partition fetch of the topics, ``names`` for each ``fetch_strategy`` option."""
-        settings: dict[str, Any] = {}
-        fetch_bytes = [config["fetch_max_bytes"] for config in self.topics if config["fetch_max_bytes"] is not None]
-        if fetch_bytes:
-            settings[partition_bytes] = max(fetch_bytes)
+    def _fetch_settings(self, partition_bytes: tuple[str, int], names: Mapping[str, str]) -> dict[str, Any]:
+        """The fetch sizes and waits the options set, in one client's names: ``partition_bytes`` is (the
+        setting, the client's default) for the largest per-partition fetch of the topics (a topic without
+        ``fetch_max_bytes`` counts as the default), ``names`` the setting of each ``fetch_strategy`` option."""
+        setting, default = partition_bytes
+        settings: dict[str, Any] = {setting: max(config["fetch_max_bytes"] or default for config in self.topics)}
         for option, value in (self.fetch_strategy or {}).items():
             if value is not None:
                 settings[names[option]] = value
@@ -138,15 +136,15 @@ class GroupSettings:
         """librdkafka's configuration for the group, over the connection settings ``client`` (in librdkafka's
         names). The same choices as ``kafka_settings``: no auto commit, and no offset stored but by gkbroad;
         gkbroad resets offsets per topic (``auto.offset.reset=error`` reports a partition without a usable
-        committed offset); topics are not created by subscribing."""
-        smallest_buffer: int = min(config["max_buffer_records"] for config in self.topics)
+        committed offset); topics are not created by subscribing. librdkafka prefetches a poll's worth per
+        partition (``queued.min.messages``), which is also what the client holds back of a paused one."""
         settings = {
             "allow.auto.create.topics": False,
             "queued.max.messages.kbytes": LIBRDKAFKA_QUEUED_KBYTES,
-            "queued.min.messages": LIBRDKAFKA_PREFETCH_BUFFERS * smallest_buffer,
             "fetch.queue.backoff.ms": LIBRDKAFKA_QUEUE_BACKOFF_MS,
             "fetch.wait.max.ms": LIBRDKAFKA_FETCH_WAIT_MS,
             **client,
+            "queued.min.messages": self.poll_batch(),
             "group.id": self.group_name,
             "enable.auto.commit": False,
             "enable.auto.offset.store": False,
@@ -161,5 +159,9 @@ class GroupSettings:
             settings["group.instance.id"] = self.instance_id
         if self.rebalance_timeout_ms is not None:
             settings["max.poll.interval.ms"] = self.rebalance_timeout_ms
-        settings.update(self._fetch_settings("max.partition.fetch.bytes", LIBRDKAFKA_FETCH_STRATEGY))
+        settings.update(
+            self._fetch_settings(
+                ("max.partition.fetch.bytes", LIBRDKAFKA_PARTITION_FETCH_BYTES), LIBRDKAFKA_FETCH_STRATEGY
+            )
+        )
         return settings
