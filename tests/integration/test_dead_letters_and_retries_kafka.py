@@ -184,7 +184,7 @@ def test_when_the_dead_letter_broker_stops_the_commit_stays_below_the_first_unwr
     assert cluster.committed(group, topic) == {0: 14}
 
 
-def test_a_stop_during_a_retry_backoff_commits_nothing_past_the_retried_record(cluster, report):
+def test_a_stop_during_a_retry_backoff_commits_nothing_past_the_retried_record(client_library, cluster, report):
     topic = cluster.topic(partitions=1, prefix="retry-stop")
     group = cluster.group_id()
     values = [b"poison" if i == 4 else b"good-%d" % i for i in range(10)]
@@ -198,6 +198,7 @@ def test_a_stop_during_a_retry_backoff_commits_nothing_past_the_retried_record(c
         context,
         processors={"default": {"concurrency": 2, "max_demand": 10, "retry": retry}},
         drain_timeout=20_000,
+        client_library=client_library,
     )
     p.start()
     try:
@@ -207,7 +208,7 @@ def test_a_stop_during_a_retry_backoff_commits_nothing_past_the_retried_record(c
         clean = p.stop()
         took = time.monotonic() - began
 
-    report(f"stop during a 60 s retry backoff (drain_timeout 20 s): {took:.1f}s")
+    report(f"stop during a 60 s retry backoff (drain_timeout 20 s) on {client_library}: {took:.1f}s")
     assert clean is True
     # The withdrawn records are not waited for: the stop does not sit out the drain timeout.
     assert took < 15, f"the stop took {took:.1f}s"

@@ -40,7 +40,7 @@ def start_gunicorn(env, port, log_path, *extra, config="gunicorn.conf.py", app="
 
 
 @pytest.mark.long
-def test_two_gevent_workers_share_the_partitions_and_sigterm_commits(cluster, tmp_path):
+def test_two_gevent_workers_share_the_partitions_and_sigterm_commits(client_library, cluster, tmp_path):
     topic = cluster.topic(PARTITIONS, prefix="gunicorn")
     group = cluster.group_id("gunicorn")
     values = order_values(RECORDS)
@@ -48,7 +48,7 @@ def test_two_gevent_workers_share_the_partitions_and_sigterm_commits(cluster, tm
     ends = cluster.end_offsets(topic, PARTITIONS)
     port = free_port()
     log_path = tmp_path / "gunicorn.log"
-    process = start_gunicorn(example_env(cluster.bootstrap_servers, topic, group), port, log_path)
+    process = start_gunicorn(example_env(cluster.bootstrap_servers, topic, group, client_library), port, log_path)
     try:
         latest = {}  # worker pid -> its last status
 

@@ -79,11 +79,11 @@ def test_a_handler_pauses_partition_3_for_5_s_while_the_others_flow(client_libra
         assert [offset for offset, _ in handled[partition]] == list(range(PER_PARTITION))
 
 
-def test_a_pause_until_resumed_shows_on_the_status_and_resume_partition_ends_it(cluster):
+def test_a_pause_until_resumed_shows_on_the_status_and_resume_partition_ends_it(client_library, cluster):
     topic, group = cluster.topic(partitions=2), cluster.group_id()
     cluster.produce(topic, 10, partitions=2)
     context = context_for((0, 1), None, "maintenance window", delay=0.0)
-    pipeline = pausing_pipeline(cluster, group, topic, context)
+    pipeline = pausing_pipeline(cluster, group, topic, context, client_library)
     app = status_app(pipeline)
     pipeline.start()
     try:
