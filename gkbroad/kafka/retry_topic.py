@@ -25,13 +25,13 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from functools import partial
 from typing import Any
 
 from ..message import Message
 from .client import WriterConnection
-from .client.admin import KafkaRequestError, create_topic
+from .client.admin import KafkaRequestError
 from .dead_letter import DeadLetter, DeadLetterError, UnwritableRecord, describe_reason, original_record
 
 __all__ = ["RetryTopic", "due_ms", "retry_attempt", "retry_record", "source_topic"]
@@ -46,31 +46,29 @@ _REPLACED = (ATTEMPT, DUE, *SOURCE)
 class RetryTopic:
     """Writes failed attempts to `topic` and waits for the broker (through a DeadLetter writer).
 
-    A service of the pipeline: with `create`, start() creates the topic with `partitions`
-    partitions when it does not exist; a writer that gave up reports to the pipeline."""
+    A service of the pipeline: given `create` (the consumer's library's topic creation,
+    WriterConnection.create_topic), start() creates the topic with `partitions` partitions when it
+    does not exist; a writer that gave up reports to the pipeline."""
 
     def __init__(
         self,
         topic: str,
         writer: DeadLetter,
-        client: Mapping[str, Any],
         *,
-        create: bool,
+        create: Callable[[str, int, float], bool] | None,
         partitions: int,
         timeout: float = 10.0,
     ):
         self.topic = topic
         self.writer = writer
-        self._client = dict(client)
         self._create = create
         self._partitions = partitions
         self._timeout = timeout
 
     @classmethod
     def from_options(cls, options: dict[str, Any], connection: WriterConnection, group_name: str) -> RetryTopic:
-        """The retry topic of a validated `retry_topic` option of the Kafka producer: written through the
-        consumer's library; created (``create``) through kafka-python, with the connection settings it
-        can translate."""
+        """The retry topic of a validated `retry_topic` option of the Kafka producer: written, and created
+        (``create``), through the consumer's library with the writer's connection settings."""
         settings = connection.producer_settings("gkbroad-retry", options["client"])
         writer = DeadLetter(
             options["topic"],
@@ -85,8 +83,7 @@ class RetryTopic:
         return cls(
             options["topic"],
             writer,
-            connection.admin_settings(settings),
-            create=options["create"],
+            create=partial(connection.create_topic, settings) if options["create"] else None,
             partitions=options["partitions"],
             timeout=options["timeout"] / 1000,
         )
@@ -103,10 +100,10 @@ class RetryTopic:
 
     def start(self) -> None:
         """Create the topic first when asked to (before the group subscribes to it)."""
-        if not self._create:
+        if self._create is None:
             return
         try:
-            created = create_topic(self._client, self.topic, self._partitions, self._timeout)
+            created = self._create(self.topic, self._partitions, self._timeout)
         except KafkaRequestError as exc:
             logger.warning("could not create the retry topic %r (%s); retries wait until it exists", self.topic, exc)
             return

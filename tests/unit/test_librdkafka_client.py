@@ -249,9 +249,3 @@ def test_the_writers_connect_with_the_consumers_security_settings_in_librdkafkas
         "client.id": "gkbroad-outputs",
         "compression.type": "lz4",
     }
-    # The retry topic's creation goes through kafka-python: only what translates is kept.
-    assert connection.admin_settings(connection.producer_settings("gkbroad-retry", None)) == {
-        "bootstrap_servers": "x:1",
-        "security_protocol": "SASL_SSL",
-        "sasl_mechanism": "OAUTHBEARER",
-    }

@@ -20,8 +20,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from kafka.errors import KafkaError
+
+from . import admin
 from .producer import KafkaRecordProducer, ProducerRecord, producer_settings
-from .rdkafka_settings import kafka_python_connection, librdkafka_connection
+from .rdkafka_settings import librdkafka_connection
 from .transactions import KafkaTransactionalClient, TransactionalClient
 
 __all__ = ["RecordProducer", "WriterConnection", "record_producer", "transactional_client"]
@@ -72,8 +75,17 @@ class WriterConnection:
             return {**librdkafka_connection(self.settings), "client.id": client_id, **(own or {})}
         return {**producer_settings(self.settings), "client_id": client_id, **(own or {})}
 
-    def admin_settings(self, settings: dict[str, Any]) -> dict[str, Any]:
-        """A writer's producer `settings` in kafka-python's names, for its one-shot requests (the retry
-        topic's creation), which go through kafka-python on either library: with librdkafka only the
-        connection settings kafka_python_connection translates are kept."""
-        return kafka_python_connection(settings) if self.library == "librdkafka" else settings
+    def create_topic(self, settings: dict[str, Any], topic: str, partitions: int, timeout: float) -> bool:
+        """Create `topic` with `partitions` partitions (the retry topic, ``create = true``) through this
+        library, connecting with a writer's producer `settings`; False if it already existed. Raises
+        KafkaRequestError, naming the topic, when no broker answered within `timeout` seconds or one
+        refused."""
+        if self.library != "librdkafka":
+            return admin.create_topic(settings, topic, partitions, timeout)
+        from .rdkafka_admin import create_topic  # confluent-kafka is an optional extra
+        from .rdkafka_settings import import_confluent_kafka
+
+        try:
+            return create_topic(import_confluent_kafka(), settings, topic, partitions, timeout)
+        except KafkaError as exc:
+            raise admin.KafkaRequestError(f"creating topic {topic!r}: {exc}") from None
