@@ -62,6 +62,18 @@ def test_key_ordering_splits_a_chunk_by_key_once_keeping_each_keys_order(message
     assert all(len(queues) == 1 for queues in by_key.values()), "one key landed on two processors"
 
 
+@pytest.mark.parametrize("message_format", ["record", "value"])
+def test_a_chunk_with_an_unhashable_key_is_split_as_each_message_would_be_routed(message_format):
+    lanes = route_key_lanes(message_format)
+    keys = [{"id": o % 3} if o % 2 else b"k%d" % (o % 3) for o in range(12)]  # a key_deserializer's dicts
+    chunk = kafka_chunk(3, range(12), keys, message_format=message_format)
+    parts = lanes.split(chunk, 5)
+    assert sorted(offsets(m for part in parts.values() for m in part)) == list(range(12))
+    for queue, part in parts.items():
+        assert offsets(part) == sorted(offsets(part)), "a key's records were reordered within the chunk"
+        assert {lanes(m) % 5 for m in part} == {queue}, "split and the per-message lane disagree"
+
+
 def route_key_lanes(message_format):
     options = {"processors": {"default": {}}, "batchers": {}}
     route(options, "key", message_format)
