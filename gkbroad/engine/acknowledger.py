@@ -26,21 +26,14 @@ def ack_messages(successful: list[Message], failed: list[Message]) -> None:
         return
     handler, ref, _ = (successful or failed)[0].acknowledger
     if _all_share(successful, handler, ref) and (not failed or _all_share(failed, handler, ref)):
-        # The common case: one acknowledger for the whole chunk (always for a chunk of the Kafka producer).
+        # The common case (always for Kafka): one acknowledger for the whole chunk.
         _ack(handler, ref, successful, failed)
         return
-    # Messages of several chunks merged by a processor: consecutive ones usually share an acknowledger,
-    # so the group is looked up once per run of them rather than once per message.
     groups: dict[tuple[Any, ...], tuple[list[Message], list[Message]]] = {}
     for index, messages in enumerate((successful, failed)):
-        handler = ref = None
-        group: list[Message] | None = None
         for message in messages:
-            acknowledger = message.acknowledger
-            if group is None or acknowledger[0] is not handler or acknowledger[1] != ref:
-                handler, ref = acknowledger[0], acknowledger[1]
-                group = groups.setdefault((handler, ref), ([], []))[index]
-            group.append(message)
+            handler, ref, _ = message.acknowledger
+            groups.setdefault((handler, ref), ([], []))[index].append(message)
     for (handler, ref), (ok, bad) in groups.items():
         _ack(handler, ref, ok, bad)
 

@@ -93,12 +93,8 @@ def add_output(
 
 def may_have_outputs(messages: list[Message]) -> bool:
     """Whether a handler added an output to any of `messages`: a key test per message, so that the
-    acknowledgement of messages without outputs (the usual case) costs next to nothing. A plain loop:
-    ``any()`` over a generator costs twice as much per message, and this runs for every chunk."""
-    for message in messages:  # noqa: SIM110
-        if OUTPUTS_KEY in message.metadata:
-            return True
-    return False
+    acknowledgement of messages without outputs (the usual case) costs next to nothing."""
+    return any(OUTPUTS_KEY in message.metadata for message in messages)
 
 
 def outputs_of(message: Message) -> list[OutputRecord]:

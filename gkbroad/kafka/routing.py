@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import functools
 import zlib
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Iterable
 from typing import Any
 
 from ..message import Message
@@ -112,7 +112,7 @@ class KeyLanes:
     format put them). A chunk is split in one pass over its messages.
     """
 
-    def __init__(self, keys: Callable[[list[Message]], list[tuple[str, int, Hashable]]]):
+    def __init__(self, keys: Callable[[list[Message]], Iterable[tuple[str, int, Hashable]]]):
         self.keys = keys
 
     def __call__(self, message: Message) -> int:
@@ -120,14 +120,9 @@ class KeyLanes:
         return _key_lane(topic, partition, key)
 
     def split(self, chunk: list[Message], count: int) -> dict[int, list[Message]]:
-        keys = self.keys(chunk)
-        try:
-            lanes = list(map(hash, keys))  # each (topic, partition, key) hashed in C: _key_lane's usual case
-        except TypeError:
-            lanes = [_key_lane(*triple) for triple in keys]
         parts: dict[int, list[Message]] = {}
-        for message, lane in zip(chunk, lanes, strict=True):
-            index = lane % count
+        for message, (topic, partition, key) in zip(chunk, self.keys(chunk), strict=True):
+            index = _key_lane(topic, partition, key) % count
             part = parts.get(index)
             if part is None:
                 parts[index] = [message]
@@ -136,12 +131,12 @@ class KeyLanes:
         return parts
 
 
-def _record_keys(messages: list[Message]) -> list[tuple[str, int, Hashable]]:
+def _record_keys(messages: list[Message]) -> Iterable[tuple[str, int, Hashable]]:
     """(topic, partition, key) of messages in the "record" format (data is the ConsumerRecord)."""
     return [(m.data.topic, m.data.partition, m.data.key) for m in messages]
 
 
-def _value_keys(messages: list[Message]) -> list[tuple[str, int, Hashable]]:
+def _value_keys(messages: list[Message]) -> Iterable[tuple[str, int, Hashable]]:
     """(topic, partition, key) of messages in the "value" format (the key is in metadata)."""
     return [(m.metadata["topic"], m.metadata["partition"], m.metadata["key"]) for m in messages]
 

@@ -143,15 +143,9 @@ class OffsetTracker:
     def _done_one(state: _PartitionOffsets, offset: int) -> int | None:
         """Acknowledge one offset; returns the new committable offset if it advanced."""
         runs, early = state.runs, state.early
-        head = runs[0]
-        if head[0] <= offset <= head[1]:
-            index = 0  # the usual case: contiguous pulls make one run, so no search
-        else:
-            index = bisect_right(runs, offset, key=_run_start) - 1
-            if index < 0 or offset > runs[index][1]:
-                return None  # not delivered, or acknowledged already
-        if offset in early:
-            return None  # acknowledged already
+        index = bisect_right(runs, offset, key=_run_start) - 1
+        if index < 0 or offset > runs[index][1] or offset in early:
+            return None  # not delivered, or acknowledged already
         if offset in state.withdrawn:
             state.withdrawn.remove(offset)  # acknowledged after all: it stopped counting as pending then
         else:
@@ -161,6 +155,7 @@ class OffsetTracker:
             return None
         # The lowest unacknowledged offset: everything acknowledged above it follows.
         committable = offset
+        head = runs[0]
         head[0] += 1
         while True:
             if head[0] > head[1]:
