@@ -50,16 +50,31 @@ def test_key_ordering_splits_a_chunk_by_key_once_keeping_each_keys_order(message
     lanes = route_key_lanes(message_format)
     keys = [b"k%d" % (o % 7) for o in range(70)]
     chunk = kafka_chunk(3, range(70), keys, message_format=message_format)
-    parts = lanes.split(chunk, 10)
-    assert sorted(offsets(m for part in parts.values() for m in part)) == list(range(70))
-    for queue, part in parts.items():
-        assert offsets(part) == sorted(offsets(part)), "a key's records were reordered within the chunk"
-        assert {lanes(m) % 10 for m in part} == {queue}, "split and the per-message lane disagree"
+    parts = split_in_order(lanes, chunk, 10)
     by_key = {}
     for queue, part in parts.items():
         for message in part:
             by_key.setdefault(keys[message.acknowledger.data[2]], set()).add(queue)
     assert all(len(queues) == 1 for queues in by_key.values()), "one key landed on two processors"
+
+
+@pytest.mark.parametrize("message_format", ["record", "value"])
+def test_a_chunk_with_an_unhashable_key_is_split_as_each_message_would_be_routed(message_format):
+    lanes = route_key_lanes(message_format)
+    keys = [{"id": o % 3} if o % 2 else b"k%d" % (o % 3) for o in range(12)]  # a key_deserializer's dicts
+    chunk = kafka_chunk(3, range(12), keys, message_format=message_format)
+    split_in_order(lanes, chunk, 5)
+
+
+def split_in_order(lanes, chunk, count):
+    """`lanes.split(chunk, count)`, checked: every message in one part, each part in offset order, on
+    the queue the per-message lane names."""
+    parts = lanes.split(chunk, count)
+    assert sorted(offsets(m for part in parts.values() for m in part)) == offsets(chunk)
+    for queue, part in parts.items():
+        assert offsets(part) == sorted(offsets(part)), "a key's records were reordered within the chunk"
+        assert {lanes(m) % count for m in part} == {queue}, "split and the per-message lane disagree"
+    return parts
 
 
 def route_key_lanes(message_format):
