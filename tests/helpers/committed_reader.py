@@ -43,22 +43,32 @@ class CommittedLog:
 
 
 def read_committed(
-    bootstrap_servers: str, topic: str, partitions: int, max_wait_ms: int = 200, timeout: float = 10.0
+    bootstrap_servers: str,
+    topic: str,
+    partitions: int,
+    max_wait_ms: int = 200,
+    timeout: float = 10.0,
+    since: dict[int, int] | None = None,
 ) -> dict[int, CommittedLog]:
-    """{partition: CommittedLog} of `topic`, read from offset 0 to the high watermark.
+    """{partition: CommittedLog} of `topic`, read from offset 0 (or `since[partition]`) to the high watermark.
 
+    Read from an offset, a transaction's records before it are not seen, so the log tells only about
+    the transactions with records from there on (enough to tell whether one is open).
     The bundled Tansu answers a fetch only once `max_wait_ms` is over, and with
     nothing at all when it is 0: a short wait reads faster, a long one is surer
     to bring every batch."""
     host, port = bootstrap_servers.split(",")[0].rsplit(":", 1)
+    start = since or {}
     with socket.create_connection((host, int(port)), timeout=timeout) as sock:
-        return {partition: _read_partition(sock, topic, partition, max_wait_ms) for partition in range(partitions)}
+        return {
+            partition: _read_partition(sock, topic, partition, max_wait_ms, start.get(partition, 0))
+            for partition in range(partitions)
+        }
 
 
-def _read_partition(sock: socket.socket, topic: str, partition: int, max_wait_ms: int) -> CommittedLog:
+def _read_partition(sock: socket.socket, topic: str, partition: int, max_wait_ms: int, offset: int) -> CommittedLog:
     log = CommittedLog()
     pending: dict[int, list[tuple[int, bytes | None, bytes | None]]] = {}  # producer id -> records
-    offset = 0
     while True:
         high_watermark, data = _fetch(sock, topic, partition, offset, max_wait_ms)
         log.high_watermark = high_watermark
