@@ -60,9 +60,9 @@ def _kafka_default(setting: str) -> str:
 def _default(field: fields.Field[Any]) -> str:
     if field.required:
         return "required"
-    value = field.load_default
     if "default_text" in field.metadata:
         return str(field.metadata["default_text"])
+    value = field.load_default
     if value is missing or value is None:
         setting = field.metadata.get("kafka_setting")
         return _kafka_default(setting) if setting else "-"

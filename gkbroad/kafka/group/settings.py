@@ -111,7 +111,7 @@ class GroupSettings:
             isolation_level=self.topics[0]["isolation_level"],
             max_poll_records=self.poll_batch(),
         )
-        settings.update(self._fetch_settings(("max_partition_fetch_bytes", PARTITION_FETCH_BYTES), FETCH_STRATEGY))
+        settings.update(self._fetch_settings("max_partition_fetch_bytes", PARTITION_FETCH_BYTES, FETCH_STRATEGY))
         for key, value in (
             ("max_poll_interval_ms", self.rebalance_timeout_ms),
             ("session_timeout_ms", self.session_timeout_ms),
@@ -121,12 +121,13 @@ class GroupSettings:
                 settings[key] = value
         return settings
 
-    def _fetch_settings(self, partition_bytes: tuple[str, int], names: Mapping[str, str]) -> dict[str, Any]:
-        """The fetch sizes and waits the options set, in one client's names: ``partition_bytes`` is (the
-        setting, the client's default) for the largest per-partition fetch of the topics (a topic without
-        ``fetch_max_bytes`` counts as the default), ``names`` the setting of each ``fetch_strategy`` option."""
-        setting, default = partition_bytes
-        settings: dict[str, Any] = {setting: max(config["fetch_max_bytes"] or default for config in self.topics)}
+    def _fetch_settings(self, partition_bytes: str, default_bytes: int, names: Mapping[str, str]) -> dict[str, Any]:
+        """The fetch sizes and waits the options set, in one client's names: ``partition_bytes`` for the
+        largest per-partition fetch of the topics (a topic without ``fetch_max_bytes`` counts as the
+        client's ``default_bytes``), ``names`` for each ``fetch_strategy`` option."""
+        settings: dict[str, Any] = {
+            partition_bytes: max(config["fetch_max_bytes"] or default_bytes for config in self.topics)
+        }
         for option, value in (self.fetch_strategy or {}).items():
             if value is not None:
                 settings[names[option]] = value
@@ -161,7 +162,7 @@ class GroupSettings:
             settings["max.poll.interval.ms"] = self.rebalance_timeout_ms
         settings.update(
             self._fetch_settings(
-                ("max.partition.fetch.bytes", LIBRDKAFKA_PARTITION_FETCH_BYTES), LIBRDKAFKA_FETCH_STRATEGY
+                "max.partition.fetch.bytes", LIBRDKAFKA_PARTITION_FETCH_BYTES, LIBRDKAFKA_FETCH_STRATEGY
             )
         )
         return settings
